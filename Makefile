@@ -1,0 +1,114 @@
+# vectordb: a vector database inside SQLite.
+#
+#   make            vectordb.so (loadable) and libvectordb.a (static, SQLITE_CORE)
+#   make deps       install missing Debian packages and the sqlite-vec peer
+#   make test       everything above, then every test suite (ends "N passed, N failed")
+#   make demo       nearest neighbours on Fashion-MNIST in the sqlite3 shell
+#   make bench-kernels   SIMD vs scalar kernel micro-benchmark
+#
+# Four object sets are built from the same sources:
+#   build/so         loadable extension (no -lsqlite3, only the entry point exported)
+#   build/core       -DSQLITE_CORE: static library and C unit tests
+#   build/asan-so    loadable extension under ASan+UBSan, for the SQL tests
+#   build/asan-core  unit tests under ASan+UBSan
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+OPT     ?= -O2
+WARN     = -Wall -Wextra
+CSTD     = -std=c11 -D_DEFAULT_SOURCE
+CFLAGS_COMMON = $(CSTD) $(WARN) -g -fPIC -fvisibility=hidden -Isrc
+SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+ARCH := $(shell uname -m)
+
+# Plain C sources and the one SIMD source compiled once per level.
+SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_main
+ifeq ($(ARCH),x86_64)
+KLEVELS  = base avx2 avx512
+else
+KLEVELS  = base
+endif
+KFLAGS_base   = -DVDB_KERNEL_TABLE=vdbKernelsBase -DVDB_KERNEL_NAME='"base"'
+KFLAGS_avx2   = -DVDB_KERNEL_TABLE=vdbKernelsAvx2 -DVDB_KERNEL_NAME='"avx2"' \
+                -mavx2 -mfma -mpopcnt
+KFLAGS_avx512 = -DVDB_KERNEL_TABLE=vdbKernelsAvx512 -DVDB_KERNEL_NAME='"avx512"' \
+                -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mpopcnt
+# The scalar reference must stay scalar to be a fair baseline.
+CFLAGS_vdb_kernels = -fno-tree-vectorize
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CFLAGS_vdb_func = -DVDB_COMMIT='"$(GIT_COMMIT)"' -DVDB_BUILD_FLAGS='"$(CC) $(OPT) simd:$(KLEVELS)"'
+
+HEADERS = $(wildcard src/*.h)
+
+VARIANTS = so core asan-so asan-core
+VFLAGS_so        = $(OPT)
+VFLAGS_core      = $(OPT) -DSQLITE_CORE
+VFLAGS_asan-so   = -O1 $(SAN)
+VFLAGS_asan-core = -O1 $(SAN) -DSQLITE_CORE
+
+objs = $(addprefix build/$(1)/,$(addsuffix .o,$(SRCS)) $(addprefix kernels_,$(addsuffix .o,$(KLEVELS))))
+
+define variant_rules
+build/$(1)/%.o: src/%.c $(HEADERS) | build/$(1)
+	$$(CC) $$(CFLAGS_COMMON) $$(VFLAGS_$(1)) $$(CFLAGS_$$*) $$(CFLAGS) -c $$< -o $$@
+build/$(1)/kernels_%.o: src/vdb_kernels_simd.c $(HEADERS) | build/$(1)
+	$$(CC) $$(CFLAGS_COMMON) $$(VFLAGS_$(1)) $$(KFLAGS_$$*) $$(CFLAGS) -c $$< -o $$@
+build/$(1):
+	mkdir -p $$@
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+
+# Objects are built by pattern rules; keep them between runs.
+.SECONDARY:
+
+.PHONY: all deps test demo bench-kernels clean unit-tests
+all: vectordb.so libvectordb.a
+
+vectordb.so: $(call objs,so)
+	$(CC) -shared -o $@ $^ -lm -Wl,-z,defs
+
+libvectordb.a: $(call objs,core)
+	rm -f $@
+	ar rcs $@ $^
+
+build/asan-so/vectordb.so: $(call objs,asan-so)
+	$(CC) $(SAN) -shared -o $@ $^ -lm
+
+# ---- tests ---------------------------------------------------------------
+UNIT_TESTS = test_kernels test_vector
+build/core/%: tests/%.c tests/testutil.h $(call objs,core)
+	$(CC) $(CFLAGS_COMMON) $(OPT) -DSQLITE_CORE -Itests -o $@ $< $(call objs,core) -lsqlite3 -lm -lpthread
+build/asan-core/%: tests/%.c tests/testutil.h $(call objs,asan-core)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -DSQLITE_CORE -Itests -o $@ $< $(call objs,asan-core) -lsqlite3 -lm -lpthread
+
+unit-tests: $(addprefix build/core/,$(UNIT_TESTS)) $(addprefix build/asan-core/,$(UNIT_TESTS))
+
+SQLITE_VEC_VERSION = 0.1.9
+SQLITE_VEC = .cache/sqlite-vec-$(SQLITE_VEC_VERSION)/vec0.so
+
+deps:
+	@sh scripts/deps.sh
+
+$(SQLITE_VEC):
+	@sh scripts/fetch-sqlite-vec.sh $(SQLITE_VEC_VERSION) $(dir $@)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit-tests build/asan-so/vectordb.so $(SQLITE_VEC)
+	@sh scripts/run-tests.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+build/bench_kernels: bench/bench_kernels.c $(call objs,core)
+	$(CC) $(CFLAGS_COMMON) $(OPT) -DSQLITE_CORE -o $@ $< $(call objs,core) -lsqlite3 -lm
+
+bench-kernels: deps
+	@$(MAKE) --no-print-directory build/bench_kernels
+	./build/bench_kernels
+
+-include bench/bench.mk
+
+clean:
+	rm -rf build vectordb.so libvectordb.a

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Run every test suite, print each suite's own closing line, and end with
+# the total "N passed, N failed". Exits non-zero if any suite failed or
+# could not report.
+#
+# Each suite prints "N passed, N failed" as its last such line; a suite
+# that crashes before printing it counts as one failure.
+set -u
+PY=${PYTHON:-/usr/bin/python3}
+ASAN_LIB=$(${CC:-cc} -print-file-name=libasan.so)
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+SQLITE_VEC=.cache/sqlite-vec-0.1.9/vec0
+
+total_pass=0; total_fail=0; failed_suites=""
+run_suite() {
+  name=$1; shift
+  log=build/test-logs/$name.log
+  mkdir -p build/test-logs
+  "$@" >"$log" 2>&1
+  status=$?
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    pass=0; fail=1
+  else
+    pass=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+    fail=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    [ "$status" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
+  fi
+  total_pass=$((total_pass + pass)); total_fail=$((total_fail + fail))
+  if [ "$fail" -ne 0 ]; then
+    failed_suites="$failed_suites $name"
+    echo "== $name: $pass passed, $fail failed (exit $status); log $log:"
+    grep -E 'FAIL|Error|ERROR|error:|runtime error|Sanitizer' "$log" | head -n 30
+  else
+    echo "== $name: $pass passed, 0 failed"
+  fi
+}
+
+run_suite unit-kernels        ./build/core/test_kernels
+run_suite unit-vector         ./build/core/test_vector
+run_suite asan-unit-kernels   ./build/asan-core/test_kernels
+run_suite asan-unit-vector    ./build/asan-core/test_vector
+run_suite sql                 $PY tests/test_sql.py ./vectordb
+# Python itself is not built with ASan: preload the runtime, and leave leak
+# checking to the C unit tests (CPython keeps memory until exit).
+run_suite asan-sql env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
+          $PY tests/test_sql.py ./build/asan-so/vectordb
+run_suite differential        $PY tests/test_differential.py ./vectordb $SQLITE_VEC
+[ -f bench/smoke.sh ] && run_suite bench-smoke sh bench/smoke.sh
+
+echo "failed suites:${failed_suites:- none}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,64 @@
+/*
+** Distance kernels.
+**
+** One kernel table per instruction-set level. The SIMD levels are built
+** from a single source (vdb_kernels_simd.c) compiled once per level with
+** different target flags; simde maps the same 512-bit intrinsics onto
+** AVX-512, onto pairs of AVX2 registers, onto SSE2 or NEON. The scalar
+** level is a plain C reference used by the tests and the benchmarks.
+**
+** Contracts shared by every kernel:
+**   - float inputs need only 4-byte alignment, int8 and bit inputs none
+**     (vdbVectorFromBlob copies misaligned float BLOBs);
+**   - n is the element count (bytes for bit vectors) and may be any value
+**     from 0 up; no kernel reads past a[n-1] or b[n-1];
+**   - integer kernels accumulate exactly (no overflow for any n that fits
+**     in memory), float kernels accumulate in float32 lanes.
+*/
+#ifndef VDB_KERNELS_H
+#define VDB_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum VdbKernelLevel {
+  VDB_KLEVEL_SCALAR = 0,   /* reference C loops, never auto-vectorised */
+  VDB_KLEVEL_BASE,         /* simde on the baseline ISA (SSE2 / NEON) */
+  VDB_KLEVEL_AVX2,         /* AVX2 + FMA + POPCNT */
+  VDB_KLEVEL_AVX512,       /* AVX-512 F/BW/DQ/VL */
+  VDB_KLEVEL_COUNT
+} VdbKernelLevel;
+
+/* Sums needed for cosine distance, gathered in one pass. */
+typedef struct VdbCosParts { double dot, normA, normB; } VdbCosParts;
+
+typedef struct VdbKernels {
+  const char *zName;
+  float (*f32L2Sq)(const float *a, const float *b, size_t n);
+  float (*f32Dot)(const float *a, const float *b, size_t n);
+  float (*f32L1)(const float *a, const float *b, size_t n);
+  VdbCosParts (*f32Cos)(const float *a, const float *b, size_t n);
+  int64_t (*i8L2Sq)(const int8_t *a, const int8_t *b, size_t n);
+  int64_t (*i8Dot)(const int8_t *a, const int8_t *b, size_t n);
+  int64_t (*i8L1)(const int8_t *a, const int8_t *b, size_t n);
+  VdbCosParts (*i8Cos)(const int8_t *a, const int8_t *b, size_t n);
+  uint64_t (*bitHamming)(const uint8_t *a, const uint8_t *b, size_t nByte);
+} VdbKernels;
+
+/* The kernel table for a level, or NULL if this build lacks it or the
+** running CPU (and OS) cannot execute it. Thread-safe, no side effects
+** beyond libgcc's idempotent CPU probe. */
+const VdbKernels *vdbKernelsAt(VdbKernelLevel level);
+
+/* The fastest level the running CPU supports. */
+const VdbKernels *vdbKernelsBest(void);
+
+/* Per-level tables defined by the separately compiled SIMD objects. */
+extern const VdbKernels vdbKernelsScalar;
+extern const VdbKernels vdbKernelsBase;
+#if defined(__x86_64__) || defined(__i386__)
+extern const VdbKernels vdbKernelsAvx2;
+extern const VdbKernels vdbKernelsAvx512;
+#endif
+
+#endif /* VDB_KERNELS_H */
