@@ -76,7 +76,9 @@ build/asan-so/vectordb.so: $(call objs,asan-so)
 	$(CC) $(SAN) -shared -o $@ $^ -lm
 
 # ---- tests ---------------------------------------------------------------
-UNIT_TESTS = test_kernels test_vector
+UNIT_TESTS = test_kernels test_vector test_static
+build/core/test_static: tests/test_static.c tests/testutil.h libvectordb.a
+	$(CC) $(CFLAGS_COMMON) $(OPT) -Itests -o $@ $< libvectordb.a -lsqlite3 -lm
 build/core/%: tests/%.c tests/testutil.h $(call objs,core)
 	$(CC) $(CFLAGS_COMMON) $(OPT) -DSQLITE_CORE -Itests -o $@ $< $(call objs,core) -lsqlite3 -lm -lpthread
 build/asan-core/%: tests/%.c tests/testutil.h $(call objs,asan-core)

@@ -39,8 +39,10 @@ run_suite() {
 
 run_suite unit-kernels        ./build/core/test_kernels
 run_suite unit-vector         ./build/core/test_vector
+run_suite unit-static         ./build/core/test_static
 run_suite asan-unit-kernels   ./build/asan-core/test_kernels
 run_suite asan-unit-vector    ./build/asan-core/test_vector
+run_suite asan-unit-static    ./build/asan-core/test_static
 run_suite sql                 $PY tests/test_sql.py ./vectordb
 # Python itself is not built with ASan: preload the runtime, and leave leak
 # checking to the C unit tests (CPython keeps memory until exit).

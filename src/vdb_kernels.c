@@ -5,6 +5,7 @@
 ** stays scalar: the benchmarks report SIMD speed-ups against it, and the
 ** tests use it as a second opinion next to their double-precision oracle.
 */
+#include <math.h>
 #include <string.h>
 #include "vdb_kernels.h"
 
@@ -25,7 +26,7 @@ static float vdbScalarF32Dot(const float *a, const float *b, size_t n){
 static float vdbScalarF32L1(const float *a, const float *b, size_t n){
   float sum = 0;
   size_t i;
-  for(i=0; i<n; i++){ float d = a[i]-b[i]; sum += d<0 ? -d : d; }
+  for(i=0; i<n; i++) sum += fabsf(a[i]-b[i]);
   return sum;
 }
 

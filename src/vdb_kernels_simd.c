@@ -1,20 +1,26 @@
 /*
-** SIMD distance kernels, written once against simde's AVX-512 intrinsics.
+** SIMD distance kernels, written once against a thin width-neutral layer
+** over simde.
 **
 ** The Makefile compiles this file once per level, defining
 ** VDB_KERNEL_TABLE to the table's name and passing that level's -m flags.
-** With -mavx512* simde emits native AVX-512; with -mavx2 it splits each
-** 512-bit operation into two AVX2 operations; on the baseline it falls
-** back to SSE2 (x86-64) or NEON (aarch64). Everything here is static
-** except the table, so the per-level objects never share code that was
-** compiled for a wider ISA than the CPU has.
+** The layer below picks the level's native register width from the
+** compiler's target macros: 512-bit with AVX-512, 256-bit with AVX2, and
+** 128-bit otherwise (SSE2 on x86-64; simde maps the same calls to NEON on
+** aarch64). Each level therefore runs native instructions only: asking
+** simde for 512-bit operations on an AVX2 target would emulate them
+** through memory and lose most of the speed (measured: 2x scalar instead
+** of 10x for f32 L2 at d=768).
+**
+** Everything here is static except the table, so the per-level objects
+** never share code compiled for a wider ISA than the CPU has.
 **
 ** Loop shape: two independent accumulators per kernel hide the FMA
 ** latency; the final partial block (< one vector) runs in scalar code so
 ** no kernel ever reads beyond the end of its inputs.
 */
-#define SIMDE_ENABLE_NATIVE_ALIASES_NO 1
 #include <simde/x86/avx512.h>
+#include <math.h>
 #include <string.h>
 #include "vdb_kernels.h"
 
@@ -25,104 +31,169 @@
 # define VDB_KERNEL_NAME "base"
 #endif
 
-/* Sum the 16 float lanes of v. */
-static float vdbReduceF32(simde__m512 v){
-  simde__m128 s = simde_mm_add_ps(
-      simde_mm_add_ps(simde_mm512_extractf32x4_ps(v, 0),
-                      simde_mm512_extractf32x4_ps(v, 1)),
-      simde_mm_add_ps(simde_mm512_extractf32x4_ps(v, 2),
-                      simde_mm512_extractf32x4_ps(v, 3)));
+/* ---- the width-neutral layer -------------------------------------------
+** VdbF holds VDB_F_LANES floats; VdbI holds int16/int32 lanes. vdbLoadI8
+** widens VDB_I8_STEP int8 values to one VdbI of int16.
+*/
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+typedef simde__m512 VdbF;
+typedef simde__m512i VdbI;
+# define VDB_F_LANES 16
+# define VDB_I8_STEP 32
+# define vdbFZero()        simde_mm512_setzero_ps()
+# define vdbFLoad(p)       simde_mm512_loadu_ps(p)
+# define vdbFAdd(a,b)      simde_mm512_add_ps(a,b)
+# define vdbFSub(a,b)      simde_mm512_sub_ps(a,b)
+# define vdbFMulAdd(a,b,c) simde_mm512_fmadd_ps(a,b,c)
+# define vdbFAndNot(a,b)   simde_mm512_andnot_ps(a,b)
+# define vdbFSet1(x)       simde_mm512_set1_ps(x)
+# define vdbIZero()        simde_mm512_setzero_si512()
+# define vdbLoadI8(p)      simde_mm512_cvtepi8_epi16(simde_mm256_loadu_si256((const void*)(p)))
+# define vdbISub16(a,b)    simde_mm512_sub_epi16(a,b)
+# define vdbIAbs16(a)      simde_mm512_abs_epi16(a)
+# define vdbIMadd16(a,b)   simde_mm512_madd_epi16(a,b)
+# define vdbIAdd32(a,b)    simde_mm512_add_epi32(a,b)
+# define vdbISet1_16(x)    simde_mm512_set1_epi16(x)
+# define vdbIStore(p,v)    simde_mm512_storeu_si512((void*)(p), v)
+static simde__m128 vdbFToQuarter(VdbF v){
+  return simde_mm_add_ps(
+      simde_mm_add_ps(simde_mm512_extractf32x4_ps(v, 0), simde_mm512_extractf32x4_ps(v, 1)),
+      simde_mm_add_ps(simde_mm512_extractf32x4_ps(v, 2), simde_mm512_extractf32x4_ps(v, 3)));
+}
+#elif defined(__AVX2__)
+typedef simde__m256 VdbF;
+typedef simde__m256i VdbI;
+# define VDB_F_LANES 8
+# define VDB_I8_STEP 16
+# define vdbFZero()        simde_mm256_setzero_ps()
+# define vdbFLoad(p)       simde_mm256_loadu_ps(p)
+# define vdbFAdd(a,b)      simde_mm256_add_ps(a,b)
+# define vdbFSub(a,b)      simde_mm256_sub_ps(a,b)
+# define vdbFMulAdd(a,b,c) simde_mm256_fmadd_ps(a,b,c)
+# define vdbFAndNot(a,b)   simde_mm256_andnot_ps(a,b)
+# define vdbFSet1(x)       simde_mm256_set1_ps(x)
+# define vdbIZero()        simde_mm256_setzero_si256()
+# define vdbLoadI8(p)      simde_mm256_cvtepi8_epi16(simde_mm_loadu_si128((const void*)(p)))
+# define vdbISub16(a,b)    simde_mm256_sub_epi16(a,b)
+# define vdbIAbs16(a)      simde_mm256_abs_epi16(a)
+# define vdbIMadd16(a,b)   simde_mm256_madd_epi16(a,b)
+# define vdbIAdd32(a,b)    simde_mm256_add_epi32(a,b)
+# define vdbISet1_16(x)    simde_mm256_set1_epi16(x)
+# define vdbIStore(p,v)    simde_mm256_storeu_si256((void*)(p), v)
+static simde__m128 vdbFToQuarter(VdbF v){
+  return simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
+}
+#else
+typedef simde__m128 VdbF;
+typedef simde__m128i VdbI;
+# define VDB_F_LANES 4
+# define VDB_I8_STEP 8
+# define vdbFZero()        simde_mm_setzero_ps()
+# define vdbFLoad(p)       simde_mm_loadu_ps(p)
+# define vdbFAdd(a,b)      simde_mm_add_ps(a,b)
+# define vdbFSub(a,b)      simde_mm_sub_ps(a,b)
+# define vdbFMulAdd(a,b,c) simde_mm_add_ps(simde_mm_mul_ps(a,b),c)
+# define vdbFAndNot(a,b)   simde_mm_andnot_ps(a,b)
+# define vdbFSet1(x)       simde_mm_set1_ps(x)
+# define vdbIZero()        simde_mm_setzero_si128()
+# define vdbLoadI8(p)      simde_mm_cvtepi8_epi16(simde_mm_loadl_epi64((const void*)(p)))
+# define vdbISub16(a,b)    simde_mm_sub_epi16(a,b)
+# define vdbIAbs16(a)      simde_mm_abs_epi16(a)
+# define vdbIMadd16(a,b)   simde_mm_madd_epi16(a,b)
+# define vdbIAdd32(a,b)    simde_mm_add_epi32(a,b)
+# define vdbISet1_16(x)    simde_mm_set1_epi16(x)
+# define vdbIStore(p,v)    simde_mm_storeu_si128((void*)(p), v)
+static simde__m128 vdbFToQuarter(VdbF v){ return v; }
+#endif
+
+#define VDB_I32_LANES (VDB_I8_STEP/2)
+
+/* |x| by clearing the sign bit. */
+static VdbF vdbFAbs(VdbF x){ return vdbFAndNot(vdbFSet1(-0.0f), x); }
+
+/* Sum of all float lanes. */
+static float vdbReduceF32(VdbF v){
+  simde__m128 s = vdbFToQuarter(v);
   s = simde_mm_add_ps(s, simde_mm_movehl_ps(s, s));
   s = simde_mm_add_ss(s, simde_mm_shuffle_ps(s, s, 1));
   return simde_mm_cvtss_f32(s);
 }
 
-/* Sum the 16 int32 lanes of v into 64 bits. */
-static int64_t vdbReduceI32(simde__m512i v){
-  int32_t lane[16];
+/* Sum of all int32 lanes, in 64 bits. */
+static int64_t vdbReduceI32(VdbI v){
+  int32_t lane[VDB_I32_LANES];
   int64_t sum = 0;
   int i;
-  simde_mm512_storeu_si512(lane, v);
-  for(i=0; i<16; i++) sum += lane[i];
+  vdbIStore(lane, v);
+  for(i=0; i<VDB_I32_LANES; i++) sum += lane[i];
   return sum;
 }
 
+#define VDB_F_STEP2 (2*VDB_F_LANES)
+
 static float vdbF32L2Sq(const float *a, const float *b, size_t n){
-  simde__m512 acc0 = simde_mm512_setzero_ps();
-  simde__m512 acc1 = simde_mm512_setzero_ps();
+  VdbF acc0 = vdbFZero(), acc1 = vdbFZero();
   size_t i = 0;
   float sum;
-  for(; i+32<=n; i+=32){
-    simde__m512 d0 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a+i),
-                                        simde_mm512_loadu_ps(b+i));
-    simde__m512 d1 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a+i+16),
-                                        simde_mm512_loadu_ps(b+i+16));
-    acc0 = simde_mm512_fmadd_ps(d0, d0, acc0);
-    acc1 = simde_mm512_fmadd_ps(d1, d1, acc1);
+  for(; i+VDB_F_STEP2<=n; i+=VDB_F_STEP2){
+    VdbF d0 = vdbFSub(vdbFLoad(a+i), vdbFLoad(b+i));
+    VdbF d1 = vdbFSub(vdbFLoad(a+i+VDB_F_LANES), vdbFLoad(b+i+VDB_F_LANES));
+    acc0 = vdbFMulAdd(d0, d0, acc0);
+    acc1 = vdbFMulAdd(d1, d1, acc1);
   }
-  for(; i+16<=n; i+=16){
-    simde__m512 d0 = simde_mm512_sub_ps(simde_mm512_loadu_ps(a+i),
-                                        simde_mm512_loadu_ps(b+i));
-    acc0 = simde_mm512_fmadd_ps(d0, d0, acc0);
+  for(; i+VDB_F_LANES<=n; i+=VDB_F_LANES){
+    VdbF d0 = vdbFSub(vdbFLoad(a+i), vdbFLoad(b+i));
+    acc0 = vdbFMulAdd(d0, d0, acc0);
   }
-  sum = vdbReduceF32(simde_mm512_add_ps(acc0, acc1));
+  sum = vdbReduceF32(vdbFAdd(acc0, acc1));
   for(; i<n; i++){ float d = a[i]-b[i]; sum += d*d; }
   return sum;
 }
 
 static float vdbF32Dot(const float *a, const float *b, size_t n){
-  simde__m512 acc0 = simde_mm512_setzero_ps();
-  simde__m512 acc1 = simde_mm512_setzero_ps();
+  VdbF acc0 = vdbFZero(), acc1 = vdbFZero();
   size_t i = 0;
   float sum;
-  for(; i+32<=n; i+=32){
-    acc0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a+i),
-                                simde_mm512_loadu_ps(b+i), acc0);
-    acc1 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a+i+16),
-                                simde_mm512_loadu_ps(b+i+16), acc1);
+  for(; i+VDB_F_STEP2<=n; i+=VDB_F_STEP2){
+    acc0 = vdbFMulAdd(vdbFLoad(a+i), vdbFLoad(b+i), acc0);
+    acc1 = vdbFMulAdd(vdbFLoad(a+i+VDB_F_LANES), vdbFLoad(b+i+VDB_F_LANES), acc1);
   }
-  for(; i+16<=n; i+=16){
-    acc0 = simde_mm512_fmadd_ps(simde_mm512_loadu_ps(a+i),
-                                simde_mm512_loadu_ps(b+i), acc0);
+  for(; i+VDB_F_LANES<=n; i+=VDB_F_LANES){
+    acc0 = vdbFMulAdd(vdbFLoad(a+i), vdbFLoad(b+i), acc0);
   }
-  sum = vdbReduceF32(simde_mm512_add_ps(acc0, acc1));
+  sum = vdbReduceF32(vdbFAdd(acc0, acc1));
   for(; i<n; i++) sum += a[i]*b[i];
   return sum;
 }
 
 static float vdbF32L1(const float *a, const float *b, size_t n){
-  simde__m512 acc0 = simde_mm512_setzero_ps();
-  simde__m512 acc1 = simde_mm512_setzero_ps();
+  VdbF acc0 = vdbFZero(), acc1 = vdbFZero();
   size_t i = 0;
   float sum;
-  for(; i+32<=n; i+=32){
-    acc0 = simde_mm512_add_ps(acc0, simde_mm512_abs_ps(simde_mm512_sub_ps(
-        simde_mm512_loadu_ps(a+i), simde_mm512_loadu_ps(b+i))));
-    acc1 = simde_mm512_add_ps(acc1, simde_mm512_abs_ps(simde_mm512_sub_ps(
-        simde_mm512_loadu_ps(a+i+16), simde_mm512_loadu_ps(b+i+16))));
+  for(; i+VDB_F_STEP2<=n; i+=VDB_F_STEP2){
+    acc0 = vdbFAdd(acc0, vdbFAbs(vdbFSub(vdbFLoad(a+i), vdbFLoad(b+i))));
+    acc1 = vdbFAdd(acc1, vdbFAbs(vdbFSub(vdbFLoad(a+i+VDB_F_LANES),
+                                         vdbFLoad(b+i+VDB_F_LANES))));
   }
-  for(; i+16<=n; i+=16){
-    acc0 = simde_mm512_add_ps(acc0, simde_mm512_abs_ps(simde_mm512_sub_ps(
-        simde_mm512_loadu_ps(a+i), simde_mm512_loadu_ps(b+i))));
+  for(; i+VDB_F_LANES<=n; i+=VDB_F_LANES){
+    acc0 = vdbFAdd(acc0, vdbFAbs(vdbFSub(vdbFLoad(a+i), vdbFLoad(b+i))));
   }
-  sum = vdbReduceF32(simde_mm512_add_ps(acc0, acc1));
-  for(; i<n; i++){ float d = a[i]-b[i]; sum += d<0 ? -d : d; }
+  sum = vdbReduceF32(vdbFAdd(acc0, acc1));
+  for(; i<n; i++) sum += fabsf(a[i]-b[i]);
   return sum;
 }
 
 static VdbCosParts vdbF32Cos(const float *a, const float *b, size_t n){
-  simde__m512 dot = simde_mm512_setzero_ps();
-  simde__m512 na = simde_mm512_setzero_ps();
-  simde__m512 nb = simde_mm512_setzero_ps();
+  VdbF dot = vdbFZero(), na = vdbFZero(), nb = vdbFZero();
   size_t i = 0;
   float sDot, sA, sB;
   VdbCosParts r;
-  for(; i+16<=n; i+=16){
-    simde__m512 va = simde_mm512_loadu_ps(a+i);
-    simde__m512 vb = simde_mm512_loadu_ps(b+i);
-    dot = simde_mm512_fmadd_ps(va, vb, dot);
-    na = simde_mm512_fmadd_ps(va, va, na);
-    nb = simde_mm512_fmadd_ps(vb, vb, nb);
+  for(; i+VDB_F_LANES<=n; i+=VDB_F_LANES){
+    VdbF va = vdbFLoad(a+i);
+    VdbF vb = vdbFLoad(b+i);
+    dot = vdbFMulAdd(va, vb, dot);
+    na = vdbFMulAdd(va, va, na);
+    nb = vdbFMulAdd(vb, vb, nb);
   }
   sDot = vdbReduceF32(dot);
   sA = vdbReduceF32(na);
@@ -133,26 +204,23 @@ static VdbCosParts vdbF32Cos(const float *a, const float *b, size_t n){
 }
 
 /*
-** int8 kernels widen 32 elements at a time to int16 and use madd, which
-** multiplies int16 pairs and adds adjacent products into int32 lanes.
-** A lane gains at most 2*255*255 per block, so int32 lanes are flushed to
-** the 64-bit total every VDB_I8_FLUSH blocks, well before they can wrap.
+** int8 kernels widen VDB_I8_STEP elements at a time to int16 and use
+** madd, which multiplies int16 pairs and adds adjacent products into
+** int32 lanes. A lane gains at most 2*255*255 per step, so the int32
+** lanes are flushed to the 64-bit total every VDB_I8_FLUSH steps, long
+** before they could wrap.
 */
 #define VDB_I8_FLUSH 1024
-
-static simde__m512i vdbLoadI8x32(const int8_t *p){
-  return simde_mm512_cvtepi8_epi16(simde_mm256_loadu_si256((const void*)p));
-}
 
 static int64_t vdbI8L2Sq(const int8_t *a, const int8_t *b, size_t n){
   int64_t total = 0;
   size_t i = 0;
-  while( i+32<=n ){
-    simde__m512i acc = simde_mm512_setzero_si512();
-    int blocks = 0;
-    for(; i+32<=n && blocks<VDB_I8_FLUSH; i+=32, blocks++){
-      simde__m512i d = simde_mm512_sub_epi16(vdbLoadI8x32(a+i), vdbLoadI8x32(b+i));
-      acc = simde_mm512_add_epi32(acc, simde_mm512_madd_epi16(d, d));
+  while( i+VDB_I8_STEP<=n ){
+    VdbI acc = vdbIZero();
+    int steps = 0;
+    for(; i+VDB_I8_STEP<=n && steps<VDB_I8_FLUSH; i+=VDB_I8_STEP, steps++){
+      VdbI d = vdbISub16(vdbLoadI8(a+i), vdbLoadI8(b+i));
+      acc = vdbIAdd32(acc, vdbIMadd16(d, d));
     }
     total += vdbReduceI32(acc);
   }
@@ -163,12 +231,11 @@ static int64_t vdbI8L2Sq(const int8_t *a, const int8_t *b, size_t n){
 static int64_t vdbI8Dot(const int8_t *a, const int8_t *b, size_t n){
   int64_t total = 0;
   size_t i = 0;
-  while( i+32<=n ){
-    simde__m512i acc = simde_mm512_setzero_si512();
-    int blocks = 0;
-    for(; i+32<=n && blocks<VDB_I8_FLUSH; i+=32, blocks++){
-      acc = simde_mm512_add_epi32(acc,
-          simde_mm512_madd_epi16(vdbLoadI8x32(a+i), vdbLoadI8x32(b+i)));
+  while( i+VDB_I8_STEP<=n ){
+    VdbI acc = vdbIZero();
+    int steps = 0;
+    for(; i+VDB_I8_STEP<=n && steps<VDB_I8_FLUSH; i+=VDB_I8_STEP, steps++){
+      acc = vdbIAdd32(acc, vdbIMadd16(vdbLoadI8(a+i), vdbLoadI8(b+i)));
     }
     total += vdbReduceI32(acc);
   }
@@ -177,16 +244,15 @@ static int64_t vdbI8Dot(const int8_t *a, const int8_t *b, size_t n){
 }
 
 static int64_t vdbI8L1(const int8_t *a, const int8_t *b, size_t n){
-  const simde__m512i ones = simde_mm512_set1_epi16(1);
+  const VdbI ones = vdbISet1_16(1);
   int64_t total = 0;
   size_t i = 0;
-  while( i+32<=n ){
-    simde__m512i acc = simde_mm512_setzero_si512();
-    int blocks = 0;
-    for(; i+32<=n && blocks<VDB_I8_FLUSH; i+=32, blocks++){
-      simde__m512i d = simde_mm512_abs_epi16(
-          simde_mm512_sub_epi16(vdbLoadI8x32(a+i), vdbLoadI8x32(b+i)));
-      acc = simde_mm512_add_epi32(acc, simde_mm512_madd_epi16(d, ones));
+  while( i+VDB_I8_STEP<=n ){
+    VdbI acc = vdbIZero();
+    int steps = 0;
+    for(; i+VDB_I8_STEP<=n && steps<VDB_I8_FLUSH; i+=VDB_I8_STEP, steps++){
+      VdbI d = vdbIAbs16(vdbISub16(vdbLoadI8(a+i), vdbLoadI8(b+i)));
+      acc = vdbIAdd32(acc, vdbIMadd16(d, ones));
     }
     total += vdbReduceI32(acc);
   }
