@@ -1,0 +1,91 @@
+/*
+** The vectordb table declaration: sqlite-vec's vec0(...) grammar.
+**
+**   CREATE VIRTUAL TABLE items USING vectordb(
+**     id integer primary key,             -- or: id text primary key
+**     embedding float[768] distance_metric=cosine INDEXED BY hnsw(m=16),
+**     user_id integer partition key,
+**     genre text,                         -- metadata: filterable in KNN
+**     +body text,                         -- auxiliary: stored, not filterable
+**     chunk_size=1024                     -- table option
+**   );
+**
+** Keywords match exactly and case-insensitively (sqlite-vec's prefix
+** matching would take "float64[4]" for float32; we reject it). Every
+** problem is reported with the offending argument.
+*/
+#ifndef VDB_SCHEMA_H
+#define VDB_SCHEMA_H
+#include "vdb_vector.h"
+
+#define VDB_MAX_VECTOR_COLUMNS    16
+#define VDB_MAX_PARTITION_COLUMNS 4
+#define VDB_MAX_METADATA_COLUMNS  16
+#define VDB_MAX_AUX_COLUMNS       16
+
+/* HNSW parameter bounds; defaults follow hnswlib's M and ef_construction
+** and, unlike hnswlib's ef=10, a search breadth that reaches high recall. */
+#define VDB_HNSW_DEFAULT_M       16
+#define VDB_HNSW_DEFAULT_EFC     200
+#define VDB_HNSW_DEFAULT_EF      64
+#define VDB_HNSW_MAX_M           128
+#define VDB_HNSW_MAX_EF          4096
+
+typedef enum VdbColumnKind {
+  VDB_COL_VECTOR = 1,
+  VDB_COL_PARTITION,
+  VDB_COL_METADATA,
+  VDB_COL_AUX
+} VdbColumnKind;
+
+typedef enum VdbValueType {
+  VDB_VAL_INTEGER = 1,
+  VDB_VAL_FLOAT,
+  VDB_VAL_TEXT,
+  VDB_VAL_BOOLEAN,
+  VDB_VAL_BLOB,
+  VDB_VAL_ANY              /* auxiliary column declared without a type */
+} VdbValueType;
+
+typedef enum VdbIndexKind {
+  VDB_INDEX_FLAT = 0,      /* exact search, the default */
+  VDB_INDEX_HNSW
+} VdbIndexKind;
+
+typedef struct VdbIndexDef {
+  VdbIndexKind eKind;
+  int m;                   /* HNSW: links per node above layer 0 */
+  int efConstruction;
+  int efSearch;
+} VdbIndexDef;
+
+typedef struct VdbColumnDef {
+  char *zName;
+  VdbColumnKind eKind;
+  VdbValueType eValType;   /* partition, metadata and aux columns */
+  VdbElemType eElem;       /* vector columns */
+  int nDim;
+  VdbMetric eMetric;
+  VdbIndexDef index;
+} VdbColumnDef;
+
+typedef struct VdbTableDef {
+  char *zPkName;           /* declared primary key column, or NULL */
+  int pkIsText;            /* text primary key (mapped to an internal rowid) */
+  int chunkSize;
+  int nCol;
+  VdbColumnDef *aCol;      /* in declaration order, primary key excluded */
+} VdbTableDef;
+
+/* Parse the module arguments (argv[0..argc-1] are the text between the
+** parentheses, split on top-level commas, as SQLite passes them). */
+int vdbSchemaParse(int argc, const char *const *argv, VdbTableDef **ppDef, char **pzErr);
+void vdbSchemaFree(VdbTableDef *pDef);
+
+/* Number of columns of the given kind. */
+int vdbSchemaCount(const VdbTableDef *pDef, VdbColumnKind eKind);
+
+const char *vdbMetricName(VdbMetric eMetric);
+const char *vdbValueTypeName(VdbValueType eType);
+
+#endif
