@@ -50,6 +50,9 @@ run_suite sql                 $PY tests/test_sql.py ./vectordb
 # checking to the C unit tests (CPython keeps memory until exit).
 run_suite asan-sql env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
           $PY tests/test_sql.py ./build/asan-so/vectordb
+run_suite vtab                $PY tests/test_vtab.py ./vectordb
+run_suite asan-vtab env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
+          $PY tests/test_vtab.py ./build/asan-so/vectordb
 run_suite differential        $PY tests/test_differential.py ./vectordb $SQLITE_VEC
 [ -f bench/smoke.sh ] && run_suite bench-smoke sh bench/smoke.sh
 

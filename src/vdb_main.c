@@ -11,6 +11,7 @@
 SQLITE_EXTENSION_INIT1
 #include "vdb_func.h"
 #include "vdb_kernels.h"
+#include "vdb_vtab.h"
 
 /* The oldest SQLite whose interfaces vectordb needs unconditionally
 ** (xShadowName arrived in 3.26.0); newer interfaces are used only after
@@ -37,6 +38,7 @@ int sqlite3_vectordb_init(sqlite3 *db, char **pzErrMsg,
   pKernels = vdbKernelsBest();
   rc = vdbRegisterFunctions(db, pKernels);
   if( rc==SQLITE_OK ) rc = vdbRegisterEach(db);
+  if( rc==SQLITE_OK ) rc = vdbRegisterModule(db, pKernels);
   if( rc!=SQLITE_OK && pzErrMsg ){
     *pzErrMsg = sqlite3_mprintf("vectordb: registration failed: %s", sqlite3_errstr(rc));
   }

@@ -1,0 +1,1011 @@
+/*
+** The vectordb virtual table module.
+**
+**   CREATE VIRTUAL TABLE items USING vectordb(embedding float[768], genre text);
+**   SELECT rowid, distance FROM items WHERE embedding MATCH :q AND k = 10;
+**
+** Declared columns, in order: the primary key (if declared), the user's
+** columns, then hidden columns named after the table (for commands),
+** "distance" and "k" -- the same shape as sqlite-vec's vec0.
+**
+** Two query plans:
+**   scan  every row (or those the pushed-down filters select), by rowid;
+**   knn   the k nearest rows to the MATCH vector among those the filters
+**         select, ordered by distance then rowid.
+** Filters on the rowid, the primary key and every non-vector column
+** (=, !=, <, <=, >, >=, IN, IS [NOT] NULL, LIKE, GLOB) become one SQL
+** statement over the T_rows shadow table, so SQLite's own planner and
+** comparison rules apply and a filtered KNN query returns k rows whenever
+** k rows match.
+**
+** State lives only in the shadow tables, so SQLite's journal undoes every
+** change on ROLLBACK and ROLLBACK TO; the transaction methods exist to
+** declare that and hold nothing. Each write validates all of its input
+** before its first shadow-table write, so a rejected statement leaves
+** nothing behind even inside BEGIN ... COMMIT.
+*/
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include "vdb_vtab.h"
+#include "vdb_knn.h"
+
+#define VDB_MIN_VTAB_VERSION 3038000   /* sqlite3_vtab_in() */
+
+#ifndef SQLITE_INDEX_CONSTRAINT_LIMIT
+# define SQLITE_INDEX_CONSTRAINT_LIMIT 73
+#endif
+#ifndef SQLITE_VTAB_DIRECTONLY
+# define SQLITE_VTAB_DIRECTONLY 3
+#endif
+
+#define VDB_PLAN_SCAN 1
+#define VDB_PLAN_KNN  2
+
+/* Roles of the declared columns. */
+#define VDB_ROLE_PK       1
+#define VDB_ROLE_USER     2
+#define VDB_ROLE_COMMAND  3
+#define VDB_ROLE_DISTANCE 4
+#define VDB_ROLE_K        5
+
+typedef struct VdbVtab {
+  sqlite3_vtab base;
+  sqlite3 *db;
+  const VdbKernels *pK;
+  VdbTableDef *pDef;
+  VdbStore store;
+  int nUserStart;               /* declared index of aCol[0] */
+  int iColCommand, iColDistance, iColK;
+  int aRowCol[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
+              + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+                                /* aCol[i]'s column in SELECT * FROM T_rows */
+  int iRowPk;                   /* text pk's column there */
+  int aVecIndex[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
+                + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+                                /* aCol[i]'s vector index in the store */
+  int maxVecBytes;
+} VdbVtab;
+
+typedef struct VdbCursor {
+  sqlite3_vtab_cursor base;
+  int plan;
+  sqlite3_stmt *pRows;          /* scan: SELECT * FROM T_rows ...; knn: by rowid */
+  int rowReady;                 /* pRows is positioned on the current row */
+  int eof;
+  VdbHit *aHit;                 /* knn results */
+  int nHit, iHit;
+  void *pVecBuf;
+} VdbCursor;
+
+static int vdbVtabError(VdbVtab *p, int rc, const char *zFmt, ...){
+  va_list ap;
+  va_start(ap, zFmt);
+  sqlite3_free(p->base.zErrMsg);
+  p->base.zErrMsg = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+  return p->base.zErrMsg ? rc : SQLITE_NOMEM;
+}
+
+/* Move an error string (sqlite3_malloc'd, may be NULL) onto the vtab. */
+static int vdbVtabTakeError(VdbVtab *p, int rc, char *zErr){
+  if( zErr ){
+    sqlite3_free(p->base.zErrMsg);
+    p->base.zErrMsg = zErr;
+  }
+  return rc;
+}
+
+/* Give a bare SQLITE_CORRUPT_VTAB a message that names the table. */
+static int vdbCorruptMessage(VdbVtab *p, int rc){
+  if( rc==SQLITE_CORRUPT_VTAB && p->base.zErrMsg==0 ){
+    vdbVtabError(p, rc, "vectordb table %s is corrupt: its shadow tables disagree",
+                 p->store.zName);
+  }
+  return rc;
+}
+
+static int vdbColumnRole(const VdbVtab *p, int iCol, int *piUser){
+  if( p->pDef->zPkName && iCol==0 ) return VDB_ROLE_PK;
+  if( iCol>=p->nUserStart && iCol<p->nUserStart+p->pDef->nCol ){
+    *piUser = iCol - p->nUserStart;
+    return VDB_ROLE_USER;
+  }
+  if( iCol==p->iColCommand ) return VDB_ROLE_COMMAND;
+  if( iCol==p->iColDistance ) return VDB_ROLE_DISTANCE;
+  return VDB_ROLE_K;
+}
+
+/* ---- create, connect, destroy ----------------------------------------------- */
+
+static const char *vdbDeclType(const VdbColumnDef *c){
+  if( c->eKind==VDB_COL_VECTOR ) return "BLOB";
+  switch( c->eValType ){
+    case VDB_VAL_INTEGER: case VDB_VAL_BOOLEAN: return "INTEGER";
+    case VDB_VAL_FLOAT: return "REAL";
+    case VDB_VAL_TEXT: return "TEXT";
+    case VDB_VAL_BLOB: return "BLOB";
+    default: return "";
+  }
+}
+
+static void vdbVtabFree(VdbVtab *p){
+  if( p==0 ) return;
+  vdbStoreClose(&p->store);
+  vdbSchemaFree(p->pDef);
+  sqlite3_free(p->base.zErrMsg);
+  sqlite3_free(p);
+}
+
+static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                       sqlite3_vtab **ppVtab, char **pzErr, int isCreate){
+  VdbVtab *p;
+  sqlite3_str *s;
+  char *zDecl;
+  int rc, i, iRow, nVec = 0;
+  *ppVtab = 0;
+  if( sqlite3_libversion_number()<VDB_MIN_VTAB_VERSION ){
+    *pzErr = sqlite3_mprintf("vectordb tables need SQLite 3.38.0 or later; this is %s",
+                             sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  p = (VdbVtab*)sqlite3_malloc(sizeof(*p));
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->db = db;
+  p->pK = (const VdbKernels*)pAux;
+  rc = vdbSchemaParse(argc-3, argv+3, &p->pDef, pzErr);
+  if( rc!=SQLITE_OK ){ vdbVtabFree(p); return rc; }
+
+  p->nUserStart = p->pDef->zPkName ? 1 : 0;
+  p->iColCommand = p->nUserStart + p->pDef->nCol;
+  p->iColDistance = p->iColCommand + 1;
+  p->iColK = p->iColCommand + 2;
+  iRow = p->pDef->pkIsText ? 4 : 3;   /* rowid, chunk_id, chunk_offset, [pk] */
+  p->iRowPk = 3;
+  for(i=0; i<p->pDef->nCol; i++){
+    if( p->pDef->aCol[i].eKind==VDB_COL_VECTOR ){
+      int nByte = (int)vdbVectorByteSize(p->pDef->aCol[i].eElem, p->pDef->aCol[i].nDim);
+      p->aVecIndex[i] = nVec++;
+      if( nByte>p->maxVecBytes ) p->maxVecBytes = nByte;
+      p->aRowCol[i] = -1;
+    }else{
+      p->aVecIndex[i] = -1;
+      p->aRowCol[i] = iRow++;
+    }
+  }
+
+  s = sqlite3_str_new(db);
+  sqlite3_str_appendall(s, "CREATE TABLE x(");
+  if( p->pDef->zPkName ){
+    sqlite3_str_appendf(s, "\"%w\" %s, ", p->pDef->zPkName, p->pDef->pkIsText ? "TEXT" : "INTEGER");
+  }
+  for(i=0; i<p->pDef->nCol; i++){
+    sqlite3_str_appendf(s, "\"%w\" %s, ", p->pDef->aCol[i].zName, vdbDeclType(&p->pDef->aCol[i]));
+  }
+  sqlite3_str_appendf(s, "\"%w\" HIDDEN, distance REAL HIDDEN, k INTEGER HIDDEN)", argv[2]);
+  zDecl = sqlite3_str_finish(s);
+  rc = zDecl ? sqlite3_declare_vtab(db, zDecl) : SQLITE_NOMEM;
+  sqlite3_free(zDecl);
+  if( rc==SQLITE_OK ){
+    sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
+    /* A KNN scan can be costly: keep it out of triggers and views that
+    ** an untrusted schema could define. */
+    if( sqlite3_libversion_number()>=3031000 ) sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+    rc = vdbStoreInit(&p->store, db, argv[1], argv[2], p->pDef);
+  }
+  if( rc==SQLITE_OK ){
+    rc = isCreate ? vdbStoreCreate(&p->store, pzErr) : vdbStoreCheck(&p->store, pzErr);
+  }
+  if( rc!=SQLITE_OK ){
+    if( *pzErr==0 ) *pzErr = sqlite3_mprintf("vectordb: %s", sqlite3_errmsg(db));
+    vdbVtabFree(p);
+    return rc;
+  }
+  *ppVtab = &p->base;
+  return SQLITE_OK;
+}
+
+static int vdbVtabCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                         sqlite3_vtab **ppVtab, char **pzErr){
+  return vdbVtabInit(db, pAux, argc, argv, ppVtab, pzErr, 1);
+}
+
+static int vdbVtabConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                          sqlite3_vtab **ppVtab, char **pzErr){
+  return vdbVtabInit(db, pAux, argc, argv, ppVtab, pzErr, 0);
+}
+
+static int vdbVtabDisconnect(sqlite3_vtab *pVtab){
+  vdbVtabFree((VdbVtab*)pVtab);
+  return SQLITE_OK;
+}
+
+static int vdbVtabDestroy(sqlite3_vtab *pVtab){
+  VdbVtab *p = (VdbVtab*)pVtab;
+  int rc = vdbStoreDrop(&p->store);
+  if( rc==SQLITE_OK ) vdbVtabFree(p);
+  return rc;
+}
+
+static int vdbVtabRename(sqlite3_vtab *pVtab, const char *zNew){
+  return vdbStoreRename(&((VdbVtab*)pVtab)->store, zNew);
+}
+
+static int vdbVtabShadowName(const char *zSuffix){
+  return vdbStoreIsShadowName(zSuffix);
+}
+
+/* The shadow tables are the only state: SQLite's journal commits and
+** rolls them back, so there is nothing to flush, discard or restore. */
+static int vdbVtabTxn(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
+static int vdbVtabSavepoint(sqlite3_vtab *pVtab, int iSavepoint){
+  (void)pVtab; (void)iSavepoint;
+  return SQLITE_OK;
+}
+
+/* ---- planning ------------------------------------------------------------------
+** idxStr holds one 4-character entry per argv value: kind, operator and a
+** two-digit hex column number.
+**   kind: 'M' MATCH (column = vector index), 'K' k, 'L' LIMIT, 'D' distance,
+**         'R' rowid, 'P' text primary key, 'C' non-vector column (aCol index)
+**   op:   '=' EQ, '!' NE, '<' LT, '{' LE, '>' GT, '}' GE, 'N' IS NULL,
+**         'n' IS NOT NULL, 'i' IN (all values at once), 'k' LIKE, 'g' GLOB,
+**         's' IS, 'S' IS NOT
+*/
+
+/* The two-digit hex column number of an idxStr entry. */
+static int vdbHex2(const char *z){
+  int v = 0, i;
+  for(i=0; i<2; i++){
+    char c = z[i];
+    v = v*16 + (c>='0' && c<='9' ? c-'0' : (c|0x20)-'a'+10);
+  }
+  return v;
+}
+
+static char vdbOpCode(int op){
+  switch( op ){
+    case SQLITE_INDEX_CONSTRAINT_EQ: return '=';
+    case SQLITE_INDEX_CONSTRAINT_NE: return '!';
+    case SQLITE_INDEX_CONSTRAINT_LT: return '<';
+    case SQLITE_INDEX_CONSTRAINT_LE: return '{';
+    case SQLITE_INDEX_CONSTRAINT_GT: return '>';
+    case SQLITE_INDEX_CONSTRAINT_GE: return '}';
+    case SQLITE_INDEX_CONSTRAINT_ISNULL: return 'N';
+    case SQLITE_INDEX_CONSTRAINT_ISNOTNULL: return 'n';
+    case SQLITE_INDEX_CONSTRAINT_LIKE: return 'k';
+    case SQLITE_INDEX_CONSTRAINT_GLOB: return 'g';
+    case SQLITE_INDEX_CONSTRAINT_IS: return 's';
+    case SQLITE_INDEX_CONSTRAINT_ISNOT: return 'S';
+  }
+  return 0;
+}
+
+static const char *vdbOpSql(char op){
+  switch( op ){
+    case '=': return "=";
+    case '!': return "!=";
+    case '<': return "<";
+    case '{': return "<=";
+    case '>': return ">";
+    case '}': return ">=";
+    case 'N': return "IS NULL";
+    case 'n': return "IS NOT NULL";
+    case 'k': return "LIKE";
+    case 'g': return "GLOB";
+    case 's': return "IS";
+    case 'S': return "IS NOT";
+  }
+  return 0;
+}
+
+static int vdbVtabBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
+  VdbVtab *p = (VdbVtab*)pVtab;
+  sqlite3_str *s;
+  int i, nArg = 0, iMatch = -1, hasK = 0, hasLimit = 0, hasRowidEq = 0, nFilter = 0;
+  int matchUnusable = 0;
+
+  /* First: is this a KNN query? */
+  for(i=0; i<pInfo->nConstraint; i++){
+    const struct sqlite3_index_constraint *c = &pInfo->aConstraint[i];
+    int iUser, role;
+    if( c->op!=SQLITE_INDEX_CONSTRAINT_MATCH || c->iColumn<0 ) continue;
+    role = vdbColumnRole(p, c->iColumn, &iUser);
+    if( role!=VDB_ROLE_USER || p->pDef->aCol[iUser].eKind!=VDB_COL_VECTOR ){
+      return vdbVtabError(p, SQLITE_ERROR, "vectordb: MATCH works on vector columns only");
+    }
+    if( !c->usable ){ matchUnusable = 1; continue; }
+    if( iMatch>=0 ){
+      return vdbVtabError(p, SQLITE_ERROR, "vectordb: a KNN query takes one MATCH constraint");
+    }
+    iMatch = i;
+  }
+  /* The MATCH vector comes from a table not yet scanned: ask for another
+  ** join order rather than a plan that cannot evaluate MATCH. */
+  if( iMatch<0 && matchUnusable ) return SQLITE_CONSTRAINT;
+
+  s = sqlite3_str_new(0);
+  if( iMatch>=0 ){
+    int iUser = 0;
+    vdbColumnRole(p, pInfo->aConstraint[iMatch].iColumn, &iUser);
+    pInfo->aConstraintUsage[iMatch].argvIndex = ++nArg;
+    pInfo->aConstraintUsage[iMatch].omit = 1;
+    sqlite3_str_appendf(s, "M=%02x", p->aVecIndex[iUser]);
+  }
+  for(i=0; i<pInfo->nConstraint; i++){
+    const struct sqlite3_index_constraint *c = &pInfo->aConstraint[i];
+    int iUser = 0, role;
+    char kind = 0, op;
+    if( !c->usable || i==iMatch ) continue;
+    if( c->op==SQLITE_INDEX_CONSTRAINT_LIMIT ){
+      if( iMatch>=0 ){ kind = 'L'; op = '='; hasLimit = 1; }
+      else continue;
+    }else{
+      op = vdbOpCode(c->op);
+      if( op==0 ) continue;         /* left to SQLite */
+      role = c->iColumn<0 ? VDB_ROLE_PK : vdbColumnRole(p, c->iColumn, &iUser);
+      if( c->iColumn<0 || (role==VDB_ROLE_PK && !p->pDef->pkIsText) ){
+        kind = 'R';
+      }else if( role==VDB_ROLE_PK ){
+        kind = 'P';
+      }else if( role==VDB_ROLE_USER && p->pDef->aCol[iUser].eKind!=VDB_COL_VECTOR ){
+        kind = 'C';
+      }else if( role==VDB_ROLE_K && op=='=' ){
+        kind = 'K'; hasK = 1;
+      }else if( role==VDB_ROLE_DISTANCE && strchr("<{>}", op) ){
+        if( iMatch<0 ) continue;
+        kind = 'D';
+      }else{
+        continue;
+      }
+      if( (kind=='R' || kind=='P' || kind=='C') && op=='='
+       && sqlite3_vtab_in(pInfo, i, -1) ){
+        /* Receive the whole IN list at once instead of one xFilter call
+        ** per value, which would break KNN semantics. */
+        sqlite3_vtab_in(pInfo, i, 1);
+        op = 'i';
+      }
+      if( kind=='R' && op=='=' ) hasRowidEq = 1;
+      if( kind=='R' || kind=='P' || kind=='C' ) nFilter++;
+    }
+    pInfo->aConstraintUsage[i].argvIndex = ++nArg;
+    pInfo->aConstraintUsage[i].omit = 1;
+    sqlite3_str_appendf(s, "%c%c%02x", kind, op, kind=='C' ? iUser : 0);
+  }
+
+  if( iMatch>=0 ){
+    if( !hasK && !hasLimit ){
+      sqlite3_free(sqlite3_str_finish(s));
+      return vdbVtabError(p, SQLITE_ERROR,
+          "vectordb: a KNN query needs \"AND k = ?\"%s",
+          sqlite3_libversion_number()>=3041000 ? " or a LIMIT" :
+          " (SQLite before 3.41 does not pass LIMIT to virtual tables with MATCH)");
+    }
+    pInfo->idxNum = VDB_PLAN_KNN;
+    pInfo->estimatedCost = nFilter ? 1000.0 : 10000.0;
+    pInfo->estimatedRows = 10;
+    if( pInfo->nOrderBy==1 && pInfo->aOrderBy[0].iColumn==p->iColDistance
+     && !pInfo->aOrderBy[0].desc ){
+      pInfo->orderByConsumed = 1;
+    }
+  }else{
+    pInfo->idxNum = VDB_PLAN_SCAN;
+    if( hasRowidEq ){
+      pInfo->estimatedCost = 1.0;
+      pInfo->estimatedRows = 1;
+      pInfo->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+    }else{
+      pInfo->estimatedCost = nFilter ? 50000.0 : 1000000.0;
+      pInfo->estimatedRows = nFilter ? 1000 : 100000;
+    }
+    if( pInfo->nOrderBy==1 && pInfo->aOrderBy[0].iColumn<0 && !pInfo->aOrderBy[0].desc ){
+      pInfo->orderByConsumed = 1;
+    }
+  }
+  pInfo->idxStr = sqlite3_str_finish(s);
+  pInfo->needToFreeIdxStr = 1;
+  if( pInfo->idxStr==0 && nArg>0 ) return SQLITE_NOMEM;
+  return SQLITE_OK;
+}
+
+/* ---- cursors ---------------------------------------------------------------------- */
+
+static int vdbVtabOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  VdbCursor *pCur = (VdbCursor*)sqlite3_malloc(sizeof(*pCur));
+  (void)pVtab;
+  if( pCur==0 ) return SQLITE_NOMEM;
+  memset(pCur, 0, sizeof(*pCur));
+  *ppCur = &pCur->base;
+  return SQLITE_OK;
+}
+
+static void vdbCursorReset(VdbCursor *pCur){
+  sqlite3_finalize(pCur->pRows);
+  pCur->pRows = 0;
+  sqlite3_free(pCur->aHit);
+  pCur->aHit = 0;
+  pCur->nHit = pCur->iHit = 0;
+  pCur->rowReady = 0;
+  pCur->eof = 1;
+}
+
+static int vdbVtabClose(sqlite3_vtab_cursor *cur){
+  VdbCursor *pCur = (VdbCursor*)cur;
+  vdbCursorReset(pCur);
+  sqlite3_free(pCur->pVecBuf);
+  sqlite3_free(pCur);
+  return SQLITE_OK;
+}
+
+/* The values to bind to the pre-filter statement, in placeholder order. */
+typedef struct VdbFilterPlan {
+  int nParam;
+  sqlite3_value **apParam;      /* copies: IN members are transient */
+  int nAlloc;
+} VdbFilterPlan;
+
+static int vdbPlanAddParam(VdbFilterPlan *f, sqlite3_value *pVal){
+  pVal = sqlite3_value_dup(pVal);
+  if( pVal==0 ) return SQLITE_NOMEM;
+  if( f->nParam>=f->nAlloc ){
+    int nNew = f->nAlloc ? f->nAlloc*2 : 16;
+    sqlite3_value **a = (sqlite3_value**)sqlite3_realloc64(f->apParam, sizeof(*a)*(sqlite3_uint64)nNew);
+    if( a==0 ){ sqlite3_value_free(pVal); return SQLITE_NOMEM; }
+    f->apParam = a;
+    f->nAlloc = nNew;
+  }
+  f->apParam[f->nParam++] = pVal;
+  return SQLITE_OK;
+}
+
+/* Append " WHERE col op ? AND ..." for the filters in idxStr to s and
+** collect the values to bind; an IN list becomes one placeholder per value. */
+static int vdbBuildFilter(const char *idxStr, int argc, sqlite3_value **argv,
+                          sqlite3_str *s, VdbFilterPlan *f){
+  int i, n = 0, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<argc; i++){
+    const char *e = idxStr + 4*i;
+    char zCol[16];
+    if( e[0]!='R' && e[0]!='P' && e[0]!='C' ) continue;
+    if( e[0]=='R' ) sqlite3_snprintf(sizeof(zCol), zCol, "rowid");
+    else if( e[0]=='P' ) sqlite3_snprintf(sizeof(zCol), zCol, "pk");
+    else{
+      int iCol = vdbHex2(e+2);
+      sqlite3_snprintf(sizeof(zCol), zCol, "c%d", iCol);
+    }
+    sqlite3_str_appendall(s, n++ ? " AND " : " WHERE ");
+    if( e[1]=='i' ){
+      sqlite3_value *pVal = 0;
+      int first = 1;
+      sqlite3_str_appendf(s, "%s IN (", zCol);
+      for(rc = sqlite3_vtab_in_first(argv[i], &pVal); rc==SQLITE_OK && pVal;
+          rc = sqlite3_vtab_in_next(argv[i], &pVal)){
+        sqlite3_str_appendall(s, first ? "?" : ",?");
+        first = 0;
+        rc = vdbPlanAddParam(f, pVal);
+        if( rc!=SQLITE_OK ) break;
+      }
+      if( rc==SQLITE_DONE ) rc = SQLITE_OK;
+      sqlite3_str_appendall(s, first ? "NULL)" : ")");
+    }else if( e[1]=='N' || e[1]=='n' ){
+      sqlite3_str_appendf(s, "%s %s", zCol, vdbOpSql(e[1]));
+    }else{
+      sqlite3_str_appendf(s, "%s %s ?", zCol, vdbOpSql(e[1]));
+      rc = vdbPlanAddParam(f, argv[i]);
+    }
+  }
+  return rc;
+}
+
+/* Prepare "SELECT <zCols> FROM T_rows <filters> ORDER BY <zOrder>". */
+static int vdbPrepareFiltered(VdbVtab *p, const char *zCols, const char *zOrder,
+                              const char *idxStr, int argc, sqlite3_value **argv,
+                              sqlite3_stmt **ppStmt, int *pHasFilter){
+  VdbFilterPlan f;
+  sqlite3_str *s = sqlite3_str_new(p->db);
+  int rc, i, nBefore;
+  memset(&f, 0, sizeof(f));
+  sqlite3_str_appendf(s, "SELECT %s FROM \"%w\".\"%w_rows\"", zCols, p->store.zDb, p->store.zName);
+  nBefore = sqlite3_str_length(s);
+  rc = vdbBuildFilter(idxStr, argc, argv, s, &f);
+  *pHasFilter = sqlite3_str_length(s)>nBefore;
+  sqlite3_str_appendf(s, " ORDER BY %s", zOrder);
+  if( rc==SQLITE_OK ){
+    if( f.nParam > sqlite3_limit(p->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) ){
+      rc = vdbVtabError(p, SQLITE_TOOBIG, "vectordb: too many values in IN lists (%d)", f.nParam);
+    }else{
+      rc = sqlite3_prepare_v2(p->db, sqlite3_str_value(s), -1, ppStmt, 0);
+    }
+  }
+  for(i=0; rc==SQLITE_OK && i<f.nParam; i++){
+    rc = sqlite3_bind_value(*ppStmt, i+1, f.apParam[i]);
+  }
+  sqlite3_free(sqlite3_str_finish(s));
+  for(i=0; i<f.nParam; i++) sqlite3_value_free(f.apParam[i]);
+  sqlite3_free(f.apParam);
+  return rc;
+}
+
+/* Tighten the distance range with one "distance op value" constraint. */
+static void vdbAddDistanceBound(VdbKnnQuery *q, char op, double v){
+  int inclusive = (op=='{' || op=='}');
+  if( op=='<' || op=='{' ){
+    if( !q->hasHi || v<q->hi || (v==q->hi && !inclusive) ){
+      q->hasHi = 1; q->hi = v; q->hiInclusive = inclusive;
+    }
+  }else{
+    if( !q->hasLo || v>q->lo || (v==q->lo && !inclusive) ){
+      q->hasLo = 1; q->lo = v; q->loInclusive = inclusive;
+    }
+  }
+}
+
+/* k and LIMIT must be integers in 0..VDB_MAX_K. */
+static int vdbReadK(VdbVtab *p, sqlite3_value *pVal, const char *zWhat, int *pK){
+  sqlite3_int64 k;
+  if( sqlite3_value_type(pVal)!=SQLITE_INTEGER ){
+    return vdbVtabError(p, SQLITE_ERROR, "vectordb: %s must be an integer", zWhat);
+  }
+  k = sqlite3_value_int64(pVal);
+  if( k<0 || k>VDB_MAX_K ){
+    return vdbVtabError(p, SQLITE_ERROR, "vectordb: %s must be from 0 to %d, got %lld",
+                        zWhat, VDB_MAX_K, k);
+  }
+  *pK = (int)k;
+  return SQLITE_OK;
+}
+
+static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
+                        int argc, sqlite3_value **argv){
+  VdbKnnQuery q;
+  char *zErr = 0;
+  int i, rc = SQLITE_OK, hasFilter = 0, k = -1, limit = -1;
+  memset(&q, 0, sizeof(q));
+  q.pStore = &p->store;
+  q.pK = p->pK;
+  for(i=0; rc==SQLITE_OK && i<argc; i++){
+    const char *e = idxStr + 4*i;
+    if( e[0]=='M' ){
+      q.iVec = vdbHex2(e+2);
+      q.pCol = &p->pDef->aCol[p->store.aVecCol[q.iVec]];
+      if( sqlite3_value_type(argv[i])==SQLITE_NULL ){
+        rc = vdbVtabError(p, SQLITE_ERROR, "vectordb: the MATCH vector for %s is NULL", q.pCol->zName);
+        break;
+      }
+      rc = vdbVectorFromValueAs(argv[i], q.pCol->eElem, &q.query, &zErr);
+      if( rc!=SQLITE_OK ){
+        rc = vdbVtabError(p, rc, "vectordb: query vector for column %s: %s",
+                          q.pCol->zName, zErr ? zErr : "out of memory");
+        sqlite3_free(zErr);
+        zErr = 0;
+        break;
+      }
+      if( q.query.nDim!=q.pCol->nDim ){
+        rc = vdbVtabError(p, SQLITE_ERROR,
+            "vectordb: query vector for column %s has %d dimensions; the column has %d",
+            q.pCol->zName, q.query.nDim, q.pCol->nDim);
+      }
+    }else if( e[0]=='K' ){
+      rc = vdbReadK(p, argv[i], "k", &k);
+    }else if( e[0]=='L' ){
+      rc = vdbReadK(p, argv[i], "LIMIT", &limit);
+    }else if( e[0]=='D' ){
+      int t = sqlite3_value_type(argv[i]);
+      if( t!=SQLITE_INTEGER && t!=SQLITE_FLOAT ){
+        rc = vdbVtabError(p, SQLITE_ERROR, "vectordb: distance can only be compared with a number");
+      }else{
+        vdbAddDistanceBound(&q, e[1], sqlite3_value_double(argv[i]));
+      }
+    }
+  }
+  if( rc==SQLITE_OK && q.pCol->eMetric==VDB_METRIC_COSINE ){
+    double d;
+    if( !vdbKnnDistance(p->pK, q.pCol, q.query.pData, q.query.pData, &d) ){
+      rc = vdbVtabError(p, SQLITE_ERROR,
+          "vectordb: the query vector is all zeros; cosine distance is undefined for it");
+    }
+  }
+  q.k = k>=0 && limit>=0 ? (k<limit ? k : limit) : (k>=0 ? k : limit);
+  if( rc==SQLITE_OK ){
+    rc = vdbPrepareFiltered(p, "rowid, chunk_id, chunk_offset", "chunk_id, chunk_offset",
+                            idxStr, argc, argv, &q.pFilter, &hasFilter);
+    if( rc==SQLITE_OK && !hasFilter ){
+      sqlite3_finalize(q.pFilter);
+      q.pFilter = 0;
+    }
+  }
+  if( rc==SQLITE_OK ){
+    rc = vdbKnnSearch(&q, &pCur->aHit, &pCur->nHit, &zErr);
+    if( rc!=SQLITE_OK ) vdbVtabTakeError(p, rc, zErr);
+  }
+  sqlite3_finalize(q.pFilter);
+  vdbVectorClear(&q.query);
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(&p->store, sqlite3_mprintf("SELECT * FROM \"%w\".\"%w_rows\" WHERE rowid=?1",
+                                                   p->store.zDb, p->store.zName), &pCur->pRows);
+  }
+  pCur->eof = rc!=SQLITE_OK || pCur->nHit==0;
+  return rc;
+}
+
+static int vdbVtabFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                         int argc, sqlite3_value **argv){
+  VdbCursor *pCur = (VdbCursor*)cur;
+  VdbVtab *p = (VdbVtab*)cur->pVtab;
+  int rc, hasFilter;
+  vdbCursorReset(pCur);
+  pCur->plan = idxNum;
+  if( idxStr==0 ) idxStr = "";
+  if( (int)strlen(idxStr)!=4*argc ) return SQLITE_INTERNAL;
+  if( pCur->pVecBuf==0 && p->maxVecBytes>0 ){
+    pCur->pVecBuf = sqlite3_malloc(p->maxVecBytes);
+    if( pCur->pVecBuf==0 ) return SQLITE_NOMEM;
+  }
+  if( idxNum==VDB_PLAN_KNN ) return vdbCorruptMessage(p, vdbFilterKnn(pCur, p, idxStr, argc, argv));
+  rc = vdbPrepareFiltered(p, "*", "rowid", idxStr, argc, argv, &pCur->pRows, &hasFilter);
+  if( rc!=SQLITE_OK ) return rc;
+  rc = sqlite3_step(pCur->pRows);
+  pCur->eof = rc!=SQLITE_ROW;
+  pCur->rowReady = rc==SQLITE_ROW;
+  return rc==SQLITE_ROW || rc==SQLITE_DONE ? SQLITE_OK : sqlite3_reset(pCur->pRows);
+}
+
+static int vdbVtabNext(sqlite3_vtab_cursor *cur){
+  VdbCursor *pCur = (VdbCursor*)cur;
+  int rc;
+  if( pCur->plan==VDB_PLAN_KNN ){
+    pCur->iHit++;
+    pCur->eof = pCur->iHit>=pCur->nHit;
+    pCur->rowReady = 0;
+    return sqlite3_reset(pCur->pRows);
+  }
+  rc = sqlite3_step(pCur->pRows);
+  pCur->eof = rc!=SQLITE_ROW;
+  pCur->rowReady = rc==SQLITE_ROW;
+  return rc==SQLITE_ROW || rc==SQLITE_DONE ? SQLITE_OK : sqlite3_reset(pCur->pRows);
+}
+
+static int vdbVtabEof(sqlite3_vtab_cursor *cur){
+  return ((VdbCursor*)cur)->eof;
+}
+
+static int vdbVtabRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  VdbCursor *pCur = (VdbCursor*)cur;
+  if( pCur->plan==VDB_PLAN_KNN ) *pRowid = pCur->aHit[pCur->iHit].rowid;
+  else *pRowid = sqlite3_column_int64(pCur->pRows, 0);
+  return SQLITE_OK;
+}
+
+/* Position pRows on the current KNN hit's row. A hit whose row has gone
+** means the shadow tables disagree. */
+static int vdbCursorLoadRow(VdbCursor *pCur){
+  int rc;
+  if( pCur->rowReady ) return SQLITE_OK;
+  sqlite3_reset(pCur->pRows);
+  sqlite3_bind_int64(pCur->pRows, 1, pCur->aHit[pCur->iHit].rowid);
+  rc = sqlite3_step(pCur->pRows);
+  if( rc==SQLITE_ROW ){ pCur->rowReady = 1; return SQLITE_OK; }
+  rc = sqlite3_reset(pCur->pRows);
+  return rc!=SQLITE_OK ? rc : SQLITE_CORRUPT_VTAB;
+}
+
+static int vdbVtabColumnImpl(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol);
+static int vdbVtabColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol){
+  return vdbCorruptMessage((VdbVtab*)cur->pVtab, vdbVtabColumnImpl(cur, ctx, iCol));
+}
+
+static int vdbVtabColumnImpl(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol){
+  VdbCursor *pCur = (VdbCursor*)cur;
+  VdbVtab *p = (VdbVtab*)cur->pVtab;
+  int iUser = 0, rc;
+  int role = vdbColumnRole(p, iCol, &iUser);
+  if( role==VDB_ROLE_DISTANCE ){
+    if( pCur->plan==VDB_PLAN_KNN ) sqlite3_result_double(ctx, pCur->aHit[pCur->iHit].dist);
+    return SQLITE_OK;
+  }
+  if( role==VDB_ROLE_K || role==VDB_ROLE_COMMAND ) return SQLITE_OK;
+  if( role==VDB_ROLE_PK && !p->pDef->pkIsText ){
+    sqlite3_int64 rowid;
+    vdbVtabRowid(cur, &rowid);
+    sqlite3_result_int64(ctx, rowid);
+    return SQLITE_OK;
+  }
+  /* An UPDATE that does not assign a vector column leaves it unread. */
+  if( role==VDB_ROLE_USER && p->aVecIndex[iUser]>=0 && sqlite3_vtab_nochange(ctx) ){
+    return SQLITE_OK;
+  }
+  rc = vdbCursorLoadRow(pCur);
+  if( rc!=SQLITE_OK ) return rc;
+  if( role==VDB_ROLE_PK ){
+    sqlite3_result_value(ctx, sqlite3_column_value(pCur->pRows, p->iRowPk));
+  }else if( p->aVecIndex[iUser]>=0 ){
+    const VdbColumnDef *c = &p->pDef->aCol[iUser];
+    VdbSlot slot;
+    int iVec = p->aVecIndex[iUser];
+    slot.chunkId = sqlite3_column_int64(pCur->pRows, 1);
+    slot.offset = sqlite3_column_int(pCur->pRows, 2);
+    if( slot.offset<0 || slot.offset>=p->pDef->chunkSize ) return SQLITE_CORRUPT_VTAB;
+    rc = vdbStoreReadVector(&p->store, iVec, &slot, pCur->pVecBuf);
+    if( rc!=SQLITE_OK ) return rc;
+    sqlite3_result_blob(ctx, pCur->pVecBuf, p->store.aVecBytes[iVec], SQLITE_TRANSIENT);
+    sqlite3_result_subtype(ctx, (unsigned int)vdbElemTypeSubtype(c->eElem));
+  }else{
+    sqlite3_result_value(ctx, sqlite3_column_value(pCur->pRows, p->aRowCol[iUser]));
+  }
+  return SQLITE_OK;
+}
+
+/* ---- writes ------------------------------------------------------------------------ */
+
+/* Check a non-vector value against its column's declared type. */
+static int vdbCheckValue(VdbVtab *p, const VdbColumnDef *c, sqlite3_value *pVal){
+  int t = sqlite3_value_type(pVal);
+  int ok;
+  static const char *azType[] = { "?", "INTEGER", "REAL", "TEXT", "BLOB", "NULL" };
+  if( t==SQLITE_NULL ) return SQLITE_OK;
+  switch( c->eValType ){
+    case VDB_VAL_INTEGER: ok = t==SQLITE_INTEGER; break;
+    case VDB_VAL_FLOAT:   ok = t==SQLITE_INTEGER || t==SQLITE_FLOAT; break;
+    case VDB_VAL_TEXT:    ok = t==SQLITE_TEXT; break;
+    case VDB_VAL_BLOB:    ok = t==SQLITE_BLOB; break;
+    case VDB_VAL_BOOLEAN:
+      ok = t==SQLITE_INTEGER && (sqlite3_value_int64(pVal)==0 || sqlite3_value_int64(pVal)==1);
+      break;
+    default: ok = 1; break;
+  }
+  if( ok ) return SQLITE_OK;
+  return vdbVtabError(p, SQLITE_CONSTRAINT,
+      "vectordb: column %s of %s expects %s, got %s", c->zName, p->store.zName,
+      c->eValType==VDB_VAL_BOOLEAN ? "a boolean (0 or 1)" : vdbValueTypeName(c->eValType),
+      azType[t]);
+}
+
+/* Decode and check the vector for column c. */
+static int vdbCheckVector(VdbVtab *p, const VdbColumnDef *c, sqlite3_value *pVal, VdbVector *pVec){
+  char *zErr = 0;
+  int rc;
+  if( sqlite3_value_type(pVal)==SQLITE_NULL ){
+    return vdbVtabError(p, SQLITE_CONSTRAINT, "vectordb: vector column %s of %s cannot be NULL",
+                        c->zName, p->store.zName);
+  }
+  rc = vdbVectorFromValueAs(pVal, c->eElem, pVec, &zErr);
+  if( rc!=SQLITE_OK ){
+    rc = vdbVtabError(p, rc, "vectordb: vector for column %s: %s", c->zName,
+                      zErr ? zErr : "out of memory");
+    sqlite3_free(zErr);
+    return rc;
+  }
+  if( pVec->nDim!=c->nDim ){
+    int nGot = pVec->nDim;
+    vdbVectorClear(pVec);
+    return vdbVtabError(p, SQLITE_CONSTRAINT,
+        "vectordb: column %s expects %d dimensions, got %d", c->zName, c->nDim, nGot);
+  }
+  return SQLITE_OK;
+}
+
+/* Decode every column value of an INSERT or UPDATE (argv[2..]) before
+** anything is written. Unchanged vectors (UPDATE) are left empty. */
+static int vdbValidateRow(VdbVtab *p, sqlite3_value **apCol, VdbVector *aVec, int isUpdate){
+  int i, rc = SQLITE_OK;
+  if( p->pDef->pkIsText ){
+    sqlite3_value *pPk = apCol[0];
+    if( !(isUpdate && sqlite3_value_nochange(pPk)) && sqlite3_value_type(pPk)!=SQLITE_TEXT ){
+      return vdbVtabError(p, SQLITE_CONSTRAINT, "vectordb: primary key %s of %s must be text",
+                          p->pDef->zPkName, p->store.zName);
+    }
+  }
+  for(i=0; rc==SQLITE_OK && i<p->pDef->nCol; i++){
+    const VdbColumnDef *c = &p->pDef->aCol[i];
+    sqlite3_value *pVal = apCol[p->nUserStart + i];
+    if( c->eKind==VDB_COL_VECTOR ){
+      if( isUpdate && sqlite3_value_nochange(pVal) ) continue;
+      rc = vdbCheckVector(p, c, pVal, &aVec[p->aVecIndex[i]]);
+    }else{
+      rc = vdbCheckValue(p, c, pVal);
+    }
+  }
+  return rc;
+}
+
+/* Resolve a clash with an existing row under the statement's ON CONFLICT
+** mode: *pSkip for IGNORE, delete it for REPLACE, else an error. */
+static int vdbResolveConflict(VdbVtab *p, sqlite3_int64 existing, const char *zWhat, int *pSkip){
+  int mode = sqlite3_vtab_on_conflict(p->db);
+  *pSkip = 0;
+  if( mode==SQLITE_IGNORE ){ *pSkip = 1; return SQLITE_OK; }
+  if( mode==SQLITE_REPLACE ) return vdbStoreDelete(&p->store, existing);
+  return vdbVtabError(p, SQLITE_CONSTRAINT, "UNIQUE constraint failed: %s.%s", p->store.zName, zWhat);
+}
+
+static int vdbInsert(VdbVtab *p, sqlite3_value *pRowidVal, sqlite3_value **apCol, sqlite3_int64 *pRowid){
+  VdbVector aVec[VDB_MAX_VECTOR_COLUMNS];
+  sqlite3_value *apVal[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
+                       + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+  sqlite3_value *pPk = p->pDef->pkIsText ? apCol[0] : 0;
+  sqlite3_int64 rowid = 0, existing;
+  int rc, i, haveRowid = 0, skip = 0;
+
+  memset(aVec, 0, sizeof(aVec));
+  /* The rowid comes from "rowid" or the integer primary key column. */
+  if( p->pDef->zPkName && !p->pDef->pkIsText && sqlite3_value_type(apCol[0])!=SQLITE_NULL ){
+    if( sqlite3_value_type(apCol[0])!=SQLITE_INTEGER ){
+      return vdbVtabError(p, SQLITE_MISMATCH, "vectordb: primary key %s must be an integer",
+                          p->pDef->zPkName);
+    }
+    rowid = sqlite3_value_int64(apCol[0]);
+    haveRowid = 1;
+  }
+  if( sqlite3_value_type(pRowidVal)!=SQLITE_NULL ){
+    if( sqlite3_value_type(pRowidVal)!=SQLITE_INTEGER ){
+      return vdbVtabError(p, SQLITE_MISMATCH, "vectordb: rowid must be an integer");
+    }
+    if( haveRowid && rowid!=sqlite3_value_int64(pRowidVal) ){
+      return vdbVtabError(p, SQLITE_CONSTRAINT, "vectordb: rowid and %s disagree", p->pDef->zPkName);
+    }
+    rowid = sqlite3_value_int64(pRowidVal);
+    haveRowid = 1;
+  }
+  rc = vdbValidateRow(p, apCol, aVec, 0);
+
+  /* Conflicts: the rowid, then the text primary key. */
+  if( rc==SQLITE_OK && haveRowid ){
+    VdbSlot slot;
+    rc = vdbStoreLocate(&p->store, rowid, &slot);
+    if( rc==SQLITE_OK ) rc = vdbResolveConflict(p, rowid, "rowid", &skip);
+    else if( rc==SQLITE_DONE ) rc = SQLITE_OK;
+  }
+  if( rc==SQLITE_OK && !skip && pPk ){
+    rc = vdbStoreLocatePk(&p->store, pPk, &existing);
+    if( rc==SQLITE_OK ) rc = vdbResolveConflict(p, existing, p->pDef->zPkName, &skip);
+    else if( rc==SQLITE_DONE ) rc = SQLITE_OK;
+  }
+  if( rc==SQLITE_OK && !skip && !haveRowid ){
+    rc = vdbStoreMaxRowid(&p->store, &rowid);
+    if( rc==SQLITE_OK && rowid==INT64_MAX ){
+      rc = vdbVtabError(p, SQLITE_FULL, "vectordb: no rowid left after %lld", rowid);
+    }
+    rowid++;
+  }
+  if( rc==SQLITE_OK && !skip ){
+    for(i=0; i<p->pDef->nCol; i++) apVal[i] = apCol[p->nUserStart + i];
+    rc = vdbStoreInsert(&p->store, rowid, pPk, apVal, aVec);
+    *pRowid = rowid;
+  }
+  for(i=0; i<p->store.nVec; i++) vdbVectorClear(&aVec[i]);
+  return rc;
+}
+
+static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowid, sqlite3_value **apCol){
+  VdbVector aVec[VDB_MAX_VECTOR_COLUMNS];
+  sqlite3_value *apVal[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
+                       + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+  unsigned char aChanged[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
+                         + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+  sqlite3_int64 newRowid, existing;
+  int rc, i, skip = 0;
+  VdbSlot slot;
+
+  memset(aVec, 0, sizeof(aVec));
+  if( sqlite3_value_type(pNewRowid)!=SQLITE_INTEGER ){
+    return vdbVtabError(p, SQLITE_MISMATCH, "vectordb: rowid must be an integer");
+  }
+  newRowid = sqlite3_value_int64(pNewRowid);
+  if( p->pDef->zPkName && !p->pDef->pkIsText && !sqlite3_value_nochange(apCol[0]) ){
+    sqlite3_int64 id;
+    if( sqlite3_value_type(apCol[0])!=SQLITE_INTEGER ){
+      return vdbVtabError(p, SQLITE_MISMATCH, "vectordb: primary key %s must be an integer",
+                          p->pDef->zPkName);
+    }
+    id = sqlite3_value_int64(apCol[0]);
+    if( id!=oldRowid ){
+      if( newRowid!=oldRowid && newRowid!=id ){
+        return vdbVtabError(p, SQLITE_CONSTRAINT, "vectordb: rowid and %s disagree", p->pDef->zPkName);
+      }
+      newRowid = id;
+    }
+  }
+  rc = vdbValidateRow(p, apCol, aVec, 1);
+  if( rc==SQLITE_OK && newRowid!=oldRowid ){
+    rc = vdbStoreLocate(&p->store, newRowid, &slot);
+    if( rc==SQLITE_OK ) rc = vdbResolveConflict(p, newRowid, "rowid", &skip);
+    else if( rc==SQLITE_DONE ) rc = SQLITE_OK;
+  }
+  if( rc==SQLITE_OK && !skip && p->pDef->pkIsText && !sqlite3_value_nochange(apCol[0]) ){
+    rc = vdbStoreLocatePk(&p->store, apCol[0], &existing);
+    if( rc==SQLITE_OK && existing!=oldRowid ){
+      rc = vdbResolveConflict(p, existing, p->pDef->zPkName, &skip);
+    }else if( rc==SQLITE_DONE || rc==SQLITE_OK ){
+      rc = SQLITE_OK;
+    }
+  }
+  if( rc==SQLITE_OK && !skip && newRowid!=oldRowid ){
+    rc = vdbStoreMove(&p->store, oldRowid, newRowid);
+  }
+  if( rc==SQLITE_OK && !skip ) rc = vdbStoreLocate(&p->store, newRowid, &slot);
+  if( rc==SQLITE_DONE ) rc = SQLITE_CORRUPT_VTAB;
+  for(i=0; rc==SQLITE_OK && !skip && i<p->pDef->nCol; i++){
+    int iVec = p->aVecIndex[i];
+    apVal[i] = apCol[p->nUserStart + i];
+    aChanged[i] = !sqlite3_value_nochange(apVal[i]);
+    if( iVec>=0 && aVec[iVec].pData ) rc = vdbStoreWriteVector(&p->store, iVec, &slot, &aVec[iVec]);
+  }
+  if( rc==SQLITE_OK && !skip ) rc = vdbStoreUpdateColumns(&p->store, newRowid, apVal, aChanged);
+  if( rc==SQLITE_OK && !skip && p->pDef->pkIsText && !sqlite3_value_nochange(apCol[0]) ){
+    sqlite3_stmt *pStmt = 0;
+    rc = vdbStorePrepare(&p->store, sqlite3_mprintf("UPDATE \"%w\".\"%w_rows\" SET pk=?2 WHERE rowid=?1",
+                                                   p->store.zDb, p->store.zName), &pStmt);
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_int64(pStmt, 1, newRowid);
+      sqlite3_bind_value(pStmt, 2, apCol[0]);
+      sqlite3_step(pStmt);
+    }
+    {
+      int rc2 = sqlite3_finalize(pStmt);
+      if( rc==SQLITE_OK ) rc = rc2;
+    }
+  }
+  for(i=0; i<p->store.nVec; i++) vdbVectorClear(&aVec[i]);
+  return rc;
+}
+
+static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite3_int64 *pRowid){
+  VdbVtab *p = (VdbVtab*)pVtab;
+  sqlite3_int64 iSavedRowid = sqlite3_last_insert_rowid(p->db);
+  int rc;
+  if( argc==1 ){
+    rc = vdbStoreDelete(&p->store, sqlite3_value_int64(argv[0]));
+  }else if( sqlite3_value_type(argv[0])==SQLITE_NULL ){
+    sqlite3_value *pCommand = argv[2 + p->iColCommand];
+    if( sqlite3_value_type(pCommand)!=SQLITE_NULL ){
+      rc = vdbVtabError(p, SQLITE_ERROR, "vectordb: unknown command \"%s\" for %s",
+                        sqlite3_value_text(pCommand), p->store.zName);
+    }else{
+      rc = vdbInsert(p, argv[1], argv+2, pRowid);
+    }
+  }else{
+    rc = vdbUpdate(p, sqlite3_value_int64(argv[0]), argv[1], argv+2);
+  }
+  /* Shadow-table inserts must not change what last_insert_rowid() reports
+  ** (SQLite sets it itself after an INSERT into this table). */
+  sqlite3_set_last_insert_rowid(p->db, iSavedRowid);
+  return vdbCorruptMessage(p, rc);
+}
+
+/* ---- registration --------------------------------------------------------------------- */
+
+static const sqlite3_module vdbModule = {
+  3,                        /* iVersion: xShadowName */
+  vdbVtabCreate,
+  vdbVtabConnect,
+  vdbVtabBestIndex,
+  vdbVtabDisconnect,
+  vdbVtabDestroy,
+  vdbVtabOpen,
+  vdbVtabClose,
+  vdbVtabFilter,
+  vdbVtabNext,
+  vdbVtabEof,
+  vdbVtabColumn,
+  vdbVtabRowid,
+  vdbVtabUpdate,
+  vdbVtabTxn,               /* xBegin */
+  vdbVtabTxn,               /* xSync */
+  vdbVtabTxn,               /* xCommit */
+  vdbVtabTxn,               /* xRollback */
+  0,                        /* xFindFunction */
+  vdbVtabRename,
+  vdbVtabSavepoint,         /* xSavepoint */
+  vdbVtabSavepoint,         /* xRelease */
+  vdbVtabSavepoint,         /* xRollbackTo */
+  vdbVtabShadowName,
+#if SQLITE_VERSION_NUMBER>=3044000
+  0                         /* xIntegrity */
+#endif
+};
+
+int vdbRegisterModule(sqlite3 *db, const VdbKernels *pKernels){
+  return sqlite3_create_module_v2(db, "vectordb", &vdbModule, (void*)pKernels, 0);
+}
