@@ -108,21 +108,27 @@ static void vdbConsider(VdbKnnQuery *q, VdbTopK *h, const void *pVec, sqlite3_in
 
 /* ---- scans ------------------------------------------------------------------ */
 
-/* Read chunk iChunk's whole vector blob for the query column into pBuf. */
-static int vdbReadChunkVectors(VdbKnnQuery *q, sqlite3_int64 iChunk, void *pBuf){
+/* Read chunk iChunk's whole vector blob for the query column into pBuf.
+** *ppBlob carries one read handle from chunk to chunk (blob_reopen is
+** much cheaper than blob_open); the caller closes it. */
+static int vdbReadChunkVectors(VdbKnnQuery *q, sqlite3_blob **ppBlob,
+                               sqlite3_int64 iChunk, void *pBuf){
   VdbStore *p = q->pStore;
-  sqlite3_blob *pBlob = 0;
-  char zTable[256];
   int nByte = p->aVecBytes[q->iVec] * p->pDef->chunkSize;
-  int rc;
-  sqlite3_snprintf(sizeof(zTable), zTable, "%s_vectors%02d", p->zName, q->iVec);
-  rc = sqlite3_blob_open(p->db, p->zDb, zTable, "vectors", iChunk, 0, &pBlob);
+  int rc = SQLITE_ERROR;
+  if( *ppBlob ) rc = sqlite3_blob_reopen(*ppBlob, iChunk);
+  if( rc!=SQLITE_OK ){
+    char zTable[256];
+    sqlite3_blob_close(*ppBlob);
+    *ppBlob = 0;
+    sqlite3_snprintf(sizeof(zTable), zTable, "%s_vectors%02d", p->zName, q->iVec);
+    rc = sqlite3_blob_open(p->db, p->zDb, zTable, "vectors", iChunk, 0, ppBlob);
+  }
   if( rc==SQLITE_ERROR ) rc = SQLITE_CORRUPT_VTAB;
   if( rc==SQLITE_OK ){
-    rc = sqlite3_blob_bytes(pBlob)==nByte ? sqlite3_blob_read(pBlob, pBuf, nByte, 0)
-                                          : SQLITE_CORRUPT_VTAB;
+    rc = sqlite3_blob_bytes(*ppBlob)==nByte ? sqlite3_blob_read(*ppBlob, pBuf, nByte, 0)
+                                            : SQLITE_CORRUPT_VTAB;
   }
-  sqlite3_blob_close(pBlob);
   return rc;
 }
 
@@ -139,6 +145,7 @@ static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
   VdbStore *p = q->pStore;
   int chunkSize = p->pDef->chunkSize, nVec = p->aVecBytes[q->iVec];
   sqlite3_stmt *pStmt = 0;
+  sqlite3_blob *pBlob = 0;
   unsigned char *pBuf = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)nVec * chunkSize);
   int rc;
   if( pBuf==0 ) return SQLITE_NOMEM;
@@ -156,7 +163,7 @@ static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
       rc = vdbStoreCorrupt(p, pzErr, "a chunk's validity or rowid blob has the wrong size");
       break;
     }
-    rc = vdbReadChunkVectors(q, iChunk, pBuf);
+    rc = vdbReadChunkVectors(q, &pBlob, iChunk, pBuf);
     if( rc!=SQLITE_OK ) break;
     for(i=0; i<chunkSize; i++){
       if( (aValid[i/8] & (1u << (i%8)))==0 ) continue;
@@ -165,6 +172,7 @@ static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
   }
   if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
   else sqlite3_finalize(pStmt);
+  sqlite3_blob_close(pBlob);
   sqlite3_free(pBuf);
   return rc;
 }
@@ -177,6 +185,7 @@ static int vdbScanFiltered(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
   unsigned char *pBuf = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)nVec * chunkSize);
   VdbHit *aPending = (VdbHit*)sqlite3_malloc64(sizeof(VdbHit) * (sqlite3_uint64)chunkSize);
   int *aOffset = (int*)sqlite3_malloc64(sizeof(int) * (sqlite3_uint64)chunkSize);
+  sqlite3_blob *pBlob = 0;
   sqlite3_int64 iChunk = 0;
   int nPending = 0, rc = SQLITE_OK, done = 0;
   (void)pzErr;
@@ -193,7 +202,7 @@ static int vdbScanFiltered(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
     if( nPending>0 && (done || nextChunk!=iChunk) ){
       int i;
       if( nPending*8 >= chunkSize ){
-        rc = vdbReadChunkVectors(q, iChunk, pBuf);
+        rc = vdbReadChunkVectors(q, &pBlob, iChunk, pBuf);
         for(i=0; rc==SQLITE_OK && i<nPending; i++){
           vdbConsider(q, h, pBuf + (size_t)nVec*aOffset[i], aPending[i].rowid);
         }
@@ -221,6 +230,7 @@ static int vdbScanFiltered(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
     }
   }
   sqlite3_reset(q->pFilter);
+  sqlite3_blob_close(pBlob);
   sqlite3_free(pBuf);
   sqlite3_free(aPending);
   sqlite3_free(aOffset);

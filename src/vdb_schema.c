@@ -423,6 +423,23 @@ void vdbSchemaFree(VdbTableDef *pDef){
   sqlite3_free(pDef);
 }
 
+/* Rows per chunk when the declaration does not say: as many as keep the
+** largest vector blob near VDB_CHUNK_TARGET_BYTES. Larger chunks make
+** exact scans read bigger contiguous runs; smaller ones make each insert
+** cheaper, because writing into a blob walks its overflow-page chain. */
+static int vdbDefaultChunkSize(const VdbTableDef *pDef){
+  size_t maxBytes = 0;
+  int i, chunk = VDB_CHUNK_MAX_DEFAULT;
+  for(i=0; i<pDef->nCol; i++){
+    const VdbColumnDef *c = &pDef->aCol[i];
+    if( c->eKind==VDB_COL_VECTOR && vdbVectorByteSize(c->eElem, c->nDim)>maxBytes ){
+      maxBytes = vdbVectorByteSize(c->eElem, c->nDim);
+    }
+  }
+  while( chunk>VDB_CHUNK_MIN_DEFAULT && (size_t)chunk*maxBytes>VDB_CHUNK_TARGET_BYTES ) chunk /= 2;
+  return chunk;
+}
+
 int vdbSchemaParse(int argc, const char *const *argv, VdbTableDef **ppDef, char **pzErr){
   VdbTableDef *pDef = (VdbTableDef*)sqlite3_malloc(sizeof(*pDef));
   int i, rc = SQLITE_OK;
@@ -435,10 +452,10 @@ int vdbSchemaParse(int argc, const char *const *argv, VdbTableDef **ppDef, char 
   *ppDef = 0;
   if( pDef==0 ) return SQLITE_NOMEM;
   memset(pDef, 0, sizeof(*pDef));
-  pDef->chunkSize = 1024;
   for(i=0; rc==SQLITE_OK && i<argc; i++){
     rc = vdbParseArgument(argv[i], pDef, pzErr);
   }
+  if( rc==SQLITE_OK && pDef->chunkSize==0 ) pDef->chunkSize = vdbDefaultChunkSize(pDef);
   for(i=0; rc==SQLITE_OK && i<(int)(sizeof(aLimit)/sizeof(aLimit[0])); i++){
     int n = vdbSchemaCount(pDef, aLimit[i].eKind);
     if( n>aLimit[i].nMax ){

@@ -23,6 +23,12 @@
 #define VDB_MAX_METADATA_COLUMNS  16
 #define VDB_MAX_AUX_COLUMNS       16
 
+/* Default rows per storage chunk: from 1024 down to 64, halving while the
+** largest vector column's chunk blob exceeds 1 MiB. */
+#define VDB_CHUNK_MAX_DEFAULT   1024
+#define VDB_CHUNK_MIN_DEFAULT   64
+#define VDB_CHUNK_TARGET_BYTES  (1024*1024)
+
 /* HNSW parameter bounds; defaults follow hnswlib's M and ef_construction
 ** and, unlike hnswlib's ef=10, a search breadth that reaches high recall. */
 #define VDB_HNSW_DEFAULT_M       16
@@ -72,7 +78,7 @@ typedef struct VdbColumnDef {
 typedef struct VdbTableDef {
   char *zPkName;           /* declared primary key column, or NULL */
   int pkIsText;            /* text primary key (mapped to an internal rowid) */
-  int chunkSize;
+  int chunkSize;            /* rows per storage chunk (chunk_size=) */
   int nCol;
   VdbColumnDef *aCol;      /* in declaration order, primary key excluded */
 } VdbTableDef;

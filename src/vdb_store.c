@@ -113,7 +113,7 @@ int vdbStoreCreate(VdbStore *p, char **pzErr){
   int i, rc;
   rc = vdbExec(p->db, sqlite3_mprintf(
       "CREATE TABLE \"%w\".\"%w_info\"(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-      "CREATE TABLE \"%w\".\"%w_chunks\"(chunk_id INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
+      "CREATE TABLE \"%w\".\"%w_chunks\"(chunk_id INTEGER PRIMARY KEY,"
       " validity BLOB NOT NULL, rowids BLOB NOT NULL);"
       "CREATE TABLE \"%w\".\"%w_free\"(chunk_id INTEGER PRIMARY KEY);",
       p->zDb, p->zName, p->zDb, p->zName, p->zDb, p->zName));
@@ -271,12 +271,9 @@ static int vdbStmt(VdbStore *p, VdbStmtId id, sqlite3_stmt **ppStmt){
       zSql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w_free\" WHERE chunk_id=?1", zDb, zName);
       break;
     case VDB_STMT_CHUNK_INSERT:
-      zSql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w_chunks\"(chunk_id, size, validity, rowids)"
+      zSql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w_chunks\"(chunk_id, validity, rowids)"
                              " VALUES ((SELECT coalesce(max(chunk_id), 0) + 1 FROM \"%w\".\"%w_chunks\"),"
-                             " 0, zeroblob(?1), zeroblob(?2))", zDb, zName, zDb, zName);
-      break;
-    case VDB_STMT_CHUNK_SIZE:
-      zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w_chunks\" SET size=?2 WHERE chunk_id=?1", zDb, zName);
+                             " zeroblob(?1), zeroblob(?2))", zDb, zName, zDb, zName);
       break;
     case VDB_STMT_CHUNK_DELETE:
       zSql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w_chunks\" WHERE chunk_id=?1", zDb, zName);
@@ -305,28 +302,34 @@ static int vdbStepDone(sqlite3_stmt *pStmt){
 
 /* ---- blob I/O ------------------------------------------------------------------- */
 
-/* Read or write n bytes at iOffset of a shadow blob, checking that the
-** blob has exactly nExpect bytes. */
-static int vdbBlobIO(VdbStore *p, const char *zSuffix, const char *zColumn,
-                     sqlite3_int64 iRow, int nExpect, int iOffset, void *pBuf, int n, int isWrite){
-  sqlite3_blob *pBlob = 0;
+/* Open a shadow blob and check that it has exactly nExpect bytes. A
+** missing row means the shadow tables disagree with each other. */
+static int vdbBlobOpen(VdbStore *p, const char *zSuffix, const char *zColumn,
+                       sqlite3_int64 iRow, int nExpect, int isWrite, sqlite3_blob **ppBlob){
   char zTable[256];
   int rc;
   sqlite3_snprintf(sizeof(zTable), zTable, "%s_%s", p->zName, zSuffix);
-  rc = sqlite3_blob_open(p->db, p->zDb, zTable, zColumn, iRow, isWrite, &pBlob);
-  if( rc==SQLITE_ERROR ){
-    /* No such row: the tables disagree with each other. */
-    sqlite3_blob_close(pBlob);
-    return SQLITE_CORRUPT_VTAB;
+  *ppBlob = 0;
+  rc = sqlite3_blob_open(p->db, p->zDb, zTable, zColumn, iRow, isWrite, ppBlob);
+  if( rc==SQLITE_OK && sqlite3_blob_bytes(*ppBlob)!=nExpect ) rc = SQLITE_CORRUPT_VTAB;
+  if( rc==SQLITE_ERROR ) rc = SQLITE_CORRUPT_VTAB;
+  if( rc!=SQLITE_OK ){
+    sqlite3_blob_close(*ppBlob);
+    *ppBlob = 0;
   }
+  return rc;
+}
+
+/* Read or write n bytes at iOffset of a shadow blob of nExpect bytes. */
+static int vdbBlobIO(VdbStore *p, const char *zSuffix, const char *zColumn,
+                     sqlite3_int64 iRow, int nExpect, int iOffset, void *pBuf, int n, int isWrite){
+  sqlite3_blob *pBlob = 0;
+  int rc;
+  if( iOffset<0 || iOffset+n>nExpect ) return SQLITE_CORRUPT_VTAB;
+  rc = vdbBlobOpen(p, zSuffix, zColumn, iRow, nExpect, isWrite, &pBlob);
   if( rc==SQLITE_OK ){
-    if( sqlite3_blob_bytes(pBlob)!=nExpect || iOffset<0 || iOffset+n>nExpect ){
-      rc = SQLITE_CORRUPT_VTAB;
-    }else if( isWrite ){
-      rc = sqlite3_blob_write(pBlob, pBuf, n, iOffset);
-    }else{
-      rc = sqlite3_blob_read(pBlob, pBuf, n, iOffset);
-    }
+    rc = isWrite ? sqlite3_blob_write(pBlob, pBuf, n, iOffset)
+                 : sqlite3_blob_read(pBlob, pBuf, n, iOffset);
   }
   sqlite3_blob_close(pBlob);
   return rc;
@@ -400,25 +403,6 @@ int vdbStoreMaxRowid(VdbStore *p, sqlite3_int64 *pRowid){
 
 /* ---- slot allocation ---------------------------------------------------------------- */
 
-/* Read a chunk's size and validity bitmap (chunkSize/8 bytes into aValid). */
-static int vdbChunkState(VdbStore *p, sqlite3_int64 chunkId, int *pSize, unsigned char *aValid){
-  int nValid = p->pDef->chunkSize/8, i, n = 0;
-  int rc = vdbBlobIO(p, "chunks", "validity", chunkId, nValid, 0, aValid, nValid, 0);
-  if( rc!=SQLITE_OK ) return rc;
-  for(i=0; i<nValid; i++) n += __builtin_popcount(aValid[i]);
-  *pSize = n;
-  return SQLITE_OK;
-}
-
-static int vdbSetChunkSize(VdbStore *p, sqlite3_int64 chunkId, int size){
-  sqlite3_stmt *pStmt;
-  int rc = vdbStmt(p, VDB_STMT_CHUNK_SIZE, &pStmt);
-  if( rc!=SQLITE_OK ) return rc;
-  sqlite3_bind_int64(pStmt, 1, chunkId);
-  sqlite3_bind_int(pStmt, 2, size);
-  return vdbStepDone(pStmt);
-}
-
 static int vdbFreeListSet(VdbStore *p, sqlite3_int64 chunkId, int hasRoom){
   sqlite3_stmt *pStmt;
   int rc = vdbStmt(p, hasRoom ? VDB_STMT_FREE_ADD : VDB_STMT_FREE_REMOVE, &pStmt);
@@ -476,12 +460,15 @@ static int vdbDeleteChunk(VdbStore *p, sqlite3_int64 chunkId){
   return rc;
 }
 
-/* Claim a free slot: the lowest free slot of the lowest chunk with room. */
+/* Claim a free slot: the lowest free slot of the lowest chunk with room.
+** The validity bitmap is read and updated through one blob handle. */
 static int vdbAllocSlot(VdbStore *p, VdbSlot *pSlot){
   unsigned char aValid[65536/8];
+  int nValid = p->pDef->chunkSize/8;
   sqlite3_stmt *pStmt;
+  sqlite3_blob *pBlob = 0;
   int rc = vdbStmt(p, VDB_STMT_FREE_FIRST, &pStmt);
-  int size, i, found = 0;
+  int i, used = 0, found = 0;
   if( rc!=SQLITE_OK ) return rc;
   if( sqlite3_step(pStmt)==SQLITE_ROW ){
     pSlot->chunkId = sqlite3_column_int64(pStmt, 0);
@@ -489,19 +476,23 @@ static int vdbAllocSlot(VdbStore *p, VdbSlot *pSlot){
   }
   rc = sqlite3_reset(pStmt);
   if( rc==SQLITE_OK && !found ) rc = vdbNewChunk(p, &pSlot->chunkId);
-  if( rc==SQLITE_OK ) rc = vdbChunkState(p, pSlot->chunkId, &size, aValid);
-  if( rc!=SQLITE_OK ) return rc;
-  for(i=0; i<p->pDef->chunkSize; i++){
-    if( (aValid[i/8] & (1u << (i%8)))==0 ) break;
+  if( rc==SQLITE_OK ) rc = vdbBlobOpen(p, "chunks", "validity", pSlot->chunkId, nValid, 1, &pBlob);
+  if( rc==SQLITE_OK ) rc = sqlite3_blob_read(pBlob, aValid, nValid, 0);
+  if( rc==SQLITE_OK ){
+    for(i=0; i<nValid; i++) used += __builtin_popcount(aValid[i]);
+    for(i=0; i<p->pDef->chunkSize; i++){
+      if( (aValid[i/8] & (1u << (i%8)))==0 ) break;
+    }
+    /* The free list named a chunk without a free slot. */
+    if( i>=p->pDef->chunkSize ) rc = SQLITE_CORRUPT_VTAB;
   }
-  /* The free list named a chunk without a free slot. */
-  if( i>=p->pDef->chunkSize ) return SQLITE_CORRUPT_VTAB;
-  pSlot->offset = i;
-  aValid[i/8] |= (unsigned char)(1u << (i%8));
-  rc = vdbBlobIO(p, "chunks", "validity", pSlot->chunkId, p->pDef->chunkSize/8,
-                 i/8, &aValid[i/8], 1, 1);
-  if( rc==SQLITE_OK ) rc = vdbSetChunkSize(p, pSlot->chunkId, size+1);
-  if( rc==SQLITE_OK && size+1==p->pDef->chunkSize ) rc = vdbFreeListSet(p, pSlot->chunkId, 0);
+  if( rc==SQLITE_OK ){
+    pSlot->offset = i;
+    aValid[i/8] |= (unsigned char)(1u << (i%8));
+    rc = sqlite3_blob_write(pBlob, &aValid[i/8], 1, i/8);
+  }
+  sqlite3_blob_close(pBlob);
+  if( rc==SQLITE_OK && used+1==p->pDef->chunkSize ) rc = vdbFreeListSet(p, pSlot->chunkId, 0);
   return rc;
 }
 
@@ -542,22 +533,30 @@ int vdbStoreInsert(VdbStore *p, sqlite3_int64 rowid, sqlite3_value *pPk,
 int vdbStoreDelete(VdbStore *p, sqlite3_int64 rowid){
   unsigned char aValid[65536/8];
   unsigned char aZero[8192*4];
+  int nValid = p->pDef->chunkSize/8;
   VdbSlot slot;
   sqlite3_stmt *pStmt;
-  int rc, size, i;
+  sqlite3_blob *pBlob = 0;
+  int rc, used = 0, i;
   rc = vdbStoreLocate(p, rowid, &slot);
   if( rc==SQLITE_DONE ) return SQLITE_OK;
-  if( rc==SQLITE_OK ) rc = vdbChunkState(p, slot.chunkId, &size, aValid);
+  if( rc==SQLITE_OK ) rc = vdbBlobOpen(p, "chunks", "validity", slot.chunkId, nValid, 1, &pBlob);
+  if( rc==SQLITE_OK ) rc = sqlite3_blob_read(pBlob, aValid, nValid, 0);
+  if( rc==SQLITE_OK ){
+    for(i=0; i<nValid; i++) used += __builtin_popcount(aValid[i]);
+    if( (aValid[slot.offset/8] & (1u << (slot.offset%8)))==0 ) rc = SQLITE_CORRUPT_VTAB;
+  }
+  if( rc==SQLITE_OK && used>1 ){
+    aValid[slot.offset/8] &= (unsigned char)~(1u << (slot.offset%8));
+    rc = sqlite3_blob_write(pBlob, &aValid[slot.offset/8], 1, slot.offset/8);
+  }
+  sqlite3_blob_close(pBlob);
   if( rc!=SQLITE_OK ) return rc;
-  if( (aValid[slot.offset/8] & (1u << (slot.offset%8)))==0 ) return SQLITE_CORRUPT_VTAB;
-  if( size==1 ){
+  if( used==1 ){
     /* The last row of its chunk: drop the chunk and its vector blobs. */
     rc = vdbDeleteChunk(p, slot.chunkId);
   }else{
-    aValid[slot.offset/8] &= (unsigned char)~(1u << (slot.offset%8));
-    rc = vdbBlobIO(p, "chunks", "validity", slot.chunkId, p->pDef->chunkSize/8,
-                   slot.offset/8, &aValid[slot.offset/8], 1, 1);
-    if( rc==SQLITE_OK ) rc = vdbWriteSlotRowid(p, &slot, 0);
+    rc = vdbWriteSlotRowid(p, &slot, 0);
     /* Deleted vectors do not linger in the file. */
     memset(aZero, 0, sizeof(aZero));
     for(i=0; rc==SQLITE_OK && i<p->nVec; i++){
@@ -565,8 +564,7 @@ int vdbStoreDelete(VdbStore *p, sqlite3_int64 rowid){
       zero.pData = aZero;
       rc = vdbStoreWriteVector(p, i, &slot, &zero);
     }
-    if( rc==SQLITE_OK ) rc = vdbSetChunkSize(p, slot.chunkId, size-1);
-    if( rc==SQLITE_OK && size==p->pDef->chunkSize ) rc = vdbFreeListSet(p, slot.chunkId, 1);
+    if( rc==SQLITE_OK && used==p->pDef->chunkSize ) rc = vdbFreeListSet(p, slot.chunkId, 1);
   }
   if( rc==SQLITE_OK ) rc = vdbStmt(p, VDB_STMT_ROW_DELETE, &pStmt);
   if( rc!=SQLITE_OK ) return rc;

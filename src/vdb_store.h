@@ -9,7 +9,7 @@
 **          c<i> ...)
 **       one row per user row: where its vectors live, and the values of
 **       every non-vector column i (partition, metadata, auxiliary) as c<i>.
-**   T_chunks(chunk_id INTEGER PRIMARY KEY, size, validity BLOB, rowids BLOB)
+**   T_chunks(chunk_id INTEGER PRIMARY KEY, validity BLOB, rowids BLOB)
 **       slot allocation: bit j of validity says slot j holds a row, whose
 **       rowid is the j-th little-endian int64 of rowids.
 **   T_free(chunk_id INTEGER PRIMARY KEY)
@@ -39,7 +39,6 @@ typedef enum VdbStmtId {
   VDB_STMT_FREE_ADD,
   VDB_STMT_FREE_REMOVE,
   VDB_STMT_CHUNK_INSERT,
-  VDB_STMT_CHUNK_SIZE,
   VDB_STMT_CHUNK_DELETE,
   VDB_STMT_MAX_ROWID,
   VDB_STMT_COUNT

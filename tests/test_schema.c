@@ -71,6 +71,15 @@ static void testSpellings(void){
   }
   vdbSchemaFree(p);
   sqlite3_free(zErr);
+  p = parse(ARGS("e float[128]"), &zErr);
+  CHECK(p && p->chunkSize==1024, "128-d floats: default chunk of 1024 rows");
+  vdbSchemaFree(p);
+  p = parse(ARGS("e float[784]", "small float[4]"), &zErr);
+  CHECK(p && p->chunkSize==256, "784-d floats: chunk blobs kept near 1 MiB (256 rows)");
+  vdbSchemaFree(p);
+  p = parse(ARGS("e float[8192]"), &zErr);
+  CHECK(p && p->chunkSize==64, "the smallest default chunk is 64 rows");
+  vdbSchemaFree(p);
   p = parse(ARGS("e float[4] INDEXED BY hnsw()"), &zErr);
   CHECK(p && p->aCol[0].index.m==VDB_HNSW_DEFAULT_M && p->aCol[0].index.efConstruction==VDB_HNSW_DEFAULT_EFC
         && p->aCol[0].index.efSearch==VDB_HNSW_DEFAULT_EF, "hnsw defaults");

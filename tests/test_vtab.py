@@ -542,6 +542,40 @@ def test_corrupt_shadow_tables_are_reported():
     db3.close()
 
 
+def test_more_error_paths():
+    db = fresh()
+    db.execute("CREATE VIRTUAL TABLE t USING vectordb(id integer primary key, e float[2], f float[2])")
+    expect_error(db, "SELECT rowid FROM t WHERE e MATCH '[1,1]' AND f MATCH '[1,1]' AND k = 1",
+                 "one MATCH constraint")
+    expect_error(db, "INSERT INTO t(rowid, id, e, f) VALUES (1, 2, '[1,1]', '[1,1]')", "rowid and id disagree")
+    expect_error(db, "INSERT INTO t(id, e, f) VALUES ('x', '[1,1]', '[1,1]')", "primary key id must be an integer")
+    db.execute("INSERT INTO t(id, e, f) VALUES (9223372036854775807, '[1,1]', '[1,1]')")
+    expect_error(db, "INSERT INTO t(e, f) VALUES ('[1,1]', '[1,1]')", "no rowid left")
+    db.execute("INSERT INTO t(id, e, f) VALUES (1, '[1,1]', '[1,1]')")
+    expect_error(db, "UPDATE t SET id = 'x' WHERE id = 1", "primary key id must be an integer")
+    # IN lists are bound as parameters, within SQLite's variable limit.
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 5)
+    ids = ",".join(str(i) for i in range(10))
+    expect_error(db, f"SELECT rowid FROM t WHERE e MATCH '[1,1]' AND k = 3 AND rowid IN ({ids})",
+                 "too many values in IN lists (10)")
+
+
+def test_stored_format_and_layout_are_checked():
+    path = os.path.join(TMP, "format.db")
+    db = connect(EXT, path)
+    db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2])")
+    db.execute("UPDATE t_info SET value = 99 WHERE key = 'format'")
+    db.close()
+    db = connect(EXT, path)
+    expect_error(db, "SELECT * FROM t", "storage format 99; this build reads format 1")
+    db.execute("UPDATE t_info SET value = 1 WHERE key = 'format'")
+    db.execute("UPDATE t_info SET value = 'chunk=8' WHERE key = 'layout'")
+    db.close()
+    db = connect(EXT, path)
+    expect_error(db, "SELECT * FROM t", "corrupt", "does not match the stored layout")
+    db.close()
+
+
 def test_unknown_command():
     db = fresh()
     db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2])")
