@@ -867,7 +867,7 @@ static int vdbInsert(VdbVtab *p, sqlite3_value *pRowidVal, sqlite3_value **apCol
     if( rc==SQLITE_OK && rowid==INT64_MAX ){
       rc = vdbVtabError(p, SQLITE_FULL, "vectordb: no rowid left after %lld", rowid);
     }
-    rowid++;
+    if( rc==SQLITE_OK ) rowid++;
   }
   if( rc==SQLITE_OK && !skip ){
     for(i=0; i<p->pDef->nCol; i++) apVal[i] = apCol[p->nUserStart + i];
