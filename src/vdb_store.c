@@ -107,6 +107,26 @@ static char *vdbLayoutSignature(VdbStore *p){
   return sqlite3_str_finish(s);
 }
 
+/* Partition keys select a tenant's rows before a KNN scan; an index per
+** key keeps that selection proportional to the tenant, not the table.
+** Index names cannot follow ALTER TABLE RENAME (an index cannot be
+** dropped while the ALTER runs), so they carry a random token instead of
+** the table name and stay unique whatever the table is later called. */
+static int vdbCreatePartitionIndexes(VdbStore *p){
+  unsigned char aRand[8];
+  char zToken[17];
+  int i, rc = SQLITE_OK;
+  sqlite3_randomness(sizeof(aRand), aRand);
+  for(i=0; i<8; i++) sqlite3_snprintf(3, zToken+2*i, "%02x", aRand[i]);
+  for(i=0; rc==SQLITE_OK && i<p->pDef->nCol; i++){
+    if( p->pDef->aCol[i].eKind!=VDB_COL_PARTITION ) continue;
+    rc = vdbExec(p->db, sqlite3_mprintf(
+        "CREATE INDEX \"%w\".\"vectordb_%s_c%d\" ON \"%w_rows\"(c%d)",
+        p->zDb, zToken, i, p->zName, i));
+  }
+  return rc;
+}
+
 int vdbStoreCreate(VdbStore *p, char **pzErr){
   sqlite3_str *s;
   char *zSig;
@@ -135,6 +155,7 @@ int vdbStoreCreate(VdbStore *p, char **pzErr){
         "CREATE TABLE \"%w\".\"%w_vectors%02d\"(chunk_id INTEGER PRIMARY KEY, vectors BLOB NOT NULL)",
         p->zDb, p->zName, i));
   }
+  if( rc==SQLITE_OK ) rc = vdbCreatePartitionIndexes(p);
   zSig = rc==SQLITE_OK ? vdbLayoutSignature(p) : 0;
   if( rc==SQLITE_OK && zSig==0 ) rc = SQLITE_NOMEM;
   if( rc==SQLITE_OK ){

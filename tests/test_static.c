@@ -1,6 +1,7 @@
 /*
 ** The static library: an application links libvectordb.a and registers
-** vectordb with sqlite3_auto_extension, as README.md shows.
+** vectordb with sqlite3_auto_extension, as README.md shows; and, from C
+** because Python's sqlite3 cannot set it, defensive mode.
 */
 #include <string.h>
 #include "testutil.h"
@@ -15,6 +16,36 @@ static double distanceOn(sqlite3 *db, const char *zSql){
   }
   sqlite3_finalize(pStmt);
   return d;
+}
+
+static int execOk(sqlite3 *db, const char *zSql){
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
+  if( rc!=SQLITE_OK ) fprintf(stderr, "  (%s: %s)\n", zSql, zErr ? zErr : "");
+  sqlite3_free(zErr);
+  return rc;
+}
+
+/* With SQLITE_DBCONFIG_DEFENSIVE the shadow tables (declared through
+** xShadowName) reject direct writes, while the table itself still works. */
+static void testDefensiveMode(void){
+  sqlite3 *db = 0;
+  int on = -1;
+  CHECK(sqlite3_open(":memory:", &db)==SQLITE_OK, "open");
+  CHECK(sqlite3_vectordb_init(db, 0, 0)==SQLITE_OK, "init");
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on);
+  CHECK(on==1, "defensive mode is on");
+  CHECK(execOk(db, "CREATE VIRTUAL TABLE t USING vectordb(e float[2], tag text)")==SQLITE_OK, "create");
+  CHECK(execOk(db, "INSERT INTO t(rowid, e, tag) VALUES (1, '[1,2]', 'a')")==SQLITE_OK, "insert");
+  CHECK(execOk(db, "UPDATE t_chunks SET validity = x'00'")!=SQLITE_OK, "shadow chunks are read-only");
+  CHECK(execOk(db, "DELETE FROM t_rows")!=SQLITE_OK, "shadow rows are read-only");
+  CHECK(execOk(db, "INSERT INTO t_vectors00 VALUES (99, x'00')")!=SQLITE_OK, "shadow vectors are read-only");
+  CHECK(execOk(db, "DROP TABLE t_info")!=SQLITE_OK, "shadow tables cannot be dropped");
+  CHECK(execOk(db, "UPDATE t SET tag = 'b' WHERE rowid = 1")==SQLITE_OK, "the table still updates");
+  CHECK(distanceOn(db, "SELECT distance FROM t WHERE e MATCH '[1,2]' AND k = 1")==0.0, "and answers KNN");
+  CHECK(execOk(db, "DROP TABLE t")==SQLITE_OK, "and drops with its shadow tables");
+  CHECK(distanceOn(db, "SELECT count(*) FROM sqlite_master")==0.0, "nothing left behind");
+  sqlite3_close(db);
 }
 
 int main(void){
@@ -33,5 +64,6 @@ int main(void){
   CHECK(distanceOn(db, "SELECT vec_distance_l1('[0,0]', '[3,4]')")==7.0, "function registered");
   sqlite3_close(db);
   sqlite3_free(zErr);
+  testDefensiveMode();
   return tuFinish();
 }

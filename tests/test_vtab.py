@@ -503,6 +503,29 @@ def test_rename_drop_vacuum_reopen():
     db.close()
 
 
+def test_partition_key_indexes_survive_renames():
+    db = fresh()
+    db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2], user_id integer partition key, "
+               "tenant text partition key)")
+    db.executemany("INSERT INTO t(rowid, e, user_id, tenant) VALUES (?, ?, ?, ?)",
+                   [(i, f32([i, 0]), i % 10, f"t{i % 3}") for i in range(1, 101)])
+
+    def indexes_on(table):
+        return sorted(r[0] for r in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,)))
+
+    assert len(indexes_on("t_rows")) == 2 and all(x.endswith(("(c1)", "(c2)")) for x in indexes_on("t_rows"))
+    plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN SELECT rowid FROM t_rows WHERE c1 = 3"))
+    assert "INDEX VECTORDB_" in plan.upper(), plan
+    db.execute("ALTER TABLE t RENAME TO u")
+    assert indexes_on("t_rows") == [] and len(indexes_on("u_rows")) == 2
+    # The old name is free again, indexes included.
+    db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2], user_id integer partition key)")
+    got = [r[0] for r in knn(db, "[50,0]", 3, "AND user_id = 4 AND tenant = 't1'", table="u")]
+    want = sorted([i for i in range(1, 101) if i % 10 == 4 and i % 3 == 1], key=lambda i: (abs(i - 50), i))[:3]
+    assert got == want, (got, want)
+
+
 def test_backup_copies_the_table():
     src = fresh()
     rows, meta, rnd = make_table(src, n=80)
