@@ -1,6 +1,11 @@
--- make demo: nearest neighbours on Fashion-MNIST, brute force in SQL.
--- Runs in the sqlite3 shell against build/demo/fashion.db (see scripts/demo.sh).
+-- make demo: Fashion-MNIST (60,000 training images, 784 pixels each) in a
+-- vectordb table, queried with the test images. Runs in the sqlite3 shell
+-- against build/demo/fashion.db, which scripts/demo.sh prepares.
 .load ./vectordb
+-- Let SQLite map the file: exact scans then read pages without a system call each.
+.output /dev/null
+PRAGMA mmap_size = 2147418112;
+.output stdout
 .headers on
 .mode box
 SELECT vec_version() AS vectordb, sqlite_version() AS sqlite,
@@ -8,34 +13,49 @@ SELECT vec_version() AS vectordb, sqlite_version() AS sqlite,
               instr(substr(vec_debug(), instr(vec_debug(), 'SIMD: ') + 6), ' ') - 1) AS simd;
 
 .print
-.print The 5 training images nearest to test image 0 (L2 over 784 pixels):
+.print Loading the 60,000 training images into a vectordb table:
+DROP TABLE IF EXISTS images;
+CREATE VIRTUAL TABLE images USING vectordb(
+  embedding float[784],          -- 28 x 28 pixels, L2 distance
+  label integer,                 -- metadata: filterable inside KNN
+  category text,
+  +source text                   -- auxiliary: stored and returned
+);
 .timer on
-SELECT n.id, l.name AS label,
-       round(vec_distance_l2(n.embedding, (SELECT embedding FROM test WHERE id = 0)), 1) AS distance
-FROM train n JOIN labels l USING (label)
-ORDER BY distance LIMIT 5;
+INSERT INTO images(rowid, embedding, label, category, source)
+  SELECT t.id, t.embedding, t.label, l.name, 'train/' || t.id
+  FROM train t JOIN labels l USING (label);
 .timer off
-SELECT t.id AS test_image, l.name AS true_label FROM test t JOIN labels l USING (label) WHERE t.id = 0;
+SELECT count(*) AS rows, count(DISTINCT category) AS categories FROM images;
 
 .print
-.print 1-nearest-neighbour classification of the first 20 test images (20 x 60,000 distances):
+.print The 5 training images nearest to test image 0 (exact KNN):
 .timer on
--- SQLite fills the bare column n.label from the row that holds min().
-WITH nearest AS (
-  SELECT t.id AS test_id, t.label AS true_label, n.label AS predicted,
-         min(vec_distance_l2(n.embedding, t.embedding)) AS distance
-  FROM test t, train n
-  WHERE t.id < 20
-  GROUP BY t.id
-)
-SELECT count(*) AS images, sum(predicted = true_label) AS correct,
-       printf('%.0f%%', 100.0 * sum(predicted = true_label) / count(*)) AS accuracy
-FROM nearest;
+SELECT rowid, category, source, round(distance, 1) AS distance
+FROM images
+WHERE embedding MATCH (SELECT embedding FROM test WHERE id = 0) AND k = 5;
+.timer off
+SELECT t.id AS test_image, l.name AS true_category FROM test t JOIN labels l USING (label) WHERE t.id = 0;
+
+.print
+.print The same query, only among sandals and sneakers (the filter runs inside the search):
+SELECT rowid, category, round(distance, 1) AS distance
+FROM images
+WHERE embedding MATCH (SELECT embedding FROM test WHERE id = 0) AND k = 3
+  AND category IN ('Sandal', 'Sneaker');
+
+.print
+.print 1-nearest-neighbour classification of the first 100 test images (a join: one KNN per test image):
+.timer on
+SELECT count(*) AS images, sum(i.label = t.label) AS correct,
+       printf('%.0f%%', 100.0 * sum(i.label = t.label) / count(*)) AS accuracy
+FROM test t JOIN images i ON i.embedding MATCH t.embedding AND i.k = 1
+WHERE t.id < 100;
 .timer off
 
 .print
-.print Cosine distance works the same way; the 3 nearest to test image 1:
-SELECT n.id, l.name AS label,
-       round(vec_distance_cosine(n.embedding, (SELECT embedding FROM test WHERE id = 1)), 4) AS cosine_distance
-FROM train n JOIN labels l USING (label)
-ORDER BY cosine_distance LIMIT 3;
+.print How many training images lie within distance 1500 of test image 1, per category:
+SELECT category, count(*) AS near
+FROM images
+WHERE embedding MATCH (SELECT embedding FROM test WHERE id = 1) AND k = 1000 AND distance < 1500
+GROUP BY category ORDER BY near DESC;
