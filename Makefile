@@ -5,6 +5,7 @@
 #   make test       everything above, then every test suite (ends "N passed, N failed")
 #   make demo       nearest neighbours on Fashion-MNIST in the sqlite3 shell
 #   make bench-kernels   SIMD vs scalar kernel micro-benchmark
+#   make bench-exact     exact KNN and inserts against sqlite-vec (BENCH_ARGS=--quick)
 #
 # Four object sets are built from the same sources:
 #   build/so         loadable extension (no -lsqlite3, only the entry point exported)
@@ -62,7 +63,7 @@ $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 # Objects are built by pattern rules; keep them between runs.
 .SECONDARY:
 
-.PHONY: all deps test demo bench-kernels clean unit-tests
+.PHONY: all deps test demo bench-kernels bench-exact clean unit-tests
 all: vectordb.so libvectordb.a
 
 vectordb.so: $(call objs,so)
@@ -109,6 +110,11 @@ build/bench_kernels: bench/bench_kernels.c $(call objs,core)
 bench-kernels: deps
 	@$(MAKE) --no-print-directory build/bench_kernels
 	./build/bench_kernels
+
+# Exact KNN and inserts against sqlite-vec's vec0 (Fashion-MNIST, 1M x 128).
+bench-exact: deps
+	@$(MAKE) --no-print-directory vectordb.so $(SQLITE_VEC)
+	$(PYTHON) bench/exact_vs_sqlite_vec.py $(BENCH_ARGS)
 
 -include bench/bench.mk
 
