@@ -599,6 +599,23 @@ def test_stored_format_and_layout_are_checked():
     db.close()
 
 
+def test_shadow_table_name_clash_and_missing_info():
+    db = fresh()
+    db.execute("CREATE TABLE t_rows(x)")
+    expect_error(db, "CREATE VIRTUAL TABLE t USING vectordb(e float[2])",
+                 "cannot create the shadow tables of t", "t_rows")
+    # The failed CREATE is undone as a whole: no half set of shadow tables.
+    assert shadow_tables(db, "t") == ["t_rows"]
+    path = os.path.join(TMP, "noinfo.db")
+    db = connect(EXT, path)
+    db.execute("CREATE VIRTUAL TABLE v USING vectordb(e float[2])")
+    db.execute("DROP TABLE v_info")
+    db.close()
+    db = connect(EXT, path)
+    expect_error(db, "SELECT * FROM v", "cannot read v_info")
+    db.close()
+
+
 def test_unknown_command():
     db = fresh()
     db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2])")
