@@ -58,41 +58,6 @@ static int vdbHitCompare(const void *pA, const void *pB){
 
 /* ---- distances ------------------------------------------------------------- */
 
-int vdbKnnDistance(const VdbKernels *pK, const VdbColumnDef *pCol,
-                   const void *a, const void *b, double *pDist){
-  size_t n = (size_t)pCol->nDim;
-  if( pCol->eElem==VDB_ELEM_F32 ){
-    const float *x = (const float*)a, *y = (const float*)b;
-    switch( pCol->eMetric ){
-      case VDB_METRIC_L2:  *pDist = sqrt((double)pK->f32L2Sq(x, y, n)); return 1;
-      case VDB_METRIC_L1:  *pDist = pK->f32L1(x, y, n); return 1;
-      case VDB_METRIC_DOT: *pDist = -(double)pK->f32Dot(x, y, n); return 1;
-      default: {
-        VdbCosParts c = pK->f32Cos(x, y, n);
-        if( c.normA==0 || c.normB==0 ) return 0;
-        *pDist = 1.0 - c.dot / (sqrt(c.normA) * sqrt(c.normB));
-        return 1;
-      }
-    }
-  }
-  if( pCol->eElem==VDB_ELEM_INT8 ){
-    const int8_t *x = (const int8_t*)a, *y = (const int8_t*)b;
-    switch( pCol->eMetric ){
-      case VDB_METRIC_L2:  *pDist = sqrt((double)pK->i8L2Sq(x, y, n)); return 1;
-      case VDB_METRIC_L1:  *pDist = (double)pK->i8L1(x, y, n); return 1;
-      case VDB_METRIC_DOT: *pDist = -(double)pK->i8Dot(x, y, n); return 1;
-      default: {
-        VdbCosParts c = pK->i8Cos(x, y, n);
-        if( c.normA==0 || c.normB==0 ) return 0;
-        *pDist = 1.0 - c.dot / (sqrt(c.normA) * sqrt(c.normB));
-        return 1;
-      }
-    }
-  }
-  *pDist = (double)pK->bitHamming((const uint8_t*)a, (const uint8_t*)b, n/8);
-  return 1;
-}
-
 static int vdbInRange(const VdbKnnQuery *q, double d){
   if( q->hasLo && (q->loInclusive ? d<q->lo : d<=q->lo) ) return 0;
   if( q->hasHi && (q->hiInclusive ? d>q->hi : d>=q->hi) ) return 0;
@@ -101,7 +66,8 @@ static int vdbInRange(const VdbKnnQuery *q, double d){
 
 static void vdbConsider(VdbKnnQuery *q, VdbTopK *h, const void *pVec, sqlite3_int64 rowid){
   double d;
-  if( vdbKnnDistance(q->pK, q->pCol, q->query.pData, pVec, &d) && vdbInRange(q, d) ){
+  if( vdbRawDistance(q->pK, q->pCol->eElem, q->pCol->eMetric, q->pCol->nDim,
+                     q->query.pData, pVec, &d) && vdbInRange(q, d) ){
     vdbTopKPush(h, d, rowid);
   }
 }

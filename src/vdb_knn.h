@@ -39,9 +39,4 @@ typedef struct VdbKnnQuery {
 ** (sqlite3_malloc'd, caller frees). */
 int vdbKnnSearch(VdbKnnQuery *q, VdbHit **paHit, int *pnHit, char **pzErr);
 
-/* Distance between the query and one stored vector of the column's type.
-** Returns 0 and leaves *pDist unset when undefined (cosine, zero vector). */
-int vdbKnnDistance(const VdbKernels *pK, const VdbColumnDef *pCol,
-                   const void *a, const void *b, double *pDist);
-
 #endif

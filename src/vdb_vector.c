@@ -387,10 +387,39 @@ char *vdbVectorMismatch(const VdbVector *pA, const VdbVector *pB){
   return 0;
 }
 
+int vdbRawDistance(const VdbKernels *pK, VdbElemType eElem, VdbMetric eMetric, int nDim,
+                   const void *pA, const void *pB, double *pDist){
+  size_t n = (size_t)nDim;
+  VdbCosParts c;
+  if( eElem==VDB_ELEM_F32 ){
+    const float *a = (const float*)pA, *b = (const float*)pB;
+    switch( eMetric ){
+      case VDB_METRIC_L2:  *pDist = sqrt((double)pK->f32L2Sq(a, b, n)); return 1;
+      case VDB_METRIC_L1:  *pDist = pK->f32L1(a, b, n); return 1;
+      case VDB_METRIC_DOT: *pDist = -(double)pK->f32Dot(a, b, n); return 1;
+      default:             c = pK->f32Cos(a, b, n); break;
+    }
+  }else if( eElem==VDB_ELEM_INT8 ){
+    const int8_t *a = (const int8_t*)pA, *b = (const int8_t*)pB;
+    switch( eMetric ){
+      case VDB_METRIC_L2:  *pDist = sqrt((double)pK->i8L2Sq(a, b, n)); return 1;
+      case VDB_METRIC_L1:  *pDist = (double)pK->i8L1(a, b, n); return 1;
+      case VDB_METRIC_DOT: *pDist = -(double)pK->i8Dot(a, b, n); return 1;
+      default:             c = pK->i8Cos(a, b, n); break;
+    }
+  }else{
+    *pDist = (double)pK->bitHamming((const uint8_t*)pA, (const uint8_t*)pB,
+                                    vdbVectorByteSize(VDB_ELEM_BIT, nDim));
+    return 1;
+  }
+  if( c.normA==0 || c.normB==0 ) return 0;
+  *pDist = 1.0 - c.dot / (sqrt(c.normA) * sqrt(c.normB));
+  return 1;
+}
+
 int vdbVectorDistance(const VdbKernels *pK, VdbMetric eMetric,
                       const VdbVector *pA, const VdbVector *pB,
                       double *pDist, int *pIsNull, char **pzErr){
-  size_t n = (size_t)pA->nDim;
   char *zMismatch = vdbVectorMismatch(pA, pB);
   *pIsNull = 0;
   if( zMismatch ){
@@ -405,36 +434,9 @@ int vdbVectorDistance(const VdbKernels *pK, VdbMetric eMetric,
           : "this distance is not defined for %s vectors; use hamming",
         vdbElemTypeName(pA->eType));
   }
-  if( pA->eType==VDB_ELEM_F32 ){
-    const float *a = (const float*)pA->pData, *b = (const float*)pB->pData;
-    switch( eMetric ){
-      case VDB_METRIC_L2:  *pDist = sqrt((double)pK->f32L2Sq(a, b, n)); break;
-      case VDB_METRIC_L1:  *pDist = pK->f32L1(a, b, n); break;
-      case VDB_METRIC_DOT: *pDist = -(double)pK->f32Dot(a, b, n); break;
-      default: {
-        VdbCosParts c = pK->f32Cos(a, b, n);
-        if( c.normA==0 || c.normB==0 ){ *pIsNull = 1; *pDist = 0; }
-        else *pDist = 1.0 - c.dot / (sqrt(c.normA) * sqrt(c.normB));
-        break;
-      }
-    }
-  }else if( pA->eType==VDB_ELEM_INT8 ){
-    const int8_t *a = (const int8_t*)pA->pData, *b = (const int8_t*)pB->pData;
-    switch( eMetric ){
-      case VDB_METRIC_L2:  *pDist = sqrt((double)pK->i8L2Sq(a, b, n)); break;
-      case VDB_METRIC_L1:  *pDist = (double)pK->i8L1(a, b, n); break;
-      case VDB_METRIC_DOT: *pDist = -(double)pK->i8Dot(a, b, n); break;
-      default: {
-        VdbCosParts c = pK->i8Cos(a, b, n);
-        if( c.normA==0 || c.normB==0 ){ *pIsNull = 1; *pDist = 0; }
-        else *pDist = 1.0 - c.dot / (sqrt(c.normA) * sqrt(c.normB));
-        break;
-      }
-    }
-  }else{
-    *pDist = (double)pK->bitHamming((const uint8_t*)pA->pData,
-                                    (const uint8_t*)pB->pData,
-                                    vdbVectorByteSize(VDB_ELEM_BIT, pA->nDim));
+  if( !vdbRawDistance(pK, pA->eType, eMetric, pA->nDim, pA->pData, pB->pData, pDist) ){
+    *pIsNull = 1;
+    *pDist = 0;
   }
   return SQLITE_OK;
 }

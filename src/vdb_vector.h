@@ -87,6 +87,13 @@ int vdbVectorDistance(const VdbKernels *pK, VdbMetric eMetric,
                       const VdbVector *pA, const VdbVector *pB,
                       double *pDist, int *pIsNull, char **pzErr);
 
+/* Distance between two raw vectors of type eElem and nDim elements, which
+** the caller has checked belong together (metric hamming exactly for bit
+** vectors). Returns 0, leaving *pDist unset, when the distance is
+** undefined: cosine with an all-zero vector. */
+int vdbRawDistance(const VdbKernels *pK, VdbElemType eElem, VdbMetric eMetric, int nDim,
+                   const void *pA, const void *pB, double *pDist);
+
 /* Message for two vectors that cannot be compared, or NULL if they can. */
 char *vdbVectorMismatch(const VdbVector *pA, const VdbVector *pB);
 

@@ -602,7 +602,8 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
   }
   if( rc==SQLITE_OK && q.pCol->eMetric==VDB_METRIC_COSINE ){
     double d;
-    if( !vdbKnnDistance(p->pK, q.pCol, q.query.pData, q.query.pData, &d) ){
+    if( !vdbRawDistance(p->pK, q.pCol->eElem, q.pCol->eMetric, q.pCol->nDim,
+                        q.query.pData, q.query.pData, &d) ){
       rc = vdbVtabError(p, SQLITE_ERROR,
           "vectordb: the query vector is all zeros; cosine distance is undefined for it");
     }
