@@ -90,15 +90,23 @@ unit-tests: $(addprefix build/core/,$(UNIT_TESTS)) $(addprefix build/asan-core/,
 SQLITE_VEC_VERSION = 0.1.9
 SQLITE_VEC = .cache/sqlite-vec-$(SQLITE_VEC_VERSION)/vec0.so
 
+# A newer SQLite (3.53.2, from better-sqlite3's sources on npm) to run the
+# SQL tests in as well as the system's 3.40.
+BETTER_SQLITE3_VERSION = 12.11.1
+SQLITE_NEWER = .cache/sqlite-newer-$(BETTER_SQLITE3_VERSION)/libsqlite3.so
+
 deps:
 	@sh scripts/deps.sh
 
 $(SQLITE_VEC):
 	@sh scripts/fetch-sqlite-vec.sh $(SQLITE_VEC_VERSION) $(dir $@)
 
+$(SQLITE_NEWER):
+	@sh scripts/fetch-sqlite-newer.sh $(BETTER_SQLITE3_VERSION) $(dir $@)
+
 test: deps
-	@$(MAKE) --no-print-directory all unit-tests build/asan-so/vectordb.so $(SQLITE_VEC)
-	@sh scripts/run-tests.sh
+	@$(MAKE) --no-print-directory all unit-tests build/asan-so/vectordb.so $(SQLITE_VEC) $(SQLITE_NEWER)
+	@SQLITE_NEWER=$(SQLITE_NEWER) sh scripts/run-tests.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

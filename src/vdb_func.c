@@ -336,8 +336,8 @@ static void vdbQuantizeBinaryFunc(sqlite3_context *ctx, int argc, sqlite3_value 
 /* 'unit' maps [-1, 1] onto the 256 int8 steps exactly as sqlite-vec does
 ** (matched bit for bit over a million values in the differential test):
 ** a float32 step of 2/255, then (x+1)/step - 128 in double precision,
-** truncated toward zero, so 1.0 gives 126. Values outside [-1, 1]
-** saturate instead of wrapping. */
+** truncated toward zero, so 1.0 gives 126; values outside [-1, 1]
+** saturate at -128 and 127, as sqlite-vec clamps them. */
 static int8_t vdbQuantizeUnit(float x){
   const float step = (1.0f - (-1.0f)) / 255.0f;
   double q = ((double)x + 1.0) / (double)step - 128.0;
@@ -357,7 +357,7 @@ static void vdbQuantizeInt8Func(sqlite3_context *ctx, int argc, sqlite3_value **
   zMode = (const char*)sqlite3_value_text(argv[1]);
   if( v.eType!=VDB_ELEM_F32 ){
     sqlite3_result_error(ctx, "vec_quantize_int8: only float32 vectors can be quantized", -1);
-  }else if( zMode==0 || strcmp(zMode, "unit")!=0 ){
+  }else if( zMode==0 || sqlite3_stricmp(zMode, "unit")!=0 ){
     sqlite3_result_error(ctx,
         "vec_quantize_int8: unknown quantization range; the supported one is 'unit'", -1);
   }else if( (pOut = (int8_t*)sqlite3_malloc(v.nDim))==0 ){

@@ -36,6 +36,9 @@
 #ifndef SQLITE_INDEX_CONSTRAINT_LIMIT
 # define SQLITE_INDEX_CONSTRAINT_LIMIT 73
 #endif
+#ifndef SQLITE_INDEX_CONSTRAINT_OFFSET
+# define SQLITE_INDEX_CONSTRAINT_OFFSET 74
+#endif
 #ifndef SQLITE_VTAB_DIRECTONLY
 # define SQLITE_VTAB_DIRECTONLY 3
 #endif
@@ -248,7 +251,8 @@ static int vdbVtabSavepoint(sqlite3_vtab *pVtab, int iSavepoint){
 /* ---- planning ------------------------------------------------------------------
 ** idxStr holds one 4-character entry per argv value: kind, operator and a
 ** two-digit hex column number.
-**   kind: 'M' MATCH (column = vector index), 'K' k, 'L' LIMIT, 'D' distance,
+**   kind: 'M' MATCH (column = vector index), 'K' k, 'L' LIMIT, 'O' OFFSET,
+**         'D' distance,
 **         'R' rowid, 'P' text primary key, 'C' non-vector column (aCol index)
 **   op:   '=' EQ, '!' NE, '<' LT, '{' LE, '>' GT, '}' GE, 'N' IS NULL,
 **         'n' IS NOT NULL, 'i' IN (all values at once), 'k' LIKE, 'g' GLOB,
@@ -339,9 +343,13 @@ static int vdbVtabBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
     int iUser = 0, role;
     char kind = 0, op;
     if( !c->usable || i==iMatch ) continue;
-    if( c->op==SQLITE_INDEX_CONSTRAINT_LIMIT ){
-      if( iMatch>=0 ){ kind = 'L'; op = '='; hasLimit = 1; }
-      else continue;
+    if( c->op==SQLITE_INDEX_CONSTRAINT_LIMIT || c->op==SQLITE_INDEX_CONSTRAINT_OFFSET ){
+      /* SQLite offers LIMIT (3.41+) only with OFFSET when both are
+      ** present; a KNN plan takes both and skips OFFSET rows itself. */
+      if( iMatch<0 ) continue;
+      op = '=';
+      if( c->op==SQLITE_INDEX_CONSTRAINT_LIMIT ){ kind = 'L'; hasLimit = 1; }
+      else kind = 'O';
     }else{
       op = vdbOpCode(c->op);
       if( op==0 ) continue;         /* left to SQLite */
@@ -561,7 +569,7 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
                         int argc, sqlite3_value **argv){
   VdbKnnQuery q;
   char *zErr = 0;
-  int i, rc = SQLITE_OK, hasFilter = 0, k = -1, limit = -1;
+  int i, rc = SQLITE_OK, hasFilter = 0, k = -1, limit = -1, offset = 0;
   memset(&q, 0, sizeof(q));
   q.pStore = &p->store;
   q.pK = p->pK;
@@ -591,6 +599,8 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
       rc = vdbReadK(p, argv[i], "k", &k);
     }else if( e[0]=='L' ){
       rc = vdbReadK(p, argv[i], "LIMIT", &limit);
+    }else if( e[0]=='O' ){
+      rc = vdbReadK(p, argv[i], "OFFSET", &offset);
     }else if( e[0]=='D' ){
       int t = sqlite3_value_type(argv[i]);
       if( t!=SQLITE_INTEGER && t!=SQLITE_FLOAT ){
@@ -608,7 +618,13 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
           "vectordb: the query vector is all zeros; cosine distance is undefined for it");
     }
   }
-  q.k = k>=0 && limit>=0 ? (k<limit ? k : limit) : (k>=0 ? k : limit);
+  /* LIMIT and OFFSET page through the k nearest rows. */
+  if( limit>=0 ){
+    limit = limit + offset > VDB_MAX_K ? VDB_MAX_K : limit + offset;
+    q.k = k>=0 && k<limit ? k : limit;
+  }else{
+    q.k = k;
+  }
   if( rc==SQLITE_OK ){
     rc = vdbPrepareFiltered(p, "rowid, chunk_id, chunk_offset", "chunk_id, chunk_offset",
                             idxStr, argc, argv, &q.pFilter, &hasFilter);
@@ -627,7 +643,8 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
     rc = vdbStorePrepare(&p->store, sqlite3_mprintf("SELECT * FROM \"%w\".\"%w_rows\" WHERE rowid=?1",
                                                    p->store.zDb, p->store.zName), &pCur->pRows);
   }
-  pCur->eof = rc!=SQLITE_OK || pCur->nHit==0;
+  pCur->iHit = offset;
+  pCur->eof = rc!=SQLITE_OK || pCur->iHit>=pCur->nHit;
   return rc;
 }
 

@@ -191,8 +191,9 @@ def test_quantization():
             same("SELECT vec_quantize_binary(vec_int8(?))", rand_i8(n))
         same("SELECT vec_quantize_int8(?, 'unit')", f32(rand_f32(n)))
     # The edges of the 'unit' range, where truncation and float rounding bite.
-    edges = [-1.0, -0.5, 0.0, 0.5, 1.0, 1 / 255, -1 / 255, 0.99, -0.99]
+    edges = [-1.0, -0.5, 0.0, 0.5, 1.0, 1 / 255, -1 / 255, 0.99, -0.99, -7.0, 7.0, 2.0, -1.5]
     same("SELECT vec_quantize_int8(?, 'unit')", f32(edges))
+    same("SELECT vec_quantize_int8(?, 'UNIT')", f32(edges))
     # Every step boundary k*(2/255) - 1, where float and double rounding differ.
     step = struct.unpack("<f", struct.pack("<f", 2 / 255))[0]
     bounds = [min(1.0, k * step - 1) for k in range(256)]

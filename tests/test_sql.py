@@ -277,7 +277,7 @@ def test_quantize_binary():
 def test_quantize_int8_unit():
     out = one(db, "SELECT vec_to_json(vec_quantize_int8('[-1, -0.5, 0, 0.5, 1]', 'unit'))")
     assert json.loads(out) == [-128, -64, 0, 63, 126], out
-    # Outside [-1, 1] the result saturates instead of wrapping.
+    # Outside [-1, 1] the result clamps, as in sqlite-vec.
     assert json.loads(one(db, "SELECT vec_to_json(vec_quantize_int8('[-7, 7]', 'unit'))")) == [-128, 127]
     expect_error(db, "SELECT vec_quantize_int8('[1]', 'minmax')", "'unit'")
     expect_error(db, "SELECT vec_quantize_int8(vec_int8('[1]'), 'unit')", "only float32")

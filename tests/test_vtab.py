@@ -303,6 +303,25 @@ def test_knn_with_filters_returns_k_matching_rows():
         assert len(got) == min(10, sum(1 for r in rows if keep(r))), where
 
 
+def test_limit_form_by_sqlite_version():
+    db = fresh()
+    rows, meta, rnd = make_table(db, n=200)
+    q = f32(rounded([rnd.gauss(0, 1) for _ in range(12)]))
+    want = knn(db, q, 12)
+    base = "SELECT rowid, distance FROM t WHERE e MATCH ?"
+    if sqlite3.sqlite_version_info >= (3, 41, 0):
+        assert db.execute(base + " ORDER BY distance LIMIT 5", (q,)).fetchall() == want[:5]
+        # With both, the smaller bound wins.
+        assert db.execute(base + " AND k = 3 ORDER BY distance LIMIT 5", (q,)).fetchall() == want[:3]
+        assert db.execute(base + " AND k = 5 ORDER BY distance LIMIT 3", (q,)).fetchall() == want[:3]
+        assert db.execute(base + " ORDER BY distance LIMIT 3 OFFSET 2", (q,)).fetchall() == want[2:5]
+        got = db.execute(base + " AND genre = 'a' ORDER BY distance LIMIT 4", (q,)).fetchall()
+        assert got == knn(db, q, 4, "AND genre = 'a'")
+    else:
+        expect_error(db, base + " ORDER BY distance LIMIT 5", 'needs "AND k = ?"',
+                     "SQLite before 3.41 does not pass LIMIT", params=(q,))
+
+
 def test_knn_distance_ranges():
     db = fresh()
     rows, meta, rnd = make_table(db, n=300)
