@@ -2,9 +2,11 @@
 
 usage: /usr/bin/python3 tests/test_vtab.py EXTENSION_PATH [unused] [name-filter]
 """
+import atexit
 import math
 import os
 import random
+import shutil
 import sqlite3
 import struct
 import sys
@@ -15,6 +17,7 @@ from harness import connect, expect_error, one, run  # noqa: E402
 
 EXT = sys.argv[1] if len(sys.argv) > 1 else "./vectordb"
 TMP = tempfile.mkdtemp(prefix="vectordb-test-")
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 
 
 def f32(xs):
