@@ -24,7 +24,7 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 ARCH := $(shell uname -m)
 
 # Plain C sources and the one SIMD source compiled once per level.
-SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_schema vdb_store vdb_knn vdb_vtab vdb_main
+SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_schema vdb_store vdb_knn vdb_hnsw vdb_vtab vdb_main
 ifeq ($(ARCH),x86_64)
 KLEVELS  = base avx2 avx512
 else
@@ -77,7 +77,7 @@ build/asan-so/vectordb.so: $(call objs,asan-so)
 	$(CC) $(SAN) -shared -o $@ $^ -lm
 
 # ---- tests ---------------------------------------------------------------
-UNIT_TESTS = test_kernels test_vector test_schema test_static
+UNIT_TESTS = test_kernels test_vector test_schema test_hnsw test_static
 build/core/test_static: tests/test_static.c tests/testutil.h libvectordb.a
 	$(CC) $(CFLAGS_COMMON) $(OPT) -Itests -o $@ $< libvectordb.a -lsqlite3 -lm
 build/core/%: tests/%.c tests/testutil.h $(call objs,core)

@@ -40,10 +40,12 @@ run_suite() {
 run_suite unit-kernels        ./build/core/test_kernels
 run_suite unit-vector         ./build/core/test_vector
 run_suite unit-schema         ./build/core/test_schema
+run_suite unit-hnsw           ./build/core/test_hnsw 10000
 run_suite unit-static         ./build/core/test_static
 run_suite asan-unit-kernels   ./build/asan-core/test_kernels
 run_suite asan-unit-vector    ./build/asan-core/test_vector
 run_suite asan-unit-schema    ./build/asan-core/test_schema
+run_suite asan-unit-hnsw      ./build/asan-core/test_hnsw 2000
 run_suite asan-unit-static    ./build/asan-core/test_static
 run_suite sql                 $PY tests/test_sql.py ./vectordb
 # Python itself is not built with ASan: preload the runtime, and leave leak

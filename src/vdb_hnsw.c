@@ -1,0 +1,619 @@
+/*
+** HNSW graph algorithm; see vdb_hnsw.h for the invariants.
+**
+** Paper: Malkov & Yashunin, "Efficient and robust approximate nearest
+** neighbor search using Hierarchical Navigable Small World graphs" (2016).
+** Algorithm numbers in comments refer to it.
+**
+** Choices, and why:
+**   - Symmetric links. Every edge is stored at both ends, so a DELETE can
+**     find and remove every edge to the deleted node without a scan, and
+**     repair exactly the nodes that lost a neighbour.
+**   - A new node keeps M neighbours chosen by the paper's heuristic
+**     (algorithm 4): a candidate is taken only if it is closer to the new
+**     node than to any neighbour already taken, which keeps links spread
+**     in different directions; pruned candidates fill the remaining slots.
+**   - A full neighbour makes room by dropping its farthest link whose other
+**     end keeps more than M/2 links; if no link may go, the new edge is not
+**     made. Dropping an edge removes both ends, keeping links symmetric.
+**   - Deterministic levels from a hash of the node id: the same inserts give
+**     the same graph, which makes tests reproducible and lets statement-
+**     replicating systems rebuild identical graphs.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vdb_hnsw.h"
+
+/* ---- visited set: open addressing over nids, cleared by a generation bump -- */
+
+struct VdbHnswVisited {
+  sqlite3_int64 *aKey;
+  unsigned int *aGen;
+  unsigned int gen;
+  int nSlot;                      /* a power of two */
+  int nUsed;
+};
+
+static unsigned int vdbHashNid(sqlite3_int64 nid){
+  sqlite3_uint64 x = (sqlite3_uint64)nid * 0x9E3779B97F4A7C15ull;
+  return (unsigned int)(x >> 32);
+}
+
+static void vdbVisitedFree(VdbHnswVisited *v){
+  if( v==0 ) return;
+  sqlite3_free(v->aKey);
+  sqlite3_free(v->aGen);
+  sqlite3_free(v);
+}
+
+static int vdbVisitedResize(VdbHnswVisited *v, int nSlot){
+  sqlite3_int64 *aOldKey = v->aKey;
+  unsigned int *aOldGen = v->aGen;
+  int nOld = v->nSlot, i;
+  v->aKey = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)nSlot);
+  v->aGen = (unsigned int*)sqlite3_malloc64(sizeof(unsigned int)*(sqlite3_uint64)nSlot);
+  if( v->aKey==0 || v->aGen==0 ){
+    sqlite3_free(v->aKey);
+    sqlite3_free(v->aGen);
+    v->aKey = aOldKey;
+    v->aGen = aOldGen;
+    return SQLITE_NOMEM;
+  }
+  memset(v->aGen, 0, sizeof(unsigned int)*(size_t)nSlot);
+  v->nSlot = nSlot;
+  for(i=0; i<nOld; i++){
+    if( aOldGen[i]==v->gen ){
+      unsigned int h = vdbHashNid(aOldKey[i]) & (unsigned)(nSlot-1);
+      while( v->aGen[h]==v->gen ) h = (h+1) & (unsigned)(nSlot-1);
+      v->aKey[h] = aOldKey[i];
+      v->aGen[h] = v->gen;
+    }
+  }
+  sqlite3_free(aOldKey);
+  sqlite3_free(aOldGen);
+  return SQLITE_OK;
+}
+
+static int vdbVisitedReset(VdbHnswVisited **pp){
+  VdbHnswVisited *v = *pp;
+  if( v==0 ){
+    v = (VdbHnswVisited*)sqlite3_malloc(sizeof(*v));
+    if( v==0 ) return SQLITE_NOMEM;
+    memset(v, 0, sizeof(*v));
+    v->gen = 1;
+    if( vdbVisitedResize(v, 1024)!=SQLITE_OK ){ sqlite3_free(v); return SQLITE_NOMEM; }
+    *pp = v;
+  }
+  v->nUsed = 0;
+  if( ++v->gen==0 ){
+    memset(v->aGen, 0, sizeof(unsigned int)*(size_t)v->nSlot);
+    v->gen = 1;
+  }
+  return SQLITE_OK;
+}
+
+/* 1 if nid was not yet visited (and is now), 0 if it was, <0 on OOM. */
+static int vdbVisitedAdd(VdbHnswVisited *v, sqlite3_int64 nid){
+  unsigned int h;
+  if( (v->nUsed+1)*2 > v->nSlot && vdbVisitedResize(v, v->nSlot*2)!=SQLITE_OK ) return -1;
+  h = vdbHashNid(nid) & (unsigned)(v->nSlot-1);
+  while( v->aGen[h]==v->gen ){
+    if( v->aKey[h]==nid ) return 0;
+    h = (h+1) & (unsigned)(v->nSlot-1);
+  }
+  v->aKey[h] = nid;
+  v->aGen[h] = v->gen;
+  v->nUsed++;
+  return 1;
+}
+
+/* ---- heaps of (distance, nid), ordered with ties broken by nid ---------- */
+
+typedef struct VdbHeap {
+  VdbHnswHit *a;
+  int n, nAlloc;
+  int isMax;                      /* max-heap (worst on top) or min-heap */
+} VdbHeap;
+
+static int vdbHitLess(const VdbHnswHit *x, const VdbHnswHit *y){
+  return x->dist < y->dist || (x->dist==y->dist && x->nid < y->nid);
+}
+
+/* Should x sit above y in heap h? */
+static int vdbHeapAbove(const VdbHeap *h, const VdbHnswHit *x, const VdbHnswHit *y){
+  return h->isMax ? vdbHitLess(y, x) : vdbHitLess(x, y);
+}
+
+static int vdbHeapPush(VdbHeap *h, VdbHnswHit hit){
+  int i;
+  if( h->n>=h->nAlloc ){
+    int nNew = h->nAlloc ? h->nAlloc*2 : 64;
+    VdbHnswHit *a = (VdbHnswHit*)sqlite3_realloc64(h->a, sizeof(VdbHnswHit)*(sqlite3_uint64)nNew);
+    if( a==0 ) return SQLITE_NOMEM;
+    h->a = a;
+    h->nAlloc = nNew;
+  }
+  i = h->n++;
+  while( i>0 ){
+    int parent = (i-1)/2;
+    if( !vdbHeapAbove(h, &hit, &h->a[parent]) ) break;
+    h->a[i] = h->a[parent];
+    i = parent;
+  }
+  h->a[i] = hit;
+  return SQLITE_OK;
+}
+
+static VdbHnswHit vdbHeapPop(VdbHeap *h){
+  VdbHnswHit top = h->a[0], last = h->a[--h->n];
+  int i = 0;
+  for(;;){
+    int c = 2*i+1;
+    if( c>=h->n ) break;
+    if( c+1<h->n && vdbHeapAbove(h, &h->a[c+1], &h->a[c]) ) c++;
+    if( !vdbHeapAbove(h, &h->a[c], &last) ) break;
+    h->a[i] = h->a[c];
+    i = c;
+  }
+  if( h->n>0 ) h->a[i] = last;
+  return top;
+}
+
+static int vdbHitCompare(const void *pA, const void *pB){
+  const VdbHnswHit *a = (const VdbHnswHit*)pA, *b = (const VdbHnswHit*)pB;
+  return vdbHitLess(a, b) ? -1 : vdbHitLess(b, a);
+}
+
+/* ---- basics --------------------------------------------------------------- */
+
+void vdbHnswInit(VdbHnsw *p, const VdbHnswParams *pParams, const VdbKernels *pK,
+                 const VdbHnswAccess *pAccess){
+  memset(p, 0, sizeof(*p));
+  p->params = *pParams;
+  p->pK = pK;
+  p->access = *pAccess;
+}
+
+void vdbHnswFree(VdbHnsw *p){
+  vdbVisitedFree(p->pVisited);
+  p->pVisited = 0;
+}
+
+static int vdbLayerCap(const VdbHnsw *p, int layer){
+  return layer==0 ? 2*p->params.m : p->params.m;
+}
+
+int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid){
+  /* splitmix64 of (nid, seed): a well-mixed 64-bit value per node. */
+  sqlite3_uint64 x = (sqlite3_uint64)nid + pParams->seed + 0x9E3779B97F4A7C15ull;
+  double u;
+  int level;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  u = ((double)(x >> 11) + 1.0) / 9007199254740992.0;    /* (0, 1] */
+  level = (int)floor(-log(u) / log((double)pParams->m));
+  return level > VDB_HNSW_MAX_LEVEL ? VDB_HNSW_MAX_LEVEL : level;
+}
+
+/* Distance under the index metric; cosine with a zero vector is +Inf so
+** such nodes route nothing and are never returned. */
+static double vdbHnswDist(VdbHnsw *p, const float *a, const float *b){
+  double d;
+  p->nDistance++;
+  if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim, a, b, &d) ){
+    return INFINITY;
+  }
+  return d;
+}
+
+static int vdbLinkIndex(const VdbHnswNode *pNode, int layer, sqlite3_int64 nid){
+  int i;
+  for(i=0; i<pNode->anLink[layer]; i++) if( pNode->aaLink[layer][i]==nid ) return i;
+  return -1;
+}
+
+static void vdbLinkRemoveAt(VdbHnswNode *pNode, int layer, int i){
+  pNode->aaLink[layer][i] = pNode->aaLink[layer][--pNode->anLink[layer]];
+}
+
+/* ---- search on one layer (algorithm 2) ------------------------------------- */
+
+typedef struct VdbLayerSearch {
+  const float *pQuery;
+  int layer;
+  int ef;                         /* result width */
+  VdbHnswFilter xFilter;          /* which nodes may be results */
+  void *pFilterArg;
+  int maxVisit;                   /* 0: unbounded */
+  int nVisited;
+} VdbLayerSearch;
+
+/* Beam search from the entry hits aEp[0..nEp-1] (already in the visited set
+** by the caller's reset). Results end in *pW as a max-heap of <= ef hits. */
+static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
+  VdbHeap cand;
+  int i, rc = SQLITE_OK;
+  memset(&cand, 0, sizeof(cand));
+  pW->n = 0;
+  pW->isMax = 1;
+  for(i=0; rc==SQLITE_OK && i<nEp; i++){
+    if( vdbVisitedAdd(p->pVisited, aEp[i].nid)<0 ){ rc = SQLITE_NOMEM; break; }
+    rc = vdbHeapPush(&cand, aEp[i]);
+    if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, aEp[i].nid)) ){
+      rc = vdbHeapPush(pW, aEp[i]);
+      if( rc==SQLITE_OK && pW->n>s->ef ) vdbHeapPop(pW);
+    }
+  }
+  while( rc==SQLITE_OK && cand.n>0 ){
+    VdbHnswHit c = vdbHeapPop(&cand);
+    VdbHnswNode *pNode;
+    if( pW->n>=s->ef && vdbHitLess(&pW->a[0], &c) ) break;
+    if( s->maxVisit>0 && s->nVisited>=s->maxVisit ) break;
+    rc = p->access.xGet(p->access.pCtx, c.nid, &pNode);
+    if( rc!=SQLITE_OK ) break;
+    if( s->layer>pNode->level ) continue;
+    for(i=0; rc==SQLITE_OK && i<pNode->anLink[s->layer]; i++){
+      sqlite3_int64 nid = pNode->aaLink[s->layer][i];
+      VdbHnswNode *pNbr;
+      VdbHnswHit h;
+      int isNew = vdbVisitedAdd(p->pVisited, nid);
+      if( isNew<0 ){ rc = SQLITE_NOMEM; break; }
+      if( !isNew ) continue;
+      rc = p->access.xGet(p->access.pCtx, nid, &pNbr);
+      if( rc!=SQLITE_OK ) break;
+      h.nid = nid;
+      h.dist = vdbHnswDist(p, s->pQuery, pNbr->pVec);
+      s->nVisited++;
+      if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
+        rc = vdbHeapPush(&cand, h);
+        if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, nid)) ){
+          rc = vdbHeapPush(pW, h);
+          if( rc==SQLITE_OK && pW->n>s->ef ) vdbHeapPop(pW);
+        }
+      }
+    }
+  }
+  sqlite3_free(cand.a);
+  return rc;
+}
+
+/* Greedy descent (ef = 1) from the entry point down to layer `stop`+1;
+** *pEp receives the closest node found. */
+static int vdbDescend(VdbHnsw *p, const float *pQuery, int stop, VdbHnswHit *pEp){
+  VdbHnswNode *pEntry;
+  VdbHeap w;
+  int layer, rc;
+  memset(&w, 0, sizeof(w));
+  rc = p->access.xGet(p->access.pCtx, p->entryNid, &pEntry);
+  if( rc!=SQLITE_OK ) return rc;
+  pEp->nid = p->entryNid;
+  pEp->dist = vdbHnswDist(p, pQuery, pEntry->pVec);
+  for(layer=p->entryLevel; rc==SQLITE_OK && layer>stop; layer--){
+    VdbLayerSearch s;
+    int i;
+    memset(&s, 0, sizeof(s));
+    s.pQuery = pQuery;
+    s.layer = layer;
+    s.ef = 1;
+    rc = vdbVisitedReset(&p->pVisited);
+    if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, pEp, 1, &w);
+    for(i=0; rc==SQLITE_OK && i<w.n; i++) *pEp = w.a[i];
+  }
+  sqlite3_free(w.a);
+  return rc;
+}
+
+/* ---- links ------------------------------------------------------------------- */
+
+/* Link a and b on a layer where a has room. If b is full it drops its
+** farthest link whose other end keeps more than M/2 links; if none may
+** go, no edge is made. *pLinked tells which happened. */
+static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int *pLinked){
+  int cap = vdbLayerCap(p, layer), rc = SQLITE_OK;
+  *pLinked = 0;
+  if( a==b || vdbLinkIndex(a, layer, b->nid)>=0 ) return SQLITE_OK;
+  if( a->anLink[layer]>=cap ) return SQLITE_OK;
+  if( b->anLink[layer]>=cap ){
+    double worst = -1, dNew = vdbHnswDist(p, a->pVec, b->pVec);
+    int iWorst = -1, i;
+    VdbHnswNode *pWorst = 0;
+    for(i=0; rc==SQLITE_OK && i<b->anLink[layer]; i++){
+      VdbHnswNode *pOther;
+      double d;
+      rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][i], &pOther);
+      if( rc!=SQLITE_OK ) break;
+      if( pOther->anLink[layer] <= p->params.m/2 ) continue;
+      d = vdbHnswDist(p, b->pVec, pOther->pVec);
+      if( d>worst ){ worst = d; iWorst = i; pWorst = pOther; }
+    }
+    if( rc!=SQLITE_OK || iWorst<0 || worst<=dNew ) return rc;
+    vdbLinkRemoveAt(b, layer, iWorst);
+    i = vdbLinkIndex(pWorst, layer, b->nid);
+    if( i<0 ) return SQLITE_CORRUPT;
+    vdbLinkRemoveAt(pWorst, layer, i);
+    rc = p->access.xDirty(p->access.pCtx, pWorst);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  a->aaLink[layer][a->anLink[layer]++] = b->nid;
+  b->aaLink[layer][b->anLink[layer]++] = a->nid;
+  *pLinked = 1;
+  rc = p->access.xDirty(p->access.pCtx, a);
+  if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, b);
+  return rc;
+}
+
+/* Algorithm 4: from candidates sorted nearest first (their dist is to the
+** node being linked, the base), keep those closer to the base than to any
+** kept one, then fill up with the rest, up to nKeep.
+** Reorders aCand so the chosen ones come first; returns how many. */
+static int vdbSelectNeighbors(VdbHnsw *p, VdbHnswHit *aCand, int nCand,
+                              int nKeep, int *pnChosen){
+  VdbHnswHit *aPruned = 0;
+  int nChosen = 0, nPruned = 0, i, j, rc = SQLITE_OK;
+  if( nCand<=nKeep ){ *pnChosen = nCand; return SQLITE_OK; }
+  aPruned = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit)*(sqlite3_uint64)nCand);
+  if( aPruned==0 ) return SQLITE_NOMEM;
+  for(i=0; rc==SQLITE_OK && i<nCand && nChosen<nKeep; i++){
+    VdbHnswNode *pC;
+    int good = 1;
+    rc = p->access.xGet(p->access.pCtx, aCand[i].nid, &pC);
+    for(j=0; rc==SQLITE_OK && good && j<nChosen; j++){
+      VdbHnswNode *pS;
+      rc = p->access.xGet(p->access.pCtx, aCand[j].nid, &pS);
+      if( rc==SQLITE_OK && vdbHnswDist(p, pC->pVec, pS->pVec) < aCand[i].dist ) good = 0;
+    }
+    if( rc!=SQLITE_OK ) break;
+    if( good ) aCand[nChosen++] = aCand[i];
+    else aPruned[nPruned++] = aCand[i];
+  }
+  /* Keep pruned connections: fill the remaining slots nearest first. */
+  for(i=0; nChosen<nKeep && i<nPruned; i++) aCand[nChosen++] = aPruned[i];
+  sqlite3_free(aPruned);
+  *pnChosen = nChosen;
+  return rc;
+}
+
+/* ---- insert (algorithm 1) ------------------------------------------------------ */
+
+int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
+  VdbHnswNode *pNew;
+  VdbHnswHit ep;
+  VdbHeap w;
+  VdbHnswHit *aEp = 0;
+  int level = vdbHnswLevel(&p->params, nid);
+  int layer, nEp = 1, rc;
+
+  rc = p->access.xCreate(p->access.pCtx, nid, level, pVec, &pNew);
+  if( rc!=SQLITE_OK ) return rc;
+  if( !p->hasEntry ){
+    p->hasEntry = 1;
+    p->entryNid = nid;
+    p->entryLevel = level;
+    p->entryChanged = 1;
+    return p->access.xDirty(p->access.pCtx, pNew);
+  }
+  memset(&w, 0, sizeof(w));
+  rc = vdbDescend(p, pNew->pVec, level, &ep);
+  aEp = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit) * (sqlite3_uint64)(p->params.efConstruction + 1));
+  if( aEp==0 ) rc = SQLITE_NOMEM;
+  if( rc==SQLITE_OK ) aEp[0] = ep;
+  for(layer = level<p->entryLevel ? level : p->entryLevel; rc==SQLITE_OK && layer>=0; layer--){
+    VdbLayerSearch s;
+    int nChosen = 0, i;
+    memset(&s, 0, sizeof(s));
+    s.pQuery = pNew->pVec;
+    s.layer = layer;
+    s.ef = p->params.efConstruction;
+    rc = vdbVisitedReset(&p->pVisited);
+    /* The new node is linked to nothing yet, but keep it out of results. */
+    if( rc==SQLITE_OK && vdbVisitedAdd(p->pVisited, nid)<0 ) rc = SQLITE_NOMEM;
+    if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, aEp, nEp, &w);
+    if( rc!=SQLITE_OK ) break;
+    qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    /* The whole beam seeds the next layer down. */
+    nEp = w.n;
+    memcpy(aEp, w.a, sizeof(VdbHnswHit)*(size_t)w.n);
+    rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
+    for(i=0; rc==SQLITE_OK && i<nChosen; i++){
+      VdbHnswNode *pNbr;
+      int linked;
+      rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNbr);
+      if( rc==SQLITE_OK ) rc = vdbConnect(p, pNew, pNbr, layer, &linked);
+    }
+  }
+  sqlite3_free(w.a);
+  sqlite3_free(aEp);
+  if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, pNew);
+  if( rc==SQLITE_OK && level>p->entryLevel ){
+    p->entryNid = nid;
+    p->entryLevel = level;
+    p->entryChanged = 1;
+  }
+  return rc;
+}
+
+/* ---- delete ----------------------------------------------------------------------- */
+
+/* Remove x from every neighbour, then reconnect each former neighbour to
+** the others (nearest first) while it has room: the neighbourhood that x
+** held together stays connected without x. */
+int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
+  VdbHnswNode *pX;
+  int layer, rc;
+  rc = p->access.xGet(p->access.pCtx, nid, &pX);
+  if( rc!=SQLITE_OK ) return rc;
+  for(layer=0; rc==SQLITE_OK && layer<=pX->level; layer++){
+    int nNbr = pX->anLink[layer], i, j;
+    sqlite3_int64 *aNbr = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)(nNbr+1));
+    VdbHnswHit *aCand = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit)*(sqlite3_uint64)(nNbr+1));
+    if( aNbr==0 || aCand==0 ) rc = SQLITE_NOMEM;
+    if( rc==SQLITE_OK ) memcpy(aNbr, pX->aaLink[layer], sizeof(sqlite3_int64)*(size_t)nNbr);
+    for(i=0; rc==SQLITE_OK && i<nNbr; i++){
+      VdbHnswNode *pN;
+      int k;
+      rc = p->access.xGet(p->access.pCtx, aNbr[i], &pN);
+      if( rc!=SQLITE_OK ) break;
+      k = vdbLinkIndex(pN, layer, nid);
+      if( k<0 ){ rc = SQLITE_CORRUPT; break; }
+      vdbLinkRemoveAt(pN, layer, k);
+      rc = p->access.xDirty(p->access.pCtx, pN);
+    }
+    pX->anLink[layer] = 0;
+    for(i=0; rc==SQLITE_OK && i<nNbr; i++){
+      VdbHnswNode *pN;
+      int nCand = 0;
+      rc = p->access.xGet(p->access.pCtx, aNbr[i], &pN);
+      for(j=0; rc==SQLITE_OK && j<nNbr; j++){
+        VdbHnswNode *pO;
+        if( j==i ) continue;
+        rc = p->access.xGet(p->access.pCtx, aNbr[j], &pO);
+        if( rc==SQLITE_OK && vdbLinkIndex(pN, layer, aNbr[j])<0 ){
+          aCand[nCand].nid = aNbr[j];
+          aCand[nCand].dist = vdbHnswDist(p, pN->pVec, pO->pVec);
+          nCand++;
+        }
+      }
+      if( rc!=SQLITE_OK ) break;
+      qsort(aCand, (size_t)nCand, sizeof(VdbHnswHit), vdbHitCompare);
+      for(j=0; rc==SQLITE_OK && j<nCand && pN->anLink[layer]<vdbLayerCap(p, layer); j++){
+        VdbHnswNode *pO;
+        int linked;
+        rc = p->access.xGet(p->access.pCtx, aCand[j].nid, &pO);
+        if( rc==SQLITE_OK ) rc = vdbConnect(p, pN, pO, layer, &linked);
+      }
+    }
+    sqlite3_free(aNbr);
+    sqlite3_free(aCand);
+  }
+  /* Re-elect the entry point from the highest remaining level. */
+  if( rc==SQLITE_OK && p->entryNid==nid ){
+    sqlite3_int64 top;
+    int topLevel;
+    rc = p->access.xTopNode(p->access.pCtx, nid, &top, &topLevel);
+    if( rc==SQLITE_NOTFOUND ){
+      p->hasEntry = 0;
+      rc = SQLITE_OK;
+    }else if( rc==SQLITE_OK ){
+      p->entryNid = top;
+      p->entryLevel = topLevel;
+    }
+    p->entryChanged = 1;
+  }
+  if( rc==SQLITE_OK ) rc = p->access.xRemove(p->access.pCtx, pX);
+  return rc;
+}
+
+/* ---- search (algorithm 5) ----------------------------------------------------------- */
+
+int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
+                  VdbHnswFilter xFilter, void *pFilterArg,
+                  VdbHnswHit **paHit, int *pnHit, int *pnVisited){
+  VdbHnswHit ep;
+  VdbHeap w;
+  VdbLayerSearch s;
+  int rc, i, n = 0;
+  *paHit = 0;
+  *pnHit = 0;
+  *pnVisited = 0;
+  if( !p->hasEntry || k<=0 ) return SQLITE_OK;
+  memset(&w, 0, sizeof(w));
+  memset(&s, 0, sizeof(s));
+  rc = vdbDescend(p, pQuery, 0, &ep);
+  s.pQuery = pQuery;
+  s.layer = 0;
+  s.ef = ef>k ? ef : k;
+  s.xFilter = xFilter;
+  s.pFilterArg = pFilterArg;
+  if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
+  if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
+  if( rc==SQLITE_OK ){
+    qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    for(i=0; i<w.n && n<k; i++){
+      if( isinf(w.a[i].dist) ) continue;
+      w.a[n++] = w.a[i];
+    }
+    *paHit = w.a;
+    *pnHit = n;
+    *pnVisited = s.nVisited;
+  }else{
+    sqlite3_free(w.a);
+  }
+  return rc;
+}
+
+/* ---- integrity ------------------------------------------------------------------------ */
+
+/* Record the first broken invariant. */
+#define VDB_CHECK_FAIL(...) do{ \
+  sqlite3_free(*pzErr); *pzErr = sqlite3_mprintf(__VA_ARGS__); rc = SQLITE_CORRUPT; \
+}while(0)
+
+int vdbHnswCheck(VdbHnsw *p, const sqlite3_int64 *aNid, int nNid, char **pzErr){
+  int i, j, layer, rc = SQLITE_OK, topLevel = -1, nReached = 0;
+  sqlite3_int64 *aQueue = 0;
+  if( nNid==0 ){
+    if( p->hasEntry ) VDB_CHECK_FAIL("entry point %lld in an empty graph", p->entryNid);
+    return rc;
+  }
+  if( !p->hasEntry ){
+    VDB_CHECK_FAIL("no entry point for %d nodes", nNid);
+    return rc;
+  }
+  for(i=0; rc==SQLITE_OK && i<nNid; i++){
+    VdbHnswNode *pA;
+    rc = p->access.xGet(p->access.pCtx, aNid[i], &pA);
+    if( rc!=SQLITE_OK ) return rc;
+    if( pA->level>topLevel ) topLevel = pA->level;
+    for(layer=0; rc==SQLITE_OK && layer<=VDB_HNSW_MAX_LEVEL; layer++){
+      if( layer>pA->level ){
+        if( pA->anLink[layer] ) VDB_CHECK_FAIL("node %lld has links on layer %d, above its level", pA->nid, layer);
+        continue;
+      }
+      if( pA->anLink[layer]>vdbLayerCap(p, layer) ){
+        VDB_CHECK_FAIL("node %lld has more links than allowed on layer %d", pA->nid, layer);
+      }
+      for(j=0; rc==SQLITE_OK && j<pA->anLink[layer]; j++){
+        sqlite3_int64 b = pA->aaLink[layer][j];
+        VdbHnswNode *pB;
+        int r;
+        if( b==pA->nid ){ VDB_CHECK_FAIL("node %lld links to itself on layer %d", b, layer); break; }
+        if( vdbLinkIndex(pA, layer, b)!=j ){ VDB_CHECK_FAIL("node %lld links twice to %lld on layer %d", pA->nid, b, layer); break; }
+        r = p->access.xGet(p->access.pCtx, b, &pB);
+        if( r==SQLITE_NOTFOUND ){ VDB_CHECK_FAIL("node %lld links to missing node %lld on layer %d", pA->nid, b, layer); break; }
+        if( r!=SQLITE_OK ) return r;
+        if( layer>pB->level || vdbLinkIndex(pB, layer, pA->nid)<0 ){
+          VDB_CHECK_FAIL("link %lld -> %lld on layer %d is not reciprocal", pA->nid, b, layer);
+        }
+      }
+    }
+  }
+  if( rc==SQLITE_OK && p->entryLevel!=topLevel ){
+    VDB_CHECK_FAIL("entry point %lld is on level %d, not the top level %d", p->entryNid, p->entryLevel, topLevel);
+  }
+  /* Every node is reachable from the entry point through layer 0. */
+  if( rc==SQLITE_OK ){
+    aQueue = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)nNid);
+    rc = aQueue ? vdbVisitedReset(&p->pVisited) : SQLITE_NOMEM;
+  }
+  if( rc==SQLITE_OK ){
+    int head = 0;
+    aQueue[nReached++] = p->entryNid;
+    vdbVisitedAdd(p->pVisited, p->entryNid);
+    while( rc==SQLITE_OK && head<nReached ){
+      VdbHnswNode *pA;
+      rc = p->access.xGet(p->access.pCtx, aQueue[head++], &pA);
+      for(j=0; rc==SQLITE_OK && j<pA->anLink[0]; j++){
+        int isNew = vdbVisitedAdd(p->pVisited, pA->aaLink[0][j]);
+        if( isNew<0 ) rc = SQLITE_NOMEM;
+        else if( isNew && nReached<nNid ) aQueue[nReached++] = pA->aaLink[0][j];
+      }
+    }
+    if( rc==SQLITE_OK && nReached<nNid ){
+      VDB_CHECK_FAIL("only %d of %d nodes are reachable from the entry point", nReached, nNid);
+    }
+  }
+  sqlite3_free(aQueue);
+  return rc;
+}

@@ -1,0 +1,381 @@
+/*
+** The HNSW algorithm on its own, over an in-memory node map, on real data:
+** the first N Fashion-MNIST training images (Debian's dataset-fashion-mnist)
+** as the base set and test images as queries, L2 on raw pixels.
+**
+**   usage: test_hnsw [N]      (default 10000; the sanitizer run uses fewer)
+**
+** Checks: recall@10 against brute force, self-recall, the graph invariants
+** (vdbHnswCheck) after every phase, determinism, deletes with repair and
+** entry-point re-election, recall after churn against a fresh build of the
+** same rows, filtered search, and the cosine and dot metrics.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "vdb_hnsw.h"
+
+#define DIM 784
+#define NQUERY 200
+#define K 10
+
+/* ---- in-memory access layer: nodes in an array indexed by nid ---------- */
+
+typedef struct MemGraph {
+  int m;
+  VdbHnswNode **apNode;
+  sqlite3_int64 nSlot;
+  int nDirty;
+} MemGraph;
+
+static int memGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **pp){
+  MemGraph *g = (MemGraph*)pCtx;
+  if( nid<0 || nid>=g->nSlot || g->apNode[nid]==0 ) return SQLITE_NOTFOUND;
+  *pp = g->apNode[nid];
+  return SQLITE_OK;
+}
+
+static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **pp){
+  MemGraph *g = (MemGraph*)pCtx;
+  VdbHnswNode *p;
+  float *pCopy;
+  int l;
+  if( nid>=g->nSlot ){
+    sqlite3_int64 n = g->nSlot ? g->nSlot : 1024;
+    while( n<=nid ) n *= 2;
+    g->apNode = (VdbHnswNode**)realloc(g->apNode, sizeof(VdbHnswNode*)*(size_t)n);
+    memset(g->apNode + g->nSlot, 0, sizeof(VdbHnswNode*)*(size_t)(n - g->nSlot));
+    g->nSlot = n;
+  }
+  p = (VdbHnswNode*)calloc(1, sizeof(*p));
+  pCopy = (float*)malloc(sizeof(float)*DIM);
+  memcpy(pCopy, pVec, sizeof(float)*DIM);
+  p->nid = nid;
+  p->level = level;
+  p->pVec = pCopy;
+  for(l=0; l<=level; l++){
+    p->aaLink[l] = (sqlite3_int64*)calloc((size_t)(l==0 ? 2*g->m : g->m), sizeof(sqlite3_int64));
+  }
+  g->apNode[nid] = p;
+  *pp = p;
+  return SQLITE_OK;
+}
+
+static int memDirty(void *pCtx, VdbHnswNode *p){
+  (void)p;
+  ((MemGraph*)pCtx)->nDirty++;
+  return SQLITE_OK;
+}
+
+static void memFreeNode(VdbHnswNode *p){
+  int l;
+  for(l=0; l<=VDB_HNSW_MAX_LEVEL; l++) free(p->aaLink[l]);
+  free((void*)p->pVec);
+  free(p);
+}
+
+static int memRemove(void *pCtx, VdbHnswNode *p){
+  MemGraph *g = (MemGraph*)pCtx;
+  g->apNode[p->nid] = 0;
+  memFreeNode(p);
+  return SQLITE_OK;
+}
+
+static int memTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64 *pNid, int *pLevel){
+  MemGraph *g = (MemGraph*)pCtx;
+  sqlite3_int64 i;
+  int best = -1;
+  for(i=0; i<g->nSlot; i++){
+    VdbHnswNode *p = g->apNode[i];
+    if( p && p->nid!=nidExcluded && p->level>best ){ best = p->level; *pNid = p->nid; }
+  }
+  if( best<0 ) return SQLITE_NOTFOUND;
+  *pLevel = best;
+  return SQLITE_OK;
+}
+
+static void memFree(MemGraph *g){
+  sqlite3_int64 i;
+  for(i=0; i<g->nSlot; i++) if( g->apNode[i] ) memFreeNode(g->apNode[i]);
+  free(g->apNode);
+  memset(g, 0, sizeof(*g));
+}
+
+static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc){
+  VdbHnswParams params;
+  VdbHnswAccess access;
+  memset(g, 0, sizeof(*g));
+  g->m = m;
+  params.dim = DIM;
+  params.eMetric = eMetric;
+  params.m = m;
+  params.efConstruction = efc;
+  params.seed = 12345;
+  access.pCtx = g;
+  access.xGet = memGet;
+  access.xCreate = memCreate;
+  access.xDirty = memDirty;
+  access.xRemove = memRemove;
+  access.xTopNode = memTopNode;
+  vdbHnswInit(h, &params, vdbKernelsBest(), &access);
+}
+
+static void closeIndex(VdbHnsw *h, MemGraph *g){
+  vdbHnswFree(h);
+  memFree(g);
+}
+
+/* The nids currently in the graph. */
+static int liveNids(MemGraph *g, sqlite3_int64 *aNid){
+  sqlite3_int64 i;
+  int n = 0;
+  for(i=0; i<g->nSlot; i++) if( g->apNode[i] ) aNid[n++] = i;
+  return n;
+}
+
+static int checkGraph(VdbHnsw *h, MemGraph *g, const char *zPhase){
+  sqlite3_int64 *aNid = (sqlite3_int64*)malloc(sizeof(sqlite3_int64)*(size_t)(g->nSlot+1));
+  char *zErr = 0;
+  int n = liveNids(g, aNid);
+  int rc = vdbHnswCheck(h, aNid, n, &zErr);
+  CHECK(rc==SQLITE_OK, "graph invariants after %s: %s", zPhase, zErr ? zErr : "");
+  sqlite3_free(zErr);
+  free(aNid);
+  return rc;
+}
+
+/* ---- data ----------------------------------------------------------------- */
+
+/* n images of an IDX file from Debian's dataset package, as floats. */
+static float *loadImages(const char *zFile, int skip, int n){
+  char zCmd[512];
+  FILE *f;
+  unsigned char header[16];
+  unsigned char *raw;
+  float *out;
+  size_t i;
+  snprintf(zCmd, sizeof(zCmd), "zcat /usr/share/datasets/fashion-mnist/%s", zFile);
+  f = popen(zCmd, "r");
+  if( f==0 || fread(header, 1, 16, f)!=16 ){ if( f ) pclose(f); return 0; }
+  raw = (unsigned char*)malloc((size_t)DIM*(size_t)(skip+n));
+  if( fread(raw, DIM, (size_t)(skip+n), f)!=(size_t)(skip+n) ){ free(raw); pclose(f); return 0; }
+  pclose(f);
+  out = (float*)malloc(sizeof(float)*(size_t)DIM*(size_t)n);
+  for(i=0; i<(size_t)DIM*(size_t)n; i++) out[i] = raw[(size_t)DIM*(size_t)skip + i];
+  free(raw);
+  return out;
+}
+
+typedef struct ExactHit { double d; sqlite3_int64 nid; } ExactHit;
+
+static int exactCompare(const void *a, const void *b){
+  const ExactHit *x = (const ExactHit*)a, *y = (const ExactHit*)b;
+  if( x->d!=y->d ) return x->d<y->d ? -1 : 1;
+  return x->nid<y->nid ? -1 : x->nid>y->nid;
+}
+
+/* Brute-force top-K nids over the live nodes of g passing keep(). */
+static void exactTopK(VdbHnsw *h, MemGraph *g, const float *q, sqlite3_int64 *aOut,
+                      int (*keep)(void*, sqlite3_int64)){
+  ExactHit *a = (ExactHit*)malloc(sizeof(ExactHit)*(size_t)g->nSlot);
+  sqlite3_int64 i;
+  int n = 0;
+  for(i=0; i<g->nSlot; i++){
+    VdbHnswNode *p = g->apNode[i];
+    if( p==0 || (keep && !keep(0, i)) ) continue;
+    vdbRawDistance(h->pK, VDB_ELEM_F32, h->params.eMetric, DIM, q, p->pVec, &a[n].d);
+    a[n++].nid = i;
+  }
+  qsort(a, (size_t)n, sizeof(ExactHit), exactCompare);
+  for(i=0; i<K; i++) aOut[i] = i<n ? a[i].nid : -1;
+  free(a);
+}
+
+static double recallAt(VdbHnsw *h, MemGraph *g, const float *aQuery, int nQuery, int ef,
+                       int (*keep)(void*, sqlite3_int64)){
+  int qi, found = 0, total = 0;
+  for(qi=0; qi<nQuery; qi++){
+    const float *q = aQuery + (size_t)qi*DIM;
+    sqlite3_int64 aWant[K];
+    VdbHnswHit *aHit;
+    int nHit, nVisited, i, j;
+    exactTopK(h, g, q, aWant, keep);
+    if( vdbHnswSearch(h, q, K, ef, keep, 0, &aHit, &nHit, &nVisited)!=SQLITE_OK ) return -1;
+    for(i=0; i<K; i++){
+      if( aWant[i]<0 ) continue;
+      total++;
+      for(j=0; j<nHit; j++) if( aHit[j].nid==aWant[i] ){ found++; break; }
+    }
+    for(j=1; j<nHit; j++){
+      if( aHit[j].dist<aHit[j-1].dist ) return -2;       /* must come sorted */
+      if( keep && !keep(0, aHit[j].nid) ) return -3;    /* must pass the filter */
+    }
+    sqlite3_free(aHit);
+  }
+  return total ? (double)found/total : 1.0;
+}
+
+static int keepSevenths(void *pArg, sqlite3_int64 nid){ (void)pArg; return nid%7==0; }
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void testBuildSearchChurn(int n, const float *aBase, const float *aExtra, const float *aQuery){
+  VdbHnsw h, fresh;
+  MemGraph g, gFresh;
+  double recall, recallFresh, recallFiltered;
+  int i, selfFound = 0, nSelf = n<1000 ? n : 1000, efc = n>5000 ? 200 : 100;
+  openIndex(&h, &g, VDB_METRIC_L2, 16, efc);
+  for(i=0; i<n; i++){
+    if( vdbHnswInsert(&h, i+1, aBase + (size_t)i*DIM)!=SQLITE_OK ){ CHECK(0, "insert %d", i); break; }
+  }
+  checkGraph(&h, &g, "the build");
+  recall = recallAt(&h, &g, aQuery, NQUERY, 64, 0);
+  printf("build of %d: recall@10 at ef=64 %.4f, %.0f distances per insert\n",
+         n, recall, (double)h.nDistance/n);
+  CHECK(recall>=0.95, "recall@10 at ef=64 is %.4f, below 0.95", recall);
+
+  /* Every stored vector finds itself first. */
+  for(i=0; i<nSelf; i++){
+    VdbHnswHit *aHit;
+    int nHit, nVisited;
+    vdbHnswSearch(&h, aBase + (size_t)i*DIM, 1, 64, 0, 0, &aHit, &nHit, &nVisited);
+    selfFound += nHit==1 && aHit[0].nid==i+1;
+    sqlite3_free(aHit);
+  }
+  printf("self-recall %.4f\n", (double)selfFound/nSelf);
+  CHECK(selfFound >= 0.99*nSelf, "self-recall %d of %d", selfFound, nSelf);
+
+  recallFiltered = recallAt(&h, &g, aQuery, NQUERY/4, 64, keepSevenths);
+  printf("filtered (1 in 7 rows) recall@10 at ef=64 %.4f\n", recallFiltered);
+  CHECK(recallFiltered>=0.90, "filtered recall %.4f", recallFiltered);
+
+  /* Churn: delete 30% of the rows, insert as many new ones under new nids. */
+  for(i=0; i<n; i++){
+    if( (i*7919)%10 < 3 && vdbHnswDelete(&h, i+1)!=SQLITE_OK ){ CHECK(0, "delete %d", i+1); break; }
+  }
+  checkGraph(&h, &g, "deleting 30%");
+  for(i=0; i<(3*n)/10; i++){
+    if( vdbHnswInsert(&h, n+1+i, aExtra + (size_t)i*DIM)!=SQLITE_OK ){ CHECK(0, "reinsert %d", i); break; }
+  }
+  checkGraph(&h, &g, "re-inserting");
+  recall = recallAt(&h, &g, aQuery, NQUERY, 64, 0);
+
+  /* A fresh build of exactly the same rows. */
+  openIndex(&fresh, &gFresh, VDB_METRIC_L2, 16, efc);
+  for(i=0; i<g.nSlot; i++){
+    if( g.apNode[i] ) vdbHnswInsert(&fresh, i, g.apNode[i]->pVec);
+  }
+  recallFresh = recallAt(&fresh, &gFresh, aQuery, NQUERY, 64, 0);
+  printf("after churn: recall@10 %.4f; fresh build of the same rows %.4f\n", recall, recallFresh);
+  CHECK(recall >= recallFresh - 0.01, "churned recall %.4f vs fresh %.4f", recall, recallFresh);
+  closeIndex(&fresh, &gFresh);
+  closeIndex(&h, &g);
+}
+
+/* The same inserts give the same graph, link for link. */
+static void testDeterminism(const float *aBase){
+  VdbHnsw a, b;
+  MemGraph ga, gb;
+  int i, l, same = 1;
+  openIndex(&a, &ga, VDB_METRIC_L2, 8, 40);
+  openIndex(&b, &gb, VDB_METRIC_L2, 8, 40);
+  for(i=0; i<500; i++){
+    vdbHnswInsert(&a, i+1, aBase + (size_t)i*DIM);
+    vdbHnswInsert(&b, i+1, aBase + (size_t)i*DIM);
+  }
+  for(i=1; i<=500 && same; i++){
+    VdbHnswNode *x = ga.apNode[i], *y = gb.apNode[i];
+    same = x->level==y->level;
+    for(l=0; same && l<=x->level; l++){
+      same = x->anLink[l]==y->anLink[l]
+          && memcmp(x->aaLink[l], y->aaLink[l], sizeof(sqlite3_int64)*(size_t)x->anLink[l])==0;
+    }
+  }
+  CHECK(same, "two builds from the same inserts differ at node %d", i-1);
+  CHECK(a.entryNid==b.entryNid, "same entry point");
+  closeIndex(&a, &ga);
+  closeIndex(&b, &gb);
+}
+
+/* Levels follow the geometric law: about 1/M of nodes reach level 1. */
+static void testLevels(void){
+  VdbHnswParams params;
+  int i, n1 = 0, maxLevel = 0;
+  memset(&params, 0, sizeof(params));
+  params.m = 16;
+  params.seed = 7;
+  for(i=1; i<=160000; i++){
+    int l = vdbHnswLevel(&params, i);
+    n1 += l>=1;
+    if( l>maxLevel ) maxLevel = l;
+  }
+  CHECK(n1>9000 && n1<11000, "%d of 160000 nodes on level >= 1 (expect ~10000)", n1);
+  CHECK(maxLevel>=3 && maxLevel<=VDB_HNSW_MAX_LEVEL, "max level %d", maxLevel);
+}
+
+/* Deleting the entry point again and again, down to an empty graph. */
+static void testDeleteEverything(const float *aBase){
+  VdbHnsw h;
+  MemGraph g;
+  int i, ok = 1;
+  openIndex(&h, &g, VDB_METRIC_L2, 8, 40);
+  for(i=0; i<300; i++) vdbHnswInsert(&h, i+1, aBase + (size_t)i*DIM);
+  for(i=0; i<300 && ok; i++){
+    sqlite3_int64 victim = i%2 ? h.entryNid : (sqlite3_int64)(300 - i/2);
+    if( g.apNode[victim]==0 ) victim = h.entryNid;
+    ok = vdbHnswDelete(&h, victim)==SQLITE_OK;
+    if( ok && i%50==0 ) ok = checkGraph(&h, &g, "deleting entry points")==SQLITE_OK;
+  }
+  CHECK(ok, "delete down to empty");
+  CHECK(!h.hasEntry, "an empty graph has no entry point");
+  checkGraph(&h, &g, "deleting everything");
+  closeIndex(&h, &g);
+}
+
+/* Cosine and dot on normalised data find the same neighbours as L2. */
+static void testOtherMetrics(const float *aBase, const float *aQuery){
+  static const VdbMetric aMetric[] = { VDB_METRIC_COSINE, VDB_METRIC_DOT };
+  int n = 2000, mi, i, j;
+  float *aNorm = (float*)malloc(sizeof(float)*DIM*(size_t)(n+NQUERY));
+  for(i=0; i<n+NQUERY; i++){
+    const float *src = i<n ? aBase + (size_t)i*DIM : aQuery + (size_t)(i-n)*DIM;
+    double s = 0;
+    for(j=0; j<DIM; j++) s += (double)src[j]*src[j];
+    for(j=0; j<DIM; j++) aNorm[(size_t)i*DIM+j] = (float)(src[j]/sqrt(s));
+  }
+  for(mi=0; mi<2; mi++){
+    VdbHnsw h;
+    MemGraph g;
+    double recall;
+    openIndex(&h, &g, aMetric[mi], 16, 100);
+    for(i=0; i<n; i++) vdbHnswInsert(&h, i+1, aNorm + (size_t)i*DIM);
+    checkGraph(&h, &g, "a cosine/dot build");
+    recall = recallAt(&h, &g, aNorm + (size_t)n*DIM, NQUERY/2, 64, 0);
+    printf("%s on 2000 normalised images: recall@10 %.4f\n", mi==0 ? "cosine" : "dot", recall);
+    CHECK(recall>=0.95, "metric %d recall %.4f", mi, recall);
+    closeIndex(&h, &g);
+  }
+  free(aNorm);
+}
+
+int main(int argc, char **argv){
+  int n = argc>1 ? atoi(argv[1]) : 10000;
+  float *aBase, *aExtra, *aQuery;
+  sqlite3_initialize();
+  aBase = loadImages("train-images-idx3-ubyte.gz", 0, n);
+  aExtra = loadImages("train-images-idx3-ubyte.gz", n, (3*n)/10);
+  aQuery = loadImages("t10k-images-idx3-ubyte.gz", 0, NQUERY);
+  CHECK(aBase && aExtra && aQuery, "Fashion-MNIST from dataset-fashion-mnist");
+  if( aBase && aExtra && aQuery ){
+    testLevels();
+    testDeterminism(aBase);
+    testDeleteEverything(aBase);
+    testOtherMetrics(aBase, aQuery);
+    testBuildSearchChurn(n, aBase, aExtra, aQuery);
+  }
+  free(aBase);
+  free(aExtra);
+  free(aQuery);
+  return tuFinish();
+}
