@@ -55,11 +55,15 @@ run_suite asan-sql env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
 run_suite vtab                $PY tests/test_vtab.py ./vectordb
 run_suite asan-vtab env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
           $PY tests/test_vtab.py ./build/asan-so/vectordb
+run_suite hnsw-table          $PY tests/test_hnsw_table.py ./vectordb 10000
+run_suite asan-hnsw-table env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
+          $PY tests/test_hnsw_table.py ./build/asan-so/vectordb 2000
 run_suite differential        $PY tests/test_differential.py ./vectordb $SQLITE_VEC
 # The same SQL-level suites inside a newer SQLite than the system's.
 if [ -n "${SQLITE_NEWER:-}" ]; then
   run_suite sql-newer-sqlite  env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_sql.py ./vectordb
   run_suite vtab-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_vtab.py ./vectordb
+  run_suite hnsw-table-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_hnsw_table.py ./vectordb 3000
 fi
 [ -f bench/smoke.sh ] && run_suite bench-smoke sh bench/smoke.sh
 

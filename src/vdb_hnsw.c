@@ -308,9 +308,12 @@ static int vdbDescend(VdbHnsw *p, const float *pQuery, int stop, VdbHnswHit *pEp
 /* ---- links ------------------------------------------------------------------- */
 
 /* Link a and b on a layer where a has room. If b is full it drops its
-** farthest link whose other end keeps more than M/2 links; if none may
-** go, no edge is made. *pLinked tells which happened. */
-static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int *pLinked){
+** farthest link whose other end keeps more than M/2 links, provided that
+** link is longer than the new one; otherwise no edge is made. With
+** `force` (a has too few links to be reliably reachable) b drops its
+** farthest link whose other end keeps at least one, however short.
+** *pLinked tells which happened. */
+static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int force, int *pLinked){
   int cap = vdbLayerCap(p, layer), rc = SQLITE_OK;
   *pLinked = 0;
   if( a==b || vdbLinkIndex(a, layer, b->nid)>=0 ) return SQLITE_OK;
@@ -324,11 +327,11 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
       double d;
       rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][i], &pOther);
       if( rc!=SQLITE_OK ) break;
-      if( pOther->anLink[layer] <= p->params.m/2 ) continue;
+      if( pOther->anLink[layer] <= (force ? 1 : p->params.m/2) ) continue;
       d = vdbHnswDist(p, b->pVec, pOther->pVec);
       if( d>worst ){ worst = d; iWorst = i; pWorst = pOther; }
     }
-    if( rc!=SQLITE_OK || iWorst<0 || worst<=dNew ) return rc;
+    if( rc!=SQLITE_OK || iWorst<0 || (!force && worst<=dNew) ) return rc;
     vdbLinkRemoveAt(b, layer, iWorst);
     i = vdbLinkIndex(pWorst, layer, b->nid);
     if( i<0 ) return SQLITE_CORRUPT;
@@ -341,6 +344,25 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
   *pLinked = 1;
   rc = p->access.xDirty(p->access.pCtx, a);
   if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, b);
+  return rc;
+}
+
+/* Connect pNode to the chosen candidates aHit[0..nHit-1] while it has room;
+** if that leaves it with fewer than M/2 links (every candidate was full of
+** shorter links, as happens to outliers), connect again with force so no
+** node is left unreachable. */
+static int vdbConnectAll(VdbHnsw *p, VdbHnswNode *pNode, const VdbHnswHit *aHit, int nHit, int layer){
+  int pass, i, rc = SQLITE_OK;
+  for(pass=0; pass<2 && rc==SQLITE_OK; pass++){
+    if( pass==1 && pNode->anLink[layer] >= p->params.m/2 ) break;
+    for(i=0; rc==SQLITE_OK && i<nHit && pNode->anLink[layer]<vdbLayerCap(p, layer); i++){
+      VdbHnswNode *pOther;
+      int linked;
+      if( pass==1 && pNode->anLink[layer] >= p->params.m/2 ) break;
+      rc = p->access.xGet(p->access.pCtx, aHit[i].nid, &pOther);
+      if( rc==SQLITE_OK ) rc = vdbConnect(p, pNode, pOther, layer, pass, &linked);
+    }
+  }
   return rc;
 }
 
@@ -401,7 +423,7 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
   if( rc==SQLITE_OK ) aEp[0] = ep;
   for(layer = level<p->entryLevel ? level : p->entryLevel; rc==SQLITE_OK && layer>=0; layer--){
     VdbLayerSearch s;
-    int nChosen = 0, i;
+    int nChosen = 0;
     memset(&s, 0, sizeof(s));
     s.pQuery = pNew->pVec;
     s.layer = layer;
@@ -411,17 +433,12 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
     if( rc==SQLITE_OK && vdbVisitedAdd(p->pVisited, nid)<0 ) rc = SQLITE_NOMEM;
     if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, aEp, nEp, &w);
     if( rc!=SQLITE_OK ) break;
-    qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
     /* The whole beam seeds the next layer down. */
     nEp = w.n;
     memcpy(aEp, w.a, sizeof(VdbHnswHit)*(size_t)w.n);
     rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
-    for(i=0; rc==SQLITE_OK && i<nChosen; i++){
-      VdbHnswNode *pNbr;
-      int linked;
-      rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNbr);
-      if( rc==SQLITE_OK ) rc = vdbConnect(p, pNew, pNbr, layer, &linked);
-    }
+    if( rc==SQLITE_OK ) rc = vdbConnectAll(p, pNew, w.a, nChosen, layer);
   }
   sqlite3_free(w.a);
   sqlite3_free(aEp);
@@ -436,24 +453,65 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
 
 /* ---- delete ----------------------------------------------------------------------- */
 
-/* Remove x from every neighbour, then reconnect each former neighbour to
-** the others (nearest first) while it has room: the neighbourhood that x
-** held together stays connected without x. */
+/* Search results for relinking exclude the node and its current
+** neighbours, while the walk may still pass through them. */
+typedef struct VdbRelinkFilter { VdbHnswNode *pNode; int layer; } VdbRelinkFilter;
+static int vdbRelinkKeep(void *pArg, sqlite3_int64 nid){
+  VdbRelinkFilter *f = (VdbRelinkFilter*)pArg;
+  return nid!=f->pNode->nid && vdbLinkIndex(f->pNode, f->layer, nid)<0;
+}
+
+/* Give a node that lost links on a layer new neighbours found the way an
+** insert finds them: a beam search for its vector from the entry point. */
+static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
+  VdbRelinkFilter filter;
+  VdbHnswHit ep;
+  VdbHeap w;
+  VdbLayerSearch s;
+  int rc, nChosen = 0;
+  memset(&w, 0, sizeof(w));
+  memset(&s, 0, sizeof(s));
+  rc = vdbDescend(p, pNode->pVec, layer, &ep);
+  filter.pNode = pNode;
+  filter.layer = layer;
+  s.pQuery = pNode->pVec;
+  s.layer = layer;
+  s.ef = p->params.efConstruction;
+  s.xFilter = vdbRelinkKeep;
+  s.pFilterArg = &filter;
+  if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
+  if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
+  if( rc==SQLITE_OK ){
+    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
+  }
+  if( rc==SQLITE_OK ) rc = vdbConnectAll(p, pNode, w.a, nChosen, layer);
+  sqlite3_free(w.a);
+  return rc;
+}
+
+/* Remove x from every neighbour; re-elect the entry point if it was x;
+** then reconnect the former neighbours to each other, nearest first, while
+** they have room; a neighbour still left with fewer than M/2 links on a
+** layer searches the graph for new ones. */
 int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
   VdbHnswNode *pX;
-  int layer, rc;
+  sqlite3_int64 *aaNbr[VDB_HNSW_MAX_LEVEL+1];
+  int anNbr[VDB_HNSW_MAX_LEVEL+1];
+  int layer, level, rc, i, j;
   rc = p->access.xGet(p->access.pCtx, nid, &pX);
   if( rc!=SQLITE_OK ) return rc;
-  for(layer=0; rc==SQLITE_OK && layer<=pX->level; layer++){
-    int nNbr = pX->anLink[layer], i, j;
-    sqlite3_int64 *aNbr = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)(nNbr+1));
-    VdbHnswHit *aCand = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit)*(sqlite3_uint64)(nNbr+1));
-    if( aNbr==0 || aCand==0 ) rc = SQLITE_NOMEM;
-    if( rc==SQLITE_OK ) memcpy(aNbr, pX->aaLink[layer], sizeof(sqlite3_int64)*(size_t)nNbr);
-    for(i=0; rc==SQLITE_OK && i<nNbr; i++){
+  level = pX->level;
+  memset(aaNbr, 0, sizeof(aaNbr));
+  for(layer=0; rc==SQLITE_OK && layer<=level; layer++){
+    anNbr[layer] = pX->anLink[layer];
+    aaNbr[layer] = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)(anNbr[layer]+1));
+    if( aaNbr[layer]==0 ){ rc = SQLITE_NOMEM; break; }
+    memcpy(aaNbr[layer], pX->aaLink[layer], sizeof(sqlite3_int64)*(size_t)anNbr[layer]);
+    for(i=0; rc==SQLITE_OK && i<anNbr[layer]; i++){
       VdbHnswNode *pN;
       int k;
-      rc = p->access.xGet(p->access.pCtx, aNbr[i], &pN);
+      rc = p->access.xGet(p->access.pCtx, aaNbr[layer][i], &pN);
       if( rc!=SQLITE_OK ) break;
       k = vdbLinkIndex(pN, layer, nid);
       if( k<0 ){ rc = SQLITE_CORRUPT; break; }
@@ -461,33 +519,8 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
       rc = p->access.xDirty(p->access.pCtx, pN);
     }
     pX->anLink[layer] = 0;
-    for(i=0; rc==SQLITE_OK && i<nNbr; i++){
-      VdbHnswNode *pN;
-      int nCand = 0;
-      rc = p->access.xGet(p->access.pCtx, aNbr[i], &pN);
-      for(j=0; rc==SQLITE_OK && j<nNbr; j++){
-        VdbHnswNode *pO;
-        if( j==i ) continue;
-        rc = p->access.xGet(p->access.pCtx, aNbr[j], &pO);
-        if( rc==SQLITE_OK && vdbLinkIndex(pN, layer, aNbr[j])<0 ){
-          aCand[nCand].nid = aNbr[j];
-          aCand[nCand].dist = vdbHnswDist(p, pN->pVec, pO->pVec);
-          nCand++;
-        }
-      }
-      if( rc!=SQLITE_OK ) break;
-      qsort(aCand, (size_t)nCand, sizeof(VdbHnswHit), vdbHitCompare);
-      for(j=0; rc==SQLITE_OK && j<nCand && pN->anLink[layer]<vdbLayerCap(p, layer); j++){
-        VdbHnswNode *pO;
-        int linked;
-        rc = p->access.xGet(p->access.pCtx, aCand[j].nid, &pO);
-        if( rc==SQLITE_OK ) rc = vdbConnect(p, pN, pO, layer, &linked);
-      }
-    }
-    sqlite3_free(aNbr);
-    sqlite3_free(aCand);
   }
-  /* Re-elect the entry point from the highest remaining level. */
+  /* Re-elect the entry point before any repair search starts from it. */
   if( rc==SQLITE_OK && p->entryNid==nid ){
     sqlite3_int64 top;
     int topLevel;
@@ -501,6 +534,39 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
     }
     p->entryChanged = 1;
   }
+  for(layer=0; rc==SQLITE_OK && layer<=level; layer++){
+    int nNbr = anNbr[layer];
+    VdbHnswHit *aCand = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit)*(sqlite3_uint64)(nNbr+1));
+    if( aCand==0 ){ rc = SQLITE_NOMEM; break; }
+    for(i=0; rc==SQLITE_OK && i<nNbr; i++){
+      VdbHnswNode *pN;
+      int nCand = 0;
+      rc = p->access.xGet(p->access.pCtx, aaNbr[layer][i], &pN);
+      for(j=0; rc==SQLITE_OK && j<nNbr; j++){
+        VdbHnswNode *pO;
+        if( j==i ) continue;
+        rc = p->access.xGet(p->access.pCtx, aaNbr[layer][j], &pO);
+        if( rc==SQLITE_OK && vdbLinkIndex(pN, layer, aaNbr[layer][j])<0 ){
+          aCand[nCand].nid = aaNbr[layer][j];
+          aCand[nCand].dist = vdbHnswDist(p, pN->pVec, pO->pVec);
+          nCand++;
+        }
+      }
+      if( rc!=SQLITE_OK ) break;
+      if( nCand>1 ) qsort(aCand, (size_t)nCand, sizeof(VdbHnswHit), vdbHitCompare);
+      for(j=0; rc==SQLITE_OK && j<nCand && pN->anLink[layer]<vdbLayerCap(p, layer); j++){
+        VdbHnswNode *pO;
+        int linked;
+        rc = p->access.xGet(p->access.pCtx, aCand[j].nid, &pO);
+        if( rc==SQLITE_OK ) rc = vdbConnect(p, pN, pO, layer, 0, &linked);
+      }
+      if( rc==SQLITE_OK && p->hasEntry && pN->anLink[layer] < p->params.m/2 ){
+        rc = vdbRelink(p, pN, layer);
+      }
+    }
+    sqlite3_free(aCand);
+  }
+  for(layer=0; layer<=level; layer++) sqlite3_free(aaNbr[layer]);
   if( rc==SQLITE_OK ) rc = p->access.xRemove(p->access.pCtx, pX);
   return rc;
 }
@@ -529,7 +595,7 @@ int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
   if( rc==SQLITE_OK ){
-    qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
     for(i=0; i<w.n && n<k; i++){
       if( isinf(w.a[i].dist) ) continue;
       w.a[n++] = w.a[i];

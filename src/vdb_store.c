@@ -2,6 +2,7 @@
 ** Shadow-table storage; see vdb_store.h for the layout.
 */
 #include <string.h>
+#include "vdb_hnsw_store.h"
 #include "vdb_store.h"
 
 /* ---- set-up ---------------------------------------------------------------- */
@@ -63,10 +64,14 @@ int vdbStoreIsShadowName(const char *zSuffix){
   for(i=0; i<sizeof(azName)/sizeof(azName[0]); i++){
     if( sqlite3_stricmp(zSuffix, azName[i])==0 ) return 1;
   }
-  /* vectors00 .. vectors15 */
-  if( sqlite3_strnicmp(zSuffix, "vectors", 7)==0 && strlen(zSuffix)==9
-   && zSuffix[7]>='0' && zSuffix[7]<='9' && zSuffix[8]>='0' && zSuffix[8]<='9' ){
-    return (zSuffix[7]-'0')*10 + (zSuffix[8]-'0') < VDB_MAX_VECTOR_COLUMNS;
+  /* vectors00 .. vectors15 and hnsw00 .. hnsw15 */
+  for(i=0; i<2; i++){
+    const char *zPrefix = i ? "hnsw" : "vectors";
+    size_t n = strlen(zPrefix);
+    if( sqlite3_strnicmp(zSuffix, zPrefix, (int)n)==0 && strlen(zSuffix)==n+2
+     && zSuffix[n]>='0' && zSuffix[n]<='9' && zSuffix[n+1]>='0' && zSuffix[n+1]<='9' ){
+      return (zSuffix[n]-'0')*10 + (zSuffix[n+1]-'0') < VDB_MAX_VECTOR_COLUMNS;
+    }
   }
   return 0;
 }
@@ -100,6 +105,10 @@ static char *vdbLayoutSignature(VdbStore *p){
     const VdbColumnDef *c = &p->pDef->aCol[i];
     if( c->eKind==VDB_COL_VECTOR ){
       sqlite3_str_appendf(s, ";v:%s[%d]", vdbElemTypeName(c->eElem), c->nDim);
+      if( c->index.eKind==VDB_INDEX_HNSW ){
+        sqlite3_str_appendf(s, ":hnsw(%d,%d,%s)", c->index.m, c->index.efConstruction,
+                            vdbMetricName(c->eMetric));
+      }
     }else{
       sqlite3_str_appendf(s, ";%c:%s", "?VPMA"[c->eKind], vdbValueTypeName(c->eValType));
     }
@@ -107,12 +116,12 @@ static char *vdbLayoutSignature(VdbStore *p){
   return sqlite3_str_finish(s);
 }
 
-/* Partition keys select a tenant's rows before a KNN scan; an index per
-** key keeps that selection proportional to the tenant, not the table.
-** Index names cannot follow ALTER TABLE RENAME (an index cannot be
-** dropped while the ALTER runs), so they carry a random token instead of
-** the table name and stay unique whatever the table is later called. */
-static int vdbCreatePartitionIndexes(VdbStore *p){
+/* Indexes on partition keys (a tenant's rows are selected before a KNN
+** scan) and the HNSW graph tables with theirs. Index names cannot follow
+** ALTER TABLE RENAME (an index cannot be dropped while the ALTER runs), so
+** they carry a random token instead of the table name and stay unique
+** whatever the table is later called. */
+static int vdbCreateIndexes(VdbStore *p){
   unsigned char aRand[8];
   char zToken[17];
   int i, rc = SQLITE_OK;
@@ -123,6 +132,11 @@ static int vdbCreatePartitionIndexes(VdbStore *p){
     rc = vdbExec(p->db, sqlite3_mprintf(
         "CREATE INDEX \"%w\".\"vectordb_%s_c%d\" ON \"%w_rows\"(c%d)",
         p->zDb, zToken, i, p->zName, i));
+  }
+  for(i=0; rc==SQLITE_OK && i<p->nVec; i++){
+    if( p->pDef->aCol[p->aVecCol[i]].index.eKind==VDB_INDEX_HNSW ){
+      rc = vdbHnswStoreCreate(p, i, zToken);
+    }
   }
   return rc;
 }
@@ -155,7 +169,7 @@ int vdbStoreCreate(VdbStore *p, char **pzErr){
         "CREATE TABLE \"%w\".\"%w_vectors%02d\"(chunk_id INTEGER PRIMARY KEY, vectors BLOB NOT NULL)",
         p->zDb, p->zName, i));
   }
-  if( rc==SQLITE_OK ) rc = vdbCreatePartitionIndexes(p);
+  if( rc==SQLITE_OK ) rc = vdbCreateIndexes(p);
   zSig = rc==SQLITE_OK ? vdbLayoutSignature(p) : 0;
   if( rc==SQLITE_OK && zSig==0 ) rc = SQLITE_NOMEM;
   if( rc==SQLITE_OK ){
@@ -213,8 +227,9 @@ int vdbStoreDrop(VdbStore *p){
       "DROP TABLE IF EXISTS \"%w\".\"%w_chunks\"; DROP TABLE IF EXISTS \"%w\".\"%w_free\";",
       p->zDb, p->zName, p->zDb, p->zName, p->zDb, p->zName, p->zDb, p->zName));
   for(i=0; rc==SQLITE_OK && i<p->nVec; i++){
-    rc = vdbExec(p->db, sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_vectors%02d\"",
-                                        p->zDb, p->zName, i));
+    rc = vdbExec(p->db, sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_vectors%02d\";"
+                                        "DROP TABLE IF EXISTS \"%w\".\"%w_hnsw%02d\"",
+                                        p->zDb, p->zName, i, p->zDb, p->zName, i));
   }
   return rc;
 }
@@ -231,6 +246,10 @@ int vdbStoreRename(VdbStore *p, const char *zNew){
   for(i=0; rc==SQLITE_OK && i<p->nVec; i++){
     rc = vdbExec(p->db, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_vectors%02d\" RENAME TO \"%w_vectors%02d\"",
                                         p->zDb, p->zName, i, zNew, i));
+    if( rc==SQLITE_OK && p->pDef->aCol[p->aVecCol[i]].index.eKind==VDB_INDEX_HNSW ){
+      rc = vdbExec(p->db, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_hnsw%02d\" RENAME TO \"%w_hnsw%02d\"",
+                                          p->zDb, p->zName, i, zNew, i));
+    }
   }
   if( rc==SQLITE_OK ){
     zNewName = sqlite3_mprintf("%s", zNew);
@@ -528,7 +547,7 @@ static int vdbWriteSlotRowid(VdbStore *p, const VdbSlot *pSlot, sqlite3_int64 ro
 /* ---- row writes ------------------------------------------------------------------------ */
 
 int vdbStoreInsert(VdbStore *p, sqlite3_int64 rowid, sqlite3_value *pPk,
-                   sqlite3_value **apVal, const VdbVector *aVec){
+                   sqlite3_value **apVal, const VdbVector *aVec, VdbSlot *pSlot){
   VdbSlot slot;
   sqlite3_stmt *pStmt;
   int rc, i, iParam;
@@ -548,7 +567,59 @@ int vdbStoreInsert(VdbStore *p, sqlite3_int64 rowid, sqlite3_value *pPk,
     if( p->pDef->aCol[i].eKind==VDB_COL_VECTOR ) continue;
     sqlite3_bind_value(pStmt, iParam++, apVal[i]);
   }
+  *pSlot = slot;
   return vdbStepDone(pStmt);
+}
+
+int vdbStoreIntegrity(VdbStore *p, char **pzErr){
+  sqlite3_stmt *pStmt = 0;
+  int rc, nValid = p->pDef->chunkSize/8;
+  sqlite3_int64 nRows = 0, nBits = 0;
+  /* Every row's slot is marked live and names the row back. */
+  rc = vdbStorePrepare(p, sqlite3_mprintf(
+      "SELECT r.rowid, r.chunk_offset, c.validity, c.rowids FROM \"%w\".\"%w_rows\" r"
+      " LEFT JOIN \"%w\".\"%w_chunks\" c ON c.chunk_id=r.chunk_id",
+      p->zDb, p->zName, p->zDb, p->zName), &pStmt);
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    sqlite3_int64 rowid = sqlite3_column_int64(pStmt, 0), stored;
+    int off = sqlite3_column_int(pStmt, 1), i;
+    const unsigned char *aValid = (const unsigned char*)sqlite3_column_blob(pStmt, 2);
+    const unsigned char *aRowid = (const unsigned char*)sqlite3_column_blob(pStmt, 3);
+    nRows++;
+    if( aValid==0 || sqlite3_column_bytes(pStmt, 2)!=nValid
+     || sqlite3_column_bytes(pStmt, 3)!=p->pDef->chunkSize*8
+     || off<0 || off>=p->pDef->chunkSize || (aValid[off/8] & (1u<<(off%8)))==0 ){
+      *pzErr = sqlite3_mprintf("row %lld has no live slot in its chunk", rowid);
+      rc = SQLITE_CORRUPT;
+      break;
+    }
+    stored = 0;
+    for(i=7; i>=0; i--) stored = (sqlite3_int64)(((sqlite3_uint64)stored<<8) | aRowid[8*off+i]);
+    if( stored!=rowid ){
+      *pzErr = sqlite3_mprintf("row %lld: its slot names row %lld", rowid, stored);
+      rc = SQLITE_CORRUPT;
+    }
+  }
+  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+  else sqlite3_finalize(pStmt);
+  pStmt = 0;
+  /* No live slot without a row. */
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(p, sqlite3_mprintf("SELECT validity FROM \"%w\".\"%w_chunks\"",
+                                            p->zDb, p->zName), &pStmt);
+    while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+      const unsigned char *a = (const unsigned char*)sqlite3_column_blob(pStmt, 0);
+      int i, n = sqlite3_column_bytes(pStmt, 0);
+      for(i=0; a && i<n; i++) nBits += __builtin_popcount(a[i]);
+    }
+    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+    else sqlite3_finalize(pStmt);
+    if( rc==SQLITE_OK && nBits!=nRows ){
+      *pzErr = sqlite3_mprintf("%lld live slots for %lld rows", nBits, nRows);
+      rc = SQLITE_CORRUPT;
+    }
+  }
+  return rc;
 }
 
 int vdbStoreDelete(VdbStore *p, sqlite3_int64 rowid){

@@ -18,6 +18,8 @@
 **   T_vectorsNN(chunk_id INTEGER PRIMARY KEY, vectors BLOB)
 **       one table per vector column NN: chunk_size vectors back to back,
 **       so an exact scan reads large contiguous blobs.
+**   T_hnswNN
+**       the HNSW graph of column NN when it is indexed (vdb_hnsw_store.h).
 **
 ** Every value read back is validated: a blob of the wrong size, a slot
 ** outside the chunk or a chunk that is missing yields SQLITE_CORRUPT_VTAB.
@@ -87,7 +89,10 @@ int vdbStoreMaxRowid(VdbStore *p, sqlite3_int64 *pRowid);
 ** has one decoded vector per vector column. Must be called only after all
 ** input has been validated. */
 int vdbStoreInsert(VdbStore *p, sqlite3_int64 rowid, sqlite3_value *pPk,
-                   sqlite3_value **apVal, const VdbVector *aVec);
+                   sqlite3_value **apVal, const VdbVector *aVec, VdbSlot *pSlot);
+
+/* Consistency of rows and slots; SQLITE_CORRUPT with *pzErr on a finding. */
+int vdbStoreIntegrity(VdbStore *p, char **pzErr);
 int vdbStoreDelete(VdbStore *p, sqlite3_int64 rowid);
 /* Give a row a new rowid, keeping its slot and values. */
 int vdbStoreMove(VdbStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid);

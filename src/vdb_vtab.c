@@ -27,8 +27,10 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "vdb_vtab.h"
+#include "vdb_hnsw_store.h"
 #include "vdb_knn.h"
 
 #define VDB_MIN_VTAB_VERSION 3038000   /* sqlite3_vtab_in() */
@@ -52,6 +54,12 @@
 #define VDB_ROLE_COMMAND  3
 #define VDB_ROLE_DISTANCE 4
 #define VDB_ROLE_K        5
+#define VDB_ROLE_EF       6
+
+/* A filtered query on an indexed column searches the graph only when more
+** rows match than an exact scan of the matches would cost: below this
+** many matches per unit of ef, exact search is cheaper and exact. */
+#define VDB_EXACT_MATCHES_PER_EF 64
 
 typedef struct VdbVtab {
   sqlite3_vtab base;
@@ -60,7 +68,9 @@ typedef struct VdbVtab {
   VdbTableDef *pDef;
   VdbStore store;
   int nUserStart;               /* declared index of aCol[0] */
-  int iColCommand, iColDistance, iColK;
+  int iColCommand, iColDistance, iColK, iColEf;
+  VdbHnswStore *apHnsw[VDB_MAX_VECTOR_COLUMNS];  /* per vector column; NULL: exact only */
+  int aEfSearch[VDB_MAX_VECTOR_COLUMNS];         /* default beam width per column */
   int aRowCol[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
               + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
                                 /* aCol[i]'s column in SELECT * FROM T_rows */
@@ -117,6 +127,7 @@ static int vdbColumnRole(const VdbVtab *p, int iCol, int *piUser){
   }
   if( iCol==p->iColCommand ) return VDB_ROLE_COMMAND;
   if( iCol==p->iColDistance ) return VDB_ROLE_DISTANCE;
+  if( iCol==p->iColEf ) return VDB_ROLE_EF;
   return VDB_ROLE_K;
 }
 
@@ -133,8 +144,45 @@ static const char *vdbDeclType(const VdbColumnDef *c){
   }
 }
 
+static void vdbCloseIndexes(VdbVtab *p){
+  int i;
+  for(i=0; i<VDB_MAX_VECTOR_COLUMNS; i++){
+    vdbHnswStoreClose(p->apHnsw[i]);
+    p->apHnsw[i] = 0;
+  }
+}
+
+/* Open the graph of every indexed column, and apply the table settings
+** stored by commands (ef_search=, cache_mb=) over the declared defaults. */
+static int vdbOpenIndexes(VdbVtab *p){
+  sqlite3_stmt *pStmt = 0;
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    const VdbColumnDef *c = &p->pDef->aCol[p->store.aVecCol[i]];
+    p->aEfSearch[i] = c->index.efSearch;
+    if( c->index.eKind==VDB_INDEX_HNSW ) rc = vdbHnswStoreOpen(&p->store, i, p->pK, &p->apHnsw[i]);
+  }
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(&p->store, sqlite3_mprintf(
+        "SELECT key, value FROM \"%w\".\"%w_info\" WHERE key IN ('ef_search', 'cache_mb')",
+        p->store.zDb, p->store.zName), &pStmt);
+  }
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    const char *zKey = (const char*)sqlite3_column_text(pStmt, 0);
+    int v = sqlite3_column_int(pStmt, 1);
+    for(i=0; zKey && i<p->store.nVec; i++){
+      if( strcmp(zKey, "ef_search")==0 ) p->aEfSearch[i] = v;
+      else if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], v);
+    }
+  }
+  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+  else sqlite3_finalize(pStmt);
+  return rc;
+}
+
 static void vdbVtabFree(VdbVtab *p){
   if( p==0 ) return;
+  vdbCloseIndexes(p);
   vdbStoreClose(&p->store);
   vdbSchemaFree(p->pDef);
   sqlite3_free(p->base.zErrMsg);
@@ -165,6 +213,7 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   p->iColCommand = p->nUserStart + p->pDef->nCol;
   p->iColDistance = p->iColCommand + 1;
   p->iColK = p->iColCommand + 2;
+  p->iColEf = p->iColCommand + 3;
   iRow = p->pDef->pkIsText ? 4 : 3;   /* rowid, chunk_id, chunk_offset, [pk] */
   p->iRowPk = 3;
   for(i=0; i<p->pDef->nCol; i++){
@@ -187,7 +236,8 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   for(i=0; i<p->pDef->nCol; i++){
     sqlite3_str_appendf(s, "\"%w\" %s, ", p->pDef->aCol[i].zName, vdbDeclType(&p->pDef->aCol[i]));
   }
-  sqlite3_str_appendf(s, "\"%w\" HIDDEN, distance REAL HIDDEN, k INTEGER HIDDEN)", argv[2]);
+  sqlite3_str_appendf(s, "\"%w\" HIDDEN, distance REAL HIDDEN, k INTEGER HIDDEN, "
+                         "ef_search INTEGER HIDDEN)", argv[2]);
   zDecl = sqlite3_str_finish(s);
   rc = zDecl ? sqlite3_declare_vtab(db, zDecl) : SQLITE_NOMEM;
   sqlite3_free(zDecl);
@@ -201,6 +251,7 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   if( rc==SQLITE_OK ){
     rc = isCreate ? vdbStoreCreate(&p->store, pzErr) : vdbStoreCheck(&p->store, pzErr);
   }
+  if( rc==SQLITE_OK ) rc = vdbOpenIndexes(p);
   if( rc!=SQLITE_OK ){
     if( *pzErr==0 ) *pzErr = sqlite3_mprintf("vectordb: %s", sqlite3_errmsg(db));
     vdbVtabFree(p);
@@ -227,32 +278,88 @@ static int vdbVtabDisconnect(sqlite3_vtab *pVtab){
 
 static int vdbVtabDestroy(sqlite3_vtab *pVtab){
   VdbVtab *p = (VdbVtab*)pVtab;
-  int rc = vdbStoreDrop(&p->store);
+  int rc;
+  vdbCloseIndexes(p);
+  rc = vdbStoreDrop(&p->store);
   if( rc==SQLITE_OK ) vdbVtabFree(p);
   return rc;
 }
 
+/* Pending graph changes are written under the old names; the graphs are
+** then reopened so their statements name the renamed tables. */
 static int vdbVtabRename(sqlite3_vtab *pVtab, const char *zNew){
-  return vdbStoreRename(&((VdbVtab*)pVtab)->store, zNew);
+  VdbVtab *p = (VdbVtab*)pVtab;
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    if( p->apHnsw[i] ) rc = vdbHnswStoreFlush(p->apHnsw[i]);
+  }
+  vdbCloseIndexes(p);
+  if( rc==SQLITE_OK ) rc = vdbStoreRename(&p->store, zNew);
+  if( rc==SQLITE_OK ) rc = vdbOpenIndexes(p);
+  return rc;
 }
 
 static int vdbVtabShadowName(const char *zSuffix){
   return vdbStoreIsShadowName(zSuffix);
 }
 
-/* The shadow tables are the only state: SQLite's journal commits and
-** rolls them back, so there is nothing to flush, discard or restore. */
-static int vdbVtabTxn(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
+/* Rows are written through to the shadow tables at once, so SQLite's
+** journal commits and rolls them back. The graph cache batches its writes:
+** they reach the shadow tables at xSync (before the commit) and at
+** xSavepoint (so a later ROLLBACK TO restores exactly that point), and the
+** cache is dropped on xRollback and xRollbackTo, after which it reloads
+** from the restored tables. */
+static int vdbFlushIndexes(VdbVtab *p){
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    if( p->apHnsw[i] ) rc = vdbHnswStoreFlush(p->apHnsw[i]);
+  }
+  return rc;
+}
+
+static void vdbDiscardIndexes(VdbVtab *p){
+  int i;
+  for(i=0; i<p->store.nVec; i++){
+    if( p->apHnsw[i] ) vdbHnswStoreDiscard(p->apHnsw[i]);
+  }
+}
+
+static int vdbVtabBegin(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
+static int vdbVtabSync(sqlite3_vtab *pVtab){ return vdbFlushIndexes((VdbVtab*)pVtab); }
+static int vdbVtabCommit(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
+static int vdbVtabRollback(sqlite3_vtab *pVtab){
+  vdbDiscardIndexes((VdbVtab*)pVtab);
+  return SQLITE_OK;
+}
 static int vdbVtabSavepoint(sqlite3_vtab *pVtab, int iSavepoint){
+  (void)iSavepoint;
+  return vdbFlushIndexes((VdbVtab*)pVtab);
+}
+static int vdbVtabRelease(sqlite3_vtab *pVtab, int iSavepoint){
   (void)pVtab; (void)iSavepoint;
   return SQLITE_OK;
+}
+static int vdbVtabRollbackTo(sqlite3_vtab *pVtab, int iSavepoint){
+  (void)iSavepoint;
+  vdbDiscardIndexes((VdbVtab*)pVtab);
+  return SQLITE_OK;
+}
+
+/* Start of a statement's use of the table: drop cached graph state that
+** another connection's commit made stale. */
+static int vdbSyncIndexes(VdbVtab *p){
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    if( p->apHnsw[i] ) rc = vdbHnswStoreSync(p->apHnsw[i]);
+  }
+  return rc;
 }
 
 /* ---- planning ------------------------------------------------------------------
 ** idxStr holds one 4-character entry per argv value: kind, operator and a
 ** two-digit hex column number.
 **   kind: 'M' MATCH (column = vector index), 'K' k, 'L' LIMIT, 'O' OFFSET,
-**         'D' distance,
+**         'E' ef_search, 'D' distance,
 **         'R' rowid, 'P' text primary key, 'C' non-vector column (aCol index)
 **   op:   '=' EQ, '!' NE, '<' LT, '{' LE, '>' GT, '}' GE, 'N' IS NULL,
 **         'n' IS NOT NULL, 'i' IN (all values at once), 'k' LIKE, 'g' GLOB,
@@ -362,6 +469,9 @@ static int vdbVtabBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
         kind = 'C';
       }else if( role==VDB_ROLE_K && op=='=' ){
         kind = 'K'; hasK = 1;
+      }else if( role==VDB_ROLE_EF && op=='=' ){
+        if( iMatch<0 ) continue;
+        kind = 'E';
       }else if( role==VDB_ROLE_DISTANCE && strchr("<{>}", op) ){
         if( iMatch<0 ) continue;
         kind = 'D';
@@ -565,11 +675,69 @@ static int vdbReadK(VdbVtab *p, sqlite3_value *pVal, const char *zWhat, int *pK)
   return SQLITE_OK;
 }
 
+static int vdbRowidCompare(const void *a, const void *b){
+  sqlite3_int64 x = *(const sqlite3_int64*)a, y = *(const sqlite3_int64*)b;
+  return x<y ? -1 : x>y;
+}
+
+typedef struct VdbRowSet { sqlite3_int64 *a; int n; } VdbRowSet;
+
+static int vdbRowSetHas(void *pArg, sqlite3_int64 rowid){
+  VdbRowSet *s = (VdbRowSet*)pArg;
+  return bsearch(&rowid, s->a, (size_t)s->n, sizeof(sqlite3_int64), vdbRowidCompare)!=0;
+}
+
+/* KNN through the HNSW graph. With filters, the matching rowids are
+** collected first: few matches are scanned exactly (cheaper, and exact);
+** many are searched in the graph, which walks through every node but
+** returns only matches. If the walk finds fewer than min(k, matches)
+** rows, the exact scan of the matches answers instead, so a filtered
+** query always returns every row it should. */
+static int vdbGraphKnn(VdbVtab *p, VdbHnswStore *pGraph, VdbKnnQuery *q, int ef,
+                       VdbHit **paHit, int *pnHit, char **pzErr){
+  VdbRowSet set;
+  int rc = vdbHnswStoreSync(pGraph), nAlloc = 0, want;
+  (void)p;
+  memset(&set, 0, sizeof(set));
+  if( rc!=SQLITE_OK ) return rc;
+  if( q->pFilter==0 ){
+    return vdbHnswStoreSearch(pGraph, (const float*)q->query.pData, q->k, ef, 0, 0, paHit, pnHit);
+  }
+  while( rc==SQLITE_OK && sqlite3_step(q->pFilter)==SQLITE_ROW ){
+    if( set.n>=nAlloc ){
+      sqlite3_int64 *a;
+      nAlloc = nAlloc ? nAlloc*2 : 1024;
+      a = (sqlite3_int64*)sqlite3_realloc64(set.a, sizeof(sqlite3_int64)*(sqlite3_uint64)nAlloc);
+      if( a==0 ){ rc = SQLITE_NOMEM; break; }
+      set.a = a;
+    }
+    set.a[set.n++] = sqlite3_column_int64(q->pFilter, 0);
+  }
+  {
+    int rc2 = sqlite3_reset(q->pFilter);
+    if( rc==SQLITE_OK ) rc = rc2;
+  }
+  want = q->k < set.n ? q->k : set.n;
+  if( rc==SQLITE_OK && set.n > (sqlite3_int64)ef * VDB_EXACT_MATCHES_PER_EF ){
+    qsort(set.a, (size_t)set.n, sizeof(sqlite3_int64), vdbRowidCompare);
+    rc = vdbHnswStoreSearch(pGraph, (const float*)q->query.pData, q->k, ef,
+                            vdbRowSetHas, &set, paHit, pnHit);
+    if( rc==SQLITE_OK && *pnHit<want ){
+      sqlite3_free(*paHit);
+      *paHit = 0;
+      *pnHit = 0;
+    }
+  }
+  if( rc==SQLITE_OK && *paHit==0 && want>0 ) rc = vdbKnnSearch(q, paHit, pnHit, pzErr);
+  sqlite3_free(set.a);
+  return rc;
+}
+
 static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
                         int argc, sqlite3_value **argv){
   VdbKnnQuery q;
   char *zErr = 0;
-  int i, rc = SQLITE_OK, hasFilter = 0, k = -1, limit = -1, offset = 0;
+  int i, rc = SQLITE_OK, hasFilter = 0, k = -1, limit = -1, offset = 0, ef = -1;
   memset(&q, 0, sizeof(q));
   q.pStore = &p->store;
   q.pK = p->pK;
@@ -601,6 +769,14 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
       rc = vdbReadK(p, argv[i], "LIMIT", &limit);
     }else if( e[0]=='O' ){
       rc = vdbReadK(p, argv[i], "OFFSET", &offset);
+    }else if( e[0]=='E' ){
+      if( sqlite3_value_type(argv[i])!=SQLITE_INTEGER
+       || sqlite3_value_int64(argv[i])<0 || sqlite3_value_int64(argv[i])>VDB_HNSW_MAX_EF ){
+        rc = vdbVtabError(p, SQLITE_ERROR,
+            "vectordb: ef_search must be an integer from 0 (exact search) to %d", VDB_HNSW_MAX_EF);
+      }else{
+        ef = sqlite3_value_int(argv[i]);
+      }
     }else if( e[0]=='D' ){
       int t = sqlite3_value_type(argv[i]);
       if( t!=SQLITE_INTEGER && t!=SQLITE_FLOAT ){
@@ -634,7 +810,16 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
     }
   }
   if( rc==SQLITE_OK ){
-    rc = vdbKnnSearch(&q, &pCur->aHit, &pCur->nHit, &zErr);
+    VdbHnswStore *pGraph = p->apHnsw[q.iVec];
+    if( ef<0 ) ef = p->aEfSearch[q.iVec];
+    /* The graph answers unless the column has none, ef_search = 0 asks for
+    ** exact search, or a distance range is given (a range needs every row
+    ** within it, which only a scan can promise). */
+    if( pGraph && ef>0 && !q.hasLo && !q.hasHi && q.k>0 ){
+      rc = vdbGraphKnn(p, pGraph, &q, ef, &pCur->aHit, &pCur->nHit, &zErr);
+    }else{
+      rc = vdbKnnSearch(&q, &pCur->aHit, &pCur->nHit, &zErr);
+    }
     if( rc!=SQLITE_OK ) vdbVtabTakeError(p, rc, zErr);
   }
   sqlite3_finalize(q.pFilter);
@@ -723,7 +908,7 @@ static int vdbVtabColumnImpl(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int
     if( pCur->plan==VDB_PLAN_KNN ) sqlite3_result_double(ctx, pCur->aHit[pCur->iHit].dist);
     return SQLITE_OK;
   }
-  if( role==VDB_ROLE_K || role==VDB_ROLE_COMMAND ) return SQLITE_OK;
+  if( role==VDB_ROLE_K || role==VDB_ROLE_COMMAND || role==VDB_ROLE_EF ) return SQLITE_OK;
   if( role==VDB_ROLE_PK && !p->pDef->pkIsText ){
     sqlite3_int64 rowid;
     vdbVtabRowid(cur, &rowid);
@@ -828,13 +1013,25 @@ static int vdbValidateRow(VdbVtab *p, sqlite3_value **apCol, VdbVector *aVec, in
   return rc;
 }
 
+/* Delete a row and its graph nodes. */
+static int vdbDeleteRow(VdbVtab *p, sqlite3_int64 rowid){
+  VdbSlot slot;
+  int i, rc = vdbStoreLocate(&p->store, rowid, &slot);
+  if( rc==SQLITE_DONE ) return SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    if( p->apHnsw[i] ) rc = vdbHnswStoreDelete(p->apHnsw[i], rowid);
+  }
+  if( rc==SQLITE_OK ) rc = vdbStoreDelete(&p->store, rowid);
+  return rc;
+}
+
 /* Resolve a clash with an existing row under the statement's ON CONFLICT
 ** mode: *pSkip for IGNORE, delete it for REPLACE, else an error. */
 static int vdbResolveConflict(VdbVtab *p, sqlite3_int64 existing, const char *zWhat, int *pSkip){
   int mode = sqlite3_vtab_on_conflict(p->db);
   *pSkip = 0;
   if( mode==SQLITE_IGNORE ){ *pSkip = 1; return SQLITE_OK; }
-  if( mode==SQLITE_REPLACE ) return vdbStoreDelete(&p->store, existing);
+  if( mode==SQLITE_REPLACE ) return vdbDeleteRow(p, existing);
   return vdbVtabError(p, SQLITE_CONSTRAINT, "UNIQUE constraint failed: %s.%s", p->store.zName, zWhat);
 }
 
@@ -889,7 +1086,13 @@ static int vdbInsert(VdbVtab *p, sqlite3_value *pRowidVal, sqlite3_value **apCol
   }
   if( rc==SQLITE_OK && !skip ){
     for(i=0; i<p->pDef->nCol; i++) apVal[i] = apCol[p->nUserStart + i];
-    rc = vdbStoreInsert(&p->store, rowid, pPk, apVal, aVec);
+    VdbSlot slot;
+    rc = vdbStoreInsert(&p->store, rowid, pPk, apVal, aVec, &slot);
+    for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+      if( p->apHnsw[i] ){
+        rc = vdbHnswStoreInsert(p->apHnsw[i], rowid, &slot, (const float*)aVec[i].pData);
+      }
+    }
     *pRowid = rowid;
   }
   for(i=0; i<p->store.nVec; i++) vdbVectorClear(&aVec[i]);
@@ -941,6 +1144,9 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
   }
   if( rc==SQLITE_OK && !skip && newRowid!=oldRowid ){
     rc = vdbStoreMove(&p->store, oldRowid, newRowid);
+    for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+      if( p->apHnsw[i] ) rc = vdbHnswStoreMoveRowid(p->apHnsw[i], oldRowid, newRowid);
+    }
   }
   if( rc==SQLITE_OK && !skip ) rc = vdbStoreLocate(&p->store, newRowid, &slot);
   if( rc==SQLITE_DONE ) rc = SQLITE_CORRUPT_VTAB;
@@ -948,7 +1154,14 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
     int iVec = p->aVecIndex[i];
     apVal[i] = apCol[p->nUserStart + i];
     aChanged[i] = !sqlite3_value_nochange(apVal[i]);
-    if( iVec>=0 && aVec[iVec].pData ) rc = vdbStoreWriteVector(&p->store, iVec, &slot, &aVec[iVec]);
+    if( iVec>=0 && aVec[iVec].pData ){
+      /* A new vector is a new graph node: nids are never reused. */
+      if( p->apHnsw[iVec] ) rc = vdbHnswStoreDelete(p->apHnsw[iVec], newRowid);
+      if( rc==SQLITE_OK ) rc = vdbStoreWriteVector(&p->store, iVec, &slot, &aVec[iVec]);
+      if( rc==SQLITE_OK && p->apHnsw[iVec] ){
+        rc = vdbHnswStoreInsert(p->apHnsw[iVec], newRowid, &slot, (const float*)aVec[iVec].pData);
+      }
+    }
   }
   if( rc==SQLITE_OK && !skip ) rc = vdbStoreUpdateColumns(&p->store, newRowid, apVal, aChanged);
   if( rc==SQLITE_OK && !skip && p->pDef->pkIsText && !sqlite3_value_nochange(apCol[0]) ){
@@ -969,17 +1182,69 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
   return rc;
 }
 
+/* Persist a table setting in T_info. */
+static int vdbSetSetting(VdbVtab *p, const char *zKey, int v){
+  char *zSql = sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_info\"(key, value) VALUES (%Q, %d)",
+                               p->store.zDb, p->store.zName, zKey, v);
+  int rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  return rc;
+}
+
+/* INSERT INTO t(t) VALUES ('command'):
+**   ef_search=N       default beam width of every indexed column (persisted)
+**   cache_mb=N        graph cache budget per indexed column (persisted)
+**   integrity-check   verify rows, slots and graphs; an error names a fault */
+static int vdbCommand(VdbVtab *p, const char *zCmd){
+  int i, v, rc = SQLITE_OK;
+  char *zErr = 0;
+  if( zCmd==0 ) return SQLITE_NOMEM;
+  if( sqlite3_strnicmp(zCmd, "ef_search=", 10)==0 || sqlite3_strnicmp(zCmd, "cache_mb=", 9)==0 ){
+    int isEf = zCmd[0]=='e' || zCmd[0]=='E';
+    const char *zVal = strchr(zCmd, '=') + 1;
+    char *zEnd = 0;
+    long n = strtol(zVal, &zEnd, 10);
+    int lo = 1, hi = isEf ? VDB_HNSW_MAX_EF : 1048576;
+    if( zEnd==zVal || *zEnd!=0 || n<lo || n>hi ){
+      return vdbVtabError(p, SQLITE_ERROR, "vectordb: %s must be an integer from %d to %d",
+                          isEf ? "ef_search" : "cache_mb", lo, hi);
+    }
+    v = (int)n;
+    rc = vdbSetSetting(p, isEf ? "ef_search" : "cache_mb", v);
+    for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+      if( isEf ) p->aEfSearch[i] = v;
+      else if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], v);
+    }
+    return rc;
+  }
+  if( sqlite3_stricmp(zCmd, "integrity-check")==0 ){
+    rc = vdbStoreIntegrity(&p->store, &zErr);
+    for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+      if( p->apHnsw[i] ) rc = vdbHnswStoreCheck(p->apHnsw[i], &zErr);
+    }
+    if( rc==SQLITE_CORRUPT || rc==SQLITE_CORRUPT_VTAB ){
+      rc = vdbVtabError(p, SQLITE_CORRUPT_VTAB, "vectordb table %s is corrupt: %s", p->store.zName,
+                        zErr ? zErr : "malformed shadow table content");
+    }
+    sqlite3_free(zErr);
+    return rc;
+  }
+  return vdbVtabError(p, SQLITE_ERROR, "vectordb: unknown command \"%s\" for %s "
+                      "(known: ef_search=N, cache_mb=N, integrity-check)", zCmd, p->store.zName);
+}
+
 static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite3_int64 *pRowid){
   VdbVtab *p = (VdbVtab*)pVtab;
   sqlite3_int64 iSavedRowid = sqlite3_last_insert_rowid(p->db);
-  int rc;
-  if( argc==1 ){
-    rc = vdbStoreDelete(&p->store, sqlite3_value_int64(argv[0]));
+  int rc = vdbSyncIndexes(p);
+  if( rc!=SQLITE_OK ){
+    /* nothing written */
+  }else if( argc==1 ){
+    rc = vdbDeleteRow(p, sqlite3_value_int64(argv[0]));
   }else if( sqlite3_value_type(argv[0])==SQLITE_NULL ){
     sqlite3_value *pCommand = argv[2 + p->iColCommand];
     if( sqlite3_value_type(pCommand)!=SQLITE_NULL ){
-      rc = vdbVtabError(p, SQLITE_ERROR, "vectordb: unknown command \"%s\" for %s",
-                        sqlite3_value_text(pCommand), p->store.zName);
+      rc = vdbCommand(p, (const char*)sqlite3_value_text(pCommand));
     }else{
       rc = vdbInsert(p, argv[1], argv+2, pRowid);
     }
@@ -1009,15 +1274,15 @@ static const sqlite3_module vdbModule = {
   vdbVtabColumn,
   vdbVtabRowid,
   vdbVtabUpdate,
-  vdbVtabTxn,               /* xBegin */
-  vdbVtabTxn,               /* xSync */
-  vdbVtabTxn,               /* xCommit */
-  vdbVtabTxn,               /* xRollback */
+  vdbVtabBegin,
+  vdbVtabSync,
+  vdbVtabCommit,
+  vdbVtabRollback,
   0,                        /* xFindFunction */
   vdbVtabRename,
-  vdbVtabSavepoint,         /* xSavepoint */
-  vdbVtabSavepoint,         /* xRelease */
-  vdbVtabSavepoint,         /* xRollbackTo */
+  vdbVtabSavepoint,
+  vdbVtabRelease,
+  vdbVtabRollbackTo,
   vdbVtabShadowName,
 #if SQLITE_VERSION_NUMBER>=3044000
   0                         /* xIntegrity */

@@ -298,6 +298,30 @@ static void testDeterminism(const float *aBase){
   closeIndex(&b, &gb);
 }
 
+/* Outliers far from everything find only full neighbours with shorter
+** links; they must still be linked in, never left unreachable. */
+static void testOutliers(const float *aBase){
+  VdbHnsw h;
+  MemGraph g;
+  float v[DIM];
+  int i, j;
+  /* A tight cluster saturates every node's links with very short ones. */
+  openIndex(&h, &g, VDB_METRIC_L2, 4, 40);
+  for(i=0; i<400; i++){
+    for(j=0; j<DIM; j++) v[j] = aBase[j] + 0.001f*(float)((i*131 + j*17) % 97);
+    vdbHnswInsert(&h, i+1, v);
+  }
+  for(i=0; i<5; i++){
+    for(j=0; j<DIM; j++) v[j] = aBase[j] + 1000.0f*(float)(i+1);
+    vdbHnswInsert(&h, 1000+i, v);
+  }
+  checkGraph(&h, &g, "inserting outliers next to a saturated cluster");
+  for(i=0; i<5; i++){
+    CHECK(g.apNode[1000+i]->anLink[0]>0, "outlier %d has layer-0 links", i);
+  }
+  closeIndex(&h, &g);
+}
+
 /* Levels follow the geometric law: about 1/M of nodes reach level 1. */
 static void testLevels(void){
   VdbHnswParams params;
@@ -371,6 +395,7 @@ int main(int argc, char **argv){
     testLevels();
     testDeterminism(aBase);
     testDeleteEverything(aBase);
+    testOutliers(aBase);
     testOtherMetrics(aBase, aQuery);
     testBuildSearchChurn(n, aBase, aExtra, aQuery);
   }

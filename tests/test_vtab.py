@@ -67,9 +67,9 @@ def test_declared_columns_match_sqlite_vec_shape():
                "embedding float[4] distance_metric=cosine, user_id integer partition key, "
                "genre text, +body text)")
     cols = [r[1] for r in db.execute("PRAGMA table_xinfo(items)")]
-    assert cols == ["id", "embedding", "user_id", "genre", "body", "items", "distance", "k"], cols
+    assert cols == ["id", "embedding", "user_id", "genre", "body", "items", "distance", "k", "ef_search"], cols
     hidden = [r[1] for r in db.execute("PRAGMA table_xinfo(items)") if r[6]]
-    assert hidden == ["items", "distance", "k"], hidden
+    assert hidden == ["items", "distance", "k", "ef_search"], hidden
     assert shadow_tables(db, "items") == ["items_chunks", "items_free", "items_info",
                                           "items_rows", "items_vectors00"]
 

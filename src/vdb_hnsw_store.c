@@ -1,0 +1,744 @@
+/*
+** HNSW graphs in shadow tables, with a per-connection node cache; see
+** vdb_hnsw_store.h for the layout and the coherence rules.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vdb_hnsw_store.h"
+
+/* A cached node: the algorithm's view first, then bookkeeping; the link
+** arrays and the vector live in the same allocation, after the struct. */
+typedef struct VdbCNode VdbCNode;
+struct VdbCNode {
+  VdbHnswNode node;
+  sqlite3_int64 rowid;
+  VdbSlot slot;
+  unsigned char isDirty;
+  unsigned char isRemoved;
+  VdbCNode *pHashNext;
+  VdbCNode *pDirtyNext;
+  size_t nByte;
+};
+
+struct VdbHnswStore {
+  VdbStore *pStore;
+  int iVec;
+  const VdbColumnDef *pCol;
+  VdbHnsw graph;
+  char zSuffix[16];                 /* "hnswNN" */
+  VdbCNode **aHash;
+  int nHash;                        /* power of two */
+  int nNode;
+  VdbCNode *pDirty;
+  sqlite3_int64 cacheBytes, budgetBytes;
+  int infoLoaded;
+  int inFlush;                      /* flushing: the writes call xSavepoint again */
+  sqlite3_int64 nextNid;
+  int nextNidChanged;
+  int haveDataVersion;
+  sqlite3_int64 dataVersion;
+  /* The row a node being created belongs to (set around vdbHnswInsert). */
+  sqlite3_int64 pendingRowid;
+  VdbSlot pendingSlot;
+  sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pDataVersion;
+  sqlite3_stmt *pInfoGet, *pInfoSet, *pInfoDel, *pMoveRowid;
+  VdbHnswStats stats;
+};
+
+#define VDB_HNSW_SEED 0x5eedf00d12345678ull
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static int vdbCap(const VdbHnswStore *p, int layer){
+  return layer==0 ? 2*p->pCol->index.m : p->pCol->index.m;
+}
+
+/* Bytes of the links blob of a node of this level. */
+static int vdbLinksBytes(const VdbHnswStore *p, int level){
+  int l, n = 0;
+  for(l=0; l<=level; l++) n += 2 + 8*vdbCap(p, l);
+  return n;
+}
+
+static unsigned int vdbBucket(const VdbHnswStore *p, sqlite3_int64 nid){
+  sqlite3_uint64 x = (sqlite3_uint64)nid * 0x9E3779B97F4A7C15ull;
+  return (unsigned int)(x >> 32) & (unsigned)(p->nHash-1);
+}
+
+static VdbCNode *vdbLookup(VdbHnswStore *p, sqlite3_int64 nid){
+  VdbCNode *c;
+  if( p->nHash==0 ) return 0;
+  for(c=p->aHash[vdbBucket(p, nid)]; c; c=c->pHashNext){
+    if( c->node.nid==nid ) return c;
+  }
+  return 0;
+}
+
+static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
+  unsigned int h;
+  if( p->nNode+1 > p->nHash ){
+    int nNew = p->nHash ? p->nHash*2 : 1024, i;
+    VdbCNode **aNew = (VdbCNode**)sqlite3_malloc64(sizeof(VdbCNode*)*(sqlite3_uint64)nNew);
+    if( aNew==0 ) return SQLITE_NOMEM;
+    memset(aNew, 0, sizeof(VdbCNode*)*(size_t)nNew);
+    for(i=0; i<p->nHash; i++){
+      VdbCNode *x = p->aHash[i], *next;
+      for(; x; x=next){
+        unsigned int b;
+        next = x->pHashNext;
+        b = (unsigned int)(((sqlite3_uint64)x->node.nid * 0x9E3779B97F4A7C15ull) >> 32) & (unsigned)(nNew-1);
+        x->pHashNext = aNew[b];
+        aNew[b] = x;
+      }
+    }
+    sqlite3_free(p->aHash);
+    p->aHash = aNew;
+    p->nHash = nNew;
+  }
+  h = vdbBucket(p, c->node.nid);
+  c->pHashNext = p->aHash[h];
+  p->aHash[h] = c;
+  p->nNode++;
+  p->cacheBytes += (sqlite3_int64)c->nByte;
+  return SQLITE_OK;
+}
+
+static void vdbHashRemove(VdbHnswStore *p, VdbCNode *c){
+  VdbCNode **pp = &p->aHash[vdbBucket(p, c->node.nid)];
+  while( *pp && *pp!=c ) pp = &(*pp)->pHashNext;
+  if( *pp ){
+    *pp = c->pHashNext;
+    p->nNode--;
+    p->cacheBytes -= (sqlite3_int64)c->nByte;
+  }
+}
+
+/* A node with room for its level's links and its vector. */
+static VdbCNode *vdbNewCNode(VdbHnswStore *p, sqlite3_int64 nid, int level){
+  size_t nLinks = 0, nByte;
+  VdbCNode *c;
+  sqlite3_int64 *pLink;
+  int l;
+  for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
+  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64) + sizeof(float)*(size_t)p->pCol->nDim;
+  c = (VdbCNode*)sqlite3_malloc64(nByte);
+  if( c==0 ) return 0;
+  memset(c, 0, sizeof(VdbCNode));
+  c->nByte = nByte;
+  c->node.nid = nid;
+  c->node.level = level;
+  pLink = (sqlite3_int64*)(c+1);
+  for(l=0; l<=level; l++){
+    c->node.aaLink[l] = pLink;
+    pLink += vdbCap(p, l);
+  }
+  c->node.pVec = (const float*)pLink;
+  return c;
+}
+
+static int vdbPrepare(VdbHnswStore *p, sqlite3_stmt **pp, const char *zFmt){
+  VdbStore *s = p->pStore;
+  if( *pp ) return SQLITE_OK;
+  return vdbStorePrepare(s, sqlite3_mprintf(zFmt, s->zDb, s->zName, p->zSuffix), pp);
+}
+
+static int vdbStepReset(sqlite3_stmt *pStmt){
+  int rc = sqlite3_step(pStmt);
+  int rc2 = sqlite3_reset(pStmt);
+  if( rc==SQLITE_ROW || rc==SQLITE_DONE ) return rc2;
+  return rc2!=SQLITE_OK ? rc2 : rc;
+}
+
+/* ---- T_info ----------------------------------------------------------------------- */
+
+static int vdbInfoGet(VdbHnswStore *p, const char *zKey, sqlite3_int64 *pVal, int *pFound){
+  VdbStore *s = p->pStore;
+  int rc = SQLITE_OK;
+  char zFull[64];
+  *pFound = 0;
+  if( p->pInfoGet==0 ){
+    rc = vdbStorePrepare(s, sqlite3_mprintf("SELECT value FROM \"%w\".\"%w_info\" WHERE key=?1",
+                                            s->zDb, s->zName), &p->pInfoGet);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  sqlite3_snprintf(sizeof(zFull), zFull, "%s_%s", p->zSuffix, zKey);
+  sqlite3_bind_text(p->pInfoGet, 1, zFull, -1, SQLITE_STATIC);
+  if( sqlite3_step(p->pInfoGet)==SQLITE_ROW ){
+    if( sqlite3_column_type(p->pInfoGet, 0)!=SQLITE_INTEGER ) rc = SQLITE_CORRUPT_VTAB;
+    *pVal = sqlite3_column_int64(p->pInfoGet, 0);
+    *pFound = 1;
+  }
+  {
+    int rc2 = sqlite3_reset(p->pInfoGet);
+    return rc!=SQLITE_OK ? rc : rc2;
+  }
+}
+
+static int vdbInfoSet(VdbHnswStore *p, const char *zKey, sqlite3_int64 val, int isDelete){
+  VdbStore *s = p->pStore;
+  sqlite3_stmt **pp = isDelete ? &p->pInfoDel : &p->pInfoSet;
+  char zFull[64];
+  int rc = SQLITE_OK;
+  if( *pp==0 ){
+    rc = vdbStorePrepare(s, isDelete
+        ? sqlite3_mprintf("DELETE FROM \"%w\".\"%w_info\" WHERE key=?1", s->zDb, s->zName)
+        : sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_info\"(key, value) VALUES (?1, ?2)",
+                          s->zDb, s->zName), pp);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  sqlite3_snprintf(sizeof(zFull), zFull, "%s_%s", p->zSuffix, zKey);
+  sqlite3_bind_text(*pp, 1, zFull, -1, SQLITE_STATIC);
+  if( !isDelete ) sqlite3_bind_int64(*pp, 2, val);
+  return vdbStepReset(*pp);
+}
+
+/* Entry point and next nid, read once per cache lifetime. */
+static int vdbLoadInfo(VdbHnswStore *p){
+  sqlite3_int64 entry = 0, level = 0, next = 1;
+  int hasEntry = 0, hasLevel = 0, hasNext = 0, rc;
+  if( p->infoLoaded ) return SQLITE_OK;
+  rc = vdbInfoGet(p, "entry", &entry, &hasEntry);
+  if( rc==SQLITE_OK ) rc = vdbInfoGet(p, "entry_level", &level, &hasLevel);
+  if( rc==SQLITE_OK ) rc = vdbInfoGet(p, "next_nid", &next, &hasNext);
+  if( rc!=SQLITE_OK ) return rc;
+  if( hasEntry!=hasLevel || level<0 || level>VDB_HNSW_MAX_LEVEL || next<1 || (hasEntry && entry>=next) ){
+    return SQLITE_CORRUPT_VTAB;
+  }
+  p->graph.hasEntry = hasEntry;
+  p->graph.entryNid = entry;
+  p->graph.entryLevel = (int)level;
+  p->graph.entryChanged = 0;
+  p->nextNid = next;
+  p->nextNidChanged = 0;
+  p->infoLoaded = 1;
+  return SQLITE_OK;
+}
+
+/* ---- loading and saving nodes ------------------------------------------------------- */
+
+static sqlite3_int64 vdbGet64(const unsigned char *a){
+  sqlite3_uint64 v = 0;
+  int i;
+  for(i=7; i>=0; i--) v = (v<<8) | a[i];
+  return (sqlite3_int64)v;
+}
+
+static void vdbPut64(unsigned char *a, sqlite3_int64 x){
+  int i;
+  for(i=0; i<8; i++) a[i] = (unsigned char)((sqlite3_uint64)x >> (8*i));
+}
+
+static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
+  VdbCNode *c = 0;
+  int rc, level, l, i;
+  const unsigned char *aLinks;
+  *ppNode = 0;
+  rc = vdbPrepare(p, &p->pLoad,
+      "SELECT rowid, chunk_id, chunk_offset, level, links FROM \"%w\".\"%w_%s\" WHERE nid=?1");
+  if( rc!=SQLITE_OK ) return rc;
+  sqlite3_bind_int64(p->pLoad, 1, nid);
+  rc = sqlite3_step(p->pLoad);
+  if( rc!=SQLITE_ROW ){
+    int rc2 = sqlite3_reset(p->pLoad);
+    return rc==SQLITE_DONE ? (rc2==SQLITE_OK ? SQLITE_NOTFOUND : rc2) : rc2;
+  }
+  rc = SQLITE_OK;
+  level = sqlite3_column_int(p->pLoad, 3);
+  aLinks = (const unsigned char*)sqlite3_column_blob(p->pLoad, 4);
+  if( level<0 || level>VDB_HNSW_MAX_LEVEL
+   || sqlite3_column_bytes(p->pLoad, 4)!=vdbLinksBytes(p, level)
+   || sqlite3_column_int64(p->pLoad, 2)<0
+   || sqlite3_column_int64(p->pLoad, 2)>=p->pStore->pDef->chunkSize ){
+    rc = SQLITE_CORRUPT_VTAB;
+  }else if( (c = vdbNewCNode(p, nid, level))==0 ){
+    rc = SQLITE_NOMEM;
+  }else{
+    c->rowid = sqlite3_column_int64(p->pLoad, 0);
+    c->slot.chunkId = sqlite3_column_int64(p->pLoad, 1);
+    c->slot.offset = sqlite3_column_int(p->pLoad, 2);
+    for(l=0; rc==SQLITE_OK && l<=level; l++){
+      int n = aLinks[0] | (aLinks[1]<<8);
+      if( n>vdbCap(p, l) ){ rc = SQLITE_CORRUPT_VTAB; break; }
+      c->node.anLink[l] = n;
+      for(i=0; i<n; i++){
+        sqlite3_int64 x = vdbGet64(aLinks + 2 + 8*i);
+        if( x<1 || x==nid ){ rc = SQLITE_CORRUPT_VTAB; break; }
+        c->node.aaLink[l][i] = x;
+      }
+      aLinks += 2 + 8*vdbCap(p, l);
+    }
+  }
+  sqlite3_reset(p->pLoad);
+  if( rc==SQLITE_OK ){
+    rc = vdbStoreReadVector(p->pStore, p->iVec, &c->slot, (void*)c->node.pVec);
+  }
+  if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(c);
+    return rc;
+  }
+  p->stats.nLoaded++;
+  *ppNode = c;
+  return SQLITE_OK;
+}
+
+static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
+  int nByte = vdbLinksBytes(p, c->node.level), l, i, rc;
+  unsigned char *a = (unsigned char*)sqlite3_malloc(nByte), *z = a;
+  if( a==0 ) return SQLITE_NOMEM;
+  memset(a, 0, (size_t)nByte);
+  for(l=0; l<=c->node.level; l++){
+    z[0] = (unsigned char)(c->node.anLink[l] & 0xff);
+    z[1] = (unsigned char)(c->node.anLink[l] >> 8);
+    for(i=0; i<c->node.anLink[l]; i++) vdbPut64(z + 2 + 8*i, c->node.aaLink[l][i]);
+    z += 2 + 8*vdbCap(p, l);
+  }
+  rc = vdbPrepare(p, &p->pSave,
+      "INSERT OR REPLACE INTO \"%w\".\"%w_%s\"(nid, rowid, chunk_id, chunk_offset, level, links)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  if( rc==SQLITE_OK ){
+    sqlite3_bind_int64(p->pSave, 1, c->node.nid);
+    sqlite3_bind_int64(p->pSave, 2, c->rowid);
+    sqlite3_bind_int64(p->pSave, 3, c->slot.chunkId);
+    sqlite3_bind_int(p->pSave, 4, c->slot.offset);
+    sqlite3_bind_int(p->pSave, 5, c->node.level);
+    sqlite3_bind_blob(p->pSave, 6, a, nByte, SQLITE_STATIC);
+    rc = vdbStepReset(p->pSave);
+  }
+  sqlite3_free(a);
+  return rc;
+}
+
+int vdbHnswStoreFlush(VdbHnswStore *p){
+  int rc = SQLITE_OK;
+  /* The statements below can make SQLite open a statement savepoint, which
+  ** calls xSavepoint, which flushes: that inner call has nothing to add. */
+  if( p->inFlush ) return SQLITE_OK;
+  p->inFlush = 1;
+  while( rc==SQLITE_OK && p->pDirty ){
+    VdbCNode *c = p->pDirty;
+    if( c->isRemoved ){
+      rc = vdbPrepare(p, &p->pErase, "DELETE FROM \"%w\".\"%w_%s\" WHERE nid=?1");
+      if( rc==SQLITE_OK ){
+        sqlite3_bind_int64(p->pErase, 1, c->node.nid);
+        rc = vdbStepReset(p->pErase);
+      }
+    }else{
+      rc = vdbSaveNode(p, c);
+    }
+    if( rc!=SQLITE_OK ) break;
+    p->pDirty = c->pDirtyNext;
+    c->isDirty = 0;
+    c->pDirtyNext = 0;
+    p->stats.nFlushedNodes++;
+    if( c->isRemoved ){
+      vdbHashRemove(p, c);
+      sqlite3_free(c);
+    }
+  }
+  if( rc==SQLITE_OK && p->graph.entryChanged ){
+    if( p->graph.hasEntry ){
+      rc = vdbInfoSet(p, "entry", p->graph.entryNid, 0);
+      if( rc==SQLITE_OK ) rc = vdbInfoSet(p, "entry_level", p->graph.entryLevel, 0);
+    }else{
+      rc = vdbInfoSet(p, "entry", 0, 1);
+      if( rc==SQLITE_OK ) rc = vdbInfoSet(p, "entry_level", 0, 1);
+    }
+    if( rc==SQLITE_OK ) p->graph.entryChanged = 0;
+  }
+  if( rc==SQLITE_OK && p->nextNidChanged ){
+    rc = vdbInfoSet(p, "next_nid", p->nextNid, 0);
+    if( rc==SQLITE_OK ) p->nextNidChanged = 0;
+  }
+  p->inFlush = 0;
+  return rc;
+}
+
+/* Drop clean nodes when over budget; dirty ones stay until flushed. */
+static void vdbEvictClean(VdbHnswStore *p){
+  int i;
+  if( p->cacheBytes<=p->budgetBytes ) return;
+  for(i=0; i<p->nHash; i++){
+    VdbCNode **pp = &p->aHash[i];
+    while( *pp ){
+      VdbCNode *c = *pp;
+      if( c->isDirty ){ pp = &c->pHashNext; continue; }
+      *pp = c->pHashNext;
+      p->nNode--;
+      p->cacheBytes -= (sqlite3_int64)c->nByte;
+      sqlite3_free(c);
+    }
+  }
+}
+
+/* After a write: stay within the budget by flushing, then evicting. */
+static int vdbAfterWrite(VdbHnswStore *p){
+  int rc = SQLITE_OK;
+  if( p->cacheBytes>p->budgetBytes ){
+    rc = vdbHnswStoreFlush(p);
+    if( rc==SQLITE_OK ) vdbEvictClean(p);
+  }
+  return rc;
+}
+
+void vdbHnswStoreDiscard(VdbHnswStore *p){
+  int i;
+  for(i=0; i<p->nHash; i++){
+    VdbCNode *c = p->aHash[i], *next;
+    for(; c; c=next){ next = c->pHashNext; sqlite3_free(c); }
+    p->aHash[i] = 0;
+  }
+  p->nNode = 0;
+  p->cacheBytes = 0;
+  p->pDirty = 0;
+  p->infoLoaded = 0;
+  p->graph.hasEntry = 0;
+  p->graph.entryChanged = 0;
+  p->nextNidChanged = 0;
+  p->stats.nDiscards++;
+}
+
+/* ---- the access layer the algorithm sees ------------------------------------------- */
+
+static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
+  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbCNode *c = vdbLookup(p, nid);
+  int rc = SQLITE_OK;
+  if( c==0 ){
+    rc = vdbLoadNode(p, nid, &c);
+    /* An edge to a node that is not there: the graph is damaged. */
+    if( rc==SQLITE_NOTFOUND ) rc = SQLITE_CORRUPT_VTAB;
+  }else if( c->isRemoved ){
+    rc = SQLITE_NOTFOUND;
+  }
+  if( rc==SQLITE_OK ) *ppNode = &c->node;
+  return rc;
+}
+
+static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **ppNode){
+  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbCNode *c = vdbNewCNode(p, nid, level);
+  int rc;
+  if( c==0 ) return SQLITE_NOMEM;
+  memcpy((void*)c->node.pVec, pVec, sizeof(float)*(size_t)p->pCol->nDim);
+  c->rowid = p->pendingRowid;
+  c->slot = p->pendingSlot;
+  rc = vdbHashInsert(p, c);
+  if( rc!=SQLITE_OK ){ sqlite3_free(c); return rc; }
+  *ppNode = &c->node;
+  return SQLITE_OK;
+}
+
+static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
+  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbCNode *c = (VdbCNode*)pNode;
+  if( !c->isDirty ){
+    c->isDirty = 1;
+    c->pDirtyNext = p->pDirty;
+    p->pDirty = c;
+  }
+  return SQLITE_OK;
+}
+
+static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
+  ((VdbCNode*)pNode)->isRemoved = 1;
+  return vdbAccessDirty(pCtx, pNode);
+}
+
+static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64 *pNid, int *pLevel){
+  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  int rc = vdbHnswStoreFlush(p);       /* the table must show every node's level */
+  if( rc==SQLITE_OK ){
+    rc = vdbPrepare(p, &p->pTop,
+        "SELECT nid, level FROM \"%w\".\"%w_%s\" WHERE nid!=?1 ORDER BY level DESC, nid LIMIT 1");
+  }
+  if( rc!=SQLITE_OK ) return rc;
+  sqlite3_bind_int64(p->pTop, 1, nidExcluded);
+  if( sqlite3_step(p->pTop)==SQLITE_ROW ){
+    *pNid = sqlite3_column_int64(p->pTop, 0);
+    *pLevel = sqlite3_column_int(p->pTop, 1);
+  }else{
+    rc = SQLITE_NOTFOUND;
+  }
+  {
+    int rc2 = sqlite3_reset(p->pTop);
+    if( rc==SQLITE_OK && rc2!=SQLITE_OK ) rc = rc2;
+  }
+  if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ) rc = SQLITE_CORRUPT_VTAB;
+  return rc;
+}
+
+/* ---- open, create, close ------------------------------------------------------------- */
+
+int vdbHnswStoreCreate(VdbStore *pStore, int iVec, const char *zToken){
+  char *zSql = sqlite3_mprintf(
+      "CREATE TABLE \"%w\".\"%w_hnsw%02d\"(nid INTEGER PRIMARY KEY, rowid INTEGER NOT NULL,"
+      " chunk_id INTEGER NOT NULL, chunk_offset INTEGER NOT NULL, level INTEGER NOT NULL,"
+      " links BLOB NOT NULL);"
+      "CREATE UNIQUE INDEX \"%w\".\"vectordb_%s_hnsw%02d_rowid\" ON \"%w_hnsw%02d\"(rowid);"
+      "CREATE INDEX \"%w\".\"vectordb_%s_hnsw%02d_level\" ON \"%w_hnsw%02d\"(level);",
+      pStore->zDb, pStore->zName, iVec,
+      pStore->zDb, zToken, iVec, pStore->zName, iVec,
+      pStore->zDb, zToken, iVec, pStore->zName, iVec);
+  int rc;
+  if( zSql==0 ) return SQLITE_NOMEM;
+  rc = sqlite3_exec(pStore->db, zSql, 0, 0, 0);
+  sqlite3_free(zSql);
+  return rc;
+}
+
+int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswStore **ppOut){
+  VdbHnswStore *p = (VdbHnswStore*)sqlite3_malloc(sizeof(*p));
+  VdbHnswParams params;
+  VdbHnswAccess access;
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->pStore = pStore;
+  p->iVec = iVec;
+  p->pCol = &pStore->pDef->aCol[pStore->aVecCol[iVec]];
+  p->budgetBytes = (sqlite3_int64)VDB_HNSW_DEFAULT_CACHE_MB << 20;
+  sqlite3_snprintf(sizeof(p->zSuffix), p->zSuffix, "hnsw%02d", iVec);
+  memset(&params, 0, sizeof(params));
+  params.dim = p->pCol->nDim;
+  params.eMetric = p->pCol->eMetric;
+  params.m = p->pCol->index.m;
+  params.efConstruction = p->pCol->index.efConstruction;
+  params.seed = VDB_HNSW_SEED + (sqlite3_uint64)iVec;
+  access.pCtx = p;
+  access.xGet = vdbAccessGet;
+  access.xCreate = vdbAccessCreate;
+  access.xDirty = vdbAccessDirty;
+  access.xRemove = vdbAccessRemove;
+  access.xTopNode = vdbAccessTopNode;
+  vdbHnswInit(&p->graph, &params, pK, &access);
+  *ppOut = p;
+  return SQLITE_OK;
+}
+
+void vdbHnswStoreClose(VdbHnswStore *p){
+  if( p==0 ) return;
+  vdbHnswStoreDiscard(p);
+  vdbHnswFree(&p->graph);
+  sqlite3_free(p->aHash);
+  sqlite3_finalize(p->pLoad);
+  sqlite3_finalize(p->pSave);
+  sqlite3_finalize(p->pErase);
+  sqlite3_finalize(p->pByRowid);
+  sqlite3_finalize(p->pTop);
+  sqlite3_finalize(p->pDataVersion);
+  sqlite3_finalize(p->pInfoGet);
+  sqlite3_finalize(p->pInfoSet);
+  sqlite3_finalize(p->pInfoDel);
+  sqlite3_finalize(p->pMoveRowid);
+  sqlite3_free(p);
+}
+
+int vdbHnswStoreSetCacheMb(VdbHnswStore *p, int mb){
+  p->budgetBytes = (sqlite3_int64)mb << 20;
+  vdbEvictClean(p);
+  return SQLITE_OK;
+}
+
+int vdbHnswStoreSync(VdbHnswStore *p){
+  VdbStore *s = p->pStore;
+  sqlite3_int64 v = 0;
+  int rc = SQLITE_OK;
+  if( p->pDataVersion==0 ){
+    rc = vdbStorePrepare(s, sqlite3_mprintf("PRAGMA \"%w\".data_version", s->zDb), &p->pDataVersion);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  if( sqlite3_step(p->pDataVersion)==SQLITE_ROW ) v = sqlite3_column_int64(p->pDataVersion, 0);
+  rc = sqlite3_reset(p->pDataVersion);
+  if( rc!=SQLITE_OK ) return rc;
+  /* Another connection committed: what is cached may be stale. Our own
+  ** pending changes cannot coexist with that (we would hold the write
+  ** lock), so nothing dirty is lost. */
+  if( p->haveDataVersion && v!=p->dataVersion && p->pDirty==0 ) vdbHnswStoreDiscard(p);
+  p->dataVersion = v;
+  p->haveDataVersion = 1;
+  return vdbLoadInfo(p);
+}
+
+/* ---- operations ----------------------------------------------------------------------- */
+
+int vdbHnswStoreInsert(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const float *pVec){
+  int rc = vdbLoadInfo(p);
+  sqlite3_int64 nid;
+  if( rc!=SQLITE_OK ) return rc;
+  nid = p->nextNid++;
+  p->nextNidChanged = 1;
+  p->pendingRowid = rowid;
+  p->pendingSlot = *pSlot;
+  rc = vdbHnswInsert(&p->graph, nid, pVec);
+  if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
+  return rc;
+}
+
+/* The nid of a row's node; SQLITE_NOTFOUND if the row has none. Pending
+** changes are written first so the table is the whole truth. */
+static int vdbNidOfRowid(VdbHnswStore *p, sqlite3_int64 rowid, sqlite3_int64 *pNid){
+  int rc = vdbHnswStoreFlush(p);
+  if( rc==SQLITE_OK ) rc = vdbPrepare(p, &p->pByRowid, "SELECT nid FROM \"%w\".\"%w_%s\" WHERE rowid=?1");
+  if( rc!=SQLITE_OK ) return rc;
+  sqlite3_bind_int64(p->pByRowid, 1, rowid);
+  if( sqlite3_step(p->pByRowid)==SQLITE_ROW ) *pNid = sqlite3_column_int64(p->pByRowid, 0);
+  else rc = SQLITE_NOTFOUND;
+  {
+    int rc2 = sqlite3_reset(p->pByRowid);
+    return rc2!=SQLITE_OK ? rc2 : rc;
+  }
+}
+
+int vdbHnswStoreDelete(VdbHnswStore *p, sqlite3_int64 rowid){
+  sqlite3_int64 nid;
+  int rc = vdbLoadInfo(p);
+  if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
+  if( rc==SQLITE_NOTFOUND ) return SQLITE_CORRUPT_VTAB;
+  if( rc==SQLITE_OK ) rc = vdbHnswDelete(&p->graph, nid);
+  if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
+  return rc;
+}
+
+int vdbHnswStoreMoveRowid(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
+  sqlite3_int64 nid;
+  VdbCNode *c;
+  int rc = vdbNidOfRowid(p, oldRowid, &nid);
+  if( rc==SQLITE_NOTFOUND ) return SQLITE_CORRUPT_VTAB;
+  if( rc==SQLITE_OK ){
+    rc = vdbPrepare(p, &p->pMoveRowid, "UPDATE \"%w\".\"%w_%s\" SET rowid=?2 WHERE nid=?1");
+  }
+  if( rc!=SQLITE_OK ) return rc;
+  sqlite3_bind_int64(p->pMoveRowid, 1, nid);
+  sqlite3_bind_int64(p->pMoveRowid, 2, newRowid);
+  rc = vdbStepReset(p->pMoveRowid);
+  c = vdbLookup(p, nid);
+  if( rc==SQLITE_OK && c ) c->rowid = newRowid;
+  return rc;
+}
+
+typedef struct VdbFilterAdapter {
+  VdbHnswStore *p;
+  VdbRowFilter xFilter;
+  void *pArg;
+} VdbFilterAdapter;
+
+/* The algorithm filters nids; the user filters rowids. Nodes passed to
+** the filter are always cached (their distance was just computed). */
+static int vdbNidFilter(void *pArg, sqlite3_int64 nid){
+  VdbFilterAdapter *a = (VdbFilterAdapter*)pArg;
+  VdbCNode *c = vdbLookup(a->p, nid);
+  return c && !c->isRemoved && a->xFilter(a->pArg, c->rowid);
+}
+
+static int vdbRowHitCompare(const void *pA, const void *pB){
+  const VdbHit *a = (const VdbHit*)pA, *b = (const VdbHit*)pB;
+  if( a->dist!=b->dist ) return a->dist<b->dist ? -1 : 1;
+  return a->rowid<b->rowid ? -1 : a->rowid>b->rowid;
+}
+
+int vdbHnswStoreSearch(VdbHnswStore *p, const float *pQuery, int k, int ef,
+                       VdbRowFilter xFilter, void *pFilterArg, VdbHit **paHit, int *pnHit){
+  VdbFilterAdapter adapter;
+  VdbHnswHit *aHit = 0;
+  VdbHit *aOut = 0;
+  int nHit = 0, nVisited = 0, i, rc;
+  *paHit = 0;
+  *pnHit = 0;
+  rc = vdbLoadInfo(p);
+  adapter.p = p;
+  adapter.xFilter = xFilter;
+  adapter.pArg = pFilterArg;
+  if( rc==SQLITE_OK ){
+    rc = vdbHnswSearch(&p->graph, pQuery, k, ef, xFilter ? vdbNidFilter : 0, &adapter,
+                       &aHit, &nHit, &nVisited);
+  }
+  if( rc==SQLITE_OK && nHit>0 ){
+    aOut = (VdbHit*)sqlite3_malloc64(sizeof(VdbHit)*(sqlite3_uint64)nHit);
+    if( aOut==0 ) rc = SQLITE_NOMEM;
+    for(i=0; rc==SQLITE_OK && i<nHit; i++){
+      VdbCNode *c = vdbLookup(p, aHit[i].nid);
+      if( c==0 ){ rc = SQLITE_CORRUPT_VTAB; break; }
+      aOut[i].dist = aHit[i].dist;
+      aOut[i].rowid = c->rowid;
+    }
+    if( rc==SQLITE_OK ) qsort(aOut, (size_t)nHit, sizeof(VdbHit), vdbRowHitCompare);
+  }
+  sqlite3_free(aHit);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(aOut);
+    return rc;
+  }
+  if( p->pDirty==0 ) vdbEvictClean(p);
+  *paHit = aOut;
+  *pnHit = nHit;
+  return SQLITE_OK;
+}
+
+/* ---- integrity --------------------------------------------------------------------------- */
+
+int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr){
+  VdbStore *s = p->pStore;
+  sqlite3_stmt *pStmt = 0;
+  sqlite3_int64 *aNid = 0, nRows = 0;
+  int nNid = 0, nAlloc = 0, rc;
+  /* Check what is stored, not what is cached. */
+  rc = vdbHnswStoreFlush(p);
+  if( rc==SQLITE_OK ) vdbHnswStoreDiscard(p);
+  if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
+  /* Nodes and rows correspond one to one, slot for slot. */
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(s, sqlite3_mprintf(
+        "SELECT h.nid, r.rowid IS NULL OR r.chunk_id!=h.chunk_id OR r.chunk_offset!=h.chunk_offset"
+        " FROM \"%w\".\"%w_%s\" h LEFT JOIN \"%w\".\"%w_rows\" r ON r.rowid=h.rowid ORDER BY h.nid",
+        s->zDb, s->zName, p->zSuffix, s->zDb, s->zName), &pStmt);
+  }
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    if( sqlite3_column_int(pStmt, 1) ){
+      *pzErr = sqlite3_mprintf("%s node %lld has no row or points at another slot",
+                               p->zSuffix, sqlite3_column_int64(pStmt, 0));
+      rc = SQLITE_CORRUPT;
+      break;
+    }
+    if( nNid>=nAlloc ){
+      sqlite3_int64 *a;
+      nAlloc = nAlloc ? nAlloc*2 : 1024;
+      a = (sqlite3_int64*)sqlite3_realloc64(aNid, sizeof(sqlite3_int64)*(sqlite3_uint64)nAlloc);
+      if( a==0 ){ rc = SQLITE_NOMEM; break; }
+      aNid = a;
+    }
+    aNid[nNid++] = sqlite3_column_int64(pStmt, 0);
+  }
+  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+  else sqlite3_finalize(pStmt);
+  pStmt = 0;
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(s, sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_rows\"", s->zDb, s->zName), &pStmt);
+    if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ) nRows = sqlite3_column_int64(pStmt, 0);
+    sqlite3_finalize(pStmt);
+    if( rc==SQLITE_OK && nRows!=nNid ){
+      *pzErr = sqlite3_mprintf("%s has %d nodes for %lld rows", p->zSuffix, nNid, nRows);
+      rc = SQLITE_CORRUPT;
+    }
+  }
+  if( rc==SQLITE_OK ){
+    rc = vdbHnswCheck(&p->graph, aNid, nNid, pzErr);
+    if( rc==SQLITE_CORRUPT && *pzErr ){
+      char *z = sqlite3_mprintf("%s: %s", p->zSuffix, *pzErr);
+      sqlite3_free(*pzErr);
+      *pzErr = z;
+    }
+  }
+  if( rc==SQLITE_OK && nNid>0 && p->nextNid<=aNid[nNid-1] ){
+    *pzErr = sqlite3_mprintf("%s next nid %lld is not above node %lld", p->zSuffix, p->nextNid, aNid[nNid-1]);
+    rc = SQLITE_CORRUPT;
+  }
+  sqlite3_free(aNid);
+  return rc;
+}
+
+void vdbHnswStoreStats(VdbHnswStore *p, VdbHnswStats *pStats){
+  *pStats = p->stats;
+  pStats->nCached = p->nNode;
+  pStats->cacheBytes = p->cacheBytes;
+}

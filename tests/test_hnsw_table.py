@@ -1,0 +1,302 @@
+"""vectordb tables with an HNSW index, on real data: a sample of Fashion-MNIST
+(Debian's dataset-fashion-mnist), L2 on raw pixels.
+
+usage: /usr/bin/python3 tests/test_hnsw_table.py EXTENSION_PATH [N] [name-filter]
+"""
+import atexit
+import gzip
+import os
+import shutil
+import sqlite3
+import struct
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import connect, expect_error, one, run  # noqa: E402
+
+EXT = sys.argv[1] if len(sys.argv) > 1 else "./vectordb"
+N = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 10000
+TMP = tempfile.mkdtemp(prefix="vectordb-hnsw-")
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
+DATA = "/usr/share/datasets/fashion-mnist"
+NQ = 100
+
+
+def images(name, count, skip=0):
+    with gzip.open(f"{DATA}/{name}", "rb") as f:
+        raw = f.read()
+    n, rows, cols = struct.unpack(">III", raw[4:16])
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows * cols)
+    return arr[skip:skip + count].astype(np.float32)
+
+
+BASE = images("train-images-idx3-ubyte.gz", N)
+EXTRA = images("train-images-idx3-ubyte.gz", (3 * N) // 10, skip=N)
+QUERIES = images("t10k-images-idx3-ubyte.gz", NQ)
+DECL = "e float[784] INDEXED BY hnsw(m=16, ef_construction=100), label integer"
+
+
+def build(db, rows, table="t", decl=DECL):
+    db.execute(f"CREATE VIRTUAL TABLE {table} USING vectordb({decl})")
+    db.execute("BEGIN")
+    db.executemany(f"INSERT INTO {table}(rowid, e, label) VALUES (?, ?, ?)",
+                   ((rid, v.tobytes(), rid % 10) for rid, v in rows))
+    db.execute("COMMIT")
+
+
+def knn(db, q, k=10, extra="", params=(), table="t"):
+    return db.execute(f"SELECT rowid, distance FROM {table} WHERE e MATCH ? AND k = ? {extra}",
+                      (q.tobytes(), k) + tuple(params)).fetchall()
+
+
+def recall(db, table="t", ef=None, queries=QUERIES, extra="", params=()):
+    found = total = 0
+    ef_clause = f"AND ef_search = {ef}" if ef is not None else ""
+    for q in queries:
+        want = {r for r, _ in knn(db, q, 10, "AND ef_search = 0 " + extra, params, table)}
+        got = knn(db, q, 10, ef_clause + " " + extra, params, table)
+        assert [d for _, d in got] == sorted(d for _, d in got), "sorted by distance"
+        found += len(want & {r for r, _ in got})
+        total += len(want)
+    return found / total
+
+
+def integrity(db, table="t"):
+    db.execute(f"INSERT INTO {table}({table}) VALUES ('integrity-check')")
+
+
+def digest(db, table="t"):
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE ?",
+                                      (table + "\\_%",))]
+    return [db.execute(f"SELECT * FROM {n} ORDER BY 1").fetchall() for n in sorted(names)]
+
+
+db = connect(EXT, os.path.join(TMP, "main.db"))
+db.execute("PRAGMA journal_mode=WAL")
+ROWS = [(i + 1, BASE[i]) for i in range(N)]
+build(db, ROWS)
+
+
+def test_recall_at_default_ef_search():
+    r = recall(db)
+    print(f"recall@10 at the default ef_search over {N} rows: {r:.4f}")
+    assert r >= 0.95, r
+    integrity(db)
+
+
+def test_every_row_finds_itself():
+    hits = sum(knn(db, BASE[i], 1)[0][0] == i + 1 for i in range(0, N, max(1, N // 500)))
+    total = len(range(0, N, max(1, N // 500)))
+    print(f"self-recall {hits}/{total}")
+    assert hits >= 0.99 * total
+
+
+def test_exact_on_request_and_ef_per_query():
+    q = QUERIES[0]
+    exact = knn(db, q, 10, "AND ef_search = 0")
+    # The exact answer equals a brute-force computation.
+    d = np.sqrt(((BASE - q) ** 2).sum(axis=1))
+    want = sorted(range(N), key=lambda i: (d[i], i))[:10]
+    assert [r for r, _ in exact] == [i + 1 for i in want]
+    assert recall(db, ef=400, queries=QUERIES[:20]) >= recall(db, ef=10, queries=QUERIES[:20])
+    expect_error(db, "SELECT rowid FROM t WHERE e MATCH ? AND k = 3 AND ef_search = -1",
+                 "ef_search must be an integer from 0", params=(q.tobytes(),))
+
+
+def test_filters_use_graph_or_exact_and_return_k():
+    q = QUERIES[1]
+    # Broad filter (half the rows): the graph walk skips non-matches.
+    got = knn(db, q, 10, "AND label < 5")
+    want = knn(db, q, 10, "AND label < 5 AND ef_search = 0")
+    assert len(got) == 10 and len({r for r, _ in got} & {r for r, _ in want}) >= 9
+    assert all(r % 10 < 5 for r, _ in got)
+    # Selective filter: exact over the few matches.
+    ids = list(range(3, N, 997))
+    marks = ",".join("?" * len(ids))
+    got = knn(db, q, 5, f"AND rowid IN ({marks})", ids)
+    assert got == knn(db, q, 5, f"AND rowid IN ({marks}) AND ef_search = 0", ids)
+    assert r_filtered_recall() >= 0.9
+
+
+def r_filtered_recall():
+    return recall(db, queries=QUERIES[:30], extra="AND label = ?", params=(3,))
+
+
+def test_table_default_ef_search_command():
+    d = connect(EXT, os.path.join(TMP, "main.db"))
+    d.execute("INSERT INTO t(t) VALUES ('ef_search=12')")
+    low = recall(d, queries=QUERIES[:30])
+    d.close()
+    d = connect(EXT, os.path.join(TMP, "main.db"))      # persisted across connections
+    assert recall(d, queries=QUERIES[:30]) == low
+    d.execute("INSERT INTO t(t) VALUES ('ef_search=64')")
+    assert recall(d, queries=QUERIES[:30]) >= low
+    expect_error(d, "INSERT INTO t(t) VALUES ('ef_search=0')", "ef_search must be an integer from 1 to 4096")
+    expect_error(d, "INSERT INTO t(t) VALUES ('ef_search=abc')", "ef_search must be an integer")
+    expect_error(d, "INSERT INTO t(t) VALUES ('cache_mb=0')", "cache_mb must be an integer from 1")
+    expect_error(d, "INSERT INTO t(t) VALUES ('rebuild')", 'unknown command "rebuild"', "integrity-check")
+    d.close()
+
+
+def test_small_cache_budget_gives_same_answers():
+    d = connect(EXT, os.path.join(TMP, "main.db"))
+    before = [knn(d, q) for q in QUERIES[:10]]
+    d.execute("INSERT INTO t(t) VALUES ('cache_mb=1')")
+    assert [knn(d, q) for q in QUERIES[:10]] == before
+    d.execute("INSERT INTO t(t) VALUES ('cache_mb=256')")
+    d.close()
+
+
+def test_rollback_and_savepoint_leave_the_graph_as_it_was():
+    before = digest(db)
+    first = [knn(db, q) for q in QUERIES[:5]]
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                   [(N + 1000 + i, EXTRA[i].tobytes()) for i in range(50)])
+    db.execute("DELETE FROM t WHERE rowid BETWEEN 1 AND 40")
+    db.execute("UPDATE t SET e = ? WHERE rowid = 100", (QUERIES[0].tobytes(),))
+    assert knn(db, QUERIES[0], 1)[0] == (100, 0.0)      # visible inside the transaction
+    db.execute("ROLLBACK")
+    assert digest(db) == before
+    assert [knn(db, q) for q in QUERIES[:5]] == first
+    db.execute("BEGIN")
+    db.execute("DELETE FROM t WHERE rowid = 7")
+    db.execute("SAVEPOINT s")
+    db.execute("DELETE FROM t WHERE rowid BETWEEN 8 AND 60")
+    db.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                   [(N + 2000 + i, EXTRA[i].tobytes()) for i in range(20)])
+    db.execute("ROLLBACK TO s")
+    db.execute("RELEASE s")
+    # A multi-row statement that fails half way leaves nothing either.
+    expect_error(db, "INSERT INTO t(rowid, e, label) SELECT value, ?, 'bad' FROM json_each('[900001, 900002]')",
+                 "expects integer", params=(EXTRA[0].tobytes(),))
+    db.execute("COMMIT")
+    integrity(db)
+    assert one(db, "SELECT count(*) FROM t") == N - 1
+    assert 7 not in {r for q in QUERIES[:5] for r, _ in knn(db, q, 50)}
+    db.execute("INSERT INTO t(rowid, e, label) VALUES (7, ?, 7)", (BASE[6].tobytes(),))
+    integrity(db)
+
+
+def test_other_connection_never_sees_stale_graph():
+    other = connect(EXT, os.path.join(TMP, "main.db"))
+    q = QUERIES[2]
+    top = knn(other, q, 3)                   # fills the other connection's cache
+    db.execute("DELETE FROM t WHERE rowid = ?", (top[0][0],))
+    after = knn(other, q, 3)
+    assert top[0][0] not in {r for r, _ in after}, "a deleted row came back from a stale cache"
+    db.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, 1)", (N + 5000, q.tobytes()))
+    assert knn(other, q, 1) == [(N + 5000, 0.0)], "a committed row is missing"
+    db.execute("DELETE FROM t WHERE rowid = ?", (N + 5000,))
+    db.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, ?)", (top[0][0], BASE[top[0][0] - 1].tobytes(), 0))
+    other.close()
+    integrity(db)
+
+
+def test_updates_move_nodes():
+    q = QUERIES[3]
+    old = BASE[49].tobytes()
+    db.execute("UPDATE t SET e = ? WHERE rowid = 50", (q.tobytes(),))
+    assert knn(db, q, 1) == [(50, 0.0)]
+    db.execute("UPDATE t SET rowid = ? WHERE rowid = 50", (N + 7000,))
+    assert knn(db, q, 1) == [(N + 7000, 0.0)]
+    db.execute("UPDATE t SET rowid = 50, e = ? WHERE rowid = ?", (old, N + 7000))
+    integrity(db)
+    assert knn(db, BASE[49], 1)[0][0] == 50
+
+
+def test_churn_keeps_recall_of_a_fresh_build():
+    d = connect(EXT, os.path.join(TMP, "churn.db"))
+    build(d, ROWS)
+    gone = [rid for rid, _ in ROWS if (rid * 7919) % 10 < 3]
+    d.execute("BEGIN")
+    d.executemany("DELETE FROM t WHERE rowid = ?", [(r,) for r in gone])
+    d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                  [(N + 1 + i, EXTRA[i].tobytes()) for i in range(len(EXTRA))])
+    d.execute("COMMIT")
+    integrity(d)
+    churned = recall(d)
+    survivors = [(rid, v) for rid, v in ROWS if (rid * 7919) % 10 >= 3] + \
+        [(N + 1 + i, EXTRA[i]) for i in range(len(EXTRA))]
+    fresh = connect(EXT, os.path.join(TMP, "fresh.db"))
+    build(fresh, survivors)
+    fresh_recall = recall(fresh)
+    print(f"after deleting 30% and inserting new rows: recall {churned:.4f}, fresh build {fresh_recall:.4f}")
+    assert churned >= fresh_recall - 0.01
+    d.close()
+    fresh.close()
+
+
+def test_reopen_rename_vacuum_keep_the_graph():
+    path = os.path.join(TMP, "reopen.db")
+    d = connect(EXT, path)
+    build(d, ROWS[:2000])
+    want = [knn(d, q) for q in QUERIES[:10]]
+    d.close()
+    d = connect(EXT, path)
+    assert [knn(d, q) for q in QUERIES[:10]] == want
+    d.execute("ALTER TABLE t RENAME TO u")
+    assert [knn(d, q, table="u") for q in QUERIES[:10]] == want
+    d.execute("VACUUM")
+    assert [knn(d, q, table="u") for q in QUERIES[:10]] == want
+    integrity(d, "u")
+    d.execute("DROP TABLE u")
+    assert one(d, "SELECT count(*) FROM sqlite_master") == 0
+    d.close()
+
+
+def test_same_inserts_same_graph():
+    a, b = connect(EXT), connect(EXT)
+    build(a, ROWS[:500])
+    build(b, ROWS[:500])
+    assert a.execute("SELECT * FROM t_hnsw00 ORDER BY nid").fetchall() == \
+        b.execute("SELECT * FROM t_hnsw00 ORDER BY nid").fetchall()
+
+
+def test_corrupt_graph_is_reported():
+    d = connect(EXT)
+    build(d, ROWS[:300])
+    d.execute("UPDATE t_hnsw00 SET links = x'0100' WHERE nid = 5")
+    expect_error(d, "INSERT INTO t(t) VALUES ('integrity-check')", "corrupt")
+    e = connect(EXT)
+    build(e, ROWS[:300])
+    e.execute("UPDATE t_hnsw00 SET links = zeroblob(length(links))")
+    expect_error(e, "INSERT INTO t(t) VALUES ('integrity-check')", "corrupt", "reachable")
+    f = connect(EXT)
+    build(f, ROWS[:300])
+    nid = one(f, "SELECT nid FROM t_hnsw00 WHERE level = 0 LIMIT 1")
+    f.execute("DELETE FROM t_hnsw00 WHERE nid = ?", (nid,))
+    expect_error(f, "INSERT INTO t(t) VALUES ('integrity-check')", "corrupt", "nodes for")
+    # A connection whose walk meets the damage reports it instead of crashing.
+    path = os.path.join(TMP, "damaged.db")
+    g = connect(EXT, path)
+    build(g, ROWS[:300])
+    g.close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE t_hnsw00 SET links = x'00'")
+    raw.commit()
+    raw.close()
+    g = connect(EXT, path)
+    expect_error(g, "SELECT rowid FROM t WHERE e MATCH ? AND k = 3", "corrupt", params=(QUERIES[0].tobytes(),))
+    g.close()
+
+
+def test_declaration_and_layout():
+    d = connect(EXT)
+    expect_error(d, "CREATE VIRTUAL TABLE x USING vectordb(e float[4] INDEXED BY hnsw(m=200))",
+                 "m must be an integer from 2 to 128")
+    d.execute("CREATE VIRTUAL TABLE x USING vectordb(e float[4] distance_metric=cosine "
+              "INDEXED BY hnsw(m=8, ef_construction=40, ef_search=20), f float[4])")
+    names = sorted(r[0] for r in d.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    assert "x_hnsw00" in names and "x_hnsw01" not in names, names
+    d.executemany("INSERT INTO x(rowid, e, f) VALUES (?, ?, ?)",
+                  [(i, f"[{i},1,0,0]", "[1,1,1,1]") for i in range(1, 50)])
+    got = d.execute("SELECT rowid FROM x WHERE e MATCH '[10,1,0,0]' AND k = 1").fetchall()
+    assert got == [(10,)], got
+    integrity(d, "x")
+
+
+run(globals())
