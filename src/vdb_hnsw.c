@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vdb_hnsw.h"
+#include "vdb_schema.h"
 
 /* ---- visited set: open addressing over nids, cleared by a generation bump -- */
 
@@ -197,15 +198,28 @@ int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid){
   return level > VDB_HNSW_MAX_LEVEL ? VDB_HNSW_MAX_LEVEL : level;
 }
 
-/* Distance under the index metric; cosine with a zero vector is +Inf so
-** such nodes route nothing and are never returned. */
+/* The walk's distance: for L2 the squared distance (same order, no square
+** root per step; vdbHnswSearch reports the root), otherwise the metric's
+** own. Cosine with a zero vector is +Inf, so such nodes route nothing and
+** are never returned. */
 static double vdbHnswDist(VdbHnsw *p, const float *a, const float *b){
   double d;
   p->nDistance++;
+  if( p->params.eMetric==VDB_METRIC_L2 ){
+    return (double)p->pK->f32L2Sq(a, b, (size_t)p->params.dim);
+  }
   if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim, a, b, &d) ){
     return INFINITY;
   }
   return d;
+}
+
+/* Bring the start of a vector towards the cache before its distance is
+** computed: the walk's cost is mostly waiting for memory. */
+static void vdbPrefetchVector(const float *pVec, int dim){
+  const char *z = (const char*)pVec;
+  int nByte = dim*4, i;
+  for(i=0; i<nByte && i<512; i+=64) __builtin_prefetch(z+i);
 }
 
 static int vdbLinkIndex(const VdbHnswNode *pNode, int layer, sqlite3_int64 nid){
@@ -234,7 +248,8 @@ typedef struct VdbLayerSearch {
 ** by the caller's reset). Results end in *pW as a max-heap of <= ef hits. */
 static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
   VdbHeap cand;
-  int i, rc = SQLITE_OK;
+  VdbHnswNode *apFresh[2*VDB_HNSW_MAX_M];
+  int i, nFresh, rc = SQLITE_OK;
   memset(&cand, 0, sizeof(cand));
   pW->n = 0;
   pW->isMax = 1;
@@ -254,21 +269,27 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
     rc = p->access.xGet(p->access.pCtx, c.nid, &pNode);
     if( rc!=SQLITE_OK ) break;
     if( s->layer>pNode->level ) continue;
+    /* First resolve the unvisited neighbours and prefetch their vectors,
+    ** then compute their distances while the later ones arrive. */
+    nFresh = 0;
     for(i=0; rc==SQLITE_OK && i<pNode->anLink[s->layer]; i++){
       sqlite3_int64 nid = pNode->aaLink[s->layer][i];
-      VdbHnswNode *pNbr;
-      VdbHnswHit h;
       int isNew = vdbVisitedAdd(p->pVisited, nid);
       if( isNew<0 ){ rc = SQLITE_NOMEM; break; }
       if( !isNew ) continue;
-      rc = p->access.xGet(p->access.pCtx, nid, &pNbr);
+      rc = p->access.xGet(p->access.pCtx, nid, &apFresh[nFresh]);
       if( rc!=SQLITE_OK ) break;
-      h.nid = nid;
-      h.dist = vdbHnswDist(p, s->pQuery, pNbr->pVec);
+      vdbPrefetchVector(apFresh[nFresh]->pVec, p->params.dim);
+      nFresh++;
+    }
+    for(i=0; rc==SQLITE_OK && i<nFresh; i++){
+      VdbHnswHit h;
+      h.nid = apFresh[i]->nid;
+      h.dist = vdbHnswDist(p, s->pQuery, apFresh[i]->pVec);
       s->nVisited++;
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
-        if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, nid)) ){
+        if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
           rc = vdbHeapPush(pW, h);
           if( rc==SQLITE_OK && pW->n>s->ef ) vdbHeapPop(pW);
         }
@@ -598,6 +619,7 @@ int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
     if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
     for(i=0; i<w.n && n<k; i++){
       if( isinf(w.a[i].dist) ) continue;
+      if( p->params.eMetric==VDB_METRIC_L2 ) w.a[i].dist = sqrt(w.a[i].dist);
       w.a[n++] = w.a[i];
     }
     *paHit = w.a;

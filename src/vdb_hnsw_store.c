@@ -7,6 +7,11 @@
 #include <string.h>
 #include "vdb_hnsw_store.h"
 
+typedef struct VdbSlotEntry {
+  sqlite3_int64 nid;                /* 0: empty (nids start at 1) */
+  struct VdbCNode *pNode;
+} VdbSlotEntry;
+
 /* A cached node: the algorithm's view first, then bookkeeping; the link
 ** arrays and the vector live in the same allocation, after the struct. */
 typedef struct VdbCNode VdbCNode;
@@ -16,7 +21,6 @@ struct VdbCNode {
   VdbSlot slot;
   unsigned char isDirty;
   unsigned char isRemoved;
-  VdbCNode *pHashNext;
   VdbCNode *pDirtyNext;
   size_t nByte;
 };
@@ -27,8 +31,11 @@ struct VdbHnswStore {
   const VdbColumnDef *pCol;
   VdbHnsw graph;
   char zSuffix[16];                 /* "hnswNN" */
-  VdbCNode **aHash;
-  int nHash;                        /* power of two */
+  /* nid -> node, open addressing with linear probing: a lookup reads only
+  ** this table (one cache line, usually), not the nodes it passes. */
+  VdbSlotEntry *aHash;
+  int nHash;                        /* power of two, at most half full */
+  int hashShift;                    /* 64 - log2(nHash) */
   int nNode;
   VdbCNode *pDirty;
   sqlite3_int64 cacheBytes, budgetBytes;
@@ -62,56 +69,72 @@ static int vdbLinksBytes(const VdbHnswStore *p, int level){
 }
 
 static unsigned int vdbBucket(const VdbHnswStore *p, sqlite3_int64 nid){
-  sqlite3_uint64 x = (sqlite3_uint64)nid * 0x9E3779B97F4A7C15ull;
-  return (unsigned int)(x >> 32) & (unsigned)(p->nHash-1);
+  return (unsigned int)(((sqlite3_uint64)nid * 0x9E3779B97F4A7C15ull) >> p->hashShift);
 }
 
 static VdbCNode *vdbLookup(VdbHnswStore *p, sqlite3_int64 nid){
-  VdbCNode *c;
+  unsigned int h, mask = (unsigned)(p->nHash-1);
   if( p->nHash==0 ) return 0;
-  for(c=p->aHash[vdbBucket(p, nid)]; c; c=c->pHashNext){
-    if( c->node.nid==nid ) return c;
+  for(h=vdbBucket(p, nid); p->aHash[h].nid; h=(h+1)&mask){
+    if( p->aHash[h].nid==nid ) return p->aHash[h].pNode;
   }
   return 0;
 }
 
-static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
-  unsigned int h;
-  if( p->nNode+1 > p->nHash ){
-    int nNew = p->nHash ? p->nHash*2 : 1024, i;
-    VdbCNode **aNew = (VdbCNode**)sqlite3_malloc64(sizeof(VdbCNode*)*(sqlite3_uint64)nNew);
-    if( aNew==0 ) return SQLITE_NOMEM;
-    memset(aNew, 0, sizeof(VdbCNode*)*(size_t)nNew);
-    for(i=0; i<p->nHash; i++){
-      VdbCNode *x = p->aHash[i], *next;
-      for(; x; x=next){
-        unsigned int b;
-        next = x->pHashNext;
-        b = (unsigned int)(((sqlite3_uint64)x->node.nid * 0x9E3779B97F4A7C15ull) >> 32) & (unsigned)(nNew-1);
-        x->pHashNext = aNew[b];
-        aNew[b] = x;
-      }
-    }
-    sqlite3_free(p->aHash);
-    p->aHash = aNew;
-    p->nHash = nNew;
+static void vdbSlotPut(VdbHnswStore *p, VdbCNode *c){
+  unsigned int h, mask = (unsigned)(p->nHash-1);
+  for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid; h=(h+1)&mask){}
+  p->aHash[h].nid = c->node.nid;
+  p->aHash[h].pNode = c;
+}
+
+/* Resize to nSlot entries (a power of two) and re-place every node. */
+static int vdbHashResize(VdbHnswStore *p, int nSlot){
+  VdbSlotEntry *aOld = p->aHash;
+  int nOld = p->nHash, i, bits = 0;
+  VdbSlotEntry *aNew = (VdbSlotEntry*)sqlite3_malloc64(sizeof(VdbSlotEntry)*(sqlite3_uint64)nSlot);
+  if( aNew==0 ) return SQLITE_NOMEM;
+  memset(aNew, 0, sizeof(VdbSlotEntry)*(size_t)nSlot);
+  while( (1<<bits)<nSlot ) bits++;
+  p->aHash = aNew;
+  p->nHash = nSlot;
+  p->hashShift = 64 - bits;
+  for(i=0; i<nOld; i++){
+    if( aOld[i].nid ) vdbSlotPut(p, aOld[i].pNode);
   }
-  h = vdbBucket(p, c->node.nid);
-  c->pHashNext = p->aHash[h];
-  p->aHash[h] = c;
+  sqlite3_free(aOld);
+  return SQLITE_OK;
+}
+
+static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
+  if( (p->nNode+1)*2 > p->nHash ){
+    int rc = vdbHashResize(p, p->nHash ? p->nHash*2 : 2048);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  vdbSlotPut(p, c);
   p->nNode++;
   p->cacheBytes += (sqlite3_int64)c->nByte;
   return SQLITE_OK;
 }
 
+/* Remove c, shifting later entries of its probe run back so lookups
+** never stop early at the hole. */
 static void vdbHashRemove(VdbHnswStore *p, VdbCNode *c){
-  VdbCNode **pp = &p->aHash[vdbBucket(p, c->node.nid)];
-  while( *pp && *pp!=c ) pp = &(*pp)->pHashNext;
-  if( *pp ){
-    *pp = c->pHashNext;
-    p->nNode--;
-    p->cacheBytes -= (sqlite3_int64)c->nByte;
+  unsigned int mask = (unsigned)(p->nHash-1), h, j;
+  for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid && p->aHash[h].pNode!=c; h=(h+1)&mask){}
+  if( p->aHash[h].nid==0 ) return;
+  p->aHash[h].nid = 0;
+  for(j=(h+1)&mask; p->aHash[j].nid; j=(j+1)&mask){
+    unsigned int home = vdbBucket(p, p->aHash[j].nid);
+    /* Move entry j into the hole if its home is not in (h, j]. */
+    if( ((j - home) & mask) >= ((j - h) & mask) ){
+      p->aHash[h] = p->aHash[j];
+      p->aHash[j].nid = 0;
+      h = j;
+    }
   }
+  p->nNode--;
+  p->cacheBytes -= (sqlite3_int64)c->nByte;
 }
 
 /* A node with room for its level's links and its vector. */
@@ -357,18 +380,26 @@ int vdbHnswStoreFlush(VdbHnswStore *p){
 
 /* Drop clean nodes when over budget; dirty ones stay until flushed. */
 static void vdbEvictClean(VdbHnswStore *p){
-  int i;
+  int i, nKeep = 0;
   if( p->cacheBytes<=p->budgetBytes ) return;
+  /* Compact the kept (dirty) nodes to the front, then re-place them. */
   for(i=0; i<p->nHash; i++){
-    VdbCNode **pp = &p->aHash[i];
-    while( *pp ){
-      VdbCNode *c = *pp;
-      if( c->isDirty ){ pp = &c->pHashNext; continue; }
-      *pp = c->pHashNext;
-      p->nNode--;
+    VdbCNode *c = p->aHash[i].pNode;
+    if( p->aHash[i].nid==0 ) continue;
+    p->aHash[i].nid = 0;
+    if( c->isDirty ){
+      p->aHash[nKeep++].pNode = c;
+    }else{
       p->cacheBytes -= (sqlite3_int64)c->nByte;
       sqlite3_free(c);
     }
+  }
+  p->nNode = 0;
+  for(i=0; i<nKeep; i++){
+    VdbCNode *c = p->aHash[i].pNode;
+    p->aHash[i].pNode = 0;
+    vdbSlotPut(p, c);
+    p->nNode++;
   }
 }
 
@@ -385,9 +416,9 @@ static int vdbAfterWrite(VdbHnswStore *p){
 void vdbHnswStoreDiscard(VdbHnswStore *p){
   int i;
   for(i=0; i<p->nHash; i++){
-    VdbCNode *c = p->aHash[i], *next;
-    for(; c; c=next){ next = c->pHashNext; sqlite3_free(c); }
-    p->aHash[i] = 0;
+    if( p->aHash[i].nid ) sqlite3_free(p->aHash[i].pNode);
+    p->aHash[i].nid = 0;
+    p->aHash[i].pNode = 0;
   }
   p->nNode = 0;
   p->cacheBytes = 0;

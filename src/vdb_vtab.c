@@ -71,6 +71,7 @@ typedef struct VdbVtab {
   int iColCommand, iColDistance, iColK, iColEf;
   VdbHnswStore *apHnsw[VDB_MAX_VECTOR_COLUMNS];  /* per vector column; NULL: exact only */
   int aEfSearch[VDB_MAX_VECTOR_COLUMNS];         /* default beam width per column */
+  int inUpdate;                 /* inside xUpdate: savepoints are our own statements' */
   int aRowCol[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
               + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
                                 /* aCol[i]'s column in SELECT * FROM T_rows */
@@ -331,17 +332,23 @@ static int vdbVtabRollback(sqlite3_vtab *pVtab){
   vdbDiscardIndexes((VdbVtab*)pVtab);
   return SQLITE_OK;
 }
+/* Savepoints that SQLite opens for this module's own shadow-table
+** statements (inside xUpdate) are not user savepoints: flushing there would
+** write the whole graph cache on every row, and a failure there fails the
+** enclosing statement, whose own rollback discards the cache. */
 static int vdbVtabSavepoint(sqlite3_vtab *pVtab, int iSavepoint){
+  VdbVtab *p = (VdbVtab*)pVtab;
   (void)iSavepoint;
-  return vdbFlushIndexes((VdbVtab*)pVtab);
+  return p->inUpdate ? SQLITE_OK : vdbFlushIndexes(p);
 }
 static int vdbVtabRelease(sqlite3_vtab *pVtab, int iSavepoint){
   (void)pVtab; (void)iSavepoint;
   return SQLITE_OK;
 }
 static int vdbVtabRollbackTo(sqlite3_vtab *pVtab, int iSavepoint){
+  VdbVtab *p = (VdbVtab*)pVtab;
   (void)iSavepoint;
-  vdbDiscardIndexes((VdbVtab*)pVtab);
+  if( !p->inUpdate ) vdbDiscardIndexes(p);
   return SQLITE_OK;
 }
 
@@ -801,13 +808,12 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
   }else{
     q.k = k;
   }
-  if( rc==SQLITE_OK ){
+  for(i=0; i<argc; i++){
+    if( strchr("RPC", idxStr[4*i]) ) hasFilter = 1;
+  }
+  if( rc==SQLITE_OK && hasFilter ){
     rc = vdbPrepareFiltered(p, "rowid, chunk_id, chunk_offset", "chunk_id, chunk_offset",
                             idxStr, argc, argv, &q.pFilter, &hasFilter);
-    if( rc==SQLITE_OK && !hasFilter ){
-      sqlite3_finalize(q.pFilter);
-      q.pFilter = 0;
-    }
   }
   if( rc==SQLITE_OK ){
     VdbHnswStore *pGraph = p->apHnsw[q.iVec];
@@ -824,10 +830,6 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
   }
   sqlite3_finalize(q.pFilter);
   vdbVectorClear(&q.query);
-  if( rc==SQLITE_OK ){
-    rc = vdbStorePrepare(&p->store, sqlite3_mprintf("SELECT * FROM \"%w\".\"%w_rows\" WHERE rowid=?1",
-                                                   p->store.zDb, p->store.zName), &pCur->pRows);
-  }
   pCur->iHit = offset;
   pCur->eof = rc!=SQLITE_OK || pCur->iHit>=pCur->nHit;
   return rc;
@@ -862,7 +864,7 @@ static int vdbVtabNext(sqlite3_vtab_cursor *cur){
     pCur->iHit++;
     pCur->eof = pCur->iHit>=pCur->nHit;
     pCur->rowReady = 0;
-    return sqlite3_reset(pCur->pRows);
+    return pCur->pRows ? sqlite3_reset(pCur->pRows) : SQLITE_OK;
   }
   rc = sqlite3_step(pCur->pRows);
   pCur->eof = rc!=SQLITE_ROW;
@@ -886,6 +888,14 @@ static int vdbVtabRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 static int vdbCursorLoadRow(VdbCursor *pCur){
   int rc;
   if( pCur->rowReady ) return SQLITE_OK;
+  if( pCur->pRows==0 ){
+    /* Prepared on first need: a KNN query asking only for rowid and
+    ** distance never reads T_rows. */
+    VdbVtab *p = (VdbVtab*)pCur->base.pVtab;
+    rc = vdbStorePrepare(&p->store, sqlite3_mprintf("SELECT * FROM \"%w\".\"%w_rows\" WHERE rowid=?1",
+                                                   p->store.zDb, p->store.zName), &pCur->pRows);
+    if( rc!=SQLITE_OK ) return rc;
+  }
   sqlite3_reset(pCur->pRows);
   sqlite3_bind_int64(pCur->pRows, 1, pCur->aHit[pCur->iHit].rowid);
   rc = sqlite3_step(pCur->pRows);
@@ -1236,7 +1246,9 @@ static int vdbCommand(VdbVtab *p, const char *zCmd){
 static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite3_int64 *pRowid){
   VdbVtab *p = (VdbVtab*)pVtab;
   sqlite3_int64 iSavedRowid = sqlite3_last_insert_rowid(p->db);
-  int rc = vdbSyncIndexes(p);
+  int rc;
+  p->inUpdate = 1;
+  rc = vdbSyncIndexes(p);
   if( rc!=SQLITE_OK ){
     /* nothing written */
   }else if( argc==1 ){
@@ -1251,6 +1263,7 @@ static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sq
   }else{
     rc = vdbUpdate(p, sqlite3_value_int64(argv[0]), argv[1], argv+2);
   }
+  p->inUpdate = 0;
   /* Shadow-table inserts must not change what last_insert_rowid() reports
   ** (SQLite sets it itself after an INSERT into this table). */
   sqlite3_set_last_insert_rowid(p->db, iSavedRowid);
