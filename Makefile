@@ -6,6 +6,7 @@
 #   make demo       nearest neighbours on Fashion-MNIST in the sqlite3 shell
 #   make bench-kernels   SIMD vs scalar kernel micro-benchmark
 #   make bench-exact     exact KNN and inserts against sqlite-vec (BENCH_ARGS=--quick)
+#   make bench-hnsw      HNSW against hnswlib (BENCH_ARGS=--big adds 1M x 128)
 #
 # Four object sets are built from the same sources:
 #   build/so         loadable extension (no -lsqlite3, only the entry point exported)
@@ -63,7 +64,7 @@ $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 # Objects are built by pattern rules; keep them between runs.
 .SECONDARY:
 
-.PHONY: all deps test demo bench-kernels bench-exact clean unit-tests
+.PHONY: all deps test demo bench-kernels bench-exact bench-hnsw clean unit-tests
 all: vectordb.so libvectordb.a
 
 vectordb.so: $(call objs,so)
@@ -118,6 +119,15 @@ build/bench_kernels: bench/bench_kernels.c $(call objs,core)
 bench-kernels: deps
 	@$(MAKE) --no-print-directory build/bench_kernels
 	./build/bench_kernels
+
+# vectordb's HNSW index against hnswlib (Fashion-MNIST; BENCH_ARGS=--big adds 1M x 128).
+build/bench/hnswlib_run: bench/hnswlib_run.cpp
+	@mkdir -p build/bench
+	$(CXX) -O3 -march=native -std=c++17 -Wall -Wextra -o $@ $<
+
+bench-hnsw: deps
+	@$(MAKE) --no-print-directory vectordb.so build/bench/hnswlib_run
+	$(PYTHON) bench/ann_vs_hnswlib.py $(BENCH_ARGS)
 
 # Exact KNN and inserts against sqlite-vec's vec0 (Fashion-MNIST, 1M x 128).
 bench-exact: deps
