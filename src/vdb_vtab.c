@@ -1192,6 +1192,37 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
   return rc;
 }
 
+/* Rows, slots and every graph: SQLITE_OK when sound, SQLITE_CORRUPT (or
+** SQLITE_CORRUPT_VTAB) with *pzErr naming the first fault. */
+static int vdbIntegrity(VdbVtab *p, char **pzErr){
+  int i, rc = vdbStoreIntegrity(&p->store, pzErr);
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    if( p->apHnsw[i] ) rc = vdbHnswStoreCheck(p->apHnsw[i], pzErr);
+  }
+  if( rc==SQLITE_CORRUPT_VTAB && *pzErr==0 ){
+    *pzErr = sqlite3_mprintf("malformed shadow table content");
+  }
+  return rc;
+}
+
+/* PRAGMA integrity_check on SQLite 3.44+: findings go to *pzErr with
+** SQLITE_OK; quick_check (bit 1 of mFlags) skips this whole-table walk. */
+static int vdbVtabIntegrity(sqlite3_vtab *pVtab, const char *zSchema, const char *zTabName,
+                            int mFlags, char **pzErr){
+  VdbVtab *p = (VdbVtab*)pVtab;
+  char *zErr = 0;
+  int rc;
+  (void)zSchema;
+  if( mFlags & 1 ) return SQLITE_OK;
+  rc = vdbIntegrity(p, &zErr);
+  if( rc==SQLITE_CORRUPT || rc==SQLITE_CORRUPT_VTAB ){
+    *pzErr = sqlite3_mprintf("vectordb table %s: %s", zTabName, zErr);
+    rc = SQLITE_OK;
+  }
+  sqlite3_free(zErr);
+  return rc;
+}
+
 /* Persist a table setting in T_info. */
 static int vdbSetSetting(VdbVtab *p, const char *zKey, int v){
   char *zSql = sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_info\"(key, value) VALUES (%Q, %d)",
@@ -1228,10 +1259,7 @@ static int vdbCommand(VdbVtab *p, const char *zCmd){
     return rc;
   }
   if( sqlite3_stricmp(zCmd, "integrity-check")==0 ){
-    rc = vdbStoreIntegrity(&p->store, &zErr);
-    for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-      if( p->apHnsw[i] ) rc = vdbHnswStoreCheck(p->apHnsw[i], &zErr);
-    }
+    rc = vdbIntegrity(p, &zErr);
     if( rc==SQLITE_CORRUPT || rc==SQLITE_CORRUPT_VTAB ){
       rc = vdbVtabError(p, SQLITE_CORRUPT_VTAB, "vectordb table %s is corrupt: %s", p->store.zName,
                         zErr ? zErr : "malformed shadow table content");
@@ -1272,36 +1300,68 @@ static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sq
 
 /* ---- registration --------------------------------------------------------------------- */
 
-static const sqlite3_module vdbModule = {
-  3,                        /* iVersion: xShadowName */
-  vdbVtabCreate,
-  vdbVtabConnect,
-  vdbVtabBestIndex,
-  vdbVtabDisconnect,
-  vdbVtabDestroy,
-  vdbVtabOpen,
-  vdbVtabClose,
-  vdbVtabFilter,
-  vdbVtabNext,
-  vdbVtabEof,
-  vdbVtabColumn,
-  vdbVtabRowid,
-  vdbVtabUpdate,
-  vdbVtabBegin,
-  vdbVtabSync,
-  vdbVtabCommit,
-  vdbVtabRollback,
-  0,                        /* xFindFunction */
-  vdbVtabRename,
-  vdbVtabSavepoint,
-  vdbVtabRelease,
-  vdbVtabRollbackTo,
-  vdbVtabShadowName,
-#if SQLITE_VERSION_NUMBER>=3044000
-  0                         /* xIntegrity */
+/* The module as SQLite 3.44 and later lay it out: the 3.40 fields, then
+** xIntegrity. Built against older headers, vectordb appends the member
+** itself and offers version 4 only to a library that reads it. */
+typedef struct VdbModuleV4 {
+  sqlite3_module base;
+#if SQLITE_VERSION_NUMBER<3044000
+  int (*xIntegrity)(sqlite3_vtab*, const char*, const char*, int, char**);
 #endif
-};
+} VdbModuleV4;
+
+#if SQLITE_VERSION_NUMBER>=3044000
+# define VDB_MODULE_FIELDS(V) { V, vdbVtabCreate, vdbVtabConnect, vdbVtabBestIndex, \
+    vdbVtabDisconnect, vdbVtabDestroy, vdbVtabOpen, vdbVtabClose, vdbVtabFilter, \
+    vdbVtabNext, vdbVtabEof, vdbVtabColumn, vdbVtabRowid, vdbVtabUpdate, vdbVtabBegin, \
+    vdbVtabSync, vdbVtabCommit, vdbVtabRollback, 0, vdbVtabRename, vdbVtabSavepoint, \
+    vdbVtabRelease, vdbVtabRollbackTo, vdbVtabShadowName, vdbVtabIntegrity }
+# define VDB_MODULE(V) { VDB_MODULE_FIELDS(V) }
+#else
+# define VDB_MODULE_FIELDS(V) { V, vdbVtabCreate, vdbVtabConnect, vdbVtabBestIndex, \
+    vdbVtabDisconnect, vdbVtabDestroy, vdbVtabOpen, vdbVtabClose, vdbVtabFilter, \
+    vdbVtabNext, vdbVtabEof, vdbVtabColumn, vdbVtabRowid, vdbVtabUpdate, vdbVtabBegin, \
+    vdbVtabSync, vdbVtabCommit, vdbVtabRollback, 0, vdbVtabRename, vdbVtabSavepoint, \
+    vdbVtabRelease, vdbVtabRollbackTo, vdbVtabShadowName }
+# define VDB_MODULE(V) { VDB_MODULE_FIELDS(V), vdbVtabIntegrity }
+#endif
+
+static const VdbModuleV4 vdbModuleV3 = VDB_MODULE(3);   /* xShadowName */
+static const VdbModuleV4 vdbModuleV4 = VDB_MODULE(4);   /* + xIntegrity */
+
+/* vectordb_check([schema,] table): 'ok', or the first fault the table's
+** integrity check finds. Runs the table's 'integrity-check' command. */
+static void vdbCheckFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  const char *zSchema = argc==2 ? (const char*)sqlite3_value_text(argv[0]) : "main";
+  const char *zTable = (const char*)sqlite3_value_text(argv[argc-1]);
+  char *zSql, *zErr = 0;
+  int rc;
+  if( zSchema==0 || zTable==0 ){
+    sqlite3_result_error(ctx, "vectordb_check: the table name must be text", -1);
+    return;
+  }
+  zSql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w\"(\"%w\") VALUES ('integrity-check')",
+                         zSchema, zTable, zTable);
+  if( zSql==0 ){ sqlite3_result_error_nomem(ctx); return; }
+  rc = sqlite3_exec(sqlite3_context_db_handle(ctx), zSql, 0, 0, &zErr);
+  sqlite3_free(zSql);
+  if( rc==SQLITE_OK ){
+    sqlite3_result_text(ctx, "ok", -1, SQLITE_STATIC);
+  }else if( (rc & 0xff)==SQLITE_CORRUPT ){
+    sqlite3_result_text(ctx, zErr ? zErr : "corrupt", -1, SQLITE_TRANSIENT);
+  }else{
+    sqlite3_result_error(ctx, zErr ? zErr : sqlite3_errstr(rc), -1);
+    sqlite3_result_error_code(ctx, rc);
+  }
+  sqlite3_free(zErr);
+}
 
 int vdbRegisterModule(sqlite3 *db, const VdbKernels *pKernels){
-  return sqlite3_create_module_v2(db, "vectordb", &vdbModule, (void*)pKernels, 0);
+  const VdbModuleV4 *pModule = sqlite3_libversion_number()>=3044000 ? &vdbModuleV4 : &vdbModuleV3;
+  int rc = sqlite3_create_module_v2(db, "vectordb", &pModule->base, (void*)pKernels, 0);
+  /* An administrative function: not for triggers, views or untrusted schema. */
+  int flags = SQLITE_UTF8 | (sqlite3_libversion_number()>=3030000 ? SQLITE_DIRECTONLY : 0);
+  if( rc==SQLITE_OK ) rc = sqlite3_create_function_v2(db, "vectordb_check", 1, flags, 0, vdbCheckFunc, 0, 0, 0);
+  if( rc==SQLITE_OK ) rc = sqlite3_create_function_v2(db, "vectordb_check", 2, flags, 0, vdbCheckFunc, 0, 0, 0);
+  return rc;
 }

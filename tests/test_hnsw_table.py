@@ -66,6 +66,7 @@ def recall(db, table="t", ef=None, queries=QUERIES, extra="", params=()):
 
 def integrity(db, table="t"):
     db.execute(f"INSERT INTO {table}({table}) VALUES ('integrity-check')")
+    assert one(db, "SELECT vectordb_check(?)", table) == "ok"
 
 
 def digest(db, table="t"):
@@ -282,6 +283,28 @@ def test_corrupt_graph_is_reported():
     g = connect(EXT, path)
     expect_error(g, "SELECT rowid FROM t WHERE e MATCH ? AND k = 3", "corrupt", params=(QUERIES[0].tobytes(),))
     g.close()
+
+
+def test_check_function_and_pragma_integrity_check():
+    d = connect(EXT)
+    build(d, ROWS[:300])
+    assert one(d, "SELECT vectordb_check('t')") == "ok"
+    assert one(d, "SELECT vectordb_check('main', 't')") == "ok"
+    assert d.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    nid = one(d, "SELECT nid FROM t_hnsw00 ORDER BY nid LIMIT 1 OFFSET 7")
+    d.execute("UPDATE t_hnsw00 SET links = zeroblob(length(links)) WHERE nid = ?", (nid,))
+    finding = one(d, "SELECT vectordb_check('t')")
+    assert "corrupt" in finding and "not reciprocal" in finding, finding
+    pragma = [r[0] for r in d.execute("PRAGMA integrity_check")]
+    if sqlite3.sqlite_version_info >= (3, 44, 0):
+        # xIntegrity: PRAGMA integrity_check covers the index.
+        assert any("vectordb table t" in r and "not reciprocal" in r for r in pragma), pragma
+        assert d.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    else:
+        assert pragma == ["ok"], pragma
+    expect_error(d, "SELECT vectordb_check('nope')", "no such table")
+    d.execute("CREATE VIEW v AS SELECT vectordb_check('t')")
+    expect_error(d, "SELECT * FROM v", "unsafe use of vectordb_check")
 
 
 def test_declaration_and_layout():
