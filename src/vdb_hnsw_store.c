@@ -21,6 +21,7 @@ struct VdbCNode {
   VdbSlot slot;
   unsigned char isDirty;
   unsigned char isRemoved;
+  unsigned char isReferenced;       /* used since the clock hand last passed */
   VdbCNode *pDirtyNext;
   size_t nByte;
 };
@@ -37,6 +38,7 @@ struct VdbHnswStore {
   int nHash;                        /* power of two, at most half full */
   int hashShift;                    /* 64 - log2(nHash) */
   int nNode;
+  int clockHand;                    /* eviction sweep position in aHash */
   VdbCNode *pDirty;
   sqlite3_int64 cacheBytes, budgetBytes;
   int infoLoaded;
@@ -378,28 +380,27 @@ int vdbHnswStoreFlush(VdbHnswStore *p){
   return rc;
 }
 
-/* Drop clean nodes when over budget; dirty ones stay until flushed. */
+/* Over budget: evict clean nodes not used since the clock hand last passed
+** (CLOCK), down to 3/4 of the budget, so the hot upper layers and recent
+** neighbourhoods stay. Dirty nodes stay until flushed. */
 static void vdbEvictClean(VdbHnswStore *p){
-  int i, nKeep = 0;
-  if( p->cacheBytes<=p->budgetBytes ) return;
-  /* Compact the kept (dirty) nodes to the front, then re-place them. */
-  for(i=0; i<p->nHash; i++){
+  sqlite3_int64 target = p->budgetBytes - p->budgetBytes/4;
+  int nStep = 0;
+  if( p->cacheBytes<=p->budgetBytes || p->nHash==0 ) return;
+  while( p->cacheBytes>target && nStep < 3*p->nHash ){
+    int i = p->clockHand;
     VdbCNode *c = p->aHash[i].pNode;
-    if( p->aHash[i].nid==0 ) continue;
-    p->aHash[i].nid = 0;
-    if( c->isDirty ){
-      p->aHash[nKeep++].pNode = c;
+    nStep++;
+    if( p->aHash[i].nid==0 || c->isDirty ){
+      p->clockHand = (i+1) & (p->nHash-1);
+    }else if( c->isReferenced ){
+      c->isReferenced = 0;
+      p->clockHand = (i+1) & (p->nHash-1);
     }else{
-      p->cacheBytes -= (sqlite3_int64)c->nByte;
+      /* Removal may shift a later entry into slot i: look at it next. */
+      vdbHashRemove(p, c);
       sqlite3_free(c);
     }
-  }
-  p->nNode = 0;
-  for(i=0; i<nKeep; i++){
-    VdbCNode *c = p->aHash[i].pNode;
-    p->aHash[i].pNode = 0;
-    vdbSlotPut(p, c);
-    p->nNode++;
   }
 }
 
@@ -443,7 +444,10 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   }else if( c->isRemoved ){
     rc = SQLITE_NOTFOUND;
   }
-  if( rc==SQLITE_OK ) *ppNode = &c->node;
+  if( rc==SQLITE_OK ){
+    c->isReferenced = 1;
+    *ppNode = &c->node;
+  }
   return rc;
 }
 
