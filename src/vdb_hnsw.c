@@ -328,37 +328,60 @@ static int vdbDescend(VdbHnsw *p, const float *pQuery, int stop, VdbHnswHit *pEp
 
 /* ---- links ------------------------------------------------------------------- */
 
-/* Link a and b on a layer where a has room. If b is full it drops its
-** farthest link whose other end keeps more than M/2 links, provided that
-** link is longer than the new one; otherwise no edge is made. With
-** `force` (a has too few links to be reliably reachable) b drops its
-** farthest link whose other end keeps at least one, however short.
-** *pLinked tells which happened. */
+/* Link a and b on a layer where a has room. When b is full it must drop
+** one link, and which one matters: in clustered data the longest links are
+** the bridges between clusters that navigation needs. So b drops, farthest
+** first, a link that the neighbour-selection heuristic would prune -- one
+** whose other end x is closer to another of b's neighbours than to b, so b
+** still reaches x in two steps -- provided x keeps more than M/2 links.
+** If no link is redundant, the new edge is made only with `force` (a has
+** too few links to be reliably reachable), at the cost of b's farthest
+** link whose other end keeps at least one. Dropping an edge removes both
+** ends, keeping links symmetric. *pLinked tells whether the edge was made. */
 static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int force, int *pLinked){
   int cap = vdbLayerCap(p, layer), rc = SQLITE_OK;
   *pLinked = 0;
   if( a==b || vdbLinkIndex(a, layer, b->nid)>=0 ) return SQLITE_OK;
   if( a->anLink[layer]>=cap ) return SQLITE_OK;
   if( b->anLink[layer]>=cap ){
-    double worst = -1, dNew = vdbHnswDist(p, a->pVec, b->pVec);
-    int iWorst = -1, i;
-    VdbHnswNode *pWorst = 0;
-    for(i=0; rc==SQLITE_OK && i<b->anLink[layer]; i++){
-      VdbHnswNode *pOther;
-      double d;
-      rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][i], &pOther);
-      if( rc!=SQLITE_OK ) break;
-      if( pOther->anLink[layer] <= (force ? 1 : p->params.m/2) ) continue;
-      d = vdbHnswDist(p, b->pVec, pOther->pVec);
-      if( d>worst ){ worst = d; iWorst = i; pWorst = pOther; }
+    VdbHnswNode *apNbr[2*VDB_HNSW_MAX_M];
+    VdbHnswHit aNbr[2*VDB_HNSW_MAX_M];
+    int n = b->anLink[layer], i, j, iDrop = -1;
+    for(i=0; rc==SQLITE_OK && i<n; i++){
+      rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][i], &apNbr[i]);
+      if( rc==SQLITE_OK ){
+        aNbr[i].nid = i;                      /* index into apNbr */
+        aNbr[i].dist = vdbHnswDist(p, b->pVec, apNbr[i]->pVec);
+      }
     }
-    if( rc!=SQLITE_OK || iWorst<0 || (!force && worst<=dNew) ) return rc;
-    vdbLinkRemoveAt(b, layer, iWorst);
-    i = vdbLinkIndex(pWorst, layer, b->nid);
-    if( i<0 ) return SQLITE_CORRUPT;
-    vdbLinkRemoveAt(pWorst, layer, i);
-    rc = p->access.xDirty(p->access.pCtx, pWorst);
     if( rc!=SQLITE_OK ) return rc;
+    qsort(aNbr, (size_t)n, sizeof(VdbHnswHit), vdbHitCompare);
+    /* Farthest first: the first redundant, droppable link goes. */
+    for(i=n-1; iDrop<0 && i>0; i--){
+      VdbHnswNode *x = apNbr[aNbr[i].nid];
+      if( x->anLink[layer] <= p->params.m/2 ) continue;
+      for(j=0; j<i; j++){
+        if( vdbHnswDist(p, x->pVec, apNbr[aNbr[j].nid]->pVec) < aNbr[i].dist ){
+          iDrop = (int)aNbr[i].nid;
+          break;
+        }
+      }
+    }
+    if( iDrop<0 && force ){
+      for(i=n-1; iDrop<0 && i>=0; i--){
+        if( apNbr[aNbr[i].nid]->anLink[layer] > 1 ) iDrop = (int)aNbr[i].nid;
+      }
+    }
+    if( iDrop<0 ) return SQLITE_OK;
+    {
+      VdbHnswNode *x = apNbr[iDrop];
+      int k = vdbLinkIndex(x, layer, b->nid);
+      if( k<0 ) return SQLITE_CORRUPT;
+      vdbLinkRemoveAt(x, layer, k);
+      vdbLinkRemoveAt(b, layer, iDrop);
+      rc = p->access.xDirty(p->access.pCtx, x);
+      if( rc!=SQLITE_OK ) return rc;
+    }
   }
   a->aaLink[layer][a->anLink[layer]++] = b->nid;
   b->aaLink[layer][b->anLink[layer]++] = a->nid;
