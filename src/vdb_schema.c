@@ -30,9 +30,24 @@ typedef struct VdbLexer {
   VdbToken tk;             /* current token */
 } VdbLexer;
 
+/* Skip white space and SQL comments: SQLite hands over the text of each
+** module argument verbatim, comments between its tokens included. */
+static const char *vdbSkipSpace(const char *z){
+  for(;;){
+    while( *z && isspace((unsigned char)*z) ) z++;
+    if( z[0]=='-' && z[1]=='-' ){
+      while( *z && *z!='\n' ) z++;
+    }else if( z[0]=='/' && z[1]=='*' ){
+      const char *zEnd = strstr(z+2, "*/");
+      z = zEnd ? zEnd+2 : z+strlen(z);
+    }else{
+      return z;
+    }
+  }
+}
+
 static void vdbLexNext(VdbLexer *p){
-  const char *z = p->z;
-  while( *z && isspace((unsigned char)*z) ) z++;
+  const char *z = vdbSkipSpace(p->z);
   p->tk.z = z;
   p->tk.quoted = 0;
   if( *z==0 ){
@@ -222,8 +237,7 @@ static int vdbParseVectorColumn(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
   pCol->index.efConstruction = VDB_HNSW_DEFAULT_EFC;
   pCol->index.efSearch = VDB_HNSW_DEFAULT_EF;
   /* The lexer would read "[N]" as a quoted identifier; take it by hand. */
-  p->z = p->tk.z + p->tk.n;
-  while( isspace((unsigned char)*p->z) ) p->z++;
+  p->z = vdbSkipSpace(p->tk.z + p->tk.n);
   if( *p->z!='[' ) return vdbSchemaError(pzErr, p->zArg, "expected '[' and a dimension count");
   p->z++;
   vdbLexNext(p);
@@ -344,7 +358,7 @@ static int vdbParseArgument(const char *zArg, VdbTableDef *pDef, char **pzErr){
       rc = vdbSchemaError(pzErr, zArg, "column \"%s\" needs a type", col.zName);
       goto fail;
     }
-  }else if( !isAux && vdbVectorType(&lex.tk) && lex.tk.z[lex.tk.n + strspn(lex.tk.z+lex.tk.n, " \t\n\r")]=='[' ){
+  }else if( !isAux && vdbVectorType(&lex.tk) && *vdbSkipSpace(lex.tk.z + lex.tk.n)=='[' ){
     rc = vdbParseVectorColumn(&lex, &col, pzErr);
     if( rc!=SQLITE_OK ) goto fail;
   }else{

@@ -71,6 +71,13 @@ static void testSpellings(void){
   }
   vdbSchemaFree(p);
   sqlite3_free(zErr);
+  /* Comments between tokens reach the module verbatim. */
+  p = parse(ARGS("embedding float /* pixels */ [784] -- 28 x 28\n  INDEXED BY hnsw(m=8) -- graph",
+                 "id integer /* the key */ primary key"), &zErr);
+  CHECK(p && p->aCol[0].nDim==784 && p->aCol[0].index.eKind==VDB_INDEX_HNSW && p->aCol[0].index.m==8
+        && p->zPkName, "comments inside declarations: %s", zErr ? zErr : "");
+  vdbSchemaFree(p);
+  sqlite3_free(zErr); zErr = 0;
   p = parse(ARGS("e float[128]"), &zErr);
   CHECK(p && p->chunkSize==1024, "128-d floats: default chunk of 1024 rows");
   vdbSchemaFree(p);
