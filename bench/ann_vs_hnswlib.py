@@ -13,12 +13,10 @@ graph (cache_mb=4096); hnswlib through bench/hnswlib_run.cpp, compiled with
 -O3 -march=native. Also reported: vectordb's exact search (ef_search = 0) on
 a query subset, build time, database size and peak RSS.
 """
-import gzip
 import json
 import os
 import resource
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,27 +24,17 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from datasets import fashion, mixture  # noqa: E402
+
 VECTORDB = "./vectordb"
 HNSWLIB_RUN = "build/bench/hnswlib_run"
-FASHION = "/usr/share/datasets/fashion-mnist"
 EFS = [10, 16, 24, 32, 48, 64, 100]
 M, EFC = 16, 200
 
 
-def read_idx_images(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    n, rows, cols = struct.unpack(">III", data[4:16])
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows * cols).astype(np.float32)
 
 
-def mixture(n, n_queries, dim=128, seed=42):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 1, (1000, dim)).astype(np.float32)
-    base = (centers[rng.integers(0, 1000, n)] + 0.3 * rng.normal(0, 1, (n, dim))).astype(np.float32)
-    queries = (centers[rng.integers(0, 1000, n_queries)]
-               + 0.3 * rng.normal(0, 1, (n_queries, dim))).astype(np.float32)
-    return base, queries
 
 
 def exact_top10(base, queries):
@@ -182,9 +170,7 @@ def main():
     nq = 1000
     if "--queries" in sys.argv:
         nq = int(sys.argv[sys.argv.index("--queries") + 1])
-    base = read_idx_images(f"{FASHION}/train-images-idx3-ubyte.gz")
-    queries = read_idx_images(f"{FASHION}/t10k-images-idx3-ubyte.gz")[:nq]
-    report("Fashion-MNIST", base, queries)
+    report("Fashion-MNIST", *fashion(nq))
     if "--big" in sys.argv:
         report("Gaussian mixture", *mixture(1_000_000, nq))
 

@@ -12,40 +12,25 @@ Both systems use in-memory databases, insert in one transaction, and answer
 one query at a time on one thread, k = 10; each query set is timed 3 times
 and the median taken.
 """
-import gzip
+import os
 import sqlite3
 import statistics
-import struct
 import sys
 import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from datasets import fashion, mixture  # noqa: E402
+
 VECTORDB = "./vectordb"
 SQLITE_VEC = ".cache/sqlite-vec-0.1.9/vec0"
-FASHION = "/usr/share/datasets/fashion-mnist"
 
 
-def read_idx_images(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    n, rows, cols = struct.unpack(">III", data[4:16])
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows * cols).astype(np.float32)
 
 
-def fashion(n_queries):
-    base = read_idx_images(f"{FASHION}/train-images-idx3-ubyte.gz")
-    queries = read_idx_images(f"{FASHION}/t10k-images-idx3-ubyte.gz")[:n_queries]
-    return base, queries
 
 
-def mixture(n, n_queries, dim=128, seed=42):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 1, (1000, dim)).astype(np.float32)
-    base = (centers[rng.integers(0, 1000, n)] + 0.3 * rng.normal(0, 1, (n, dim))).astype(np.float32)
-    queries = (centers[rng.integers(0, 1000, n_queries)]
-               + 0.3 * rng.normal(0, 1, (n_queries, dim))).astype(np.float32)
-    return base, queries
 
 
 def run_system(ext, module, base, queries):

@@ -242,18 +242,6 @@ static int vdbLoadInfo(VdbHnswStore *p){
 
 /* ---- loading and saving nodes ------------------------------------------------------- */
 
-static sqlite3_int64 vdbGet64(const unsigned char *a){
-  sqlite3_uint64 v = 0;
-  int i;
-  for(i=7; i>=0; i--) v = (v<<8) | a[i];
-  return (sqlite3_int64)v;
-}
-
-static void vdbPut64(unsigned char *a, sqlite3_int64 x){
-  int i;
-  for(i=0; i<8; i++) a[i] = (unsigned char)((sqlite3_uint64)x >> (8*i));
-}
-
 static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbCNode *c = 0;
   int rc, level, l, i;
@@ -287,7 +275,7 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
       if( n>vdbCap(p, l) ){ rc = SQLITE_CORRUPT_VTAB; break; }
       c->node.anLink[l] = n;
       for(i=0; i<n; i++){
-        sqlite3_int64 x = vdbGet64(aLinks + 2 + 8*i);
+        sqlite3_int64 x = vdbGetLe64(aLinks + 2 + 8*i);
         if( x<1 || x==nid ){ rc = SQLITE_CORRUPT_VTAB; break; }
         c->node.aaLink[l][i] = x;
       }
@@ -316,7 +304,7 @@ static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
   for(l=0; l<=c->node.level; l++){
     z[0] = (unsigned char)(c->node.anLink[l] & 0xff);
     z[1] = (unsigned char)(c->node.anLink[l] >> 8);
-    for(i=0; i<c->node.anLink[l]; i++) vdbPut64(z + 2 + 8*i, c->node.aaLink[l][i]);
+    for(i=0; i<c->node.anLink[l]; i++) vdbPutLe64(z + 2 + 8*i, c->node.aaLink[l][i]);
     z += 2 + 8*vdbCap(p, l);
   }
   rc = vdbPrepare(p, &p->pSave,

@@ -98,14 +98,6 @@ static int vdbReadChunkVectors(VdbKnnQuery *q, sqlite3_blob **ppBlob,
   return rc;
 }
 
-/* A rowid stored as 8 little-endian bytes. */
-static sqlite3_int64 vdbDecodeRowid(const unsigned char *a){
-  sqlite3_uint64 v = 0;
-  int i;
-  for(i=7; i>=0; i--) v = (v<<8) | a[i];
-  return (sqlite3_int64)v;
-}
-
 /* Every live slot of every chunk. */
 static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
   VdbStore *p = q->pStore;
@@ -133,7 +125,7 @@ static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
     if( rc!=SQLITE_OK ) break;
     for(i=0; i<chunkSize; i++){
       if( (aValid[i/8] & (1u << (i%8)))==0 ) continue;
-      vdbConsider(q, h, pBuf + (size_t)nVec*i, vdbDecodeRowid(aRowid + 8*(size_t)i));
+      vdbConsider(q, h, pBuf + (size_t)nVec*i, vdbGetLe64(aRowid + 8*(size_t)i));
     }
   }
   if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);

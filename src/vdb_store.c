@@ -538,8 +538,7 @@ static int vdbAllocSlot(VdbStore *p, VdbSlot *pSlot){
 
 static int vdbWriteSlotRowid(VdbStore *p, const VdbSlot *pSlot, sqlite3_int64 rowid){
   unsigned char a[8];
-  int i;
-  for(i=0; i<8; i++) a[i] = (unsigned char)((sqlite3_uint64)rowid >> (8*i));
+  vdbPutLe64(a, rowid);
   return vdbBlobIO(p, "chunks", "rowids", pSlot->chunkId, p->pDef->chunkSize*8,
                    pSlot->offset*8, a, 8, 1);
 }
@@ -582,7 +581,7 @@ int vdbStoreIntegrity(VdbStore *p, char **pzErr){
       p->zDb, p->zName, p->zDb, p->zName), &pStmt);
   while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
     sqlite3_int64 rowid = sqlite3_column_int64(pStmt, 0), stored;
-    int off = sqlite3_column_int(pStmt, 1), i;
+    int off = sqlite3_column_int(pStmt, 1);
     const unsigned char *aValid = (const unsigned char*)sqlite3_column_blob(pStmt, 2);
     const unsigned char *aRowid = (const unsigned char*)sqlite3_column_blob(pStmt, 3);
     nRows++;
@@ -593,8 +592,7 @@ int vdbStoreIntegrity(VdbStore *p, char **pzErr){
       rc = SQLITE_CORRUPT;
       break;
     }
-    stored = 0;
-    for(i=7; i>=0; i--) stored = (sqlite3_int64)(((sqlite3_uint64)stored<<8) | aRowid[8*off+i]);
+    stored = vdbGetLe64(aRowid + 8*off);
     if( stored!=rowid ){
       *pzErr = sqlite3_mprintf("row %lld: its slot names row %lld", rowid, stored);
       rc = SQLITE_CORRUPT;

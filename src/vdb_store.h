@@ -59,6 +59,19 @@ typedef struct VdbStore {
   sqlite3_stmt *aVecInsert[VDB_MAX_VECTOR_COLUMNS];
 } VdbStore;
 
+/* Little-endian 64-bit integers, the byte order of every integer stored
+** in a shadow-table BLOB (slot rowids, graph links). */
+static inline sqlite3_int64 vdbGetLe64(const unsigned char *a){
+  sqlite3_uint64 v = 0;
+  int i;
+  for(i=7; i>=0; i--) v = (v<<8) | a[i];
+  return (sqlite3_int64)v;
+}
+static inline void vdbPutLe64(unsigned char *a, sqlite3_int64 x){
+  int i;
+  for(i=0; i<8; i++) a[i] = (unsigned char)((sqlite3_uint64)x >> (8*i));
+}
+
 /* A slot: where one row's vectors live. */
 typedef struct VdbSlot {
   sqlite3_int64 chunkId;
