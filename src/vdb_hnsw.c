@@ -182,7 +182,7 @@ void vdbHnswFree(VdbHnsw *p){
 }
 
 static int vdbLayerCap(const VdbHnsw *p, int layer){
-  return layer==0 ? 2*p->params.m : p->params.m;
+  return vdbHnswLayerCap(p->params.m, layer);
 }
 
 int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid){
@@ -248,7 +248,7 @@ typedef struct VdbLayerSearch {
 ** by the caller's reset). Results end in *pW as a max-heap of <= ef hits. */
 static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
   VdbHeap cand;
-  VdbHnswNode *apFresh[2*VDB_HNSW_MAX_M];
+  VdbHnswNode *apFresh[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   int i, nFresh, rc = SQLITE_OK;
   memset(&cand, 0, sizeof(cand));
   pW->n = 0;
@@ -344,8 +344,8 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
   if( a==b || vdbLinkIndex(a, layer, b->nid)>=0 ) return SQLITE_OK;
   if( a->anLink[layer]>=cap ) return SQLITE_OK;
   if( b->anLink[layer]>=cap ){
-    VdbHnswNode *apNbr[2*VDB_HNSW_MAX_M];
-    VdbHnswHit aNbr[2*VDB_HNSW_MAX_M];
+    VdbHnswNode *apNbr[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+    VdbHnswHit aNbr[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
     int n = b->anLink[layer], i, j, iDrop = -1;
     for(i=0; rc==SQLITE_OK && i<n; i++){
       rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][i], &apNbr[i]);

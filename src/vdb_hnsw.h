@@ -22,12 +22,21 @@
 
 #define VDB_HNSW_MAX_LEVEL 15     /* levels 0..15; P(level > 15) < 1e-18 at M=16 */
 
+/* Links a node may hold on a layer: the bottom layer, where every search
+** ends, gets VDB_HNSW_LAYER0_FACTOR times M. */
+#ifndef VDB_HNSW_LAYER0_FACTOR
+# define VDB_HNSW_LAYER0_FACTOR 2
+#endif
+static inline int vdbHnswLayerCap(int m, int layer){
+  return layer==0 ? VDB_HNSW_LAYER0_FACTOR*m : m;
+}
+
 typedef struct VdbHnswNode {
   sqlite3_int64 nid;
   int level;
   const float *pVec;              /* the node's vector, dim floats */
   int anLink[VDB_HNSW_MAX_LEVEL+1];            /* links per layer */
-  sqlite3_int64 *aaLink[VDB_HNSW_MAX_LEVEL+1]; /* capacity: 2M on layer 0, M above */
+  sqlite3_int64 *aaLink[VDB_HNSW_MAX_LEVEL+1]; /* capacity: vdbHnswLayerCap() */
 } VdbHnswNode;
 
 /* Node access. Pointers returned stay valid until the current operation

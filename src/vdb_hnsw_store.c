@@ -60,7 +60,7 @@ struct VdbHnswStore {
 /* ---- helpers ------------------------------------------------------------------ */
 
 static int vdbCap(const VdbHnswStore *p, int layer){
-  return layer==0 ? 2*p->pCol->index.m : p->pCol->index.m;
+  return vdbHnswLayerCap(p->pCol->index.m, layer);
 }
 
 /* Bytes of the links blob of a node of this level. */

@@ -55,7 +55,7 @@ static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec
   p->level = level;
   p->pVec = pCopy;
   for(l=0; l<=level; l++){
-    p->aaLink[l] = (sqlite3_int64*)calloc((size_t)(l==0 ? 2*g->m : g->m), sizeof(sqlite3_int64));
+    p->aaLink[l] = (sqlite3_int64*)calloc((size_t)vdbHnswLayerCap(g->m, l), sizeof(sqlite3_int64));
   }
   g->apNode[nid] = p;
   *pp = p;
