@@ -23,9 +23,14 @@
 #define VDB_HNSW_MAX_LEVEL 15     /* levels 0..15; P(level > 15) < 1e-18 at M=16 */
 
 /* Links a node may hold on a layer: the bottom layer, where every search
-** ends, gets VDB_HNSW_LAYER0_FACTOR times M. */
+** ends, gets VDB_HNSW_LAYER0_FACTOR times M. hnswlib allows 2M out-links
+** but any number of in-links; with symmetric links both count against
+** one cap, and nodes that bridge clusters need the room. Measured on a
+** 1M x 128 clustered set: recall@10 at ef=64 0.909 with 2M, 0.954 with
+** 3M, at the same QPS and build time (Redis's vector sets also let
+** layer 0 grow to 3M). */
 #ifndef VDB_HNSW_LAYER0_FACTOR
-# define VDB_HNSW_LAYER0_FACTOR 2
+# define VDB_HNSW_LAYER0_FACTOR 3
 #endif
 static inline int vdbHnswLayerCap(int m, int layer){
   return layer==0 ? VDB_HNSW_LAYER0_FACTOR*m : m;

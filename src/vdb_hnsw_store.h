@@ -13,8 +13,8 @@
 ** row's vector in its chunk slot (chunk_id, chunk_offset), which never
 ** moves while the node lives (a new vector gets a new node). `links`
 ** has a fixed size for the node's level: for each layer 0..level a
-** little-endian u16 count followed by that layer's capacity (2M on layer
-** 0, M above) of little-endian int64 nids, unused slots zero.
+** little-endian u16 count followed by that layer's capacity
+** (vdbHnswLayerCap: 3M on layer 0, M above) of little-endian int64 nids, unused slots zero.
 ** T_info also holds hnswNN_entry and hnswNN_entry_level.
 **
 ** The cache maps nid to decoded nodes. Coherence:
