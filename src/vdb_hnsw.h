@@ -9,7 +9,7 @@
 ** Invariants the algorithm keeps (and vdbHnswCheck verifies):
 **   - links are symmetric: b is in a's layer-l list iff a is in b's;
 **     so deleting a node removes every edge that mentions it;
-**   - a node has at most 2*M links on layer 0 and M above, none to itself,
+**   - a node has at most vdbHnswLayerCap() links per layer, none to itself,
 **     no duplicates, and only on layers up to its level;
 **   - the entry point is a node of the highest level present;
 **   - node ids (nid) are never reused, so no stale edge can alias a new node.
