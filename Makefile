@@ -106,7 +106,7 @@ $(SQLITE_NEWER):
 	@sh scripts/fetch-sqlite-newer.sh $(BETTER_SQLITE3_VERSION) $(dir $@)
 
 test: deps
-	@$(MAKE) --no-print-directory all unit-tests build/asan-so/vectordb.so $(SQLITE_VEC) $(SQLITE_NEWER)
+	@$(MAKE) --no-print-directory all unit-tests build/asan-so/vectordb.so $(SQLITE_VEC) $(SQLITE_NEWER) $(EXTRA_TEST_DEPS)
 	@SQLITE_NEWER=$(SQLITE_NEWER) sh scripts/run-tests.sh
 
 demo: deps
@@ -135,6 +135,8 @@ bench-exact: deps
 	$(PYTHON) bench/exact_vs_sqlite_vec.py $(BENCH_ARGS)
 
 -include bench/bench.mk
+# Test suites that bring their own build rules (fault injection, fuzzing, ...).
+-include $(wildcard tests/mk/*.mk)
 
 clean:
 	rm -rf build vectordb.so libvectordb.a

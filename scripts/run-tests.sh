@@ -65,7 +65,10 @@ if [ -n "${SQLITE_NEWER:-}" ]; then
   run_suite vtab-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_vtab.py ./vectordb
   run_suite hnsw-table-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_hnsw_table.py ./vectordb 3000
 fi
-[ -f bench/smoke.sh ] && run_suite bench-smoke sh bench/smoke.sh
+# Further suites, each in its own fragment that calls run_suite.
+for fragment in tests/suites/*.sh; do
+  [ -f "$fragment" ] && . "./$fragment"
+done
 
 echo "failed suites:${failed_suites:- none}"
 echo "$total_pass passed, $total_fail failed"
