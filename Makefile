@@ -5,8 +5,9 @@
 #   make test       everything above, then every test suite (ends "N passed, N failed")
 #   make demo       nearest neighbours on Fashion-MNIST in the sqlite3 shell
 #   make bench-kernels   SIMD vs scalar kernel micro-benchmark
-#   make bench-exact     exact KNN and inserts against sqlite-vec (BENCH_ARGS=--quick)
-#   make bench-hnsw      HNSW against hnswlib (BENCH_ARGS=--big adds 1M x 128)
+#   make bench-quick     the harness on Fashion-MNIST, all systems (~5 min)
+#   make bench           the harness on every data set, all systems (~30 min)
+#   make bench-data      prepare the data sets and their ground truth only
 #
 # Four object sets are built from the same sources:
 #   build/so         loadable extension (no -lsqlite3, only the entry point exported)
@@ -64,7 +65,7 @@ $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 # Objects are built by pattern rules; keep them between runs.
 .SECONDARY:
 
-.PHONY: all deps test demo bench-kernels bench-exact bench-hnsw clean unit-tests
+.PHONY: all deps test demo bench-kernels clean unit-tests
 all: vectordb.so libvectordb.a
 
 vectordb.so: $(call objs,so)
@@ -120,20 +121,7 @@ bench-kernels: deps
 	@$(MAKE) --no-print-directory build/bench_kernels
 	./build/bench_kernels
 
-# vectordb's HNSW index against hnswlib (Fashion-MNIST; BENCH_ARGS=--big adds 1M x 128).
-build/bench/hnswlib_run: bench/hnswlib_run.cpp
-	@mkdir -p build/bench
-	$(CXX) -O3 -march=native -std=c++17 -Wall -Wextra -o $@ $<
-
-bench-hnsw: deps
-	@$(MAKE) --no-print-directory vectordb.so build/bench/hnswlib_run
-	$(PYTHON) bench/ann_vs_hnswlib.py $(BENCH_ARGS)
-
-# Exact KNN and inserts against sqlite-vec's vec0 (Fashion-MNIST, 1M x 128).
-bench-exact: deps
-	@$(MAKE) --no-print-directory vectordb.so $(SQLITE_VEC)
-	$(PYTHON) bench/exact_vs_sqlite_vec.py $(BENCH_ARGS)
-
+# The benchmark harness (bench-data, bench-quick, bench): see bench/bench.mk.
 -include bench/bench.mk
 # Test suites that bring their own build rules (fault injection, fuzzing, ...).
 -include $(wildcard tests/mk/*.mk)

@@ -1,79 +1,85 @@
-// hnswlib on the same data and parameters as vectordb's HNSW benchmark.
+// hnswlib (Debian's libhnswlib-dev, header-only) under the same measurement
+// loop as every other system (bench/driver.h).
 //
-//   hnswlib_run BASE.f32 QUERIES.f32 TRUTH.i32 DIM M EFC EF[,EF...]
+//   hnswlib_run build  base=F dim=D metric=l2|cosine m=M efc=E index=PATH
+//   hnswlib_run search index=PATH queries=F truth=F dim=D metric=.. settings=EF,..
+//                      [nq=N k=10 truthk=100 repeats=3 threads=2]
 //
-// Inputs are raw little-endian arrays written by bench/ann_vs_hnswlib.py:
-// float32 vectors, and the exact top-10 ids (0-based) per query. Prints one
-// JSON object per line: the build, then one line per ef with recall@10,
-// QPS and latency percentiles (single thread, one query at a time).
+// build: adds every base vector (id = row number) on one thread, saves the
+// index to PATH and prints {"build_s", "rows", "index_bytes"}. search: loads
+// PATH, answers the first query ({"cold_s"}), then one line per ef. For
+// cosine the inputs are unit vectors and the inner-product space is used,
+// which ranks exactly as cosine distance does.
 #include <hnswlib/hnswlib.h>
 
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <sstream>
-#include <string>
-#include <vector>
+#include <cstring>
+#include <memory>
 
-template <typename T> static std::vector<T> readAll(const char *path) {
-  FILE *f = std::fopen(path, "rb");
-  if (!f) { std::perror(path); std::exit(1); }
-  std::fseek(f, 0, SEEK_END);
-  long n = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
-  std::vector<T> v(n / sizeof(T));
-  if (std::fread(v.data(), sizeof(T), v.size(), f) != v.size()) { std::perror(path); std::exit(1); }
-  std::fclose(f);
-  return v;
+#include "driver.h"
+
+static hnswlib::SpaceInterface<float> *makeSpace(const char *metric, size_t dim) {
+  if (std::strcmp(metric, "cosine") == 0) return new hnswlib::InnerProductSpace(dim);
+  return new hnswlib::L2Space(dim);
 }
 
-static double seconds(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+static int build(int argc, char **argv) {
+  size_t dim = benchArgInt(argc, argv, "dim", nullptr), nByte;
+  const float *base = (const float *)benchReadFile(benchArg(argc, argv, "base", nullptr), &nByte);
+  size_t n = nByte / (sizeof(float) * dim);
+  std::unique_ptr<hnswlib::SpaceInterface<float>> space(makeSpace(benchArg(argc, argv, "metric", "l2"), dim));
+  hnswlib::HierarchicalNSW<float> index(space.get(), n, benchArgInt(argc, argv, "m", nullptr),
+                                        benchArgInt(argc, argv, "efc", nullptr), 100);
+  double t0 = benchNow();
+  for (size_t i = 0; i < n; i++) index.addPoint(base + i * dim, i);
+  double buildS = benchNow() - t0;
+  const char *path = benchArg(argc, argv, "index", nullptr);
+  index.saveIndex(path);
+  std::printf("{\"build_s\": %.6f, \"rows\": %zu, \"index_bytes\": %lld}\n", buildS, n, benchFileSize(path));
+  return 0;
+}
+
+struct HnswSys {
+  hnswlib::HierarchicalNSW<float> *index;
+};
+
+static void *stateOpen(void *sys, int) { return sys; }
+static int setting(void *sys, void *, int ef) {
+  static_cast<HnswSys *>(sys)->index->setEf(ef);
+  return 0;
+}
+static int searchOne(void *state, const float *q, int k, int64_t *ids) {
+  auto res = static_cast<HnswSys *>(state)->index->searchKnn(q, k);
+  int n = (int)res.size();
+  for (int i = n - 1; i >= 0; i--) {  // the queue pops the farthest first
+    ids[i] = (int64_t)res.top().second;
+    res.pop();
+  }
+  return n;
+}
+static void stateClose(void *) {}
+
+static int search(int argc, char **argv) {
+  int dim = benchArgInt(argc, argv, "dim", nullptr);
+  int settings[64];
+  int nSetting = benchIntList(benchArg(argc, argv, "settings", nullptr), settings, 64);
+  BenchQueries q;
+  benchLoadQueries(argc, argv, &q, dim);
+  double t0 = benchNow();
+  std::unique_ptr<hnswlib::SpaceInterface<float>> space(makeSpace(benchArg(argc, argv, "metric", "l2"), dim));
+  hnswlib::HierarchicalNSW<float> index(space.get(), benchArg(argc, argv, "index", nullptr));
+  HnswSys sys{&index};
+  int64_t ids[1024];
+  setting(&sys, nullptr, settings[0]);
+  searchOne(&sys, q.aQuery, q.k, ids);
+  std::printf("{\"cold_s\": %.4f}\n", benchNow() - t0);
+  BenchSystem bs = {&sys, stateOpen, setting, searchOne, stateClose};
+  return benchSearchAll(&bs, &q, settings, nSetting, benchArgInt(argc, argv, "repeats", "3"),
+                        benchArgInt(argc, argv, "threads", "2"));
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8) {
-    std::fprintf(stderr, "usage: %s BASE QUERIES TRUTH DIM M EFC EF[,EF...]\n", argv[0]);
-    return 2;
-  }
-  std::vector<float> base = readAll<float>(argv[1]), queries = readAll<float>(argv[2]);
-  std::vector<int> truth = readAll<int>(argv[3]);
-  size_t dim = std::strtoul(argv[4], nullptr, 10);
-  int m = std::atoi(argv[5]), efc = std::atoi(argv[6]);
-  size_t n = base.size() / dim, nq = queries.size() / dim;
-
-  hnswlib::L2Space space(dim);
-  hnswlib::HierarchicalNSW<float> index(&space, n, m, efc, 100);
-  auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < n; i++) index.addPoint(base.data() + i * dim, i);
-  double build = seconds(t0);
-  std::printf("{\"system\": \"hnswlib\", \"build_s\": %.3f, \"rows\": %zu}\n", build, n);
-
-  std::stringstream efs(argv[7]);
-  std::string item;
-  while (std::getline(efs, item, ',')) {
-    int ef = std::atoi(item.c_str());
-    index.setEf(ef);
-    std::vector<double> lat(nq);
-    size_t hits = 0;
-    auto tAll = std::chrono::steady_clock::now();
-    for (size_t q = 0; q < nq; q++) {
-      auto tq = std::chrono::steady_clock::now();
-      auto res = index.searchKnn(queries.data() + q * dim, 10);
-      lat[q] = seconds(tq);
-      while (!res.empty()) {
-        size_t id = res.top().second;
-        res.pop();
-        for (int k = 0; k < 10; k++) if ((size_t)truth[q * 10 + k] == id) { hits++; break; }
-      }
-    }
-    double total = seconds(tAll);
-    std::sort(lat.begin(), lat.end());
-    std::printf("{\"system\": \"hnswlib\", \"ef\": %d, \"recall\": %.4f, \"qps\": %.1f, "
-                "\"p50_ms\": %.4f, \"p99_ms\": %.4f}\n",
-                ef, hits / (10.0 * nq), nq / total, lat[nq / 2] * 1e3, lat[(nq * 99) / 100] * 1e3);
-    std::fflush(stdout);
-  }
-  return 0;
+  if (argc >= 2 && std::strcmp(argv[1], "build") == 0) return benchReportRss(build(argc, argv));
+  if (argc >= 2 && std::strcmp(argv[1], "search") == 0) return benchReportRss(search(argc, argv));
+  std::fprintf(stderr, "usage: %s build|search NAME=VALUE...\n", argv[0]);
+  return 2;
 }

@@ -1,0 +1,407 @@
+"""The benchmark harness: every system on the same data, same machine, same run.
+
+usage: /usr/bin/python3 bench/run.py [--quick | --smoke] [--datasets a,b,...]
+           [--base F --queries F --metric l2|cosine --name NAME]
+           [--out DIR] [--repeats N] [--threads N]
+
+Systems (each a separate driver process, so peak RSS is its own):
+  vectordb         HNSW index, several ef_search values   bench/sqlite_run.c
+  vectordb-exact   the same table with ef_search = 0       bench/sqlite_run.c
+  sqlite-vec       vec0 0.1.9 from npm, exact KNN          bench/sqlite_run.c
+  hnswlib          Debian libhnswlib-dev, several ef       bench/hnswlib_run.cpp
+  faiss-hnsw       Debian libfaiss-dev IndexHNSWFlat       bench/faiss_run.cpp
+  faiss-flat       Debian libfaiss-dev IndexFlat, exact    bench/faiss_run.cpp
+All HNSW systems use M=16, ef_construction=200; k=10; one query at a time;
+recall@10 against the exact top-10 of bench/groundtruth. Each search
+setting is timed `repeats` times (median); the threaded QPS uses separate
+connections (SQLite systems) or a shared index (the libraries).
+
+Builds are cached under .cache/bench/index by a key of the data checksum,
+the system's parameters and the SHA-256 of the driver (and extension)
+binaries, so a re-run rebuilds only what changed; a reused build reports
+the time measured when it was made.
+
+Writes DIR/RESULTS.md, DIR/results.json and DIR/<dataset>.png (recall vs
+QPS, gnuplot); DIR defaults to bench/. The summary, with the ratios
+against the peers, is printed and written into RESULTS.md.
+"""
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import datasets  # noqa: E402
+
+CACHE = ".cache/bench"
+SQLITE_RUN = "build/bench/sqlite_run"
+HNSWLIB_RUN = "build/bench/hnswlib_run"
+FAISS_RUN = "build/bench/faiss_run"
+VECTORDB_EXT = "./vectordb.so"
+SQLITE_VEC_EXT = ".cache/sqlite-vec-0.1.9/vec0.so"
+M, EFC = 16, 200
+ANN = ("vectordb", "hnswlib", "faiss-hnsw")
+EXACT = ("vectordb-exact", "sqlite-vec", "faiss-flat")
+TARGETS = (0.90, 0.95, 0.99)
+
+PROFILES = {
+    # name: data sets, ef values, queries for ANN / exact systems
+    "full": {"datasets": ["fashion-mnist", "cosine-200k", "mixture-1m"],
+             "efs": [10, 16, 24, 32, 48, 64, 100, 150, 200, 300], "nq": 5000, "nq_exact": 100},
+    "quick": {"datasets": ["fashion-mnist"], "efs": [16, 32, 64, 128], "nq": 1000, "nq_exact": 50},
+    "smoke": {"datasets": ["tiny"], "efs": [16, 64], "nq": 100, "nq_exact": 100},
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_driver(argv):
+    """Runs a driver; returns (JSON objects it printed, its peak RSS in MiB, error or None)."""
+    # FAISS would otherwise start an OpenMP team inside each query thread.
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    rss = next((r["peak_rss_mb"] for r in rows if "peak_rss_mb" in r), None)
+    rows = [r for r in rows if "peak_rss_mb" not in r]
+    if proc.returncode != 0 or not rows:
+        return rows, rss, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    return rows, rss, None
+
+
+def systems_for(data):
+    """Driver command lines for each system on one data set."""
+    dim, metric = data["dim"], data["metric"]
+    vdb_metric = {"l2": "l2", "cosine": "cosine"}[metric]
+    knn = "SELECT rowid FROM t WHERE e MATCH ?1 AND k = 10"
+    return {
+        "vectordb": {
+            "driver": SQLITE_RUN, "binaries": [SQLITE_RUN, VECTORDB_EXT], "ext": ".db",
+            "build": ["ext=" + VECTORDB_EXT,
+                      f"setup=CREATE VIRTUAL TABLE t USING vectordb(e float[{dim}] distance_metric={vdb_metric} "
+                      f"INDEXED BY hnsw(m={M}, ef_construction={EFC})); "
+                      "INSERT INTO t(t) VALUES ('cache_mb=4096'); PRAGMA cache_size=-1048576;"],
+            "search": ["ext=" + VECTORDB_EXT, f"sql={knn} AND ef_search = %d"],
+        },
+        "vectordb-exact": {"same_build_as": "vectordb", "driver": SQLITE_RUN,
+                           "search": ["ext=" + VECTORDB_EXT, f"sql={knn} AND ef_search = 0 -- %d"]},
+        "sqlite-vec": {
+            "driver": SQLITE_RUN, "binaries": [SQLITE_RUN, SQLITE_VEC_EXT], "ext": ".db",
+            "build": ["ext=" + SQLITE_VEC_EXT,
+                      f"setup=CREATE VIRTUAL TABLE t USING vec0(e float[{dim}] distance_metric={vdb_metric}); "
+                      "PRAGMA cache_size=-1048576;"],
+            "search": ["ext=" + SQLITE_VEC_EXT, f"sql={knn} -- %d"],
+        },
+        "hnswlib": {
+            "driver": HNSWLIB_RUN, "binaries": [HNSWLIB_RUN], "ext": ".hnsw",
+            "build": [f"metric={metric}", f"m={M}", f"efc={EFC}"],
+            "search": [f"metric={metric}"],
+        },
+        "faiss-hnsw": {
+            "driver": FAISS_RUN, "binaries": [FAISS_RUN], "ext": ".faiss",
+            "build": ["kind=hnsw", f"metric={metric}", f"m={M}", f"efc={EFC}"],
+            "search": [],
+        },
+        "faiss-flat": {
+            "driver": FAISS_RUN, "binaries": [FAISS_RUN], "ext": ".faiss",
+            "build": ["kind=flat", f"metric={metric}"],
+            "search": [],
+        },
+    }
+
+
+def build_system(name, spec, data, index_dir):
+    """Builds (or reuses) one system's index; returns (build record, index path)."""
+    missing = [b for b in spec["binaries"] if not os.path.exists(b)]
+    if missing:
+        return {"missing": "not built: " + ", ".join(missing)}, None
+    key = hashlib.sha256(json.dumps({"data": data["checksum"], "build": spec["build"],
+                                     "bin": [sha256_file(b) for b in spec["binaries"]]}).encode()).hexdigest()[:16]
+    path = os.path.join(index_dir, f"{name}-{key}{spec['ext']}")
+    record_path = path + ".json"
+    if os.path.exists(path) and os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+        record["cached"] = True
+        log(f"  {name}: reusing the build of {record['when']} ({record['build_s']:.1f} s)")
+        return record, path
+    log(f"  {name}: building {data['n']:,} x {data['dim']} ...")
+    arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
+    rows, rss, err = run_driver([spec["driver"], "build", f"base={data['base']}", f"dim={data['dim']}",
+                                 arg + path, *spec["build"]])
+    if err or not rows:
+        return {"missing": f"build failed: {err}"}, None
+    record = dict(rows[-1], build_rss_mb=rss, when=datetime.datetime.now().isoformat(timespec="seconds"))
+    with open(record_path, "w") as f:
+        json.dump(record, f)
+    record["cached"] = False
+    log(f"  {name}: built in {record['build_s']:.1f} s, {record['index_bytes'] / 2**20:.0f} MiB")
+    return record, path
+
+
+def search_system(name, spec, data, path, settings, nq, repeats, threads):
+    arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
+    rows, rss, err = run_driver([spec["driver"], "search", arg + path, f"queries={data['queries']}",
+                                 f"truth={data['truth']}", f"truthk={data['truth_k']}", f"dim={data['dim']}",
+                                 f"nq={nq}", f"repeats={repeats}", f"threads={threads}",
+                                 "settings=" + ",".join(map(str, settings)), *spec["search"]])
+    if err:
+        return {"missing": f"search failed: {err}"}
+    cold = next((r["cold_s"] for r in rows if "cold_s" in r), None)
+    points = [r for r in rows if "setting" in r]
+    return {"cold_s": cold, "search_rss_mb": rss, "points": points, "nq": nq}
+
+
+def qps_at(result, target):
+    """(QPS, setting) of the fastest point reaching the recall target."""
+    ok = [p for p in result.get("points", []) if p["recall"] >= target]
+    if not ok:
+        return None, None
+    best = max(ok, key=lambda p: p["qps"])
+    return best["qps"], best["setting"]
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def bench_dataset(name, profile, args, generator=None):
+    data = datasets.prepare(name, CACHE, generator=generator, log=log)
+    log(f"\n== {name}: {data['description']}; {data['n']:,} x {data['dim']}, {data['nq']:,} queries available")
+    index_dir = os.path.join(CACHE, "index", name)
+    os.makedirs(index_dir, exist_ok=True)
+    specs = systems_for(data)
+    results = {}
+    for sys_name, spec in specs.items():
+        if "same_build_as" in spec:
+            base = results.get(spec["same_build_as"], {})
+            record, path = base.get("build"), base.get("_path")
+            if record is None or path is None:
+                results[sys_name] = {"missing": f"needs {spec['same_build_as']}"}
+                continue
+        else:
+            record, path = build_system(sys_name, spec, data, index_dir)
+            if path is None:
+                results[sys_name] = record
+                log(f"  {sys_name}: MISSING ({record['missing']})")
+                continue
+        exact = sys_name in EXACT
+        settings = [0] if exact else profile["efs"]
+        nq = min(data["nq"], profile["nq_exact"] if exact else profile["nq"])
+        log(f"  {sys_name}: searching, {nq} queries x {len(settings)} settings x {args['repeats']} runs, "
+            f"1 and {args['threads']} threads")
+        res = search_system(sys_name, spec, data, path, settings, nq, args["repeats"], args["threads"])
+        if "missing" in res:
+            log(f"  {sys_name}: MISSING ({res['missing']})")
+            results[sys_name] = res
+            continue
+        res["build"] = record if "same_build_as" not in spec else None
+        res["_path"] = path
+        results[sys_name] = res
+        for p in res["points"]:
+            log(f"    setting {p['setting']:4d}: recall@10 {p['recall']:.4f}  {p['qps']:9.1f} QPS  "
+                f"p50 {p['p50_ms']:.3f} ms  p99 {p['p99_ms']:.3f} ms  {p['threads']} threads {p['qps_threads']:9.1f} QPS")
+    for r in results.values():
+        r.pop("_path", None)
+    return {"data": {k: v for k, v in data.items() if k not in ("base", "queries", "truth")}, "results": results}
+
+
+def summary_lines(ds):
+    """The ratios a reader wants, computed from this run only."""
+    res, data = ds["results"], ds["data"]
+    get = lambda s: res.get(s, {}) if "missing" not in res.get(s, {}) else {}  # noqa: E731
+    lines = []
+    exact_qps = {s: (get(s).get("points") or [{}])[0].get("qps") for s in EXACT}
+    for t in TARGETS:
+        ours, ours_ef = qps_at(get("vectordb"), t)
+        if ours is None:
+            lines.append(f"recall@10 >= {t}: vectordb does not reach it with the ef values tried")
+            continue
+        parts = [f"recall@10 >= {t}: vectordb {ours:,.0f} QPS (ef_search={ours_ef})"]
+        for peer in ("hnswlib", "faiss-hnsw"):
+            q, ef = qps_at(get(peer), t)
+            parts.append(f"vectordb/{peer} {ratio(ours, q)}" + (f" ({peer} {q:,.0f} QPS, ef={ef})" if q else ""))
+        for ex in EXACT:
+            parts.append(f"vs {ex} {ratio(ours, exact_qps[ex])}")
+        lines.append("; ".join(parts))
+    b = {s: (get(s).get("build") or {}) for s in ("vectordb", "hnswlib", "faiss-hnsw", "sqlite-vec")}
+    if b["vectordb"].get("build_s"):
+        parts = [f"build: vectordb {b['vectordb']['build_s']:.1f} s ({data['n'] / b['vectordb']['build_s']:,.0f} vectors/s)"]
+        for peer in ("hnswlib", "faiss-hnsw", "sqlite-vec"):
+            if b[peer].get("build_s"):
+                parts.append(f"vectordb/{peer} throughput {ratio(b[peer]['build_s'], b['vectordb']['build_s'])}"
+                             + (" (sqlite-vec builds no index)" if peer == "sqlite-vec" else ""))
+        lines.append("; ".join(parts))
+    if exact_qps["vectordb-exact"] and exact_qps["sqlite-vec"]:
+        lines.append(f"exact search: vectordb/sqlite-vec {ratio(exact_qps['vectordb-exact'], exact_qps['sqlite-vec'])}, "
+                     f"vectordb/faiss-flat {ratio(exact_qps['vectordb-exact'], exact_qps['faiss-flat'])}")
+    q95 = [p for p in get("vectordb").get("points", []) if p["recall"] >= 0.95]
+    if q95:
+        p = max(q95, key=lambda p: p["qps"])
+        lines.append(f"vectordb with {p['threads']} threads (separate connections) at ef={p['setting']}: "
+                     f"{p['qps_threads']:,.0f} QPS, {p['qps_threads'] / p['qps']:.2f}x one thread")
+    missing = [f"{s} ({r['missing']})" for s, r in res.items() if "missing" in r]
+    if missing:
+        lines.append("MISSING: " + "; ".join(missing))
+    return lines
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_plot(ds, out_dir):
+    """Recall vs QPS, all systems on one chart, as PNG via gnuplot."""
+    name = ds["data"]["name"]
+    gp = shutil.which("gnuplot")
+    if gp is None:
+        return None
+    dat = os.path.join(out_dir, f".{name}.dat")
+    blocks, titles = [], []
+    for s, r in ds["results"].items():
+        pts = sorted(r.get("points", []), key=lambda p: p["recall"])
+        if not pts:
+            continue
+        blocks.append("\n".join(f"{p['recall']:.5f} {p['qps']:.3f}" for p in pts))
+        titles.append(s)
+    if not blocks:
+        return None
+    with open(dat, "w") as f:
+        f.write("\n\n\n".join(blocks) + "\n")
+    png = os.path.join(out_dir, f"{name}.png")
+    plots = ", ".join(f"'{dat}' index {i} with linespoints pt 7 title '{t}'" for i, t in enumerate(titles))
+    script = (f"set terminal pngcairo size 900,600; set output '{png}'; "
+              f"set title '{ds['data']['description']}: recall@10 vs queries/s (1 thread, k=10)' noenhanced; "
+              "set xlabel 'recall@10'; set ylabel 'queries per second (log scale)'; set logscale y; "
+              "set grid; set key left bottom; "
+              f"plot {plots}")
+    subprocess.run([gp, "-e", script], check=True)
+    os.remove(dat)
+    return png
+
+
+def fmt(v, spec, none="-"):
+    return none if v is None else format(v, spec)
+
+
+def write_markdown(run, out_dir):
+    lines = ["# Benchmark results", "",
+             f"Generated by `bench/run.py` ({run['profile']} profile) on {run['date']}, commit {run['commit']}.",
+             f"Machine: {run['cpu']}, {run['cores']} cores; SQLite {run['sqlite']}. Single-thread figures unless "
+             "marked; k = 10; recall@10 against exact ground truth; QPS is the median of "
+             f"{run['repeats']} timed passes after a warm-up pass; the threaded column uses {run['threads']} threads "
+             "(separate connections for the SQLite systems). Builds are single-threaded; a build reused from the "
+             "cache shows the time measured when it was made. Peak RSS includes the driver's copy of the input "
+             "vectors. Cold start: a new process opens the index (for SQLite: opens the database and loads the "
+             "extension) and answers one query, with the OS page cache warm.", ""]
+    for ds in run["datasets"]:
+        d = ds["data"]
+        lines += [f"## {d['name']}: {d['description']}", "",
+                  f"{d['n']:,} base vectors x {d['dim']} dimensions ({d['raw_bytes'] / 2**20:.0f} MiB raw float32), "
+                  f"metric {d['metric']}; data checksum `{d['checksum'][:16]}`.", ""]
+        lines += ["Summary (ratios from this run):", ""] + [f"- {s}" for s in ds["summary"]] + [""]
+        lines += ["| system | setting | recall@10 | QPS | QPS " + f"{run['threads']} threads | p50 ms | p99 ms |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for s, r in ds["results"].items():
+            if "missing" in r:
+                lines.append(f"| {s} | MISSING: {r['missing']} | | | | | |")
+                continue
+            for p in r["points"]:
+                setting = "exact" if s in EXACT else f"ef={p['setting']}"
+                lines.append(f"| {s} | {setting} | {p['recall']:.4f} | {p['qps']:,.1f} | {p['qps_threads']:,.1f} | "
+                             f"{p['p50_ms']:.3f} | {p['p99_ms']:.3f} |")
+        lines += ["", "| system | build s | vectors/s | size MiB | size / raw | peak RSS build MiB | "
+                  "peak RSS search MiB | cold start ms | queries timed |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s, r in ds["results"].items():
+            if "missing" in r:
+                continue
+            b = r.get("build") or {}
+            bs = b.get("build_s")
+            size = b.get("index_bytes")
+            lines.append(
+                f"| {s} | {fmt(bs, '.1f')}{' (cached)' if b.get('cached') else ''} | "
+                f"{fmt(d['n'] / bs if bs else None, ',.0f')} | {fmt(size / 2**20 if size else None, ',.0f')} | "
+                f"{fmt(size / d['raw_bytes'] if size else None, '.2f')} | {fmt(b.get('build_rss_mb'), ',.0f')} | "
+                f"{fmt(r.get('search_rss_mb'), ',.0f')} | {fmt(r['cold_s'] * 1e3 if r.get('cold_s') else None, '.1f')} | "
+                f"{r['nq']} |")
+        if ds.get("plot"):
+            lines += ["", f"![recall vs QPS, {d['name']}]({os.path.basename(ds['plot'])})"]
+        lines.append("")
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def parse_args(argv):
+    args = {"profile": "full", "repeats": 3, "threads": 2, "out": "bench", "datasets": None, "custom": None}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--quick", "--smoke"):
+            args["profile"] = a[2:]
+        elif a in ("--datasets", "--out", "--repeats", "--threads", "--base", "--queries", "--metric", "--name"):
+            i += 1
+            args[a[2:]] = argv[i]
+        else:
+            sys.exit(f"unknown argument {a}\n{__doc__}")
+        i += 1
+    args["repeats"], args["threads"] = int(args["repeats"]), int(args["threads"])
+    return args
+
+
+def main():
+    args = parse_args(sys.argv)
+    profile = PROFILES[args["profile"]]
+    os.makedirs(args["out"], exist_ok=True)
+    sqlite_version = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split(" ")[0]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    run = {"profile": args["profile"], "date": datetime.datetime.now().isoformat(timespec="minutes"),
+           "commit": commit or "unknown", "cpu": cpu_name(), "cores": os.cpu_count(), "sqlite": sqlite_version,
+           "repeats": args["repeats"], "threads": args["threads"], "datasets": []}
+    jobs = []
+    if args.get("base"):
+        name = args.get("name") or os.path.splitext(os.path.basename(args["base"]))[0]
+        jobs.append((name, datasets.custom(args["base"], args["queries"], args.get("metric") or "l2")))
+    else:
+        names = args["datasets"].split(",") if args["datasets"] else profile["datasets"]
+        jobs += [(n, None) for n in names]
+    t0 = time.time()
+    for name, gen in jobs:
+        ds = bench_dataset(name, profile, args, generator=gen)
+        ds["summary"] = summary_lines(ds)
+        ds["plot"] = write_plot(ds, args["out"])
+        run["datasets"].append(ds)
+        log(f"\n-- {name} summary")
+        for s in ds["summary"]:
+            log("  " + s)
+    with open(os.path.join(args["out"], "results.json"), "w") as f:
+        json.dump(run, f, indent=1)
+    write_markdown(run, args["out"])
+    log(f"\nwrote {args['out']}/RESULTS.md in {time.time() - t0:.0f} s")
+    missing = any("missing" in r for ds in run["datasets"] for r in ds["results"].values())
+    sys.exit(1 if missing else 0)
+
+
+if __name__ == "__main__":
+    main()
