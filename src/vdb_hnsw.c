@@ -28,7 +28,15 @@
 
 /* ---- visited set: open addressing over nids, cleared by a generation bump -- */
 
+/* Nodes seen by the current walk. Node ids are allocated densely from 1,
+** so ids below VDB_VISITED_DIRECT_MAX get one 16-bit generation each in a
+** flat array (one memory access per test, as hnswlib's visited list);
+** larger ids, left by heavy churn, fall back to a hash set. */
+#define VDB_VISITED_DIRECT_MAX (1<<24)
 struct VdbHnswVisited {
+  unsigned short *aDirect;        /* generation per nid < nDirect */
+  sqlite3_int64 nDirect;
+  unsigned short directGen;
   sqlite3_int64 *aKey;
   unsigned int *aGen;
   unsigned int gen;
@@ -43,6 +51,7 @@ static unsigned int vdbHashNid(sqlite3_int64 nid){
 
 static void vdbVisitedFree(VdbHnswVisited *v){
   if( v==0 ) return;
+  sqlite3_free(v->aDirect);
   sqlite3_free(v->aKey);
   sqlite3_free(v->aGen);
   sqlite3_free(v);
@@ -87,6 +96,10 @@ static int vdbVisitedReset(VdbHnswVisited **pp){
     *pp = v;
   }
   v->nUsed = 0;
+  if( ++v->directGen==0 ){
+    if( v->aDirect ) memset(v->aDirect, 0, sizeof(unsigned short)*(size_t)v->nDirect);
+    v->directGen = 1;
+  }
   if( ++v->gen==0 ){
     memset(v->aGen, 0, sizeof(unsigned int)*(size_t)v->nSlot);
     v->gen = 1;
@@ -94,9 +107,29 @@ static int vdbVisitedReset(VdbHnswVisited **pp){
   return SQLITE_OK;
 }
 
+/* Grow the flat array to cover nid; new entries are 0, which no
+** generation equals. */
+static int vdbVisitedGrowDirect(VdbHnswVisited *v, sqlite3_int64 nid){
+  sqlite3_int64 n = v->nDirect ? v->nDirect : 4096;
+  unsigned short *aNew;
+  while( n<=nid ) n *= 2;
+  aNew = (unsigned short*)sqlite3_realloc64(v->aDirect, sizeof(unsigned short)*(sqlite3_uint64)n);
+  if( aNew==0 ) return SQLITE_NOMEM;
+  memset(aNew + v->nDirect, 0, sizeof(unsigned short)*(size_t)(n - v->nDirect));
+  v->aDirect = aNew;
+  v->nDirect = n;
+  return SQLITE_OK;
+}
+
 /* 1 if nid was not yet visited (and is now), 0 if it was, <0 on OOM. */
 static int vdbVisitedAdd(VdbHnswVisited *v, sqlite3_int64 nid){
   unsigned int h;
+  if( nid>=0 && nid<VDB_VISITED_DIRECT_MAX ){
+    if( nid>=v->nDirect && vdbVisitedGrowDirect(v, nid)!=SQLITE_OK ) return -1;
+    if( v->aDirect[nid]==v->directGen ) return 0;
+    v->aDirect[nid] = v->directGen;
+    return 1;
+  }
   if( (v->nUsed+1)*2 > v->nSlot && vdbVisitedResize(v, v->nSlot*2)!=SQLITE_OK ) return -1;
   h = vdbHashNid(nid) & (unsigned)(v->nSlot-1);
   while( v->aGen[h]==v->gen ){
@@ -248,7 +281,8 @@ typedef struct VdbLayerSearch {
 ** by the caller's reset). Results end in *pW as a max-heap of <= ef hits. */
 static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
   VdbHeap cand;
-  VdbHnswNode *apFresh[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  const float *apFreshVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   int i, nFresh, rc = SQLITE_OK;
   memset(&cand, 0, sizeof(cand));
   pW->n = 0;
@@ -277,15 +311,21 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
       int isNew = vdbVisitedAdd(p->pVisited, nid);
       if( isNew<0 ){ rc = SQLITE_NOMEM; break; }
       if( !isNew ) continue;
-      rc = p->access.xGet(p->access.pCtx, nid, &apFresh[nFresh]);
+      if( p->access.xVector ){
+        rc = p->access.xVector(p->access.pCtx, nid, &apFreshVec[nFresh]);
+      }else{
+        VdbHnswNode *pFresh;
+        rc = p->access.xGet(p->access.pCtx, nid, &pFresh);
+        if( rc==SQLITE_OK ) apFreshVec[nFresh] = pFresh->pVec;
+      }
       if( rc!=SQLITE_OK ) break;
-      vdbPrefetchVector(apFresh[nFresh]->pVec, p->params.dim);
-      nFresh++;
+      vdbPrefetchVector(apFreshVec[nFresh], p->params.dim);
+      aFreshNid[nFresh++] = nid;
     }
     for(i=0; rc==SQLITE_OK && i<nFresh; i++){
       VdbHnswHit h;
-      h.nid = apFresh[i]->nid;
-      h.dist = vdbHnswDist(p, s->pQuery, apFresh[i]->pVec);
+      h.nid = aFreshNid[i];
+      h.dist = vdbHnswDist(p, s->pQuery, apFreshVec[i]);
       s->nVisited++;
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
@@ -640,11 +680,22 @@ int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
   if( rc==SQLITE_OK ){
     if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
-    for(i=0; i<w.n && n<k; i++){
-      if( isinf(w.a[i].dist) ) continue;
+    for(i=0; rc==SQLITE_OK && i<w.n && n<k; i++){
+      if( isinf(w.a[i].dist) ){
+        /* +Inf stands for "no distance" in the walk (see vdbHnswDist), but a
+        ** float32 overflow is a real infinite distance: ask again. */
+        VdbHnswNode *pNode;
+        double d;
+        rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNode);
+        if( rc!=SQLITE_OK ) break;
+        if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim,
+                            pQuery, pNode->pVec, &d) ) continue;
+      }
       if( p->params.eMetric==VDB_METRIC_L2 ) w.a[i].dist = sqrt(w.a[i].dist);
       w.a[n++] = w.a[i];
     }
+  }
+  if( rc==SQLITE_OK ){
     *paHit = w.a;
     *pnHit = n;
     *pnVisited = s.nVisited;

@@ -50,6 +50,9 @@ typedef struct VdbHnswAccess {
   void *pCtx;
   /* The node with this nid; SQLITE_NOTFOUND if there is none. */
   int (*xGet)(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode);
+  /* Optional fast path for the search: just the vector of node nid,
+  ** valid like xGet's nodes; NULL to use xGet. */
+  int (*xVector)(void *pCtx, sqlite3_int64 nid, const float **ppVec);
   /* A new node with no links; pVec is copied. */
   int (*xCreate)(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **ppNode);
   /* pNode's links changed. */

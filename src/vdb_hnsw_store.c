@@ -12,19 +12,38 @@ typedef struct VdbSlotEntry {
   struct VdbCNode *pNode;
 } VdbSlotEntry;
 
+/* Node ids below this get a slot in the store's flat nid -> vector table. */
+#define VDB_VEC_BY_NID_MAX (1<<24)
+
 /* A cached node: the algorithm's view first, then bookkeeping; the link
-** arrays and the vector live in the same allocation, after the struct. */
+** arrays live in the same allocation, after the struct. The vector is not
+** copied: node.pVec points into the cached chunk of vectors it belongs
+** to, and is valid while chunkEpoch equals the store's (a chunk is only
+** freed by bumping the store's epoch, between operations). */
 typedef struct VdbCNode VdbCNode;
 struct VdbCNode {
   VdbHnswNode node;
   sqlite3_int64 rowid;
   VdbSlot slot;
+  unsigned int chunkEpoch;          /* 0: node.pVec not resolved yet */
   unsigned char isDirty;
   unsigned char isRemoved;
   unsigned char isReferenced;       /* used since the clock hand last passed */
   VdbCNode *pDirtyNext;
   size_t nByte;
 };
+
+/* The vectors of one chunk (T_vectorsNN row), read with one sequential
+** BLOB read. Reading a single vector at an offset of a chunk BLOB makes
+** SQLite walk the BLOB's overflow-page chain up to that offset, about 64
+** page reads for a 1,024-row chunk, so loading nodes one vector at a time
+** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
+** every later node of the chunk free. */
+typedef struct VdbChunkBuf {
+  sqlite3_int64 chunkId;            /* 0: empty slot */
+  float *aVec;                      /* chunkSize x dim */
+  unsigned char isReferenced;       /* used since the clock hand last passed */
+} VdbChunkBuf;
 
 struct VdbHnswStore {
   VdbStore *pStore;
@@ -40,6 +59,16 @@ struct VdbHnswStore {
   int nNode;
   int clockHand;                    /* eviction sweep position in aHash */
   VdbCNode *pDirty;
+  /* nid -> its vector in a chunk buffer, NULL when not known: the
+  ** search's distance to a neighbour then reads this flat table (8 bytes
+  ** per node, mostly in the CPU cache) and the vector, not the node. A
+  ** vector outlives its node's eviction: only freeing chunks clears it. */
+  const float **apVecByNid;
+  sqlite3_int64 nVecByNid;
+  /* chunk_id -> vectors, open addressing, at most half full. */
+  VdbChunkBuf *aChunk;
+  int nChunkSlot, nChunk;
+  unsigned int chunkEpoch;          /* bumped whenever a chunk buffer is freed */
   sqlite3_int64 cacheBytes, budgetBytes;
   int infoLoaded;
   int inFlush;                      /* flushing: the writes call xSavepoint again */
@@ -88,6 +117,28 @@ static void vdbSlotPut(VdbHnswStore *p, VdbCNode *c){
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid; h=(h+1)&mask){}
   p->aHash[h].nid = c->node.nid;
   p->aHash[h].pNode = c;
+}
+
+/* Chunk buffers went: no remembered vector pointer may be used. */
+static void vdbForgetVectors(VdbHnswStore *p){
+  if( p->apVecByNid ) memset(p->apVecByNid, 0, sizeof(float*)*(size_t)p->nVecByNid);
+}
+
+/* Remember where nid's vector is (or forget it, pVec NULL). */
+static void vdbRememberVector(VdbHnswStore *p, sqlite3_int64 nid, const float *pVec){
+  if( nid<0 || nid>=VDB_VEC_BY_NID_MAX ) return;
+  if( nid>=p->nVecByNid ){
+    sqlite3_int64 n = p->nVecByNid ? p->nVecByNid : 4096;
+    const float **aNew;
+    if( pVec==0 ) return;
+    while( n<=nid ) n *= 2;
+    aNew = (const float**)sqlite3_realloc64((void*)p->apVecByNid, sizeof(float*)*(sqlite3_uint64)n);
+    if( aNew==0 ) return;           /* only a shortcut: the slow path still works */
+    memset((void*)(aNew + p->nVecByNid), 0, sizeof(float*)*(size_t)(n - p->nVecByNid));
+    p->apVecByNid = aNew;
+    p->nVecByNid = n;
+  }
+  p->apVecByNid[nid] = pVec;
 }
 
 /* Resize to nSlot entries (a power of two) and re-place every node. */
@@ -146,7 +197,7 @@ static VdbCNode *vdbNewCNode(VdbHnswStore *p, sqlite3_int64 nid, int level){
   sqlite3_int64 *pLink;
   int l;
   for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
-  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64) + sizeof(float)*(size_t)p->pCol->nDim;
+  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64);
   c = (VdbCNode*)sqlite3_malloc64(nByte);
   if( c==0 ) return 0;
   memset(c, 0, sizeof(VdbCNode));
@@ -158,8 +209,128 @@ static VdbCNode *vdbNewCNode(VdbHnswStore *p, sqlite3_int64 nid, int level){
     c->node.aaLink[l] = pLink;
     pLink += vdbCap(p, l);
   }
-  c->node.pVec = (const float*)pLink;
   return c;
+}
+
+/* ---- chunks of vectors ---------------------------------------------------------- */
+
+static unsigned int vdbChunkBucket(sqlite3_int64 chunkId, int nSlot){
+  return (unsigned int)(((sqlite3_uint64)chunkId * 0x9E3779B97F4A7C15ull) >> 32) & (unsigned)(nSlot-1);
+}
+
+static VdbChunkBuf *vdbChunkFind(VdbHnswStore *p, sqlite3_int64 chunkId){
+  unsigned int h;
+  if( p->nChunkSlot==0 ) return 0;
+  for(h=vdbChunkBucket(chunkId, p->nChunkSlot); p->aChunk[h].chunkId; h=(h+1)&(unsigned)(p->nChunkSlot-1)){
+    if( p->aChunk[h].chunkId==chunkId ) return &p->aChunk[h];
+  }
+  return 0;
+}
+
+/* Rebuild the table with nSlot slots (a power of two), keeping the
+** entries that have vectors. */
+static int vdbChunkRehash(VdbHnswStore *p, int nSlot){
+  VdbChunkBuf *aOld = p->aChunk;
+  int nOld = p->nChunkSlot, i;
+  VdbChunkBuf *aNew = (VdbChunkBuf*)sqlite3_malloc64(sizeof(VdbChunkBuf)*(sqlite3_uint64)nSlot);
+  if( aNew==0 ) return SQLITE_NOMEM;
+  memset(aNew, 0, sizeof(VdbChunkBuf)*(size_t)nSlot);
+  for(i=0; i<nOld; i++){
+    if( aOld[i].chunkId && aOld[i].aVec ){
+      unsigned int h = vdbChunkBucket(aOld[i].chunkId, nSlot);
+      while( aNew[h].chunkId ) h = (h+1)&(unsigned)(nSlot-1);
+      aNew[h] = aOld[i];
+    }
+  }
+  sqlite3_free(aOld);
+  p->aChunk = aNew;
+  p->nChunkSlot = nSlot;
+  return SQLITE_OK;
+}
+
+/* Bytes of one chunk's vectors. */
+static sqlite3_int64 vdbChunkBytes(const VdbHnswStore *p){
+  return (sqlite3_int64)sizeof(float)*p->pCol->nDim*p->pStore->pDef->chunkSize;
+}
+
+/* Read a chunk's vectors into the cache. */
+static int vdbChunkLoad(VdbHnswStore *p, sqlite3_int64 chunkId, VdbChunkBuf **ppBuf){
+  float *aVec;
+  unsigned int h;
+  int rc = SQLITE_OK;
+  if( (p->nChunk+1)*2 > p->nChunkSlot ){
+    rc = vdbChunkRehash(p, p->nChunkSlot ? p->nChunkSlot*2 : 64);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  aVec = (float*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
+  if( aVec==0 ) return SQLITE_NOMEM;
+  rc = vdbStoreReadChunk(p->pStore, p->iVec, chunkId, aVec);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(aVec);
+    return rc;
+  }
+  for(h=vdbChunkBucket(chunkId, p->nChunkSlot); p->aChunk[h].chunkId; h=(h+1)&(unsigned)(p->nChunkSlot-1)){}
+  p->aChunk[h].chunkId = chunkId;
+  p->aChunk[h].aVec = aVec;
+  p->aChunk[h].isReferenced = 1;
+  p->nChunk++;
+  p->cacheBytes += vdbChunkBytes(p);
+  *ppBuf = &p->aChunk[h];
+  return SQLITE_OK;
+}
+
+/* Free every chunk buffer; every node's pVec becomes stale. */
+static void vdbChunkFreeAll(VdbHnswStore *p){
+  int i;
+  for(i=0; i<p->nChunkSlot; i++){
+    sqlite3_free(p->aChunk[i].aVec);
+    p->aChunk[i].aVec = 0;
+    p->aChunk[i].chunkId = 0;
+  }
+  p->cacheBytes -= p->nChunk*vdbChunkBytes(p);
+  p->nChunk = 0;
+  p->chunkEpoch++;
+  vdbForgetVectors(p);
+}
+
+/* Over budget after evicting nodes: free the chunks not used since the
+** last sweep (CLOCK with one pass), and clear the others' marks. */
+static void vdbChunkEvict(VdbHnswStore *p){
+  int i, nFreed = 0;
+  for(i=0; i<p->nChunkSlot; i++){
+    VdbChunkBuf *b = &p->aChunk[i];
+    if( b->chunkId==0 ) continue;
+    if( b->isReferenced ){
+      b->isReferenced = 0;
+    }else{
+      sqlite3_free(b->aVec);
+      b->aVec = 0;
+      nFreed++;
+    }
+  }
+  if( nFreed ){
+    p->nChunk -= nFreed;
+    p->cacheBytes -= nFreed*vdbChunkBytes(p);
+    p->chunkEpoch++;
+    vdbForgetVectors(p);
+    /* Same size: cannot fail for want of room, but may for memory; if it
+    ** does, drop every chunk rather than keep tombstones. */
+    if( vdbChunkRehash(p, p->nChunkSlot)!=SQLITE_OK ) vdbChunkFreeAll(p);
+  }
+}
+
+/* Point the node's pVec at its vector in its chunk, reading the chunk if
+** it is not cached. */
+static int vdbAttachVector(VdbHnswStore *p, VdbCNode *c){
+  VdbChunkBuf *b = vdbChunkFind(p, c->slot.chunkId);
+  if( b==0 ){
+    int rc = vdbChunkLoad(p, c->slot.chunkId, &b);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  b->isReferenced = 1;
+  c->node.pVec = b->aVec + (size_t)c->slot.offset*(size_t)p->pCol->nDim;
+  c->chunkEpoch = p->chunkEpoch;
+  return SQLITE_OK;
 }
 
 static int vdbPrepare(VdbHnswStore *p, sqlite3_stmt **pp, const char *zFmt){
@@ -200,22 +371,35 @@ static int vdbInfoGet(VdbHnswStore *p, const char *zKey, sqlite3_int64 *pVal, in
   }
 }
 
+/* Flushes write with plain single-row DELETE and INSERT statements, never
+** INSERT OR REPLACE or UPDATE: those need a statement journal, and a nested
+** statement that opens one while SQLite is starting the user's statement
+** (xSavepoint runs just before the statement's own journal begins) opens
+** the user statement's savepoint early, so that the flush would land
+** inside it and be undone if that statement failed -- while the cache,
+** discarded by xRollbackTo, no longer holds the changes either. */
 static int vdbInfoSet(VdbHnswStore *p, const char *zKey, sqlite3_int64 val, int isDelete){
   VdbStore *s = p->pStore;
-  sqlite3_stmt **pp = isDelete ? &p->pInfoDel : &p->pInfoSet;
   char zFull[64];
   int rc = SQLITE_OK;
-  if( *pp==0 ){
-    rc = vdbStorePrepare(s, isDelete
-        ? sqlite3_mprintf("DELETE FROM \"%w\".\"%w_info\" WHERE key=?1", s->zDb, s->zName)
-        : sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_info\"(key, value) VALUES (?1, ?2)",
-                          s->zDb, s->zName), pp);
-    if( rc!=SQLITE_OK ) return rc;
+  if( p->pInfoDel==0 ){
+    rc = vdbStorePrepare(s, sqlite3_mprintf("DELETE FROM \"%w\".\"%w_info\" WHERE key=?1",
+                                            s->zDb, s->zName), &p->pInfoDel);
   }
+  if( rc==SQLITE_OK && p->pInfoSet==0 ){
+    rc = vdbStorePrepare(s, sqlite3_mprintf("INSERT INTO \"%w\".\"%w_info\"(key, value) VALUES (?1, ?2)",
+                                            s->zDb, s->zName), &p->pInfoSet);
+  }
+  if( rc!=SQLITE_OK ) return rc;
   sqlite3_snprintf(sizeof(zFull), zFull, "%s_%s", p->zSuffix, zKey);
-  sqlite3_bind_text(*pp, 1, zFull, -1, SQLITE_STATIC);
-  if( !isDelete ) sqlite3_bind_int64(*pp, 2, val);
-  return vdbStepReset(*pp);
+  sqlite3_bind_text(p->pInfoDel, 1, zFull, -1, SQLITE_STATIC);
+  rc = vdbStepReset(p->pInfoDel);
+  if( rc==SQLITE_OK && !isDelete ){
+    sqlite3_bind_text(p->pInfoSet, 1, zFull, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(p->pInfoSet, 2, val);
+    rc = vdbStepReset(p->pInfoSet);
+  }
+  return rc;
 }
 
 /* Entry point and next nid, read once per cache lifetime. */
@@ -283,9 +467,6 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
     }
   }
   sqlite3_reset(p->pLoad);
-  if( rc==SQLITE_OK ){
-    rc = vdbStoreReadVector(p->pStore, p->iVec, &c->slot, (void*)c->node.pVec);
-  }
   if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
   if( rc!=SQLITE_OK ){
     sqlite3_free(c);
@@ -307,9 +488,17 @@ static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
     for(i=0; i<c->node.anLink[l]; i++) vdbPutLe64(z + 2 + 8*i, c->node.aaLink[l][i]);
     z += 2 + 8*vdbCap(p, l);
   }
-  rc = vdbPrepare(p, &p->pSave,
-      "INSERT OR REPLACE INTO \"%w\".\"%w_%s\"(nid, rowid, chunk_id, chunk_offset, level, links)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  /* Delete, then insert: see vdbInfoSet for why not INSERT OR REPLACE. */
+  rc = vdbPrepare(p, &p->pErase, "DELETE FROM \"%w\".\"%w_%s\" WHERE nid=?1");
+  if( rc==SQLITE_OK ){
+    sqlite3_bind_int64(p->pErase, 1, c->node.nid);
+    rc = vdbStepReset(p->pErase);
+  }
+  if( rc==SQLITE_OK ){
+    rc = vdbPrepare(p, &p->pSave,
+        "INSERT INTO \"%w\".\"%w_%s\"(nid, rowid, chunk_id, chunk_offset, level, links)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  }
   if( rc==SQLITE_OK ){
     sqlite3_bind_int64(p->pSave, 1, c->node.nid);
     sqlite3_bind_int64(p->pSave, 2, c->rowid);
@@ -327,19 +516,22 @@ int vdbHnswStoreFlush(VdbHnswStore *p){
   int rc = SQLITE_OK;
   /* The statements below can make SQLite open a statement savepoint, which
   ** calls xSavepoint, which flushes: that inner call has nothing to add. */
+  VdbCNode *c;
   if( p->inFlush ) return SQLITE_OK;
   p->inFlush = 1;
-  while( rc==SQLITE_OK && p->pDirty ){
-    VdbCNode *c = p->pDirty;
-    if( c->isRemoved ){
-      rc = vdbPrepare(p, &p->pErase, "DELETE FROM \"%w\".\"%w_%s\" WHERE nid=?1");
-      if( rc==SQLITE_OK ){
-        sqlite3_bind_int64(p->pErase, 1, c->node.nid);
-        rc = vdbStepReset(p->pErase);
-      }
-    }else{
-      rc = vdbSaveNode(p, c);
+  /* Removed nodes first: a row whose vector changed has a removed node and
+  ** a new one with the same rowid, which is unique in the table. */
+  for(c=p->pDirty; rc==SQLITE_OK && c; c=c->pDirtyNext){
+    if( !c->isRemoved ) continue;
+    rc = vdbPrepare(p, &p->pErase, "DELETE FROM \"%w\".\"%w_%s\" WHERE nid=?1");
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_int64(p->pErase, 1, c->node.nid);
+      rc = vdbStepReset(p->pErase);
     }
+  }
+  while( rc==SQLITE_OK && p->pDirty ){
+    c = p->pDirty;
+    if( !c->isRemoved ) rc = vdbSaveNode(p, c);
     if( rc!=SQLITE_OK ) break;
     p->pDirty = c->pDirtyNext;
     c->isDirty = 0;
@@ -374,8 +566,11 @@ int vdbHnswStoreFlush(VdbHnswStore *p){
 static void vdbEvictClean(VdbHnswStore *p){
   sqlite3_int64 target = p->budgetBytes - p->budgetBytes/4;
   int nStep = 0;
-  if( p->cacheBytes<=p->budgetBytes || p->nHash==0 ) return;
-  while( p->cacheBytes>target && nStep < 3*p->nHash ){
+  if( p->cacheBytes<=p->budgetBytes ) return;
+  /* Chunks first: a chunk evicted costs one sequential read to get back,
+  ** a node a B-tree lookup each. */
+  vdbChunkEvict(p);
+  while( p->cacheBytes>target && p->nHash>0 && nStep < 3*p->nHash ){
     int i = p->clockHand;
     VdbCNode *c = p->aHash[i].pNode;
     nStep++;
@@ -390,6 +585,7 @@ static void vdbEvictClean(VdbHnswStore *p){
       sqlite3_free(c);
     }
   }
+  if( p->cacheBytes>target ) vdbChunkFreeAll(p);
 }
 
 /* After a write: stay within the budget by flushing, then evicting. */
@@ -404,6 +600,7 @@ static int vdbAfterWrite(VdbHnswStore *p){
 
 void vdbHnswStoreDiscard(VdbHnswStore *p){
   int i;
+  vdbChunkFreeAll(p);
   for(i=0; i<p->nHash; i++){
     if( p->aHash[i].nid ) sqlite3_free(p->aHash[i].pNode);
     p->aHash[i].nid = 0;
@@ -432,9 +629,27 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   }else if( c->isRemoved ){
     rc = SQLITE_NOTFOUND;
   }
+  if( rc==SQLITE_OK && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ){
     c->isReferenced = 1;
     *ppNode = &c->node;
+  }
+  return rc;
+}
+
+/* The search's fast path: a cached node's vector from its hash entry. */
+static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const float **ppVec){
+  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbHnswNode *pNode;
+  int rc;
+  if( nid>=0 && nid<p->nVecByNid && p->apVecByNid[nid] ){
+    *ppVec = p->apVecByNid[nid];
+    return SQLITE_OK;
+  }
+  rc = vdbAccessGet(pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ){
+    *ppVec = pNode->pVec;
+    vdbRememberVector(p, nid, pNode->pVec);
   }
   return rc;
 }
@@ -443,11 +658,19 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const float
   VdbHnswStore *p = (VdbHnswStore*)pCtx;
   VdbCNode *c = vdbNewCNode(p, nid, level);
   int rc;
+  VdbChunkBuf *b;
   if( c==0 ) return SQLITE_NOMEM;
-  memcpy((void*)c->node.pVec, pVec, sizeof(float)*(size_t)p->pCol->nDim);
   c->rowid = p->pendingRowid;
   c->slot = p->pendingSlot;
-  rc = vdbHashInsert(p, c);
+  /* The vector is already in its chunk BLOB; a cached copy of the chunk
+  ** predates it. */
+  b = vdbChunkFind(p, c->slot.chunkId);
+  if( b ){
+    memcpy(b->aVec + (size_t)c->slot.offset*(size_t)p->pCol->nDim, pVec,
+           sizeof(float)*(size_t)p->pCol->nDim);
+  }
+  rc = vdbAttachVector(p, c);
+  if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
   if( rc!=SQLITE_OK ){ sqlite3_free(c); return rc; }
   *ppNode = &c->node;
   return SQLITE_OK;
@@ -465,6 +688,7 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
 }
 
 static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
+  vdbRememberVector((VdbHnswStore*)pCtx, pNode->nid, 0);
   ((VdbCNode*)pNode)->isRemoved = 1;
   return vdbAccessDirty(pCtx, pNode);
 }
@@ -521,6 +745,7 @@ int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswSt
   p->iVec = iVec;
   p->pCol = &pStore->pDef->aCol[pStore->aVecCol[iVec]];
   p->budgetBytes = (sqlite3_int64)VDB_HNSW_DEFAULT_CACHE_MB << 20;
+  p->chunkEpoch = 1;
   sqlite3_snprintf(sizeof(p->zSuffix), p->zSuffix, "hnsw%02d", iVec);
   memset(&params, 0, sizeof(params));
   params.dim = p->pCol->nDim;
@@ -534,6 +759,7 @@ int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswSt
   access.xDirty = vdbAccessDirty;
   access.xRemove = vdbAccessRemove;
   access.xTopNode = vdbAccessTopNode;
+  access.xVector = vdbAccessVector;
   vdbHnswInit(&p->graph, &params, pK, &access);
   *ppOut = p;
   return SQLITE_OK;
@@ -544,6 +770,8 @@ void vdbHnswStoreClose(VdbHnswStore *p){
   vdbHnswStoreDiscard(p);
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
+  sqlite3_free(p->aChunk);
+  sqlite3_free((void*)p->apVecByNid);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);

@@ -296,7 +296,7 @@ static int vdbParseVectorColumn(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
 static int vdbNameTaken(const VdbTableDef *pDef, const char *zName){
   int i;
   if( sqlite3_stricmp(zName, "distance")==0 || sqlite3_stricmp(zName, "k")==0
-   || sqlite3_stricmp(zName, "rowid")==0 ){
+   || sqlite3_stricmp(zName, "ef_search")==0 || sqlite3_stricmp(zName, "rowid")==0 ){
     return 1;
   }
   if( pDef->zPkName && sqlite3_stricmp(zName, pDef->zPkName)==0 ) return 1;
@@ -470,6 +470,17 @@ int vdbSchemaParse(int argc, const char *const *argv, VdbTableDef **ppDef, char 
     rc = vdbParseArgument(argv[i], pDef, pzErr);
   }
   if( rc==SQLITE_OK && pDef->chunkSize==0 ) pDef->chunkSize = vdbDefaultChunkSize(pDef);
+  for(i=0; rc==SQLITE_OK && i<pDef->nCol; i++){
+    const VdbColumnDef *c = &pDef->aCol[i];
+    sqlite3_int64 nChunk = (sqlite3_int64)pDef->chunkSize * (sqlite3_int64)vdbVectorByteSize(c->eElem, c->nDim);
+    if( c->eKind==VDB_COL_VECTOR && nChunk>VDB_CHUNK_MAX_BYTES ){
+      sqlite3_free(*pzErr);
+      *pzErr = sqlite3_mprintf("vectordb: chunk_size=%d makes a chunk of column %s %lld bytes, "
+                               "more than the maximum of %d; declare a smaller chunk_size",
+                               pDef->chunkSize, c->zName, nChunk, VDB_CHUNK_MAX_BYTES);
+      rc = SQLITE_ERROR;
+    }
+  }
   for(i=0; rc==SQLITE_OK && i<(int)(sizeof(aLimit)/sizeof(aLimit[0])); i++){
     int n = vdbSchemaCount(pDef, aLimit[i].eKind);
     if( n>aLimit[i].nMax ){

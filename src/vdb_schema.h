@@ -28,6 +28,9 @@
 #define VDB_CHUNK_MAX_DEFAULT   1024
 #define VDB_CHUNK_MIN_DEFAULT   64
 #define VDB_CHUNK_TARGET_BYTES  (1024*1024)
+/* Largest vector blob a chunk may need (chunk_size x bytes per vector): an
+** exact scan holds one in memory, and sizes stay far from int overflow. */
+#define VDB_CHUNK_MAX_BYTES     (256*1024*1024)
 
 /* HNSW parameter bounds; defaults follow hnswlib's M and ef_construction
 ** and, unlike hnswlib's ef=10, a search breadth that reaches high recall. */

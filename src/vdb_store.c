@@ -387,6 +387,12 @@ int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf){
                    n * p->pDef->chunkSize, n * pSlot->offset, pBuf, n, 0);
 }
 
+int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf){
+  char zSuffix[16];
+  int n = p->aVecBytes[iVec] * p->pDef->chunkSize;
+  return vdbBlobIO(p, vdbVecSuffix(iVec, zSuffix), "vectors", chunkId, n, 0, pBuf, n, 0);
+}
+
 int vdbStoreWriteVector(VdbStore *p, int iVec, const VdbSlot *pSlot, const VdbVector *pVec){
   char zSuffix[16];
   int n = p->aVecBytes[iVec];

@@ -117,6 +117,8 @@ int vdbStoreUpdateColumns(VdbStore *p, sqlite3_int64 rowid, sqlite3_value **apVa
 
 /* Read one vector (aVecBytes[iVec] bytes) into pBuf. */
 int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf);
+/* Every vector slot of a chunk (chunkSize x vector bytes), one sequential read. */
+int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf);
 
 /* Prepare a statement against the shadow tables (zSql from sqlite3_mprintf
 ** is consumed). */

@@ -162,23 +162,24 @@ static int vdbJsonNumberLength(const char *z, int n, int *pIsInt){
 }
 
 /* strtod on a validated JSON number, immune to the process locale: the
-** token's '.' is replaced by the locale's radix character first. */
-static double vdbJsonNumberValue(const char *z, int n){
+** token's '.' is replaced by the locale's radix character first. A long
+** token is copied to the heap through SQLite's allocator, so running out
+** of memory is SQLITE_NOMEM, never a NaN taken for the input's. */
+static int vdbJsonNumberValue(const char *z, int n, double *pV){
   char aBuf[64];
-  char *zCopy = n < (int)sizeof(aBuf) ? aBuf : (char*)malloc((size_t)n + 1);
+  char *zCopy = n < (int)sizeof(aBuf) ? aBuf : (char*)sqlite3_malloc64((sqlite3_uint64)n + 1);
   const char *zRadix = localeconv()->decimal_point;
   char cRadix = (zRadix && zRadix[0]) ? zRadix[0] : '.';
-  double v;
   int i;
-  if( zCopy==0 ) return NAN;
+  if( zCopy==0 ) return SQLITE_NOMEM;
   memcpy(zCopy, z, (size_t)n);
   zCopy[n] = 0;
   if( cRadix!='.' ){
     for(i=0; i<n; i++) if( zCopy[i]=='.' ) zCopy[i] = cRadix;
   }
-  v = strtod(zCopy, 0);
-  if( zCopy!=aBuf ) free(zCopy);
-  return v;
+  *pV = strtod(zCopy, 0);
+  if( zCopy!=aBuf ) sqlite3_free(zCopy);
+  return SQLITE_OK;
 }
 
 int vdbVectorParseJson(const char *zJson, int nJson, VdbElemType eType,
@@ -231,7 +232,8 @@ int vdbVectorParseJson(const char *zJson, int nJson, VdbElemType eType,
       aF32 = (float*)pBuf;
       aI8 = (int8_t*)pBuf;
     }
-    v = vdbJsonNumberValue(zJson+i, nTok);
+    rc = vdbJsonNumberValue(zJson+i, nTok, &v);
+    if( rc!=SQLITE_OK ) break;
     if( eType==VDB_ELEM_INT8 ){
       if( !isInt ){
         rc = vdbSetError(pzErr, SQLITE_ERROR,
@@ -352,9 +354,16 @@ double vdbVectorElement(const VdbVector *pVec, int i){
 ** float32) that reads back as exactly f. */
 static void vdbFormatFloat(char *zBuf, int nBuf, float f){
   int prec;
+  double v;
+  if( f==0.0f ){
+    /* SQLite's printf drops the sign of zero, and -0.0 compares equal to
+    ** 0.0: without this, -0.0 would print as 0.0 and read back changed. */
+    sqlite3_snprintf(nBuf, zBuf, "%s", signbit(f) ? "-0.0" : "0.0");
+    return;
+  }
   for(prec=6; prec<=9; prec++){
     sqlite3_snprintf(nBuf, zBuf, "%!.*g", prec, (double)f);
-    if( (float)vdbJsonNumberValue(zBuf, (int)strlen(zBuf))==f ) return;
+    if( vdbJsonNumberValue(zBuf, (int)strlen(zBuf), &v)==SQLITE_OK && (float)v==f ) return;
   }
 }
 
@@ -396,7 +405,8 @@ int vdbRawDistance(const VdbKernels *pK, VdbElemType eElem, VdbMetric eMetric, i
     switch( eMetric ){
       case VDB_METRIC_L2:  *pDist = sqrt((double)pK->f32L2Sq(a, b, n)); return 1;
       case VDB_METRIC_L1:  *pDist = pK->f32L1(a, b, n); return 1;
-      case VDB_METRIC_DOT: *pDist = -(double)pK->f32Dot(a, b, n); return 1;
+      /* Products that overflow float32 can sum to NaN: no distance. */
+      case VDB_METRIC_DOT: *pDist = -(double)pK->f32Dot(a, b, n); return !isnan(*pDist);
       default:             c = pK->f32Cos(a, b, n); break;
     }
   }else if( eElem==VDB_ELEM_INT8 ){
@@ -414,7 +424,7 @@ int vdbRawDistance(const VdbKernels *pK, VdbElemType eElem, VdbMetric eMetric, i
   }
   if( c.normA==0 || c.normB==0 ) return 0;
   *pDist = 1.0 - c.dot / (sqrt(c.normA) * sqrt(c.normB));
-  return 1;
+  return !isnan(*pDist);            /* overflowed sums: inf / inf */
 }
 
 int vdbVectorDistance(const VdbKernels *pK, VdbMetric eMetric,

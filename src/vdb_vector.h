@@ -89,8 +89,9 @@ int vdbVectorDistance(const VdbKernels *pK, VdbMetric eMetric,
 
 /* Distance between two raw vectors of type eElem and nDim elements, which
 ** the caller has checked belong together (metric hamming exactly for bit
-** vectors). Returns 0, leaving *pDist unset, when the distance is
-** undefined: cosine with an all-zero vector. */
+** vectors). Returns 0 when the distance is undefined: cosine with an
+** all-zero vector, or float32 sums that overflow to NaN (dot, cosine);
+** an overflow to +-Inf is a distance (L2 of far-apart vectors). */
 int vdbRawDistance(const VdbKernels *pK, VdbElemType eElem, VdbMetric eMetric, int nDim,
                    const void *pA, const void *pB, double *pDist);
 

@@ -190,6 +190,23 @@ static void vdbVtabFree(VdbVtab *p){
   sqlite3_free(p);
 }
 
+/* The hidden command column takes the table's name, next to the hidden
+** distance, k and ef_search columns: a table name equal to any declared
+** or hidden column name would make the declaration invalid. Returns the
+** clashing column name, or NULL. */
+static const char *vdbTableNameClash(const VdbTableDef *pDef, const char *zTable){
+  static const char *azHidden[] = { "distance", "k", "ef_search" };
+  int i;
+  for(i=0; i<3; i++){
+    if( sqlite3_stricmp(zTable, azHidden[i])==0 ) return azHidden[i];
+  }
+  if( pDef->zPkName && sqlite3_stricmp(zTable, pDef->zPkName)==0 ) return pDef->zPkName;
+  for(i=0; i<pDef->nCol; i++){
+    if( sqlite3_stricmp(zTable, pDef->aCol[i].zName)==0 ) return pDef->aCol[i].zName;
+  }
+  return 0;
+}
+
 static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
                        sqlite3_vtab **ppVtab, char **pzErr, int isCreate){
   VdbVtab *p;
@@ -209,6 +226,13 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   p->pK = (const VdbKernels*)pAux;
   rc = vdbSchemaParse(argc-3, argv+3, &p->pDef, pzErr);
   if( rc!=SQLITE_OK ){ vdbVtabFree(p); return rc; }
+  if( vdbTableNameClash(p->pDef, argv[2]) ){
+    *pzErr = sqlite3_mprintf("vectordb: a table cannot be named %s: it has a column %s, "
+                             "and its hidden command column takes the table's name",
+                             argv[2], vdbTableNameClash(p->pDef, argv[2]));
+    vdbVtabFree(p);
+    return SQLITE_ERROR;
+  }
 
   p->nUserStart = p->pDef->zPkName ? 1 : 0;
   p->iColCommand = p->nUserStart + p->pDef->nCol;
@@ -291,6 +315,13 @@ static int vdbVtabDestroy(sqlite3_vtab *pVtab){
 static int vdbVtabRename(sqlite3_vtab *pVtab, const char *zNew){
   VdbVtab *p = (VdbVtab*)pVtab;
   int i, rc = SQLITE_OK;
+  /* Refused before anything changes: under such a name the table could not
+  ** be connected again, not even to be dropped. */
+  if( vdbTableNameClash(p->pDef, zNew) ){
+    return vdbVtabError(p, SQLITE_ERROR, "vectordb: cannot rename %s to %s: it has a column %s, "
+                        "and its hidden command column takes the table's name",
+                        p->store.zName, zNew, vdbTableNameClash(p->pDef, zNew));
+  }
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
     if( p->apHnsw[i] ) rc = vdbHnswStoreFlush(p->apHnsw[i]);
   }
@@ -311,10 +342,15 @@ static int vdbVtabShadowName(const char *zSuffix){
 ** cache is dropped on xRollback and xRollbackTo, after which it reloads
 ** from the restored tables. */
 static int vdbFlushIndexes(VdbVtab *p){
+  /* Writing graph rows sets last_insert_rowid(); at xSync of an autocommit
+  ** INSERT that comes after SQLite set it to the user's new rowid, which
+  ** must survive the flush. */
+  sqlite3_int64 iSavedRowid = sqlite3_last_insert_rowid(p->db);
   int i, rc = SQLITE_OK;
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
     if( p->apHnsw[i] ) rc = vdbHnswStoreFlush(p->apHnsw[i]);
   }
+  sqlite3_set_last_insert_rowid(p->db, iSavedRowid);
   return rc;
 }
 
@@ -798,7 +834,8 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
     if( !vdbRawDistance(p->pK, q.pCol->eElem, q.pCol->eMetric, q.pCol->nDim,
                         q.query.pData, q.query.pData, &d) ){
       rc = vdbVtabError(p, SQLITE_ERROR,
-          "vectordb: the query vector is all zeros; cosine distance is undefined for it");
+          "vectordb: the query vector is all zeros (or so large that its norm overflows "
+          "float32); cosine distance is undefined for it");
     }
   }
   /* LIMIT and OFFSET page through the k nearest rows. */

@@ -118,6 +118,7 @@ static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc
   access.xDirty = memDirty;
   access.xRemove = memRemove;
   access.xTopNode = memTopNode;
+  access.xVector = 0;             /* the algorithm falls back on xGet */
   vdbHnswInit(h, &params, vdbKernelsBest(), &access);
 }
 
