@@ -59,8 +59,12 @@ static void *stateOpen(void *sys, int) {
   s->hnsw = dynamic_cast<faiss::IndexHNSW *>(s->index) != nullptr;
   return s;
 }
+// FAISS 1.7.3's IndexHNSW ignores SearchParametersHNSW::efSearch, so the
+// index-wide value is set too; every thread runs the same setting.
 static int setting(void *, void *state, int ef) {
-  static_cast<FaissState *>(state)->params.efSearch = ef;
+  auto *s = static_cast<FaissState *>(state);
+  s->params.efSearch = ef;
+  if (auto *h = dynamic_cast<faiss::IndexHNSW *>(s->index)) h->hnsw.efSearch = ef;
   return 0;
 }
 static int searchOne(void *state, const float *q, int k, int64_t *ids) {

@@ -52,7 +52,7 @@ TARGETS = (0.90, 0.95, 0.99)
 PROFILES = {
     # name: data sets, ef values, queries for ANN / exact systems
     "full": {"datasets": ["fashion-mnist", "cosine-200k", "mixture-1m"],
-             "efs": [10, 16, 24, 32, 48, 64, 100, 150, 200, 300], "nq": 5000, "nq_exact": 100},
+             "efs": [10, 16, 24, 32, 48, 64, 100, 150, 200], "nq": 2000, "nq_exact": 100},
     "quick": {"datasets": ["fashion-mnist"], "efs": [16, 32, 64, 128], "nq": 1000, "nq_exact": 50},
     "smoke": {"datasets": ["tiny"], "efs": [16, 64], "nq": 100, "nq_exact": 100},
 }
@@ -291,8 +291,8 @@ def write_plot(ds, out_dir):
         f.write("\n\n\n".join(blocks) + "\n")
     png = os.path.join(out_dir, f"{name}.png")
     plots = ", ".join(f"'{dat}' index {i} with linespoints pt 7 title '{t}'" for i, t in enumerate(titles))
-    script = (f"set terminal pngcairo size 900,600; set output '{png}'; "
-              f"set title '{ds['data']['description']}: recall@10 vs queries/s (1 thread, k=10)' noenhanced; "
+    script = (f"set terminal pngcairo size 900,600 noenhanced; set output '{png}'; "
+              f"set title '{name} ({ds['data']['n']:,} x {ds['data']['dim']}, {ds['data']['metric']}): recall@10 vs queries/s, 1 thread, k=10'; "
               "set xlabel 'recall@10'; set ylabel 'queries per second (log scale)'; set logscale y; "
               "set grid; set key left bottom; "
               f"plot {plots}")
