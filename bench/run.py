@@ -395,9 +395,10 @@ def main():
         log(f"\n-- {name} summary")
         for s in ds["summary"]:
             log("  " + s)
-    with open(os.path.join(args["out"], "results.json"), "w") as f:
-        json.dump(run, f, indent=1)
-    write_markdown(run, args["out"])
+        # After every data set, so that an interrupted run keeps what it measured.
+        with open(os.path.join(args["out"], "results.json"), "w") as f:
+            json.dump(run, f, indent=1)
+        write_markdown(run, args["out"])
     log(f"\nwrote {args['out']}/RESULTS.md in {time.time() - t0:.0f} s")
     missing = any("missing" in r for ds in run["datasets"] for r in ds["results"].values())
     sys.exit(1 if missing else 0)
