@@ -319,7 +319,9 @@ def write_markdown(run, out_dir):
         d = ds["data"]
         lines += [f"## {d['name']}: {d['description']}", "",
                   f"{d['n']:,} base vectors x {d['dim']} dimensions ({d['raw_bytes'] / 2**20:.0f} MiB raw float32), "
-                  f"metric {d['metric']}; data checksum `{d['checksum'][:16]}`.", ""]
+                  f"metric {d['metric']}; data checksum `{d['checksum'][:16]}`"
+                  + (f"; 1-minute load average {ds['load'][0]} at the start, {ds['load'][1]} at the end "
+                     f"({run['cores']} cores)." if ds.get("load") else "."), ""]
         lines += ["Summary (ratios from this run):", ""] + [f"- {s}" for s in ds["summary"]] + [""]
         lines += ["| system | setting | recall@10 | QPS | QPS " + f"{run['threads']} threads | p50 ms | p99 ms |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
@@ -388,7 +390,11 @@ def main():
         jobs += [(n, None) for n in names]
     t0 = time.time()
     for name, gen in jobs:
+        load_before = os.getloadavg()[0]
         ds = bench_dataset(name, profile, args, generator=gen)
+        # Other work on the machine skews absolute figures (same-run ratios
+        # less so); the load average says how quiet it was.
+        ds["load"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         ds["summary"] = summary_lines(ds)
         ds["plot"] = write_plot(ds, args["out"])
         run["datasets"].append(ds)

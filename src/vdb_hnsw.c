@@ -142,6 +142,18 @@ static int vdbVisitedAdd(VdbHnswVisited *v, sqlite3_int64 nid){
   return 1;
 }
 
+/* Was nid visited by the current walk? */
+static int vdbVisitedHas(const VdbHnswVisited *v, sqlite3_int64 nid){
+  unsigned int h;
+  if( nid>=0 && nid<VDB_VISITED_DIRECT_MAX ){
+    return nid<v->nDirect && v->aDirect[nid]==v->directGen;
+  }
+  for(h=vdbHashNid(nid) & (unsigned)(v->nSlot-1); v->aGen[h]==v->gen; h=(h+1) & (unsigned)(v->nSlot-1)){
+    if( v->aKey[h]==nid ) return 1;
+  }
+  return 0;
+}
+
 /* ---- heaps of (distance, nid), ordered with ties broken by nid ---------- */
 
 typedef struct VdbHeap {
@@ -368,6 +380,13 @@ static int vdbDescend(VdbHnsw *p, const float *pQuery, int stop, VdbHnswHit *pEp
 
 /* ---- links ------------------------------------------------------------------- */
 
+/* Order (nid, ...) pairs by nid. */
+static int vdbNidCompare(const void *pA, const void *pB){
+  sqlite3_int64 a = *(const sqlite3_int64*)pA, b = *(const sqlite3_int64*)pB;
+  return a<b ? -1 : a>b;
+}
+
+
 /* Link a and b on a layer where a has room. When b is full it must drop
 ** one link, and which one matters: in clustered data the longest links are
 ** the bridges between clusters that navigation needs. So b drops, farthest
@@ -375,18 +394,23 @@ static int vdbDescend(VdbHnsw *p, const float *pQuery, int stop, VdbHnswHit *pEp
 ** whose other end x is closer to another of b's neighbours than to b, so b
 ** still reaches x in two steps -- provided x keeps more than M/2 links.
 ** If no link is redundant, the new edge is made only with `force` (a has
-** too few links to be reliably reachable), at the cost of b's farthest
-** link whose other end keeps at least one. Dropping an edge removes both
-** ends, keeping links symmetric. *pLinked tells whether the edge was made. */
+** too few links to be reliably reachable), by splitting one of b's links
+** b-x into b-a-x. Dropping an edge removes both ends, keeping links
+** symmetric; neither a drop nor a split disconnects the layer.
+** *pLinked tells whether the edge was made. */
 static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int force, int *pLinked){
   int cap = vdbLayerCap(p, layer), rc = SQLITE_OK;
   *pLinked = 0;
+  /* Only a damaged graph leads a search on this layer to a lower node. */
+  if( layer>a->level || layer>b->level ) return SQLITE_CORRUPT_VTAB;
   if( a==b || vdbLinkIndex(a, layer, b->nid)>=0 ) return SQLITE_OK;
   if( a->anLink[layer]>=cap ) return SQLITE_OK;
   if( b->anLink[layer]>=cap ){
     VdbHnswNode *apNbr[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
     VdbHnswHit aNbr[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
-    int n = b->anLink[layer], i, j, iDrop = -1;
+    sqlite3_int64 aKey[4*VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+    short aRank[4*VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+    int n = b->anLink[layer], i, j, iDrop = -1, nSlot;
     for(i=0; rc==SQLITE_OK && i<n; i++){
       rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][i], &apNbr[i]);
       if( rc==SQLITE_OK ){
@@ -396,27 +420,73 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
     }
     if( rc!=SQLITE_OK ) return rc;
     qsort(aNbr, (size_t)n, sizeof(VdbHnswHit), vdbHitCompare);
-    /* Farthest first: the first redundant, droppable link goes. */
+    /* Farthest first: the first redundant, droppable link goes. Redundant
+    ** means a nearer neighbour y of b is linked to x and closer to x than b
+    ** is: b still reaches x through y, and an edge on a cycle can go
+    ** without splitting the graph. The y are found among x's links through
+    ** a small hash of b's (nid -> rank by distance from b; nids are never
+    ** 0), so only distances to common neighbours are computed. */
+    nSlot = 16;
+    while( nSlot<2*n ) nSlot *= 2;
+    memset(aKey, 0, sizeof(sqlite3_int64)*(size_t)nSlot);
+    for(i=0; i<n; i++){
+      sqlite3_int64 nid = b->aaLink[layer][aNbr[i].nid];
+      unsigned int h = vdbHashNid(nid) & (unsigned)(nSlot-1);
+      while( aKey[h] ) h = (h+1) & (unsigned)(nSlot-1);
+      aKey[h] = nid;
+      aRank[h] = (short)i;
+    }
     for(i=n-1; iDrop<0 && i>0; i--){
       VdbHnswNode *x = apNbr[aNbr[i].nid];
       if( x->anLink[layer] <= p->params.m/2 ) continue;
-      for(j=0; j<i; j++){
-        if( vdbHnswDist(p, x->pVec, apNbr[aNbr[j].nid]->pVec) < aNbr[i].dist ){
-          iDrop = (int)aNbr[i].nid;
+      for(j=0; iDrop<0 && j<x->anLink[layer]; j++){
+        sqlite3_int64 z = x->aaLink[layer][j];
+        unsigned int h;
+        for(h=vdbHashNid(z) & (unsigned)(nSlot-1); aKey[h]; h=(h+1) & (unsigned)(nSlot-1)){
+          if( aKey[h]!=z ) continue;
+          if( aRank[h]<i && vdbHnswDist(p, x->pVec, apNbr[aNbr[aRank[h]].nid]->pVec) < aNbr[i].dist ){
+            iDrop = (int)aNbr[i].nid;
+          }
           break;
         }
       }
     }
     if( iDrop<0 && force ){
-      for(i=n-1; iDrop<0 && i>=0; i--){
-        if( apNbr[aNbr[i].nid]->anLink[layer] > 1 ) iDrop = (int)aNbr[i].nid;
+      /* No link may go, but a needs one: split b's link to its neighbour x
+      ** nearest to a, so b-x becomes b-a-x and x stays as reachable as it
+      ** was. a needs room for x too, unless a already links to x. */
+      int iSplit = -1, k;
+      double best = 0;
+      VdbHnswNode *x;
+      for(i=0; i<n; i++){
+        double d;
+        if( vdbLinkIndex(a, layer, apNbr[i]->nid)<0 && a->anLink[layer]>cap-2 ) continue;
+        d = vdbHnswDist(p, a->pVec, apNbr[i]->pVec);
+        if( iSplit<0 || d<best ){ iSplit = i; best = d; }
       }
+      if( iSplit<0 ) return SQLITE_OK;
+      x = apNbr[iSplit];
+      k = vdbLinkIndex(x, layer, b->nid);
+      if( k<0 ) return SQLITE_CORRUPT_VTAB;     /* a one-sided link */
+      b->aaLink[layer][iSplit] = a->nid;
+      if( vdbLinkIndex(a, layer, x->nid)<0 ){
+        x->aaLink[layer][k] = a->nid;
+        a->aaLink[layer][a->anLink[layer]++] = x->nid;
+      }else{
+        vdbLinkRemoveAt(x, layer, k);
+      }
+      a->aaLink[layer][a->anLink[layer]++] = b->nid;
+      *pLinked = 1;
+      rc = p->access.xDirty(p->access.pCtx, x);
+      if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, a);
+      if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, b);
+      return rc;
     }
     if( iDrop<0 ) return SQLITE_OK;
     {
       VdbHnswNode *x = apNbr[iDrop];
       int k = vdbLinkIndex(x, layer, b->nid);
-      if( k<0 ) return SQLITE_CORRUPT;
+      if( k<0 ) return SQLITE_CORRUPT_VTAB;     /* a one-sided link */
       vdbLinkRemoveAt(x, layer, k);
       vdbLinkRemoveAt(b, layer, iDrop);
       rc = p->access.xDirty(p->access.pCtx, x);
@@ -574,6 +644,166 @@ static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
   return rc;
 }
 
+/* Smallest beam of the walk that checks a group of a deleted node's
+** neighbours is still reachable. */
+#define VDB_KEEP_CONNECTED_EF 64
+/* Nodes the breadth-first walk that joins those groups may visit. */
+#define VDB_KEEP_CONNECTED_BFS 512
+
+static int vdbGroupRoot(int *aParent, int i){
+  while( aParent[i]!=i ){ aParent[i] = aParent[aParent[i]]; i = aParent[i]; }
+  return i;
+}
+
+/* Groups are usually joined by short paths that avoid the deleted node.
+** A breadth-first walk on layer 0 from the group of aNid[0], of at most
+** VDB_KEEP_CONNECTED_BFS nodes, merges every group it meets into it (no
+** distances, so cheap); if all merge, the one group left is the one the
+** deleted node was reached through, and no walk from the entry point is
+** needed. aSorted holds (nid, index) pairs of aNid ordered by nid. */
+static int vdbMergeNearby(VdbHnsw *p, const sqlite3_int64 *aNid, int n,
+                          const sqlite3_int64 *aSorted, int *aParent, int *pnGroup){
+  int nMax = n + VDB_KEEP_CONNECTED_BFS, nQueue = 0, head = 0, i, j, rc;
+  sqlite3_int64 *aQueue = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)nMax);
+  if( aQueue==0 ) return SQLITE_NOMEM;
+  rc = vdbVisitedReset(&p->pVisited);
+  for(i=0; rc==SQLITE_OK && i<n; i++){
+    if( vdbGroupRoot(aParent, i)!=vdbGroupRoot(aParent, 0) ) continue;
+    if( vdbVisitedAdd(p->pVisited, aNid[i])<0 ){ rc = SQLITE_NOMEM; break; }
+    aQueue[nQueue++] = aNid[i];
+  }
+  while( rc==SQLITE_OK && head<nQueue && *pnGroup>1 ){
+    VdbHnswNode *pA;
+    rc = p->access.xGet(p->access.pCtx, aQueue[head++], &pA);
+    for(j=0; rc==SQLITE_OK && j<pA->anLink[0]; j++){
+      sqlite3_int64 b = pA->aaLink[0][j];
+      const sqlite3_int64 *pHit;
+      int isNew = vdbVisitedAdd(p->pVisited, b);
+      if( isNew<0 ){ rc = SQLITE_NOMEM; break; }
+      if( !isNew ) continue;
+      pHit = (const sqlite3_int64*)bsearch(&b, aSorted, (size_t)n, 2*sizeof(sqlite3_int64), vdbNidCompare);
+      if( pHit && vdbGroupRoot(aParent, (int)pHit[1])!=vdbGroupRoot(aParent, 0) ){
+        /* Another group: it joins, and its members carry on the walk. */
+        int gOther = vdbGroupRoot(aParent, (int)pHit[1]);
+        for(i=0; i<n; i++){
+          if( vdbGroupRoot(aParent, i)==gOther && aNid[i]!=b
+           && vdbVisitedAdd(p->pVisited, aNid[i])>0 && nQueue<nMax ){
+            aQueue[nQueue++] = aNid[i];
+          }
+        }
+        aParent[gOther] = vdbGroupRoot(aParent, 0);
+        (*pnGroup)--;
+      }
+      if( nQueue<nMax ) aQueue[nQueue++] = b;
+    }
+  }
+  sqlite3_free(aQueue);
+  return rc;
+}
+
+/* Link pNode, which no walk from the entry point reaches, to the nodes such
+** a walk found, nearest first: with room, by a redundant drop, or failing
+** both by splitting a link -- one of theirs, or, when pNode is full, one
+** of pNode's. Sets *pLinked once an edge is made. */
+static int vdbLinkToReached(VdbHnsw *p, VdbHnswNode *pNode, const VdbHeap *pW, int *pLinked){
+  int force, i, rc = SQLITE_OK;
+  *pLinked = 0;
+  for(force=0; force<2 && rc==SQLITE_OK && !*pLinked; force++){
+    for(i=0; rc==SQLITE_OK && !*pLinked && i<pW->n; i++){
+      VdbHnswNode *pOther;
+      rc = p->access.xGet(p->access.pCtx, pW->a[i].nid, &pOther);
+      if( rc==SQLITE_OK ) rc = vdbConnect(p, pNode, pOther, 0, force, pLinked);
+      if( rc==SQLITE_OK && !*pLinked ) rc = vdbConnect(p, pOther, pNode, 0, force, pLinked);
+    }
+  }
+  return rc;
+}
+
+/* After a delete's repair on layer 0, the former neighbours aNid[0..n-1]
+** of the deleted node fall into groups joined by their links. The node was
+** reached through one of them, so one group stays connected to the entry
+** point; so may the others, through other paths -- or not, when the
+** deleted node was their only way in (its neighbours linked each other
+** but none got room towards the rest). For each group when there are
+** several, a walk on layer 0 from the entry point towards one member
+** either visits a member (the group is reachable) or finds reachable nodes
+** to link a member to. So no delete leaves a node that layer 0 cannot
+** reach from the entry point. */
+static int vdbKeepConnected(VdbHnsw *p, const sqlite3_int64 *aNid, int n){
+  sqlite3_int64 *aSorted = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*2*(sqlite3_uint64)n);
+  int *aParent = (int*)sqlite3_malloc64(sizeof(int)*(sqlite3_uint64)n);
+  int i, j, g, nGroup = 0, rc = SQLITE_OK;
+  if( aSorted==0 || aParent==0 ) rc = SQLITE_NOMEM;
+  /* Groups: union-find over the links between members. aSorted holds
+  ** (nid, index) pairs ordered by nid. */
+  for(i=0; rc==SQLITE_OK && i<n; i++){
+    aSorted[2*i] = aNid[i];
+    aSorted[2*i+1] = i;
+    aParent[i] = i;
+  }
+  if( rc==SQLITE_OK ) qsort(aSorted, (size_t)n, 2*sizeof(sqlite3_int64), vdbNidCompare);
+  for(i=0; rc==SQLITE_OK && i<n; i++){
+    VdbHnswNode *pN;
+    rc = p->access.xGet(p->access.pCtx, aNid[i], &pN);
+    for(j=0; rc==SQLITE_OK && j<pN->anLink[0]; j++){
+      sqlite3_int64 *pHit = (sqlite3_int64*)bsearch(&pN->aaLink[0][j], aSorted, (size_t)n,
+                                                     2*sizeof(sqlite3_int64), vdbNidCompare);
+      if( pHit ) aParent[vdbGroupRoot(aParent, i)] = vdbGroupRoot(aParent, (int)pHit[1]);
+    }
+  }
+  for(i=0; rc==SQLITE_OK && i<n; i++) nGroup += vdbGroupRoot(aParent, i)==i;
+  if( rc==SQLITE_OK && nGroup>1 ) rc = vdbMergeNearby(p, aNid, n, aSorted, aParent, &nGroup);
+  for(g=0; rc==SQLITE_OK && nGroup>1 && g<n; g++){
+    VdbHnswNode *pRep, *pEntry;
+    VdbLayerSearch s;
+    VdbHnswHit ep;
+    VdbHeap w;
+    int reached = 0, linked;
+    if( vdbGroupRoot(aParent, g)!=g ) continue;
+    for(i=0; i<n; i++){
+      if( vdbGroupRoot(aParent, i)==g && aNid[i]==p->entryNid ) reached = 1;
+    }
+    if( reached ) continue;
+    /* The walk starts at the entry point itself, on layer 0: a descent
+    ** through the upper layers could land inside the group even when no
+    ** layer-0 path leads there, and layer 0 is where searches end. */
+    memset(&w, 0, sizeof(w));
+    memset(&s, 0, sizeof(s));
+    rc = p->access.xGet(p->access.pCtx, aNid[g], &pRep);
+    if( rc==SQLITE_OK ) rc = p->access.xGet(p->access.pCtx, p->entryNid, &pEntry);
+    if( rc==SQLITE_OK ){
+      ep.nid = p->entryNid;
+      ep.dist = vdbHnswDist(p, pRep->pVec, pEntry->pVec);
+    }
+    s.pQuery = rc==SQLITE_OK ? pRep->pVec : 0;
+    s.layer = 0;
+    /* A wide beam: if the group must be linked, some of many reachable
+    ** nodes will have room. */
+    s.ef = p->params.efConstruction>VDB_KEEP_CONNECTED_EF ? p->params.efConstruction : VDB_KEEP_CONNECTED_EF;
+    if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
+    if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
+    for(i=0; rc==SQLITE_OK && !reached && i<n; i++){
+      if( vdbGroupRoot(aParent, i)==g && vdbVisitedHas(p->pVisited, aNid[i]) ) reached = 1;
+    }
+    if( rc==SQLITE_OK && !reached ){
+      /* Any member will do: one with room may take an edge that another,
+      ** full again after the repair, cannot. */
+      if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+      linked = 0;
+      for(i=0; rc==SQLITE_OK && !linked && i<n; i++){
+        VdbHnswNode *pMember;
+        if( vdbGroupRoot(aParent, i)!=g ) continue;
+        rc = p->access.xGet(p->access.pCtx, aNid[i], &pMember);
+        if( rc==SQLITE_OK ) rc = vdbLinkToReached(p, pMember, &w, &linked);
+      }
+    }
+    sqlite3_free(w.a);
+  }
+  sqlite3_free(aSorted);
+  sqlite3_free(aParent);
+  return rc;
+}
+
 /* Remove x from every neighbour; re-elect the entry point if it was x;
 ** then reconnect the former neighbours to each other, nearest first, while
 ** they have room; a neighbour still left with fewer than M/2 links on a
@@ -598,7 +828,7 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
       rc = p->access.xGet(p->access.pCtx, aaNbr[layer][i], &pN);
       if( rc!=SQLITE_OK ) break;
       k = vdbLinkIndex(pN, layer, nid);
-      if( k<0 ){ rc = SQLITE_CORRUPT; break; }
+      if( k<0 ){ rc = SQLITE_CORRUPT_VTAB; break; }   /* a one-sided link */
       vdbLinkRemoveAt(pN, layer, k);
       rc = p->access.xDirty(p->access.pCtx, pN);
     }
@@ -647,6 +877,9 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
       if( rc==SQLITE_OK && p->hasEntry && pN->anLink[layer] < p->params.m/2 ){
         rc = vdbRelink(p, pN, layer);
       }
+    }
+    if( rc==SQLITE_OK && layer==0 && nNbr>1 && p->hasEntry ){
+      rc = vdbKeepConnected(p, aaNbr[0], nNbr);
     }
     sqlite3_free(aCand);
   }

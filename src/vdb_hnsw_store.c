@@ -72,6 +72,8 @@ struct VdbHnswStore {
   sqlite3_int64 cacheBytes, budgetBytes;
   int infoLoaded;
   int inFlush;                      /* flushing: the writes call xSavepoint again */
+  int nActive;                      /* operations under way (they nest) */
+  int discardPending;               /* a discard asked for while nActive>0 */
   sqlite3_int64 nextNid;
   int nextNidChanged;
   int haveDataVersion;
@@ -431,6 +433,9 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
   int rc, level, l, i;
   const unsigned char *aLinks;
   *ppNode = 0;
+  /* nids start at 1; 0 marks an empty slot of the node hash, where a node
+  ** would be lost (and leaked). Only a damaged table names another. */
+  if( nid<1 ) return SQLITE_CORRUPT_VTAB;
   rc = vdbPrepare(p, &p->pLoad,
       "SELECT rowid, chunk_id, chunk_offset, level, links FROM \"%w\".\"%w_%s\" WHERE nid=?1");
   if( rc!=SQLITE_OK ) return rc;
@@ -512,7 +517,7 @@ static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
   return rc;
 }
 
-int vdbHnswStoreFlush(VdbHnswStore *p){
+static int vdbFlushOp(VdbHnswStore *p){
   int rc = SQLITE_OK;
   /* The statements below can make SQLite open a statement savepoint, which
   ** calls xSavepoint, which flushes: that inner call has nothing to add. */
@@ -598,7 +603,7 @@ static int vdbAfterWrite(VdbHnswStore *p){
   return rc;
 }
 
-void vdbHnswStoreDiscard(VdbHnswStore *p){
+static void vdbDiscardNow(VdbHnswStore *p){
   int i;
   vdbChunkFreeAll(p);
   for(i=0; i<p->nHash; i++){
@@ -627,7 +632,9 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
     /* An edge to a node that is not there: the graph is damaged. */
     if( rc==SQLITE_NOTFOUND ) rc = SQLITE_CORRUPT_VTAB;
   }else if( c->isRemoved ){
-    rc = SQLITE_NOTFOUND;
+    /* Deleting a node unlinks it everywhere: an edge still leading to it
+    ** was one-sided in the stored graph. */
+    rc = SQLITE_CORRUPT_VTAB;
   }
   if( rc==SQLITE_OK && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ){
@@ -709,8 +716,10 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
     rc = SQLITE_NOTFOUND;
   }
   {
+    /* A step that failed (out of memory, I/O) is that error, not "no
+    ** other node": that would drop the entry point of a live graph. */
     int rc2 = sqlite3_reset(p->pTop);
-    if( rc==SQLITE_OK && rc2!=SQLITE_OK ) rc = rc2;
+    if( rc2!=SQLITE_OK ) rc = rc2;
   }
   if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ) rc = SQLITE_CORRUPT_VTAB;
   return rc;
@@ -767,7 +776,7 @@ int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswSt
 
 void vdbHnswStoreClose(VdbHnswStore *p){
   if( p==0 ) return;
-  vdbHnswStoreDiscard(p);
+  vdbDiscardNow(p);
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
   sqlite3_free(p->aChunk);
@@ -813,7 +822,7 @@ int vdbHnswStoreSync(VdbHnswStore *p){
 
 /* ---- operations ----------------------------------------------------------------------- */
 
-int vdbHnswStoreInsert(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const float *pVec){
+static int vdbInsertOp(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const float *pVec){
   int rc = vdbLoadInfo(p);
   sqlite3_int64 nid;
   if( rc!=SQLITE_OK ) return rc;
@@ -841,7 +850,7 @@ static int vdbNidOfRowid(VdbHnswStore *p, sqlite3_int64 rowid, sqlite3_int64 *pN
   }
 }
 
-int vdbHnswStoreDelete(VdbHnswStore *p, sqlite3_int64 rowid){
+static int vdbDeleteOp(VdbHnswStore *p, sqlite3_int64 rowid){
   sqlite3_int64 nid;
   int rc = vdbLoadInfo(p);
   if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
@@ -851,7 +860,7 @@ int vdbHnswStoreDelete(VdbHnswStore *p, sqlite3_int64 rowid){
   return rc;
 }
 
-int vdbHnswStoreMoveRowid(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
+static int vdbMoveRowidOp(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
   sqlite3_int64 nid;
   VdbCNode *c;
   int rc = vdbNidOfRowid(p, oldRowid, &nid);
@@ -888,7 +897,7 @@ static int vdbRowHitCompare(const void *pA, const void *pB){
   return a->rowid<b->rowid ? -1 : a->rowid>b->rowid;
 }
 
-int vdbHnswStoreSearch(VdbHnswStore *p, const float *pQuery, int k, int ef,
+static int vdbSearchOp(VdbHnswStore *p, const float *pQuery, int k, int ef,
                        VdbRowFilter xFilter, void *pFilterArg, VdbHit **paHit, int *pnHit){
   VdbFilterAdapter adapter;
   VdbHnswHit *aHit = 0;
@@ -928,14 +937,14 @@ int vdbHnswStoreSearch(VdbHnswStore *p, const float *pQuery, int k, int ef,
 
 /* ---- integrity --------------------------------------------------------------------------- */
 
-int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr){
+static int vdbCheckOp(VdbHnswStore *p, char **pzErr){
   VdbStore *s = p->pStore;
   sqlite3_stmt *pStmt = 0;
   sqlite3_int64 *aNid = 0, nRows = 0;
   int nNid = 0, nAlloc = 0, rc;
   /* Check what is stored, not what is cached. */
   rc = vdbHnswStoreFlush(p);
-  if( rc==SQLITE_OK ) vdbHnswStoreDiscard(p);
+  if( rc==SQLITE_OK ) vdbDiscardNow(p);
   if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
   /* Nodes and rows correspond one to one, slot for slot. */
   if( rc==SQLITE_OK ){
@@ -966,7 +975,9 @@ int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr){
   if( rc==SQLITE_OK ){
     rc = vdbStorePrepare(s, sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_rows\"", s->zDb, s->zName), &pStmt);
     if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ) nRows = sqlite3_column_int64(pStmt, 0);
-    sqlite3_finalize(pStmt);
+    /* A count that failed to run is its error, not a finding. */
+    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+    else sqlite3_finalize(pStmt);
     if( rc==SQLITE_OK && nRows!=nNid ){
       *pzErr = sqlite3_mprintf("%s has %d nodes for %lld rows", p->zSuffix, nNid, nRows);
       rc = SQLITE_CORRUPT;
@@ -986,6 +997,65 @@ int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr){
   }
   sqlite3_free(aNid);
   return rc;
+}
+
+/* ---- entry points ---------------------------------------------------------------------
+** Operations run between vdbEnter and vdbLeave. SQLite rolls the whole
+** transaction back when one of the nested statements they run fails with
+** SQLITE_NOMEM or SQLITE_IOERR and has no statement journal, and then
+** calls xRollback, which discards the cache -- while the operation still
+** holds pointers to cached nodes. A discard asked for during an operation
+** therefore waits until the outermost one returns (with that error). */
+
+static void vdbEnter(VdbHnswStore *p){
+  p->nActive++;
+}
+
+static int vdbLeave(VdbHnswStore *p, int rc){
+  if( --p->nActive==0 && p->discardPending ){
+    p->discardPending = 0;
+    vdbDiscardNow(p);
+  }
+  return rc;
+}
+
+void vdbHnswStoreDiscard(VdbHnswStore *p){
+  if( p->nActive>0 ){
+    p->discardPending = 1;
+  }else{
+    vdbDiscardNow(p);
+  }
+}
+
+int vdbHnswStoreFlush(VdbHnswStore *p){
+  vdbEnter(p);
+  return vdbLeave(p, vdbFlushOp(p));
+}
+
+int vdbHnswStoreInsert(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const float *pVec){
+  vdbEnter(p);
+  return vdbLeave(p, vdbInsertOp(p, rowid, pSlot, pVec));
+}
+
+int vdbHnswStoreDelete(VdbHnswStore *p, sqlite3_int64 rowid){
+  vdbEnter(p);
+  return vdbLeave(p, vdbDeleteOp(p, rowid));
+}
+
+int vdbHnswStoreMoveRowid(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
+  vdbEnter(p);
+  return vdbLeave(p, vdbMoveRowidOp(p, oldRowid, newRowid));
+}
+
+int vdbHnswStoreSearch(VdbHnswStore *p, const float *pQuery, int k, int ef,
+                       VdbRowFilter xFilter, void *pFilterArg, VdbHit **paHit, int *pnHit){
+  vdbEnter(p);
+  return vdbLeave(p, vdbSearchOp(p, pQuery, k, ef, xFilter, pFilterArg, paHit, pnHit));
+}
+
+int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr){
+  vdbEnter(p);
+  return vdbLeave(p, vdbCheckOp(p, pzErr));
 }
 
 void vdbHnswStoreStats(VdbHnswStore *p, VdbHnswStats *pStats){

@@ -578,7 +578,7 @@ int vdbStoreInsert(VdbStore *p, sqlite3_int64 rowid, sqlite3_value *pPk,
 
 int vdbStoreIntegrity(VdbStore *p, char **pzErr){
   sqlite3_stmt *pStmt = 0;
-  int rc, nValid = p->pDef->chunkSize/8;
+  int rc, iVec, nValid = p->pDef->chunkSize/8;
   sqlite3_int64 nRows = 0, nBits = 0;
   /* Every row's slot is marked live and names the row back. */
   rc = vdbStorePrepare(p, sqlite3_mprintf(
@@ -622,6 +622,46 @@ int vdbStoreIntegrity(VdbStore *p, char **pzErr){
       *pzErr = sqlite3_mprintf("%lld live slots for %lld rows", nBits, nRows);
       rc = SQLITE_CORRUPT;
     }
+  }
+  /* The free list names existing chunks that have a free slot: an insert
+  ** takes its slot from the first one. */
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(p, sqlite3_mprintf(
+        "SELECT f.chunk_id, c.validity FROM \"%w\".\"%w_free\" f"
+        " LEFT JOIN \"%w\".\"%w_chunks\" c ON c.chunk_id=f.chunk_id",
+        p->zDb, p->zName, p->zDb, p->zName), &pStmt);
+    while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+      const unsigned char *a = (const unsigned char*)sqlite3_column_blob(pStmt, 1);
+      int i, nUsed = 0;
+      if( a && sqlite3_column_bytes(pStmt, 1)==nValid ){
+        for(i=0; i<nValid; i++) nUsed += __builtin_popcount(a[i]);
+      }
+      if( a==0 || sqlite3_column_bytes(pStmt, 1)!=nValid || nUsed>=p->pDef->chunkSize ){
+        *pzErr = sqlite3_mprintf("the free list names chunk %lld, which has no free slot",
+                                 sqlite3_column_int64(pStmt, 0));
+        rc = SQLITE_CORRUPT;
+      }
+    }
+    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+    else sqlite3_finalize(pStmt);
+    pStmt = 0;
+  }
+  /* Every chunk has each vector column's blob, of the chunk's size. */
+  for(iVec=0; rc==SQLITE_OK && iVec<p->nVec; iVec++){
+    rc = vdbStorePrepare(p, sqlite3_mprintf(
+        "SELECT c.chunk_id FROM \"%w\".\"%w_chunks\" c LEFT JOIN \"%w\".\"%w_vectors%02d\" v"
+        " ON v.chunk_id=c.chunk_id WHERE v.chunk_id IS NULL OR typeof(v.vectors)!='blob'"
+        " OR length(v.vectors)!=%lld LIMIT 1",
+        p->zDb, p->zName, p->zDb, p->zName, iVec,
+        (sqlite3_int64)p->aVecBytes[iVec]*p->pDef->chunkSize), &pStmt);
+    if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+      *pzErr = sqlite3_mprintf("chunk %lld of %s_vectors%02d is missing or has the wrong size",
+                               sqlite3_column_int64(pStmt, 0), p->zName, iVec);
+      rc = SQLITE_CORRUPT;
+    }
+    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+    else sqlite3_finalize(pStmt);
+    pStmt = 0;
   }
   return rc;
 }
@@ -697,7 +737,9 @@ int vdbStoreUpdateColumns(VdbStore *p, sqlite3_int64 rowid, sqlite3_value **apVa
     sqlite3_free(sqlite3_str_finish(s));
     return SQLITE_OK;
   }
-  rc = sqlite3_prepare_v2(p->db, sqlite3_str_value(s), -1, &pStmt, 0);
+  /* Out of memory, the text is NULL: never prepare that. */
+  rc = sqlite3_str_errcode(s);
+  if( rc==SQLITE_OK ) rc = sqlite3_prepare_v2(p->db, sqlite3_str_value(s), -1, &pStmt, 0);
   sqlite3_free(sqlite3_str_finish(s));
   if( rc!=SQLITE_OK ) return rc;
   sqlite3_bind_int64(pStmt, 1, rowid);

@@ -61,6 +61,9 @@
 ** many matches per unit of ef, exact search is cheaper and exact. */
 #define VDB_EXACT_MATCHES_PER_EF 64
 
+/* Largest graph cache budget per index (cache_mb=), 1 TiB. */
+#define VDB_MAX_CACHE_MB 1048576
+
 typedef struct VdbVtab {
   sqlite3_vtab base;
   sqlite3 *db;
@@ -72,6 +75,8 @@ typedef struct VdbVtab {
   VdbHnswStore *apHnsw[VDB_MAX_VECTOR_COLUMNS];  /* per vector column; NULL: exact only */
   int aEfSearch[VDB_MAX_VECTOR_COLUMNS];         /* default beam width per column */
   int inUpdate;                 /* inside xUpdate: savepoints are our own statements' */
+  int iFailedSavepoint;         /* 1 + the savepoint whose xSavepoint flush failed; 0: none */
+  sqlite3_int64 nSettingsDiscards;  /* graph cache discards when settings were read */
   int aRowCol[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
               + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
                                 /* aCol[i]'s column in SELECT * FROM T_rows */
@@ -153,25 +158,47 @@ static void vdbCloseIndexes(VdbVtab *p){
   }
 }
 
+/* Is v, stored in T_info under zKey by a command, within that command's
+** range? 1 if so; a value out of range is left unused on connect and
+** reported by integrity-check. */
+static int vdbSettingOk(const char *zKey, sqlite3_value *pVal){
+  sqlite3_int64 v = sqlite3_value_int64(pVal);
+  int hi = strcmp(zKey, "ef_search")==0 ? VDB_HNSW_MAX_EF : VDB_MAX_CACHE_MB;
+  return sqlite3_value_type(pVal)==SQLITE_INTEGER && v>=1 && v<=hi;
+}
+
+static int vdbLoadSettings(VdbVtab *p);
+
 /* Open the graph of every indexed column, and apply the table settings
 ** stored by commands (ef_search=, cache_mb=) over the declared defaults. */
 static int vdbOpenIndexes(VdbVtab *p){
-  sqlite3_stmt *pStmt = 0;
   int i, rc = SQLITE_OK;
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
     const VdbColumnDef *c = &p->pDef->aCol[p->store.aVecCol[i]];
-    p->aEfSearch[i] = c->index.efSearch;
     if( c->index.eKind==VDB_INDEX_HNSW ) rc = vdbHnswStoreOpen(&p->store, i, p->pK, &p->apHnsw[i]);
   }
-  if( rc==SQLITE_OK ){
-    rc = vdbStorePrepare(&p->store, sqlite3_mprintf(
-        "SELECT key, value FROM \"%w\".\"%w_info\" WHERE key IN ('ef_search', 'cache_mb')",
-        p->store.zDb, p->store.zName), &pStmt);
+  if( rc==SQLITE_OK ) rc = vdbLoadSettings(p);
+  return rc;
+}
+
+/* The declared defaults, then the settings stored by commands over them.
+** Run again whenever the stored ones may have changed (vdbRefreshSettings),
+** so it starts from the defaults: a rollback can remove a setting. */
+static int vdbLoadSettings(VdbVtab *p){
+  sqlite3_stmt *pStmt = 0;
+  int i, rc;
+  for(i=0; i<p->store.nVec; i++){
+    p->aEfSearch[i] = p->pDef->aCol[p->store.aVecCol[i]].index.efSearch;
+    if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], VDB_HNSW_DEFAULT_CACHE_MB);
   }
+  rc = vdbStorePrepare(&p->store, sqlite3_mprintf(
+      "SELECT key, value FROM \"%w\".\"%w_info\" WHERE key IN ('ef_search', 'cache_mb')",
+      p->store.zDb, p->store.zName), &pStmt);
   while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
     const char *zKey = (const char*)sqlite3_column_text(pStmt, 0);
     int v = sqlite3_column_int(pStmt, 1);
-    for(i=0; zKey && i<p->store.nVec; i++){
+    if( zKey==0 || !vdbSettingOk(zKey, sqlite3_column_value(pStmt, 1)) ) continue;
+    for(i=0; i<p->store.nVec; i++){
       if( strcmp(zKey, "ef_search")==0 ) p->aEfSearch[i] = v;
       else if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], v);
     }
@@ -179,6 +206,26 @@ static int vdbOpenIndexes(VdbVtab *p){
   if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
   else sqlite3_finalize(pStmt);
   return rc;
+}
+
+/* Settings another connection stored, or a rollback undid, since they
+** were read are read again. Both cases are exactly those in which a graph
+** cache is discarded (another connection committed: PRAGMA data_version;
+** or xRollback, xRollbackTo), so a change in the number of discards, with
+** the graphs just synced, is the signal. */
+static int vdbRefreshSettings(VdbVtab *p){
+  sqlite3_int64 n = 0;
+  int i;
+  for(i=0; i<p->store.nVec; i++){
+    if( p->apHnsw[i] ){
+      VdbHnswStats st;
+      vdbHnswStoreStats(p->apHnsw[i], &st);
+      n += st.nDiscards;
+    }
+  }
+  if( n==p->nSettingsDiscards ) return SQLITE_OK;
+  p->nSettingsDiscards = n;
+  return vdbLoadSettings(p);
 }
 
 static void vdbVtabFree(VdbVtab *p){
@@ -365,17 +412,28 @@ static int vdbVtabBegin(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
 static int vdbVtabSync(sqlite3_vtab *pVtab){ return vdbFlushIndexes((VdbVtab*)pVtab); }
 static int vdbVtabCommit(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
 static int vdbVtabRollback(sqlite3_vtab *pVtab){
+  ((VdbVtab*)pVtab)->iFailedSavepoint = 0;
   vdbDiscardIndexes((VdbVtab*)pVtab);
   return SQLITE_OK;
 }
 /* Savepoints that SQLite opens for this module's own shadow-table
 ** statements (inside xUpdate) are not user savepoints: flushing there would
 ** write the whole graph cache on every row, and a failure there fails the
-** enclosing statement, whose own rollback discards the cache. */
+** enclosing statement, whose own rollback discards the cache.
+**
+** A flush that fails fails the statement about to start, and SQLite then
+** calls xRollbackTo for that same savepoint. Nothing of the statement has
+** run, and the flush's own writes happened before its savepoint began, so
+** they stay; the nodes not yet written are still dirty in the cache. So
+** that rollback must keep the cache: discarding it would lose the changes
+** of the transaction's earlier statements while their rows stay. */
 static int vdbVtabSavepoint(sqlite3_vtab *pVtab, int iSavepoint){
   VdbVtab *p = (VdbVtab*)pVtab;
-  (void)iSavepoint;
-  return p->inUpdate ? SQLITE_OK : vdbFlushIndexes(p);
+  int rc;
+  if( p->inUpdate ) return SQLITE_OK;
+  rc = vdbFlushIndexes(p);
+  p->iFailedSavepoint = rc==SQLITE_OK ? 0 : iSavepoint+1;
+  return rc;
 }
 static int vdbVtabRelease(sqlite3_vtab *pVtab, int iSavepoint){
   (void)pVtab; (void)iSavepoint;
@@ -383,8 +441,12 @@ static int vdbVtabRelease(sqlite3_vtab *pVtab, int iSavepoint){
 }
 static int vdbVtabRollbackTo(sqlite3_vtab *pVtab, int iSavepoint){
   VdbVtab *p = (VdbVtab*)pVtab;
-  (void)iSavepoint;
-  if( !p->inUpdate ) vdbDiscardIndexes(p);
+  if( p->inUpdate ) return SQLITE_OK;
+  if( p->iFailedSavepoint>0 && p->iFailedSavepoint==iSavepoint+1 ){   /* ROLLBACK TO a transaction savepoint is -1 */
+    p->iFailedSavepoint = 0;        /* the statement whose xSavepoint failed: see above */
+  }else{
+    vdbDiscardIndexes(p);
+  }
   return SQLITE_OK;
 }
 
@@ -673,6 +735,8 @@ static int vdbPrepareFiltered(VdbVtab *p, const char *zCols, const char *zOrder,
   rc = vdbBuildFilter(idxStr, argc, argv, s, &f);
   *pHasFilter = sqlite3_str_length(s)>nBefore;
   sqlite3_str_appendf(s, " ORDER BY %s", zOrder);
+  /* Out of memory, the text is NULL: never prepare that. */
+  if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(s);
   if( rc==SQLITE_OK ){
     if( f.nParam > sqlite3_limit(p->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) ){
       rc = vdbVtabError(p, SQLITE_TOOBIG, "vectordb: too many values in IN lists (%d)", f.nParam);
@@ -740,9 +804,12 @@ static int vdbGraphKnn(VdbVtab *p, VdbHnswStore *pGraph, VdbKnnQuery *q, int ef,
                        VdbHit **paHit, int *pnHit, char **pzErr){
   VdbRowSet set;
   int rc = vdbHnswStoreSync(pGraph), nAlloc = 0, want;
-  (void)p;
   memset(&set, 0, sizeof(set));
+  /* ef<0: the table's default, read after the sync, which tells whether
+  ** the stored default may have changed. */
+  if( rc==SQLITE_OK ) rc = vdbRefreshSettings(p);
   if( rc!=SQLITE_OK ) return rc;
+  if( ef<0 ) ef = p->aEfSearch[q->iVec];
   if( q->pFilter==0 ){
     return vdbHnswStoreSearch(pGraph, (const float*)q->query.pData, q->k, ef, 0, 0, paHit, pnHit);
   }
@@ -854,11 +921,11 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
   }
   if( rc==SQLITE_OK ){
     VdbHnswStore *pGraph = p->apHnsw[q.iVec];
-    if( ef<0 ) ef = p->aEfSearch[q.iVec];
     /* The graph answers unless the column has none, ef_search = 0 asks for
     ** exact search, or a distance range is given (a range needs every row
-    ** within it, which only a scan can promise). */
-    if( pGraph && ef>0 && !q.hasLo && !q.hasHi && q.k>0 ){
+    ** within it, which only a scan can promise). Without ef_search in the
+    ** query (ef<0), vdbGraphKnn uses the table's default, which is never 0. */
+    if( pGraph && ef!=0 && !q.hasLo && !q.hasHi && q.k>0 ){
       rc = vdbGraphKnn(p, pGraph, &q, ef, &pCur->aHit, &pCur->nHit, &zErr);
     }else{
       rc = vdbKnnSearch(&q, &pCur->aHit, &pCur->nHit, &zErr);
@@ -1232,9 +1299,26 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
 /* Rows, slots and every graph: SQLITE_OK when sound, SQLITE_CORRUPT (or
 ** SQLITE_CORRUPT_VTAB) with *pzErr naming the first fault. */
 static int vdbIntegrity(VdbVtab *p, char **pzErr){
+  sqlite3_stmt *pStmt = 0;
   int i, rc = vdbStoreIntegrity(&p->store, pzErr);
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
     if( p->apHnsw[i] ) rc = vdbHnswStoreCheck(p->apHnsw[i], pzErr);
+  }
+  /* Stored settings that no command could have written. */
+  if( rc==SQLITE_OK ){
+    rc = vdbStorePrepare(&p->store, sqlite3_mprintf(
+        "SELECT key, value FROM \"%w\".\"%w_info\" WHERE key IN ('ef_search', 'cache_mb')",
+        p->store.zDb, p->store.zName), &pStmt);
+    while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+      const char *zKey = (const char*)sqlite3_column_text(pStmt, 0);
+      if( zKey && !vdbSettingOk(zKey, sqlite3_column_value(pStmt, 1)) ){
+        *pzErr = sqlite3_mprintf("the stored setting %s=%s is out of range", zKey,
+                                 (const char*)sqlite3_column_text(pStmt, 1));
+        rc = SQLITE_CORRUPT;
+      }
+    }
+    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+    else sqlite3_finalize(pStmt);
   }
   if( rc==SQLITE_CORRUPT_VTAB && *pzErr==0 ){
     *pzErr = sqlite3_mprintf("malformed shadow table content");
@@ -1282,7 +1366,7 @@ static int vdbCommand(VdbVtab *p, const char *zCmd){
     const char *zVal = strchr(zCmd, '=') + 1;
     char *zEnd = 0;
     long n = strtol(zVal, &zEnd, 10);
-    int lo = 1, hi = isEf ? VDB_HNSW_MAX_EF : 1048576;
+    int lo = 1, hi = isEf ? VDB_HNSW_MAX_EF : VDB_MAX_CACHE_MB;
     if( zEnd==zVal || *zEnd!=0 || n<lo || n>hi ){
       return vdbVtabError(p, SQLITE_ERROR, "vectordb: %s must be an integer from %d to %d",
                           isEf ? "ef_search" : "cache_mb", lo, hi);
@@ -1314,6 +1398,7 @@ static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sq
   int rc;
   p->inUpdate = 1;
   rc = vdbSyncIndexes(p);
+  if( rc==SQLITE_OK ) rc = vdbRefreshSettings(p);
   if( rc!=SQLITE_OK ){
     /* nothing written */
   }else if( argc==1 ){
