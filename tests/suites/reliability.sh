@@ -21,4 +21,4 @@ VALGRIND="valgrind -q --error-exitcode=1 --leak-check=full"
 run_suite valgrind-vector $VALGRIND ./build/core/test_vector
 run_suite valgrind-schema $VALGRIND ./build/core/test_schema
 run_suite valgrind-static $VALGRIND ./build/core/test_static
-run_suite valgrind-soak   $VALGRIND ./build/core/test_soak 14 20 2 300
+run_suite valgrind-soak   $VALGRIND ./build/core/test_soak 12 15 2 300
