@@ -8,8 +8,8 @@
 #   make soak         the soak test with SOAK_GENERATIONS commits and SOAK_READS
 #                     queries per reader, then under ThreadSanitizer with
 #                     SOAK_TSAN_GENERATIONS commits
-#   make valgrind     memcheck on every C unit test (test_hnsw at 2,000 rows)
-#                     and a longer soak
+#   make valgrind     memcheck on every C unit test (test_hnsw at 2,000 rows,
+#                     the fewest it reads: tens of minutes) and a longer soak
 
 CRASHES ?= 250
 SOAK_GENERATIONS ?= 5000
@@ -44,8 +44,10 @@ soak:
 	nice -n 19 ./build/core/test_soak $(SOAK_GENERATIONS) $(SOAK_READS) 4
 	TSAN_OPTIONS=halt_on_error=1 nice -n 19 ./build/tsan-core/test_soak $(SOAK_TSAN_GENERATIONS) $$(( $(SOAK_READS) / 10 )) 4
 
-# Memcheck: errors and definite or possible leaks fail the run.
-VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full
+# Memcheck: errors and definite or possible leaks fail the run. Fair
+# scheduling, or the soak's readers can starve its writer (valgrind runs one
+# thread at a time).
+VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full --fair-sched=yes
 
 .PHONY: valgrind
 valgrind:
@@ -55,4 +57,4 @@ valgrind:
 	nice -n 19 $(VALGRIND) ./build/core/test_schema
 	nice -n 19 $(VALGRIND) ./build/core/test_static
 	nice -n 19 $(VALGRIND) ./build/core/test_hnsw 2000
-	nice -n 19 $(VALGRIND) ./build/core/test_soak 100 200 3 1000
+	nice -n 19 $(VALGRIND) ./build/core/test_soak 40 100 2 1000

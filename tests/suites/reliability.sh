@@ -17,7 +17,9 @@ run_suite tsan-soak env TSAN_OPTIONS=halt_on_error=1 ./build/tsan-core/test_soak
 
 # valgrind memcheck (errors and leaks fail) on the quick C tests and a small
 # soak; `make valgrind` adds test_kernels, test_hnsw and a longer soak.
-VALGRIND="valgrind -q --error-exitcode=1 --leak-check=full"
+# --fair-sched=yes: valgrind runs one thread at a time, and its default lock
+# can starve the soak's writer while the readers wait for it to finish.
+VALGRIND="valgrind -q --error-exitcode=1 --leak-check=full --fair-sched=yes"
 run_suite valgrind-vector $VALGRIND ./build/core/test_vector
 run_suite valgrind-schema $VALGRIND ./build/core/test_schema
 run_suite valgrind-static $VALGRIND ./build/core/test_static
