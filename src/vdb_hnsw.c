@@ -811,16 +811,19 @@ static int vdbKeepConnected(VdbHnsw *p, const sqlite3_int64 *aNid, int n){
 int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
   VdbHnswNode *pX;
   sqlite3_int64 *aaNbr[VDB_HNSW_MAX_LEVEL+1];
+  int *aaTarget[VDB_HNSW_MAX_LEVEL+1];
   int anNbr[VDB_HNSW_MAX_LEVEL+1];
   int layer, level, rc, i, j;
   rc = p->access.xGet(p->access.pCtx, nid, &pX);
   if( rc!=SQLITE_OK ) return rc;
   level = pX->level;
   memset(aaNbr, 0, sizeof(aaNbr));
+  memset(aaTarget, 0, sizeof(aaTarget));
   for(layer=0; rc==SQLITE_OK && layer<=level; layer++){
     anNbr[layer] = pX->anLink[layer];
     aaNbr[layer] = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)(anNbr[layer]+1));
-    if( aaNbr[layer]==0 ){ rc = SQLITE_NOMEM; break; }
+    aaTarget[layer] = (int*)sqlite3_malloc64(sizeof(int)*(sqlite3_uint64)(anNbr[layer]+1));
+    if( aaNbr[layer]==0 || aaTarget[layer]==0 ){ rc = SQLITE_NOMEM; break; }
     memcpy(aaNbr[layer], pX->aaLink[layer], sizeof(sqlite3_int64)*(size_t)anNbr[layer]);
     for(i=0; rc==SQLITE_OK && i<anNbr[layer]; i++){
       VdbHnswNode *pN;
@@ -829,6 +832,11 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
       if( rc!=SQLITE_OK ) break;
       k = vdbLinkIndex(pN, layer, nid);
       if( k<0 ){ rc = SQLITE_CORRUPT_VTAB; break; }   /* a one-sided link */
+      /* The repair gives back the link lost, or fills up to M: linking to
+      ** every former neighbour with room would swell degrees with short,
+      ** redundant edges at each delete, and a churned graph would walk
+      ** slower and reach less than a fresh one. */
+      aaTarget[layer][i] = pN->anLink[layer]>p->params.m ? pN->anLink[layer] : p->params.m;
       vdbLinkRemoveAt(pN, layer, k);
       rc = p->access.xDirty(p->access.pCtx, pN);
     }
@@ -868,7 +876,7 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
       }
       if( rc!=SQLITE_OK ) break;
       if( nCand>1 ) qsort(aCand, (size_t)nCand, sizeof(VdbHnswHit), vdbHitCompare);
-      for(j=0; rc==SQLITE_OK && j<nCand && pN->anLink[layer]<vdbLayerCap(p, layer); j++){
+      for(j=0; rc==SQLITE_OK && j<nCand && pN->anLink[layer]<aaTarget[layer][i]; j++){
         VdbHnswNode *pO;
         int linked;
         rc = p->access.xGet(p->access.pCtx, aCand[j].nid, &pO);
@@ -883,7 +891,10 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
     }
     sqlite3_free(aCand);
   }
-  for(layer=0; layer<=level; layer++) sqlite3_free(aaNbr[layer]);
+  for(layer=0; layer<=level; layer++){
+    sqlite3_free(aaNbr[layer]);
+    sqlite3_free(aaTarget[layer]);
+  }
   if( rc==SQLITE_OK ) rc = p->access.xRemove(p->access.pCtx, pX);
   return rc;
 }
