@@ -7,7 +7,8 @@
 #   make bench         every data set and system (~30 min; peers' builds are
 #                      cached by input checksum, so re-runs are shorter)
 # BENCH_ARGS passes further options to bench/run.py, e.g. --datasets
-# fashion-mnist,cosine-200k or --base my.fvecs --queries q.fvecs --metric cosine.
+# fashion-mnist,cosine-200k or --base my.fvecs --queries q.fvecs --metric cosine;
+# --rebuild builds every system afresh, so build times come from one run.
 
 BENCH_DRIVERS = build/bench/groundtruth build/bench/sqlite_run build/bench/hnswlib_run build/bench/faiss_run
 BENCH_CFLAGS  = $(CSTD) $(WARN) $(OPT) -Isrc -Ibench

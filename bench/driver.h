@@ -90,11 +90,19 @@ static inline long long benchFileSize(const char *zPath){
   return n;
 }
 
-/* Prints the process's peak resident set size, for bench/run.py. */
+/* Prints the process's peak resident set size, for bench/run.py: VmHWM,
+** the high-water mark of this program's own address space. Not
+** getrusage's ru_maxrss: Linux carries that across exec, so a driver
+** started by a Python holding gigabytes of data reported Python's size. */
 static inline int benchReportRss(int rc){
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  printf("{\"peak_rss_mb\": %.1f}\n", (double)ru.ru_maxrss/1024.0);
+  FILE *f = fopen("/proc/self/status", "r");
+  char zLine[256];
+  long long kb = -1;
+  while( f && fgets(zLine, sizeof(zLine), f) ){
+    if( strncmp(zLine, "VmHWM:", 6)==0 ){ kb = atoll(zLine+6); break; }
+  }
+  if( f ) fclose(f);
+  if( kb>=0 ) printf("{\"peak_rss_mb\": %.1f, \"rss_source\": \"VmHWM\"}\n", (double)kb/1024.0);
   return rc;
 }
 

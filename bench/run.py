@@ -2,7 +2,7 @@
 
 usage: /usr/bin/python3 bench/run.py [--quick | --smoke] [--datasets a,b,...]
            [--base F --queries F --metric l2|cosine --name NAME]
-           [--out DIR] [--repeats N] [--threads N]
+           [--out DIR] [--repeats N] [--threads N] [--rebuild[=SYSTEM,...]]
 
 Systems (each a separate driver process, so peak RSS is its own):
   vectordb         HNSW index, several ef_search values   bench/sqlite_run.c
@@ -19,7 +19,9 @@ connections (SQLite systems) or a shared index (the libraries).
 Builds are cached under .cache/bench/index by a key of the data checksum,
 the system's parameters and the SHA-256 of the driver (and extension)
 binaries, so a re-run rebuilds only what changed; a reused build reports
-the time measured when it was made.
+the time measured when it was made. --rebuild builds every system afresh
+(and replaces its cached build), so that build-time ratios come from one
+run: do that for results you publish; --rebuild=a,b only those systems.
 
 Writes DIR/RESULTS.md, DIR/results.json and DIR/<dataset>.png (recall vs
 QPS, gnuplot); DIR defaults to bench/. The summary, with the ratios
@@ -76,7 +78,8 @@ def run_driver(argv):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    rss = next((r["peak_rss_mb"] for r in rows if "peak_rss_mb" in r), None)
+    # Only VmHWM is the driver's own peak (see benchReportRss in driver.h).
+    rss = next((r["peak_rss_mb"] for r in rows if r.get("rss_source") == "VmHWM"), None)
     rows = [r for r in rows if "peak_rss_mb" not in r]
     if proc.returncode != 0 or not rows:
         return rows, rss, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
@@ -124,7 +127,7 @@ def systems_for(data):
     }
 
 
-def build_system(name, spec, data, index_dir):
+def build_system(name, spec, data, index_dir, rebuild=False):
     """Builds (or reuses) one system's index; returns (build record, index path)."""
     missing = [b for b in spec["binaries"] if not os.path.exists(b)]
     if missing:
@@ -133,10 +136,14 @@ def build_system(name, spec, data, index_dir):
                                      "bin": [sha256_file(b) for b in spec["binaries"]]}).encode()).hexdigest()[:16]
     path = os.path.join(index_dir, f"{name}-{key}{spec['ext']}")
     record_path = path + ".json"
-    if os.path.exists(path) and os.path.exists(record_path):
+    rebuild = rebuild is True or (isinstance(rebuild, list) and name in rebuild)
+    if not rebuild and os.path.exists(path) and os.path.exists(record_path):
         with open(record_path) as f:
             record = json.load(f)
         record["cached"] = True
+        if not record.get("rss_vmhwm"):
+            record["build_rss_mb"] = None     # measured by the old, wrong method
+
         log(f"  {name}: reusing the build of {record['when']} ({record['build_s']:.1f} s)")
         return record, path
     log(f"  {name}: building {data['n']:,} x {data['dim']} ...")
@@ -145,7 +152,8 @@ def build_system(name, spec, data, index_dir):
                                  arg + path, *spec["build"]])
     if err or not rows:
         return {"missing": f"build failed: {err}"}, None
-    record = dict(rows[-1], build_rss_mb=rss, when=datetime.datetime.now().isoformat(timespec="seconds"))
+    record = dict(rows[-1], build_rss_mb=rss, rss_vmhwm=True,
+                  when=datetime.datetime.now().isoformat(timespec="seconds"))
     with open(record_path, "w") as f:
         json.dump(record, f)
     record["cached"] = False
@@ -194,7 +202,7 @@ def bench_dataset(name, profile, args, generator=None):
                 results[sys_name] = {"missing": f"needs {spec['same_build_as']}"}
                 continue
         else:
-            record, path = build_system(sys_name, spec, data, index_dir)
+            record, path = build_system(sys_name, spec, data, index_dir, args.get("rebuild", False))
             if path is None:
                 results[sys_name] = record
                 log(f"  {sys_name}: MISSING ({record['missing']})")
@@ -356,12 +364,17 @@ def write_markdown(run, out_dir):
 
 
 def parse_args(argv):
-    args = {"profile": "full", "repeats": 3, "threads": 2, "out": "bench", "datasets": None, "custom": None}
+    args = {"profile": "full", "repeats": 3, "threads": 2, "out": "bench", "datasets": None, "custom": None,
+            "rebuild": False}
     i = 1
     while i < len(argv):
         a = argv[i]
         if a in ("--quick", "--smoke"):
             args["profile"] = a[2:]
+        elif a == "--rebuild":
+            args["rebuild"] = True
+        elif a.startswith("--rebuild="):
+            args["rebuild"] = a.split("=", 1)[1].split(",")
         elif a in ("--datasets", "--out", "--repeats", "--threads", "--base", "--queries", "--metric", "--name"):
             i += 1
             args[a[2:]] = argv[i]

@@ -40,6 +40,7 @@ typedef struct VdbHnswNode {
   sqlite3_int64 nid;
   int level;
   const float *pVec;              /* the node's vector, dim floats */
+  float invNorm;                  /* cosine only: vdbHnswInvNorm(pVec), set by the access layer */
   int anLink[VDB_HNSW_MAX_LEVEL+1];            /* links per layer */
   sqlite3_int64 *aaLink[VDB_HNSW_MAX_LEVEL+1]; /* capacity: vdbHnswLayerCap() */
 } VdbHnswNode;
@@ -50,9 +51,12 @@ typedef struct VdbHnswAccess {
   void *pCtx;
   /* The node with this nid; SQLITE_NOTFOUND if there is none. */
   int (*xGet)(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode);
-  /* Optional fast path for the search: just the vector of node nid,
-  ** valid like xGet's nodes; NULL to use xGet. */
-  int (*xVector)(void *pCtx, sqlite3_int64 nid, const float **ppVec);
+  /* Optional fast path for the search: just the vector of node nid and
+  ** its invNorm, valid like xGet's nodes; NULL to use xGet. */
+  int (*xVector)(void *pCtx, sqlite3_int64 nid, const float **ppVec, float *pInvNorm);
+  /* Optional hint: the search will soon read node nid's links, so start
+  ** bringing them towards the CPU cache. NULL: no hint. */
+  void (*xPrefetch)(void *pCtx, sqlite3_int64 nid);
   /* A new node with no links; pVec is copied. */
   int (*xCreate)(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **ppNode);
   /* pNode's links changed. */
@@ -102,6 +106,10 @@ void vdbHnswFree(VdbHnsw *p);
 /* The level a node id gets: floor(-ln(u) / ln(M)) for u uniform in (0,1]
 ** derived from a hash of (nid, seed), capped at VDB_HNSW_MAX_LEVEL. */
 int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid);
+
+/* 1/|v| for a node's invNorm (cosine); 0 for a zero or overflowing vector,
+** which has no cosine distance. */
+float vdbHnswInvNorm(const VdbKernels *pK, const float *pVec, int dim);
 
 int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec);
 int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid);

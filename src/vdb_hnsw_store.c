@@ -39,6 +39,12 @@ struct VdbCNode {
 ** page reads for a 1,024-row chunk, so loading nodes one vector at a time
 ** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
 ** every later node of the chunk free. */
+/* Where a node's vector is, and its inverse norm (cosine only). */
+typedef struct VdbVecRef {
+  const float *pVec;
+  float invNorm;
+} VdbVecRef;
+
 typedef struct VdbChunkBuf {
   sqlite3_int64 chunkId;            /* 0: empty slot */
   float *aVec;                      /* chunkSize x dim */
@@ -63,8 +69,13 @@ struct VdbHnswStore {
   ** search's distance to a neighbour then reads this flat table (8 bytes
   ** per node, mostly in the CPU cache) and the vector, not the node. A
   ** vector outlives its node's eviction: only freeing chunks clears it. */
-  const float **apVecByNid;
+  VdbVecRef *aVecByNid;
   sqlite3_int64 nVecByNid;
+  /* nid -> its cached node, for nids below nNodeByNid: the same content as
+  ** aHash, which stays for the clock sweep and for larger nids, but one
+  ** read instead of a hashed probe. NULL: not cached. */
+  VdbCNode **apNodeByNid;
+  sqlite3_int64 nNodeByNid;
   /* chunk_id -> vectors, open addressing, at most half full. */
   VdbChunkBuf *aChunk;
   int nChunkSlot, nChunk;
@@ -107,6 +118,7 @@ static unsigned int vdbBucket(const VdbHnswStore *p, sqlite3_int64 nid){
 
 static VdbCNode *vdbLookup(VdbHnswStore *p, sqlite3_int64 nid){
   unsigned int h, mask = (unsigned)(p->nHash-1);
+  if( nid>=0 && nid<p->nNodeByNid ) return p->apNodeByNid[nid];
   if( p->nHash==0 ) return 0;
   for(h=vdbBucket(p, nid); p->aHash[h].nid; h=(h+1)&mask){
     if( p->aHash[h].nid==nid ) return p->aHash[h].pNode;
@@ -123,24 +135,25 @@ static void vdbSlotPut(VdbHnswStore *p, VdbCNode *c){
 
 /* Chunk buffers went: no remembered vector pointer may be used. */
 static void vdbForgetVectors(VdbHnswStore *p){
-  if( p->apVecByNid ) memset(p->apVecByNid, 0, sizeof(float*)*(size_t)p->nVecByNid);
+  if( p->aVecByNid ) memset(p->aVecByNid, 0, sizeof(VdbVecRef)*(size_t)p->nVecByNid);
 }
 
 /* Remember where nid's vector is (or forget it, pVec NULL). */
-static void vdbRememberVector(VdbHnswStore *p, sqlite3_int64 nid, const float *pVec){
+static void vdbRememberVector(VdbHnswStore *p, sqlite3_int64 nid, const float *pVec, float invNorm){
   if( nid<0 || nid>=VDB_VEC_BY_NID_MAX ) return;
   if( nid>=p->nVecByNid ){
     sqlite3_int64 n = p->nVecByNid ? p->nVecByNid : 4096;
-    const float **aNew;
+    VdbVecRef *aNew;
     if( pVec==0 ) return;
     while( n<=nid ) n *= 2;
-    aNew = (const float**)sqlite3_realloc64((void*)p->apVecByNid, sizeof(float*)*(sqlite3_uint64)n);
+    aNew = (VdbVecRef*)sqlite3_realloc64(p->aVecByNid, sizeof(VdbVecRef)*(sqlite3_uint64)n);
     if( aNew==0 ) return;           /* only a shortcut: the slow path still works */
-    memset((void*)(aNew + p->nVecByNid), 0, sizeof(float*)*(size_t)(n - p->nVecByNid));
-    p->apVecByNid = aNew;
+    memset(aNew + p->nVecByNid, 0, sizeof(VdbVecRef)*(size_t)(n - p->nVecByNid));
+    p->aVecByNid = aNew;
     p->nVecByNid = n;
   }
-  p->apVecByNid[nid] = pVec;
+  p->aVecByNid[nid].pVec = pVec;
+  p->aVecByNid[nid].invNorm = invNorm;
 }
 
 /* Resize to nSlot entries (a power of two) and re-place every node. */
@@ -161,12 +174,38 @@ static int vdbHashResize(VdbHnswStore *p, int nSlot){
   return SQLITE_OK;
 }
 
+/* Record c in the flat table, growing it to cover c's nid when that is
+** small enough; the nodes already cached with nids in the new range come
+** over from the hash, so the table stays authoritative below its size. A
+** failed growth only leaves the hash to answer for the larger nids. */
+static void vdbFlatPut(VdbHnswStore *p, VdbCNode *c){
+  sqlite3_int64 nid = c->node.nid;
+  if( nid>=p->nNodeByNid && nid<VDB_VEC_BY_NID_MAX ){
+    sqlite3_int64 n = p->nNodeByNid ? p->nNodeByNid : 4096, nOld = p->nNodeByNid;
+    VdbCNode **aNew;
+    int i;
+    while( n<=nid ) n *= 2;
+    aNew = (VdbCNode**)sqlite3_realloc64(p->apNodeByNid, sizeof(VdbCNode*)*(sqlite3_uint64)n);
+    if( aNew ){
+      memset(aNew + nOld, 0, sizeof(VdbCNode*)*(size_t)(n - nOld));
+      for(i=0; i<p->nHash; i++){
+        sqlite3_int64 x = p->aHash[i].nid;
+        if( x>=nOld && x<n ) aNew[x] = p->aHash[i].pNode;
+      }
+      p->apNodeByNid = aNew;
+      p->nNodeByNid = n;
+    }
+  }
+  if( nid>=0 && nid<p->nNodeByNid ) p->apNodeByNid[nid] = c;
+}
+
 static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
   if( (p->nNode+1)*2 > p->nHash ){
     int rc = vdbHashResize(p, p->nHash ? p->nHash*2 : 2048);
     if( rc!=SQLITE_OK ) return rc;
   }
   vdbSlotPut(p, c);
+  vdbFlatPut(p, c);
   p->nNode++;
   p->cacheBytes += (sqlite3_int64)c->nByte;
   return SQLITE_OK;
@@ -178,6 +217,7 @@ static void vdbHashRemove(VdbHnswStore *p, VdbCNode *c){
   unsigned int mask = (unsigned)(p->nHash-1), h, j;
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid && p->aHash[h].pNode!=c; h=(h+1)&mask){}
   if( p->aHash[h].nid==0 ) return;
+  if( c->node.nid<p->nNodeByNid ) p->apNodeByNid[c->node.nid] = 0;
   p->aHash[h].nid = 0;
   for(j=(h+1)&mask; p->aHash[j].nid; j=(j+1)&mask){
     unsigned int home = vdbBucket(p, p->aHash[j].nid);
@@ -331,6 +371,9 @@ static int vdbAttachVector(VdbHnswStore *p, VdbCNode *c){
   }
   b->isReferenced = 1;
   c->node.pVec = b->aVec + (size_t)c->slot.offset*(size_t)p->pCol->nDim;
+  if( p->graph.params.eMetric==VDB_METRIC_COSINE ){
+    c->node.invNorm = vdbHnswInvNorm(p->graph.pK, c->node.pVec, p->pCol->nDim);
+  }
   c->chunkEpoch = p->chunkEpoch;
   return SQLITE_OK;
 }
@@ -611,6 +654,7 @@ static void vdbDiscardNow(VdbHnswStore *p){
     p->aHash[i].nid = 0;
     p->aHash[i].pNode = 0;
   }
+  if( p->apNodeByNid ) memset(p->apNodeByNid, 0, sizeof(VdbCNode*)*(size_t)p->nNodeByNid);
   p->nNode = 0;
   p->cacheBytes = 0;
   p->pDirty = 0;
@@ -645,20 +689,36 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
 }
 
 /* The search's fast path: a cached node's vector from its hash entry. */
-static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const float **ppVec){
+static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const float **ppVec, float *pInvNorm){
   VdbHnswStore *p = (VdbHnswStore*)pCtx;
   VdbHnswNode *pNode;
   int rc;
-  if( nid>=0 && nid<p->nVecByNid && p->apVecByNid[nid] ){
-    *ppVec = p->apVecByNid[nid];
+  if( nid>=0 && nid<p->nVecByNid && p->aVecByNid[nid].pVec ){
+    *ppVec = p->aVecByNid[nid].pVec;
+    *pInvNorm = p->aVecByNid[nid].invNorm;
     return SQLITE_OK;
   }
   rc = vdbAccessGet(pCtx, nid, &pNode);
   if( rc==SQLITE_OK ){
     *ppVec = pNode->pVec;
-    vdbRememberVector(p, nid, pNode->pVec);
+    *pInvNorm = pNode->invNorm;
+    vdbRememberVector(p, nid, pNode->pVec, pNode->invNorm);
   }
   return rc;
+}
+
+/* Touch the lines of a cached node that an expansion reads: the header
+** (flags, link counts and pointers) and the first layer-0 links. */
+static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
+  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbCNode *c = vdbLookup(p, nid);
+  if( c ){
+    const char *z = (const char*)c;
+    const char *zLinks = (const char*)(c+1);       /* see vdbNewCNode */
+    size_t i, nLinks = (size_t)vdbCap(p, 0)*sizeof(sqlite3_int64);
+    for(i=0; i<sizeof(VdbCNode); i+=64) __builtin_prefetch(z+i);
+    for(i=0; i<nLinks; i+=64) __builtin_prefetch(zLinks+i);
+  }
 }
 
 static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **ppNode){
@@ -695,7 +755,7 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
 }
 
 static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
-  vdbRememberVector((VdbHnswStore*)pCtx, pNode->nid, 0);
+  vdbRememberVector((VdbHnswStore*)pCtx, pNode->nid, 0, 0);
   ((VdbCNode*)pNode)->isRemoved = 1;
   return vdbAccessDirty(pCtx, pNode);
 }
@@ -769,6 +829,7 @@ int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswSt
   access.xRemove = vdbAccessRemove;
   access.xTopNode = vdbAccessTopNode;
   access.xVector = vdbAccessVector;
+  access.xPrefetch = vdbAccessPrefetch;
   vdbHnswInit(&p->graph, &params, pK, &access);
   *ppOut = p;
   return SQLITE_OK;
@@ -780,7 +841,8 @@ void vdbHnswStoreClose(VdbHnswStore *p){
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
   sqlite3_free(p->aChunk);
-  sqlite3_free((void*)p->apVecByNid);
+  sqlite3_free(p->aVecByNid);
+  sqlite3_free(p->apNodeByNid);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);

@@ -728,6 +728,13 @@ static int scReadFile(const char *zPath, ScImage *p){
   return 1;
 }
 
+/* SQLITE_CONFIG_LOG for "one" runs: SQLite's log on stderr, to find where
+** an error came from. */
+static void scLog(void *pArg, int rc, const char *zMsg){
+  (void)pArg;
+  fprintf(stderr, "sqlite log %d: %s\n", rc, zMsg);
+}
+
 /* A mkdtemp template in memory-backed /dev/shm when there is one (the
 ** runs rewrite their database hundreds of times), else in /tmp. */
 static void scTempDir(char *zDir, int nDir, const char *zPrefix){

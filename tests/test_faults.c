@@ -297,12 +297,6 @@ static void powerLoss(int nChain, int nCrash){
   }
 }
 
-/* "one" runs print SQLite's log, to find where an error came from. */
-static void faultLog(void *pArg, int rc, const char *zMsg){
-  (void)pArg;
-  fprintf(stderr, "sqlite log %d: %s\n", rc, zMsg);
-}
-
 int main(int argc, char **argv){
   static ScScenario aScen[16];
   char zDir[64];
@@ -311,7 +305,7 @@ int main(int argc, char **argv){
   int stride = argc>2 ? atoi(argv[2]) : 1;
   int nScen;
   if( stride<1 ) stride = 1;
-  if( argc>1 && strcmp(argv[1], "one")==0 ) sqlite3_config(SQLITE_CONFIG_LOG, faultLog, 0);
+  if( argc>1 && strcmp(argv[1], "one")==0 ) sqlite3_config(SQLITE_CONFIG_LOG, scLog, 0);
   sqlite3_auto_extension((void(*)(void))sqlite3_vectordb_init);
   scTempDir(zDir, sizeof(zDir), "vdb-faults");
   if( faultvfsInstall(FV_NAME)!=SQLITE_OK || mkdtemp(zDir)==0 ){

@@ -54,6 +54,7 @@ static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec
   p->nid = nid;
   p->level = level;
   p->pVec = pCopy;
+  p->invNorm = vdbHnswInvNorm(vdbKernelsBest(), pCopy, DIM);
   for(l=0; l<=level; l++){
     p->aaLink[l] = (sqlite3_int64*)calloc((size_t)vdbHnswLayerCap(g->m, l), sizeof(sqlite3_int64));
   }
@@ -119,6 +120,7 @@ static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc
   access.xRemove = memRemove;
   access.xTopNode = memTopNode;
   access.xVector = 0;             /* the algorithm falls back on xGet */
+  access.xPrefetch = 0;
   vdbHnswInit(h, &params, vdbKernelsBest(), &access);
 }
 

@@ -182,6 +182,46 @@ def test_rollback_and_savepoint_leave_the_graph_as_it_was():
     integrity(db)
 
 
+def test_statement_failing_after_its_first_rows_leaves_nothing():
+    """Inside a transaction, a multi-row statement that fails on a later row
+    (its first rows already in the table and the graph) leaves the database
+    exactly as a twin that never ran it, once both commit."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((300, 8)).astype(np.float32)
+    extra = rng.standard_normal((5, 8)).astype(np.float32)
+
+    def twin():
+        c = connect(EXT)
+        build(c, [(i + 1, base[i]) for i in range(300)], decl="e float[8] INDEXED BY hnsw(m=4, ef_construction=20), "
+                                                             "label integer")
+        c.execute("CREATE TEMP TABLE s(rowid INTEGER PRIMARY KEY, e BLOB, label)")
+        c.executemany("INSERT INTO s VALUES (?, ?, 1)", [(1000 + i, extra[i].tobytes()) for i in range(5)])
+        c.execute("INSERT INTO s VALUES (1005, ?, 1)", (extra[0, :7].tobytes(),))   # 7 dimensions
+        return c
+
+    failing = [
+        ("INSERT INTO t(rowid, e, label) SELECT rowid, e, label FROM s ORDER BY rowid", "expects 8 dimensions"),
+        ("UPDATE t SET e = CASE WHEN rowid = 20 THEN x'00' ELSE e END WHERE rowid BETWEEN 10 AND 30",
+         "invalid float32"),
+        ("INSERT INTO t(rowid, e, label) SELECT rowid + 100000, e, CASE WHEN rowid = 1003 THEN 'x' ELSE 1 END "
+         "FROM s ORDER BY rowid", "expects integer"),
+        ("UPDATE t SET rowid = CASE WHEN rowid = 75 THEN 80 ELSE rowid + 1000 END WHERE rowid BETWEEN 70 AND 80",
+         "UNIQUE constraint failed"),
+    ]
+    for sql, message in failing:
+        a, b = twin(), twin()
+        for c in (a, b):
+            c.execute("BEGIN")
+            c.execute("DELETE FROM t WHERE rowid = 5")
+        expect_error(a, sql, message)
+        for c in (a, b):
+            c.execute("COMMIT")
+        integrity(a)
+        assert digest(a) == digest(b), sql
+        a.close()
+        b.close()
+
+
 def test_other_connection_never_sees_stale_graph():
     other = connect(EXT, os.path.join(TMP, "main.db"))
     q = QUERIES[2]

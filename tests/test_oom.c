@@ -303,12 +303,6 @@ static void oomAll(const ScScenario *aScen, int nScen, int stride){
   }
 }
 
-/* "one" runs print SQLite's log, to find where an error came from. */
-static void oomLog(void *pArg, int rc, const char *zMsg){
-  (void)pArg;
-  fprintf(stderr, "sqlite log %d: %s\n", rc, zMsg);
-}
-
 int main(int argc, char **argv){
   static ScScenario aScen[16];
   static sqlite3_mem_methods mem = {
@@ -324,7 +318,7 @@ int main(int argc, char **argv){
   if( sqlite3_config(SQLITE_CONFIG_GETMALLOC, &oom.def)!=SQLITE_OK
    || sqlite3_config(SQLITE_CONFIG_MALLOC, &mem)!=SQLITE_OK
    || (isLong && sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0)!=SQLITE_OK)
-   || (argc>1 && strcmp(argv[1], "one")==0 && sqlite3_config(SQLITE_CONFIG_LOG, oomLog, 0)!=SQLITE_OK)
+   || (argc>1 && strcmp(argv[1], "one")==0 && sqlite3_config(SQLITE_CONFIG_LOG, scLog, 0)!=SQLITE_OK)
    || sqlite3_initialize()!=SQLITE_OK ){
     fprintf(stderr, "cannot install the allocator\n");
     return 1;
