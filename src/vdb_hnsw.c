@@ -960,25 +960,18 @@ int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
   if( rc==SQLITE_OK ){
     if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
     for(i=0; rc==SQLITE_OK && i<w.n && n<k; i++){
-      if( p->params.eMetric==VDB_METRIC_COSINE ){
-        /* Report exactly what vec_distance_cosine gives, not the walk's
-        ** float-norm approximation (they differ in the 7th digit). */
+      if( p->params.eMetric==VDB_METRIC_COSINE || isinf(w.a[i].dist) ){
+        /* Cosine: report exactly what vec_distance_cosine gives, not the
+        ** walk's float-norm approximation (they differ in the 7th digit).
+        ** +Inf stands for "no distance" in the walk (see vdbHnswDist), but
+        ** a float32 overflow is a real infinite distance: ask again. */
         VdbHnswNode *pNode;
         double d;
         rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNode);
         if( rc!=SQLITE_OK ) break;
         if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim,
                             pQuery, pNode->pVec, &d) ) continue;
-        w.a[i].dist = d;
-      }else if( isinf(w.a[i].dist) ){
-        /* +Inf stands for "no distance" in the walk (see vdbHnswDist), but a
-        ** float32 overflow is a real infinite distance: ask again. */
-        VdbHnswNode *pNode;
-        double d;
-        rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNode);
-        if( rc!=SQLITE_OK ) break;
-        if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim,
-                            pQuery, pNode->pVec, &d) ) continue;
+        if( p->params.eMetric==VDB_METRIC_COSINE ) w.a[i].dist = d;
       }
       if( p->params.eMetric==VDB_METRIC_L2 ) w.a[i].dist = sqrt(w.a[i].dist);
       w.a[n++] = w.a[i];
