@@ -30,9 +30,9 @@ After each kill:
   - the table's rows equal the replay of every committed transaction's
     effects: same rowids, byte-identical vectors, same genres;
   - exact KNN (ef_search = 0), with and without a filter, agrees with numpy;
-  - HNSW recall@10 (ef_search 64, 300 queries) is no more than 0.01 below
-    that of a fresh build of the same rows with the same parameters (the
-    lower of two builds, in rowid order and shuffled);
+  - HNSW recall@10 (ef_search 32, 300 queries drawn like the rows) is no
+    more than 0.01 below that of a fresh build of the same rows with the
+    same parameters (the lower of two builds, in rowid order and shuffled);
   - a connection kept open across all the crashes (its graph cache filled
     by the previous cycle's queries) gives the same HNSW answers as a new
     connection, at the table's stored default ef_search, which the workload
@@ -65,6 +65,7 @@ def decl():
 
 GENRES = ["a", "b", "c", None]
 LOW_ROWS, HIGH_ROWS = 300, 1500     # the workload keeps the table in this band
+RECALL_QUERIES, RECALL_EF = 300, 32   # the recall-versus-fresh-build check
 MAX_CHILD_LINES = 200000            # a child never killed stops here (a parent bug)
 
 
@@ -510,17 +511,30 @@ class Mode:
                           f"exact KNN: row {rid} distance {dist} vs {d[pos[rid]]}")
                     check(abs(dist - want_d) <= 1e-4 * max(1.0, want_d),
                           f"exact KNN {flt}: distances {[x for _, x in res]} vs {list(top)}")
-        # HNSW recall against fresh builds of the same rows. Two builds of
-        # the same rows in different orders differ by up to ~0.01 on these
-        # queries (measured), so the yardstick is the lower of two fresh
-        # builds: rowid order and a shuffled order.
-        exact = [set(ids[np.argsort(d_all[qi], kind="stable")[:10]].tolist()) for qi in range(len(queries))]
+        # HNSW recall against fresh builds of the same rows, on queries drawn
+        # like the rows (vec() of seeds no row uses). Not the Gaussian queries
+        # above: at 128 dimensions those lie off the rows' 16-dimensional
+        # pattern, and their nearest rows are a handful of extreme "hub" rows
+        # (one row was in the top 10 of a third of them). Recall on them
+        # measures whether those few rows happened to get links towards each
+        # other, and fresh builds of the same rows in different orders
+        # differed by 0.03 at ef_search 32 (measured, 1,000 queries), so no
+        # bound of 0.01 could be kept on them whatever the repair does.
+        # Drawn like the rows, fresh builds agree within 0.005, and a graph
+        # that churn has damaged shows up. ef_search 32, not the default 64,
+        # so recall is below 0.99 and a loss can show. The yardstick is the
+        # lower of two fresh builds: rowid order and a shuffled order.
+        rq = np.stack([np.frombuffer(vec(f"recall-query-{qrng.integers(1 << 40)}"), dtype="<f4")
+                       for _ in range(RECALL_QUERIES)])
+        r64 = rq.astype(np.float64)
+        d_rq = (r64 ** 2).sum(axis=1)[:, None] + (m64 ** 2).sum(axis=1)[None, :] - 2.0 * r64 @ m64.T
+        exact = [set(ids[np.argsort(d_rq[qi], kind="stable")[:10]].tolist()) for qi in range(len(rq))]
 
         def recall(conn):
             found = 0
-            for qi, q in enumerate(queries):
-                res = conn.execute("SELECT rowid FROM t WHERE e MATCH ? AND k = 10 AND ef_search = 64",
-                                   (q.tobytes(),)).fetchall()
+            for qi, q in enumerate(rq):
+                res = conn.execute("SELECT rowid FROM t WHERE e MATCH ? AND k = 10 AND ef_search = ?",
+                                   (q.tobytes(), RECALL_EF)).fetchall()
                 found += len(exact[qi] & {r for r, in res})
             return found / sum(len(x) for x in exact)
 
@@ -540,14 +554,7 @@ class Mode:
         r_fresh = min(fresh_recall(ids), fresh_recall(shuffled))
         self.last_recall = (r_crash, r_fresh)
         self.stats["worst_gap"] = max(self.stats["worst_gap"], r_fresh - r_crash)
-        # Open gap (issue 5): since the delete repair gives back only the lost
-        # link, churned graphs sit 0.000 to 0.010 below the lower of the two
-        # fresh builds (worst 0.0103 over 271 crashes, WAL), so a short run
-        # would fail now and then on noise-sized gaps. `make crashtest`
-        # enforces the 0.01 bound; `make test` sets VDB_CRASH_RECALL_GATE=0
-        # and reports the worst gap.
-        if os.environ.get("VDB_CRASH_RECALL_GATE", "1") != "0":
-            check(r_crash >= r_fresh - 0.01, f"recall@10 {r_crash:.4f} vs fresh build {r_fresh:.4f}")
+        check(r_crash >= r_fresh - 0.01, f"recall@10 {r_crash:.4f} vs fresh build {r_fresh:.4f}")
         # The long-lived connection answers exactly as this new one does.
         check(self.observed(db) == self.observer_answers, "the long-lived connection's HNSW answers "
               "differ from a new connection's: its graph cache or settings are stale")
