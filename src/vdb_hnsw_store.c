@@ -12,8 +12,8 @@ typedef struct VdbSlotEntry {
   struct VdbCNode *pNode;
 } VdbSlotEntry;
 
-/* Node ids below this get a slot in the store's flat nid -> vector table. */
-#define VDB_VEC_BY_NID_MAX (1<<24)
+/* Node ids below this get an entry in the store's flat nid table. */
+#define VDB_NID_TABLE_MAX (1<<24)
 
 /* A cached node: the algorithm's view first, then bookkeeping; the link
 ** arrays live in the same allocation, after the struct. The vector is not
@@ -39,11 +39,15 @@ struct VdbCNode {
 ** page reads for a 1,024-row chunk, so loading nodes one vector at a time
 ** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
 ** every later node of the chunk free. */
-/* Where a node's vector is, and its inverse norm (cosine only). */
-typedef struct VdbVecRef {
-  const float *pVec;
-  float invNorm;
-} VdbVecRef;
+/* What the flat nid table knows of one node id. The two halves live
+** apart: the node goes when it is evicted, while its vector stays usable
+** until chunk buffers are freed. Together, a walk that scored a neighbour
+** (reading pVec) finds the same line in cache when it expands it (pNode). */
+typedef struct VdbNidEntry {
+  struct VdbCNode *pNode;          /* the cached node; NULL: not cached */
+  const float *pVec;               /* its vector in a chunk buffer; NULL: not known */
+  float invNorm;                   /* cosine only */
+} VdbNidEntry;
 
 typedef struct VdbChunkBuf {
   sqlite3_int64 chunkId;            /* 0: empty slot */
@@ -65,17 +69,12 @@ struct VdbHnswStore {
   int nNode;
   int clockHand;                    /* eviction sweep position in aHash */
   VdbCNode *pDirty;
-  /* nid -> its vector in a chunk buffer, NULL when not known: the
-  ** search's distance to a neighbour then reads this flat table (8 bytes
-  ** per node, mostly in the CPU cache) and the vector, not the node. A
-  ** vector outlives its node's eviction: only freeing chunks clears it. */
-  VdbVecRef *aVecByNid;
-  sqlite3_int64 nVecByNid;
-  /* nid -> its cached node, for nids below nNodeByNid: the same content as
-  ** aHash, which stays for the clock sweep and for larger nids, but one
-  ** read instead of a hashed probe. NULL: not cached. */
-  VdbCNode **apNodeByNid;
-  sqlite3_int64 nNodeByNid;
+  /* nid -> node and vector, for nids below nByNid: the nodes are the same
+  ** as aHash's, which stays for the clock sweep and for larger nids, but
+  ** found in one read instead of a hashed probe; the vectors let the
+  ** search score a neighbour without touching its node. */
+  VdbNidEntry *aByNid;
+  sqlite3_int64 nByNid;
   /* chunk_id -> vectors, open addressing, at most half full. */
   VdbChunkBuf *aChunk;
   int nChunkSlot, nChunk;
@@ -118,7 +117,7 @@ static unsigned int vdbBucket(const VdbHnswStore *p, sqlite3_int64 nid){
 
 static VdbCNode *vdbLookup(VdbHnswStore *p, sqlite3_int64 nid){
   unsigned int h, mask = (unsigned)(p->nHash-1);
-  if( nid>=0 && nid<p->nNodeByNid ) return p->apNodeByNid[nid];
+  if( nid>=0 && nid<p->nByNid ) return p->aByNid[nid].pNode;
   if( p->nHash==0 ) return 0;
   for(h=vdbBucket(p, nid); p->aHash[h].nid; h=(h+1)&mask){
     if( p->aHash[h].nid==nid ) return p->aHash[h].pNode;
@@ -135,25 +134,39 @@ static void vdbSlotPut(VdbHnswStore *p, VdbCNode *c){
 
 /* Chunk buffers went: no remembered vector pointer may be used. */
 static void vdbForgetVectors(VdbHnswStore *p){
-  if( p->aVecByNid ) memset(p->aVecByNid, 0, sizeof(VdbVecRef)*(size_t)p->nVecByNid);
+  sqlite3_int64 i;
+  for(i=0; i<p->nByNid; i++) p->aByNid[i].pVec = 0;
+}
+
+/* Grow the flat table to cover nid, if nid is small enough. Nodes already
+** cached with nids in the new range come over from the hash, so the table
+** stays authoritative below its size. Returns non-zero if nid is covered;
+** a failed growth only leaves the slow paths to answer for nid. */
+static int vdbNidTableCover(VdbHnswStore *p, sqlite3_int64 nid){
+  sqlite3_int64 n, nOld = p->nByNid;
+  VdbNidEntry *aNew;
+  int i;
+  if( nid<0 || nid>=VDB_NID_TABLE_MAX ) return 0;
+  if( nid<nOld ) return 1;
+  n = nOld ? nOld : 4096;
+  while( n<=nid ) n *= 2;
+  aNew = (VdbNidEntry*)sqlite3_realloc64(p->aByNid, sizeof(VdbNidEntry)*(sqlite3_uint64)n);
+  if( aNew==0 ) return 0;
+  memset(aNew + nOld, 0, sizeof(VdbNidEntry)*(size_t)(n - nOld));
+  for(i=0; i<p->nHash; i++){
+    sqlite3_int64 x = p->aHash[i].nid;
+    if( x>=nOld && x<n ) aNew[x].pNode = p->aHash[i].pNode;
+  }
+  p->aByNid = aNew;
+  p->nByNid = n;
+  return 1;
 }
 
 /* Remember where nid's vector is (or forget it, pVec NULL). */
 static void vdbRememberVector(VdbHnswStore *p, sqlite3_int64 nid, const float *pVec, float invNorm){
-  if( nid<0 || nid>=VDB_VEC_BY_NID_MAX ) return;
-  if( nid>=p->nVecByNid ){
-    sqlite3_int64 n = p->nVecByNid ? p->nVecByNid : 4096;
-    VdbVecRef *aNew;
-    if( pVec==0 ) return;
-    while( n<=nid ) n *= 2;
-    aNew = (VdbVecRef*)sqlite3_realloc64(p->aVecByNid, sizeof(VdbVecRef)*(sqlite3_uint64)n);
-    if( aNew==0 ) return;           /* only a shortcut: the slow path still works */
-    memset(aNew + p->nVecByNid, 0, sizeof(VdbVecRef)*(size_t)(n - p->nVecByNid));
-    p->aVecByNid = aNew;
-    p->nVecByNid = n;
-  }
-  p->aVecByNid[nid].pVec = pVec;
-  p->aVecByNid[nid].invNorm = invNorm;
+  if( pVec==0 ? (nid<0 || nid>=p->nByNid) : !vdbNidTableCover(p, nid) ) return;
+  p->aByNid[nid].pVec = pVec;
+  p->aByNid[nid].invNorm = invNorm;
 }
 
 /* Resize to nSlot entries (a power of two) and re-place every node. */
@@ -174,38 +187,13 @@ static int vdbHashResize(VdbHnswStore *p, int nSlot){
   return SQLITE_OK;
 }
 
-/* Record c in the flat table, growing it to cover c's nid when that is
-** small enough; the nodes already cached with nids in the new range come
-** over from the hash, so the table stays authoritative below its size. A
-** failed growth only leaves the hash to answer for the larger nids. */
-static void vdbFlatPut(VdbHnswStore *p, VdbCNode *c){
-  sqlite3_int64 nid = c->node.nid;
-  if( nid>=p->nNodeByNid && nid<VDB_VEC_BY_NID_MAX ){
-    sqlite3_int64 n = p->nNodeByNid ? p->nNodeByNid : 4096, nOld = p->nNodeByNid;
-    VdbCNode **aNew;
-    int i;
-    while( n<=nid ) n *= 2;
-    aNew = (VdbCNode**)sqlite3_realloc64(p->apNodeByNid, sizeof(VdbCNode*)*(sqlite3_uint64)n);
-    if( aNew ){
-      memset(aNew + nOld, 0, sizeof(VdbCNode*)*(size_t)(n - nOld));
-      for(i=0; i<p->nHash; i++){
-        sqlite3_int64 x = p->aHash[i].nid;
-        if( x>=nOld && x<n ) aNew[x] = p->aHash[i].pNode;
-      }
-      p->apNodeByNid = aNew;
-      p->nNodeByNid = n;
-    }
-  }
-  if( nid>=0 && nid<p->nNodeByNid ) p->apNodeByNid[nid] = c;
-}
-
 static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
   if( (p->nNode+1)*2 > p->nHash ){
     int rc = vdbHashResize(p, p->nHash ? p->nHash*2 : 2048);
     if( rc!=SQLITE_OK ) return rc;
   }
   vdbSlotPut(p, c);
-  vdbFlatPut(p, c);
+  if( vdbNidTableCover(p, c->node.nid) ) p->aByNid[c->node.nid].pNode = c;
   p->nNode++;
   p->cacheBytes += (sqlite3_int64)c->nByte;
   return SQLITE_OK;
@@ -217,7 +205,7 @@ static void vdbHashRemove(VdbHnswStore *p, VdbCNode *c){
   unsigned int mask = (unsigned)(p->nHash-1), h, j;
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid && p->aHash[h].pNode!=c; h=(h+1)&mask){}
   if( p->aHash[h].nid==0 ) return;
-  if( c->node.nid<p->nNodeByNid ) p->apNodeByNid[c->node.nid] = 0;
+  if( c->node.nid<p->nByNid ) p->aByNid[c->node.nid].pNode = 0;
   p->aHash[h].nid = 0;
   for(j=(h+1)&mask; p->aHash[j].nid; j=(j+1)&mask){
     unsigned int home = vdbBucket(p, p->aHash[j].nid);
@@ -654,7 +642,7 @@ static void vdbDiscardNow(VdbHnswStore *p){
     p->aHash[i].nid = 0;
     p->aHash[i].pNode = 0;
   }
-  if( p->apNodeByNid ) memset(p->apNodeByNid, 0, sizeof(VdbCNode*)*(size_t)p->nNodeByNid);
+  if( p->aByNid ) memset(p->aByNid, 0, sizeof(VdbNidEntry)*(size_t)p->nByNid);
   p->nNode = 0;
   p->cacheBytes = 0;
   p->pDirty = 0;
@@ -693,9 +681,9 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const float **ppVec, f
   VdbHnswStore *p = (VdbHnswStore*)pCtx;
   VdbHnswNode *pNode;
   int rc;
-  if( nid>=0 && nid<p->nVecByNid && p->aVecByNid[nid].pVec ){
-    *ppVec = p->aVecByNid[nid].pVec;
-    *pInvNorm = p->aVecByNid[nid].invNorm;
+  if( nid>=0 && nid<p->nByNid && p->aByNid[nid].pVec ){
+    *ppVec = p->aByNid[nid].pVec;
+    *pInvNorm = p->aByNid[nid].invNorm;
     return SQLITE_OK;
   }
   rc = vdbAccessGet(pCtx, nid, &pNode);
@@ -841,8 +829,7 @@ void vdbHnswStoreClose(VdbHnswStore *p){
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
   sqlite3_free(p->aChunk);
-  sqlite3_free(p->aVecByNid);
-  sqlite3_free(p->apNodeByNid);
+  sqlite3_free(p->aByNid);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);
