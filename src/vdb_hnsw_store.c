@@ -3,6 +3,7 @@
 ** vdb_hnsw_store.h for the layout and the coherence rules.
 */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "vdb_hnsw_store.h"
@@ -94,11 +95,23 @@ struct VdbHnswStore {
   sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pDataVersion;
   sqlite3_stmt *pInfoGet, *pInfoSet, *pInfoDel, *pMoveRowid;
   VdbHnswStats stats;
+  char *zCorrupt;                  /* what damage was found, for the error message */
 };
 
 #define VDB_HNSW_SEED 0x5eedf00d12345678ull
 
 /* ---- helpers ------------------------------------------------------------------ */
+
+/* Say what is wrong with the stored graph, for vdbHnswStoreTakeCorrupt;
+** returns SQLITE_CORRUPT_VTAB. The latest finding wins. */
+static int vdbGraphCorrupt(VdbHnswStore *p, const char *zFmt, ...){
+  va_list ap;
+  va_start(ap, zFmt);
+  sqlite3_free(p->zCorrupt);
+  p->zCorrupt = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+  return SQLITE_CORRUPT_VTAB;
+}
 
 static int vdbCap(const VdbHnswStore *p, int layer){
   return vdbHnswLayerCap(p->pCol->index.m, layer);
@@ -394,7 +407,9 @@ static int vdbInfoGet(VdbHnswStore *p, const char *zKey, sqlite3_int64 *pVal, in
   sqlite3_snprintf(sizeof(zFull), zFull, "%s_%s", p->zSuffix, zKey);
   sqlite3_bind_text(p->pInfoGet, 1, zFull, -1, SQLITE_STATIC);
   if( sqlite3_step(p->pInfoGet)==SQLITE_ROW ){
-    if( sqlite3_column_type(p->pInfoGet, 0)!=SQLITE_INTEGER ) rc = SQLITE_CORRUPT_VTAB;
+    if( sqlite3_column_type(p->pInfoGet, 0)!=SQLITE_INTEGER ){
+      rc = vdbGraphCorrupt(p, "%s_info key %s is not an integer", p->pStore->zName, zFull);
+    }
     *pVal = sqlite3_column_int64(p->pInfoGet, 0);
     *pFound = 1;
   }
@@ -445,7 +460,8 @@ static int vdbLoadInfo(VdbHnswStore *p){
   if( rc==SQLITE_OK ) rc = vdbInfoGet(p, "next_nid", &next, &hasNext);
   if( rc!=SQLITE_OK ) return rc;
   if( hasEntry!=hasLevel || level<0 || level>VDB_HNSW_MAX_LEVEL || next<1 || (hasEntry && entry>=next) ){
-    return SQLITE_CORRUPT_VTAB;
+    return vdbGraphCorrupt(p, "the %s entry point in %s_info is invalid (entry %lld, level %lld, next node id %lld)",
+                           p->zSuffix, p->pStore->zName, hasEntry ? entry : 0, level, next);
   }
   p->graph.hasEntry = hasEntry;
   p->graph.entryNid = entry;
@@ -466,7 +482,7 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
   *ppNode = 0;
   /* nids start at 1; 0 marks an empty slot of the node hash, where a node
   ** would be lost (and leaked). Only a damaged table names another. */
-  if( nid<1 ) return SQLITE_CORRUPT_VTAB;
+  if( nid<1 ) return vdbGraphCorrupt(p, "a link of %s_%s names node id %lld", p->pStore->zName, p->zSuffix, nid);
   rc = vdbPrepare(p, &p->pLoad,
       "SELECT rowid, chunk_id, chunk_offset, level, links FROM \"%w\".\"%w_%s\" WHERE nid=?1");
   if( rc!=SQLITE_OK ) return rc;
@@ -479,11 +495,15 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
   rc = SQLITE_OK;
   level = sqlite3_column_int(p->pLoad, 3);
   aLinks = (const unsigned char*)sqlite3_column_blob(p->pLoad, 4);
-  if( level<0 || level>VDB_HNSW_MAX_LEVEL
-   || sqlite3_column_bytes(p->pLoad, 4)!=vdbLinksBytes(p, level)
-   || sqlite3_column_int64(p->pLoad, 2)<0
-   || sqlite3_column_int64(p->pLoad, 2)>=p->pStore->pDef->chunkSize ){
-    rc = SQLITE_CORRUPT_VTAB;
+  if( level<0 || level>VDB_HNSW_MAX_LEVEL ){
+    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has level %d", nid, p->pStore->zName, p->zSuffix, level);
+  }else if( sqlite3_column_bytes(p->pLoad, 4)!=vdbLinksBytes(p, level) ){
+    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has %d bytes of links, not %d", nid, p->pStore->zName,
+                         p->zSuffix, sqlite3_column_bytes(p->pLoad, 4), vdbLinksBytes(p, level));
+  }else if( sqlite3_column_int64(p->pLoad, 2)<0
+         || sqlite3_column_int64(p->pLoad, 2)>=p->pStore->pDef->chunkSize ){
+    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has chunk offset %lld", nid, p->pStore->zName,
+                         p->zSuffix, sqlite3_column_int64(p->pLoad, 2));
   }else if( (c = vdbNewCNode(p, nid, level))==0 ){
     rc = SQLITE_NOMEM;
   }else{
@@ -492,11 +512,18 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
     c->slot.offset = sqlite3_column_int(p->pLoad, 2);
     for(l=0; rc==SQLITE_OK && l<=level; l++){
       int n = aLinks[0] | (aLinks[1]<<8);
-      if( n>vdbCap(p, l) ){ rc = SQLITE_CORRUPT_VTAB; break; }
+      if( n>vdbCap(p, l) ){
+        rc = vdbGraphCorrupt(p, "node %lld of %s_%s has %d links on layer %d, more than %d",
+                             nid, p->pStore->zName, p->zSuffix, n, l, vdbCap(p, l));
+        break;
+      }
       c->node.anLink[l] = n;
       for(i=0; i<n; i++){
         sqlite3_int64 x = vdbGetLe64(aLinks + 2 + 8*i);
-        if( x<1 || x==nid ){ rc = SQLITE_CORRUPT_VTAB; break; }
+        if( x<1 || x==nid ){
+          rc = vdbGraphCorrupt(p, "node %lld of %s_%s links to node id %lld", nid, p->pStore->zName, p->zSuffix, x);
+          break;
+        }
         c->node.aaLink[l][i] = x;
       }
       aLinks += 2 + 8*vdbCap(p, l);
@@ -662,11 +689,15 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   if( c==0 ){
     rc = vdbLoadNode(p, nid, &c);
     /* An edge to a node that is not there: the graph is damaged. */
-    if( rc==SQLITE_NOTFOUND ) rc = SQLITE_CORRUPT_VTAB;
+    if( rc==SQLITE_NOTFOUND ){
+      rc = vdbGraphCorrupt(p, "a link in %s_%s leads to node %lld, which has no row",
+                           p->pStore->zName, p->zSuffix, nid);
+    }
   }else if( c->isRemoved ){
     /* Deleting a node unlinks it everywhere: an edge still leading to it
     ** was one-sided in the stored graph. */
-    rc = SQLITE_CORRUPT_VTAB;
+    rc = vdbGraphCorrupt(p, "a one-sided link in %s_%s leads to deleted node %lld",
+                         p->pStore->zName, p->zSuffix, nid);
   }
   if( rc==SQLITE_OK && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ){
@@ -769,7 +800,9 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
     int rc2 = sqlite3_reset(p->pTop);
     if( rc2!=SQLITE_OK ) rc = rc2;
   }
-  if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ) rc = SQLITE_CORRUPT_VTAB;
+  if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ){
+    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has level %d", *pNid, p->pStore->zName, p->zSuffix, *pLevel);
+  }
   return rc;
 }
 
@@ -830,6 +863,7 @@ void vdbHnswStoreClose(VdbHnswStore *p){
   sqlite3_free(p->aHash);
   sqlite3_free(p->aChunk);
   sqlite3_free(p->aByNid);
+  sqlite3_free(p->zCorrupt);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);
@@ -903,7 +937,9 @@ static int vdbDeleteOp(VdbHnswStore *p, sqlite3_int64 rowid){
   sqlite3_int64 nid;
   int rc = vdbLoadInfo(p);
   if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
-  if( rc==SQLITE_NOTFOUND ) return SQLITE_CORRUPT_VTAB;
+  if( rc==SQLITE_NOTFOUND ){
+    return vdbGraphCorrupt(p, "row %lld has no node in %s_%s", rowid, p->pStore->zName, p->zSuffix);
+  }
   if( rc==SQLITE_OK ) rc = vdbHnswDelete(&p->graph, nid);
   if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
   return rc;
@@ -913,7 +949,9 @@ static int vdbMoveRowidOp(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64
   sqlite3_int64 nid;
   VdbCNode *c;
   int rc = vdbNidOfRowid(p, oldRowid, &nid);
-  if( rc==SQLITE_NOTFOUND ) return SQLITE_CORRUPT_VTAB;
+  if( rc==SQLITE_NOTFOUND ){
+    return vdbGraphCorrupt(p, "row %lld has no node in %s_%s", oldRowid, p->pStore->zName, p->zSuffix);
+  }
   if( rc==SQLITE_OK ){
     rc = vdbPrepare(p, &p->pMoveRowid, "UPDATE \"%w\".\"%w_%s\" SET rowid=?2 WHERE nid=?1");
   }
@@ -1111,4 +1149,10 @@ void vdbHnswStoreStats(VdbHnswStore *p, VdbHnswStats *pStats){
   *pStats = p->stats;
   pStats->nCached = p->nNode;
   pStats->cacheBytes = p->cacheBytes;
+}
+
+char *vdbHnswStoreTakeCorrupt(VdbHnswStore *p){
+  char *z = p->zCorrupt;
+  p->zCorrupt = 0;
+  return z;
 }

@@ -72,6 +72,11 @@ int vdbHnswStoreSetCacheMb(VdbHnswStore *p, int mb);
 ** node count equals row count. SQLITE_OK with *pzErr NULL when sound. */
 int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr);
 
+/* What damage an operation that returned SQLITE_CORRUPT_VTAB found in the
+** stored graph (sqlite3_malloc'd; the caller frees it), or NULL if it
+** said nothing. Clears it. */
+char *vdbHnswStoreTakeCorrupt(VdbHnswStore *p);
+
 /* Statistics for vectordb_debug-style reporting and tests. */
 typedef struct VdbHnswStats {
   sqlite3_int64 nCached, nLoaded, nDiscards, nFlushedNodes;

@@ -116,12 +116,23 @@ static int vdbVtabTakeError(VdbVtab *p, int rc, char *zErr){
   return rc;
 }
 
-/* Give a bare SQLITE_CORRUPT_VTAB a message that names the table. */
+/* Give a bare SQLITE_CORRUPT_VTAB a message that names the table, and
+** what the graph store found wrong when it said. */
 static int vdbCorruptMessage(VdbVtab *p, int rc){
-  if( rc==SQLITE_CORRUPT_VTAB && p->base.zErrMsg==0 ){
-    vdbVtabError(p, rc, "vectordb table %s is corrupt: its shadow tables disagree",
-                 p->store.zName);
+  char *zFound = 0;
+  int i;
+  /* Take every store's finding, so that none is left over to mislabel a
+  ** later error. */
+  for(i=0; i<VDB_MAX_VECTOR_COLUMNS; i++){
+    char *z = p->apHnsw[i] ? vdbHnswStoreTakeCorrupt(p->apHnsw[i]) : 0;
+    if( zFound==0 ) zFound = z;
+    else sqlite3_free(z);
   }
+  if( rc==SQLITE_CORRUPT_VTAB && p->base.zErrMsg==0 ){
+    vdbVtabError(p, rc, "vectordb table %s is corrupt: %s", p->store.zName,
+                 zFound ? zFound : "its shadow tables disagree");
+  }
+  sqlite3_free(zFound);
   return rc;
 }
 

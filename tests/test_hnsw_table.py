@@ -357,8 +357,25 @@ def test_corrupt_graph_is_reported():
     raw.commit()
     raw.close()
     g = connect(EXT, path)
-    expect_error(g, "SELECT rowid FROM t WHERE e MATCH ? AND k = 3", "corrupt", params=(QUERIES[0].tobytes(),))
+    expect_error(g, "SELECT rowid FROM t WHERE e MATCH ? AND k = 3", "corrupt", "bytes of links",
+                 params=(QUERIES[0].tobytes(),))
     g.close()
+    # An edge to a node id that has no row: the message says so.
+    h = connect(EXT, os.path.join(TMP, "dangling.db"))
+    build(h, ROWS[:300])
+    rows = h.execute("SELECT nid, links FROM t_hnsw00").fetchall()
+    h.close()
+    raw = sqlite3.connect(os.path.join(TMP, "dangling.db"))
+    for nid, links in rows:
+        if links[0] | links[1] << 8:
+            raw.execute("UPDATE t_hnsw00 SET links = ? WHERE nid = ?",
+                        (links[:2] + struct.pack("<q", 999999) + links[10:], nid))
+    raw.commit()
+    raw.close()
+    h = connect(EXT, os.path.join(TMP, "dangling.db"))
+    expect_error(h, "SELECT rowid FROM t WHERE e MATCH ? AND k = 3", "corrupt", "node 999999, which has no row",
+                 params=(QUERIES[0].tobytes(),))
+    h.close()
 
 
 def test_check_function_and_pragma_integrity_check():
