@@ -102,14 +102,18 @@ struct VdbHnswStore {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* Say what is wrong with the stored graph, for vdbHnswStoreTakeCorrupt;
-** returns SQLITE_CORRUPT_VTAB. The latest finding wins. */
+/* Say what is wrong with the stored graph, for vdbHnswStoreTakeCorrupt,
+** after the name of its shadow table; returns SQLITE_CORRUPT_VTAB. The
+** latest finding wins. */
 static int vdbGraphCorrupt(VdbHnswStore *p, const char *zFmt, ...){
   va_list ap;
+  char *zWhat;
   va_start(ap, zFmt);
-  sqlite3_free(p->zCorrupt);
-  p->zCorrupt = sqlite3_vmprintf(zFmt, ap);
+  zWhat = sqlite3_vmprintf(zFmt, ap);
   va_end(ap);
+  sqlite3_free(p->zCorrupt);
+  p->zCorrupt = zWhat ? sqlite3_mprintf("%s_%s: %s", p->pStore->zName, p->zSuffix, zWhat) : 0;
+  sqlite3_free(zWhat);
   return SQLITE_CORRUPT_VTAB;
 }
 
@@ -460,8 +464,8 @@ static int vdbLoadInfo(VdbHnswStore *p){
   if( rc==SQLITE_OK ) rc = vdbInfoGet(p, "next_nid", &next, &hasNext);
   if( rc!=SQLITE_OK ) return rc;
   if( hasEntry!=hasLevel || level<0 || level>VDB_HNSW_MAX_LEVEL || next<1 || (hasEntry && entry>=next) ){
-    return vdbGraphCorrupt(p, "the %s entry point in %s_info is invalid (entry %lld, level %lld, next node id %lld)",
-                           p->zSuffix, p->pStore->zName, hasEntry ? entry : 0, level, next);
+    return vdbGraphCorrupt(p, "its entry point in %s_info is invalid (entry %lld, level %lld, next node id %lld)",
+                           p->pStore->zName, hasEntry ? entry : 0, level, next);
   }
   p->graph.hasEntry = hasEntry;
   p->graph.entryNid = entry;
@@ -482,7 +486,7 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
   *ppNode = 0;
   /* nids start at 1; 0 marks an empty slot of the node hash, where a node
   ** would be lost (and leaked). Only a damaged table names another. */
-  if( nid<1 ) return vdbGraphCorrupt(p, "a link of %s_%s names node id %lld", p->pStore->zName, p->zSuffix, nid);
+  if( nid<1 ) return vdbGraphCorrupt(p, "a link names node id %lld", nid);
   rc = vdbPrepare(p, &p->pLoad,
       "SELECT rowid, chunk_id, chunk_offset, level, links FROM \"%w\".\"%w_%s\" WHERE nid=?1");
   if( rc!=SQLITE_OK ) return rc;
@@ -496,14 +500,13 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
   level = sqlite3_column_int(p->pLoad, 3);
   aLinks = (const unsigned char*)sqlite3_column_blob(p->pLoad, 4);
   if( level<0 || level>VDB_HNSW_MAX_LEVEL ){
-    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has level %d", nid, p->pStore->zName, p->zSuffix, level);
+    rc = vdbGraphCorrupt(p, "node %lld has level %d", nid, level);
   }else if( sqlite3_column_bytes(p->pLoad, 4)!=vdbLinksBytes(p, level) ){
-    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has %d bytes of links, not %d", nid, p->pStore->zName,
-                         p->zSuffix, sqlite3_column_bytes(p->pLoad, 4), vdbLinksBytes(p, level));
+    rc = vdbGraphCorrupt(p, "node %lld has %d bytes of links, not %d", nid,
+                         sqlite3_column_bytes(p->pLoad, 4), vdbLinksBytes(p, level));
   }else if( sqlite3_column_int64(p->pLoad, 2)<0
          || sqlite3_column_int64(p->pLoad, 2)>=p->pStore->pDef->chunkSize ){
-    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has chunk offset %lld", nid, p->pStore->zName,
-                         p->zSuffix, sqlite3_column_int64(p->pLoad, 2));
+    rc = vdbGraphCorrupt(p, "node %lld has chunk offset %lld", nid, sqlite3_column_int64(p->pLoad, 2));
   }else if( (c = vdbNewCNode(p, nid, level))==0 ){
     rc = SQLITE_NOMEM;
   }else{
@@ -513,15 +516,14 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
     for(l=0; rc==SQLITE_OK && l<=level; l++){
       int n = aLinks[0] | (aLinks[1]<<8);
       if( n>vdbCap(p, l) ){
-        rc = vdbGraphCorrupt(p, "node %lld of %s_%s has %d links on layer %d, more than %d",
-                             nid, p->pStore->zName, p->zSuffix, n, l, vdbCap(p, l));
+        rc = vdbGraphCorrupt(p, "node %lld has %d links on layer %d, more than %d", nid, n, l, vdbCap(p, l));
         break;
       }
       c->node.anLink[l] = n;
       for(i=0; i<n; i++){
         sqlite3_int64 x = vdbGetLe64(aLinks + 2 + 8*i);
         if( x<1 || x==nid ){
-          rc = vdbGraphCorrupt(p, "node %lld of %s_%s links to node id %lld", nid, p->pStore->zName, p->zSuffix, x);
+          rc = vdbGraphCorrupt(p, "node %lld links to node id %lld", nid, x);
           break;
         }
         c->node.aaLink[l][i] = x;
@@ -690,14 +692,12 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
     rc = vdbLoadNode(p, nid, &c);
     /* An edge to a node that is not there: the graph is damaged. */
     if( rc==SQLITE_NOTFOUND ){
-      rc = vdbGraphCorrupt(p, "a link in %s_%s leads to node %lld, which has no row",
-                           p->pStore->zName, p->zSuffix, nid);
+      rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
     }
   }else if( c->isRemoved ){
     /* Deleting a node unlinks it everywhere: an edge still leading to it
     ** was one-sided in the stored graph. */
-    rc = vdbGraphCorrupt(p, "a one-sided link in %s_%s leads to deleted node %lld",
-                         p->pStore->zName, p->zSuffix, nid);
+    rc = vdbGraphCorrupt(p, "a one-sided link leads to deleted node %lld", nid);
   }
   if( rc==SQLITE_OK && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ){
@@ -801,7 +801,7 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
     if( rc2!=SQLITE_OK ) rc = rc2;
   }
   if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ){
-    rc = vdbGraphCorrupt(p, "node %lld of %s_%s has level %d", *pNid, p->pStore->zName, p->zSuffix, *pLevel);
+    rc = vdbGraphCorrupt(p, "node %lld has level %d", *pNid, *pLevel);
   }
   return rc;
 }
@@ -938,7 +938,7 @@ static int vdbDeleteOp(VdbHnswStore *p, sqlite3_int64 rowid){
   int rc = vdbLoadInfo(p);
   if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
   if( rc==SQLITE_NOTFOUND ){
-    return vdbGraphCorrupt(p, "row %lld has no node in %s_%s", rowid, p->pStore->zName, p->zSuffix);
+    return vdbGraphCorrupt(p, "row %lld has no node", rowid);
   }
   if( rc==SQLITE_OK ) rc = vdbHnswDelete(&p->graph, nid);
   if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
@@ -950,7 +950,7 @@ static int vdbMoveRowidOp(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64
   VdbCNode *c;
   int rc = vdbNidOfRowid(p, oldRowid, &nid);
   if( rc==SQLITE_NOTFOUND ){
-    return vdbGraphCorrupt(p, "row %lld has no node in %s_%s", oldRowid, p->pStore->zName, p->zSuffix);
+    return vdbGraphCorrupt(p, "row %lld has no node", oldRowid);
   }
   if( rc==SQLITE_OK ){
     rc = vdbPrepare(p, &p->pMoveRowid, "UPDATE \"%w\".\"%w_%s\" SET rowid=?2 WHERE nid=?1");

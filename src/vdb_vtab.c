@@ -121,14 +121,16 @@ static int vdbVtabTakeError(VdbVtab *p, int rc, char *zErr){
 static int vdbCorruptMessage(VdbVtab *p, int rc){
   char *zFound = 0;
   int i;
-  /* Take every store's finding, so that none is left over to mislabel a
-  ** later error. */
+  /* Only on the error path: this wraps xColumn, called for every value of
+  ** every row. A finding left by an operation that ended another way (the
+  ** integrity check words its own) is still about this table's damage. */
+  if( rc!=SQLITE_CORRUPT_VTAB ) return rc;
   for(i=0; i<VDB_MAX_VECTOR_COLUMNS; i++){
     char *z = p->apHnsw[i] ? vdbHnswStoreTakeCorrupt(p->apHnsw[i]) : 0;
     if( zFound==0 ) zFound = z;
     else sqlite3_free(z);
   }
-  if( rc==SQLITE_CORRUPT_VTAB && p->base.zErrMsg==0 ){
+  if( p->base.zErrMsg==0 ){
     vdbVtabError(p, rc, "vectordb table %s is corrupt: %s", p->store.zName,
                  zFound ? zFound : "its shadow tables disagree");
   }
