@@ -15,6 +15,9 @@
 #   build/asan-so    loadable extension under ASan+UBSan, for the SQL tests
 #   build/asan-core  unit tests under ASan+UBSan
 
+# The first rule below is a directory rule made by an eval: name the goal.
+.DEFAULT_GOAL := all
+
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 OPT     ?= -O2
