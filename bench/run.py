@@ -3,6 +3,7 @@
 usage: /usr/bin/python3 bench/run.py [--quick | --smoke] [--datasets a,b,...]
            [--base F --queries F --metric l2|cosine --name NAME]
            [--out DIR] [--repeats N] [--threads N] [--rebuild[=SYSTEM,...]]
+           [--baseline EXTENSION]
 
 Systems (each a separate driver process, so peak RSS is its own):
   vectordb         HNSW index, several ef_search values   bench/sqlite_run.c
@@ -22,6 +23,11 @@ binaries, so a re-run rebuilds only what changed; a reused build reports
 the time measured when it was made. --rebuild builds every system afresh
 (and replaces its cached build), so that build-time ratios come from one
 run: do that for results you publish; --rebuild=a,b only those systems.
+
+--baseline EXTENSION adds "vectordb-baseline": the same table and queries
+with another build of the extension (for example the main branch's), so a
+change is measured against what it replaces in the same run; the summary
+gives the ratios.
 
 Writes DIR/RESULTS.md, DIR/results.json and DIR/<dataset>.png (recall vs
 QPS, gnuplot); DIR defaults to bench/. The summary, with the ratios
@@ -45,6 +51,7 @@ SQLITE_RUN = "build/bench/sqlite_run"
 HNSWLIB_RUN = "build/bench/hnswlib_run"
 FAISS_RUN = "build/bench/faiss_run"
 VECTORDB_EXT = "./vectordb.so"
+BASELINE_EXT = None            # --baseline: another build to compare with
 SQLITE_VEC_EXT = ".cache/sqlite-vec-0.1.9/vec0.so"
 M, EFC = 16, 200
 ANN = ("vectordb", "hnswlib", "faiss-hnsw")
@@ -91,15 +98,20 @@ def systems_for(data):
     dim, metric = data["dim"], data["metric"]
     vdb_metric = {"l2": "l2", "cosine": "cosine"}[metric]
     knn = "SELECT rowid FROM t WHERE e MATCH ?1 AND k = 10"
-    return {
-        "vectordb": {
-            "driver": SQLITE_RUN, "binaries": [SQLITE_RUN, VECTORDB_EXT], "ext": ".db",
-            "build": ["ext=" + VECTORDB_EXT,
+
+    def vectordb(ext):
+        return {
+            "driver": SQLITE_RUN, "binaries": [SQLITE_RUN, ext], "ext": ".db",
+            "build": ["ext=" + ext,
                       f"setup=CREATE VIRTUAL TABLE t USING vectordb(e float[{dim}] distance_metric={vdb_metric} "
                       f"INDEXED BY hnsw(m={M}, ef_construction={EFC})); "
                       "INSERT INTO t(t) VALUES ('cache_mb=4096'); PRAGMA cache_size=-1048576;"],
-            "search": ["ext=" + VECTORDB_EXT, f"sql={knn} AND ef_search = %d"],
-        },
+            "search": ["ext=" + ext, f"sql={knn} AND ef_search = %d"],
+        }
+    baseline = {"vectordb-baseline": vectordb(BASELINE_EXT)} if BASELINE_EXT else {}
+    return {
+        "vectordb": vectordb(VECTORDB_EXT),
+        **baseline,
         "vectordb-exact": {"same_build_as": "vectordb", "driver": SQLITE_RUN,
                            "search": ["ext=" + VECTORDB_EXT, f"sql={knn} AND ef_search = 0 -- %d"]},
         "sqlite-vec": {
@@ -262,6 +274,16 @@ def summary_lines(ds):
         p = max(q95, key=lambda p: p["qps"])
         lines.append(f"vectordb with {p['threads']} threads (separate connections) at ef={p['setting']}: "
                      f"{p['qps_threads']:,.0f} QPS, {p['qps_threads'] / p['qps']:.2f}x one thread")
+    base = get("vectordb-baseline")
+    if base:
+        # Same recall, same queries: QPS per ef setting and build time.
+        parts = []
+        for p, q in zip(get("vectordb").get("points", []), base.get("points", [])):
+            parts.append(f"ef={p['setting']} {ratio(p['qps'], q['qps'])} (recall {p['recall']:.4f} vs {q['recall']:.4f})")
+        bb = base.get("build") or {}
+        if b["vectordb"].get("build_s") and bb.get("build_s"):
+            parts.append(f"build throughput {ratio(bb['build_s'], b['vectordb']['build_s'])}")
+        lines.append("vectordb/vectordb-baseline: " + "; ".join(parts))
     missing = [f"{s} ({r['missing']})" for s, r in res.items() if "missing" in r]
     if missing:
         lines.append("MISSING: " + "; ".join(missing))
@@ -375,7 +397,8 @@ def parse_args(argv):
             args["rebuild"] = True
         elif a.startswith("--rebuild="):
             args["rebuild"] = a.split("=", 1)[1].split(",")
-        elif a in ("--datasets", "--out", "--repeats", "--threads", "--base", "--queries", "--metric", "--name"):
+        elif a in ("--datasets", "--out", "--repeats", "--threads", "--base", "--queries", "--metric", "--name",
+                   "--baseline"):
             i += 1
             args[a[2:]] = argv[i]
         else:
@@ -386,7 +409,10 @@ def parse_args(argv):
 
 
 def main():
+    global BASELINE_EXT
     args = parse_args(sys.argv)
+    if args.get("baseline"):
+        BASELINE_EXT = os.path.abspath(args["baseline"])
     profile = PROFILES[args["profile"]]
     os.makedirs(args["out"], exist_ok=True)
     sqlite_version = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split(" ")[0]

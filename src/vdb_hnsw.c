@@ -33,6 +33,8 @@
 ** flat array (one memory access per test, as hnswlib's visited list);
 ** larger ids, left by heavy churn, fall back to a hash set. */
 #define VDB_VISITED_DIRECT_MAX (1<<24)
+#define VDB_VISITED_DIRECT_INITIAL 4096   /* entries; doubled as ids grow */
+#define VDB_VISITED_HASH_INITIAL   1024   /* slots; doubled past half full */
 struct VdbHnswVisited {
   unsigned short *aDirect;        /* generation per nid < nDirect */
   sqlite3_int64 nDirect;
@@ -45,8 +47,7 @@ struct VdbHnswVisited {
 };
 
 static unsigned int vdbHashNid(sqlite3_int64 nid){
-  sqlite3_uint64 x = (sqlite3_uint64)nid * 0x9E3779B97F4A7C15ull;
-  return (unsigned int)(x >> 32);
+  return (unsigned int)(vdbFibHash(nid) >> 32);
 }
 
 static void vdbVisitedFree(VdbHnswVisited *v){
@@ -92,7 +93,7 @@ static int vdbVisitedReset(VdbHnswVisited **pp){
     if( v==0 ) return SQLITE_NOMEM;
     memset(v, 0, sizeof(*v));
     v->gen = 1;
-    if( vdbVisitedResize(v, 1024)!=SQLITE_OK ){ sqlite3_free(v); return SQLITE_NOMEM; }
+    if( vdbVisitedResize(v, VDB_VISITED_HASH_INITIAL)!=SQLITE_OK ){ sqlite3_free(v); return SQLITE_NOMEM; }
     *pp = v;
   }
   v->nUsed = 0;
@@ -110,7 +111,7 @@ static int vdbVisitedReset(VdbHnswVisited **pp){
 /* Grow the flat array to cover nid; new entries are 0, which no
 ** generation equals. */
 static int vdbVisitedGrowDirect(VdbHnswVisited *v, sqlite3_int64 nid){
-  sqlite3_int64 n = v->nDirect ? v->nDirect : 4096;
+  sqlite3_int64 n = v->nDirect ? v->nDirect : VDB_VISITED_DIRECT_INITIAL;
   unsigned short *aNew;
   while( n<=nid ) n *= 2;
   aNew = (unsigned short*)sqlite3_realloc64(v->aDirect, sizeof(unsigned short)*(sqlite3_uint64)n);
@@ -156,6 +157,8 @@ static int vdbVisitedHas(const VdbHnswVisited *v, sqlite3_int64 nid){
 
 /* ---- heaps of (distance, nid), ordered with ties broken by nid ---------- */
 
+#define VDB_HEAP_INITIAL 64               /* hits; doubled when full */
+
 typedef struct VdbHeap {
   VdbHnswHit *a;
   int n, nAlloc;
@@ -174,7 +177,7 @@ static int vdbHeapAbove(const VdbHeap *h, const VdbHnswHit *x, const VdbHnswHit 
 static int vdbHeapPush(VdbHeap *h, VdbHnswHit hit){
   int i;
   if( h->n>=h->nAlloc ){
-    int nNew = h->nAlloc ? h->nAlloc*2 : 64;
+    int nNew = h->nAlloc ? h->nAlloc*2 : VDB_HEAP_INITIAL;
     VdbHnswHit *a = (VdbHnswHit*)sqlite3_realloc64(h->a, sizeof(VdbHnswHit)*(sqlite3_uint64)nNew);
     if( a==0 ) return SQLITE_NOMEM;
     h->a = a;
@@ -206,19 +209,21 @@ static VdbHnswHit vdbHeapPop(VdbHeap *h){
   return top;
 }
 
-static int vdbHitCompare(const void *pA, const void *pB){
+static int vdbHnswHitCompare(const void *pA, const void *pB){
   const VdbHnswHit *a = (const VdbHnswHit*)pA, *b = (const VdbHnswHit*)pB;
   return vdbHitLess(a, b) ? -1 : vdbHitLess(b, a);
 }
 
 /* ---- basics --------------------------------------------------------------- */
 
-void vdbHnswInit(VdbHnsw *p, const VdbHnswParams *pParams, const VdbKernels *pK,
-                 const VdbHnswAccess *pAccess){
+int vdbHnswInit(VdbHnsw *p, const VdbHnswParams *pParams, const VdbHnswSpace *pSpace,
+                const VdbHnswAccess *pAccess){
   memset(p, 0, sizeof(*p));
+  if( pParams->m<2 || pParams->m>VDB_HNSW_MAX_M || pParams->efConstruction<1 ) return SQLITE_RANGE;
   p->params = *pParams;
-  p->pK = pK;
+  p->space = *pSpace;
   p->access = *pAccess;
+  return SQLITE_OK;
 }
 
 void vdbHnswFree(VdbHnsw *p){
@@ -231,8 +236,9 @@ static int vdbLayerCap(const VdbHnsw *p, int layer){
 }
 
 int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid){
-  /* splitmix64 of (nid, seed): a well-mixed 64-bit value per node. */
-  sqlite3_uint64 x = (sqlite3_uint64)nid + pParams->seed + 0x9E3779B97F4A7C15ull;
+  /* splitmix64 of (nid, seed): a well-mixed 64-bit value per node (its
+  ** increment is the same golden-ratio constant). */
+  sqlite3_uint64 x = (sqlite3_uint64)nid + pParams->seed + VDB_FIB_HASH_MUL;
   double u;
   int level;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -243,45 +249,87 @@ int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid){
   return level > VDB_HNSW_MAX_LEVEL ? VDB_HNSW_MAX_LEVEL : level;
 }
 
-/* The walk's distance: for L2 the squared distance (same order, no square
-** root per step; vdbHnswSearch reports the root); for cosine 1 - dot times
-** the two stored inverse norms, one pass over the vectors where computing
-** the norms each time takes three (vdbHnswSearch reports the exact
-** distance); otherwise the metric's own. A vector without a distance (a
-** zero vector under cosine) is +Inf, so it routes nothing and is never
-** returned. */
-static double vdbHnswDist(VdbHnsw *p, const float *a, float aInvNorm, const float *b, float bInvNorm){
+/* ---- spaces: float32 vectors under l2, cosine and dot -------------------- */
+
+/* L2: the squared distance, same order, no square root per step. */
+static double vdbWalkL2F32(const VdbHnswSpace *s, const void *a, float aAux, const void *b, float bAux){
+  (void)aAux; (void)bAux;
+  return (double)s->pK->f32L2Sq((const float*)a, (const float*)b, (size_t)s->dim);
+}
+static double vdbReportL2(double walkDist){
+  return sqrt(walkDist);
+}
+
+/* Cosine: 1 - dot times the two stored inverse norms, one pass over the
+** vectors where computing the norms each time takes three; the reported
+** distance is measured again exactly (they differ in the 7th digit). */
+static double vdbWalkCosF32(const VdbHnswSpace *s, const void *a, float aAux, const void *b, float bAux){
   double d;
-  p->nDistance++;
-  if( p->params.eMetric==VDB_METRIC_L2 ){
-    return (double)p->pK->f32L2Sq(a, b, (size_t)p->params.dim);
-  }
-  if( p->params.eMetric==VDB_METRIC_COSINE ){
-    if( aInvNorm==0 || bInvNorm==0 ) return INFINITY;
-    d = 1.0 - (double)p->pK->f32Dot(a, b, (size_t)p->params.dim) * aInvNorm * bInvNorm;
-    return isnan(d) ? INFINITY : d;
-  }
-  if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim, a, b, &d) ){
-    return INFINITY;
-  }
-  return d;
+  if( aAux==0 || bAux==0 ) return INFINITY;
+  d = 1.0 - (double)s->pK->f32Dot((const float*)a, (const float*)b, (size_t)s->dim) * aAux * bAux;
+  return isnan(d) ? INFINITY : d;
 }
-
-static double vdbNodeDist(VdbHnsw *p, const VdbHnswNode *x, const VdbHnswNode *y){
-  return vdbHnswDist(p, x->pVec, x->invNorm, y->pVec, y->invNorm);
-}
-
-float vdbHnswInvNorm(const VdbKernels *pK, const float *pVec, int dim){
-  double n = (double)pK->f32Dot(pVec, pVec, (size_t)dim);
+/* 1/|v|; 0 for a zero or overflowing vector, which has no cosine distance. */
+static float vdbAuxInvNormF32(const VdbHnswSpace *s, const void *a){
+  double n = (double)s->pK->f32Dot((const float*)a, (const float*)a, (size_t)s->dim);
   if( !(n>0) || isinf(n) ) return 0;
   return (float)(1.0/sqrt(n));
 }
 
+/* Dot: the negative inner product is the metric's own distance. Products
+** that overflow float32 can sum to NaN: no distance. */
+static double vdbWalkDotF32(const VdbHnswSpace *s, const void *a, float aAux, const void *b, float bAux){
+  double d;
+  (void)aAux; (void)bAux;
+  d = -(double)s->pK->f32Dot((const float*)a, (const float*)b, (size_t)s->dim);
+  return isnan(d) ? INFINITY : d;
+}
+static double vdbReportSame(double walkDist){
+  return walkDist;
+}
+
+int vdbHnswSpaceInit(VdbHnswSpace *pSpace, VdbElemType eElem, VdbMetric eMetric, int dim,
+                     const VdbKernels *pK){
+  memset(pSpace, 0, sizeof(*pSpace));
+  pSpace->dim = dim;
+  pSpace->eElem = eElem;
+  pSpace->eMetric = eMetric;
+  pSpace->pK = pK;
+  pSpace->nVecBytes = (int)vdbVectorByteSize(eElem, dim);
+  if( eElem!=VDB_ELEM_F32 ) return SQLITE_ERROR;
+  switch( eMetric ){
+    case VDB_METRIC_L2:
+      pSpace->xWalk = vdbWalkL2F32;
+      pSpace->xReport = vdbReportL2;
+      return SQLITE_OK;
+    case VDB_METRIC_COSINE:
+      pSpace->xWalk = vdbWalkCosF32;
+      pSpace->xAux = vdbAuxInvNormF32;
+      return SQLITE_OK;
+    case VDB_METRIC_DOT:
+      pSpace->xWalk = vdbWalkDotF32;
+      pSpace->xReport = vdbReportSame;
+      return SQLITE_OK;
+    default:
+      return SQLITE_ERROR;
+  }
+}
+
+/* The walk's distance (counted for the benchmarks). */
+static double vdbHnswDist(VdbHnsw *p, const void *a, float aAux, const void *b, float bAux){
+  p->nDistance++;
+  return p->space.xWalk(&p->space, a, aAux, b, bAux);
+}
+
+static double vdbNodeDist(VdbHnsw *p, const VdbHnswNode *x, const VdbHnswNode *y){
+  return vdbHnswDist(p, x->pVec, x->aux, y->pVec, y->aux);
+}
+
 /* Bring the start of a vector towards the cache before its distance is
 ** computed: the walk's cost is mostly waiting for memory. */
-static void vdbPrefetchVector(const float *pVec, int dim){
+static void vdbPrefetchVector(const void *pVec, int nByte){
   const char *z = (const char*)pVec;
-  int nByte = dim*4, i;
+  int i;
   for(i=0; i<nByte && i<512; i+=64) __builtin_prefetch(z+i);
 }
 
@@ -298,8 +346,8 @@ static void vdbLinkRemoveAt(VdbHnswNode *pNode, int layer, int i){
 /* ---- search on one layer (algorithm 2) ------------------------------------- */
 
 typedef struct VdbLayerSearch {
-  const float *pQuery;
-  float queryInvNorm;
+  const void *pQuery;
+  float queryAux;
   int layer;
   int ef;                         /* result width */
   VdbHnswFilter xFilter;          /* which nodes may be results */
@@ -312,8 +360,8 @@ typedef struct VdbLayerSearch {
 ** by the caller's reset). Results end in *pW as a max-heap of <= ef hits. */
 static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
   VdbHeap cand;
-  const float *apFreshVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
-  float aFreshInvNorm[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  const void *apFreshVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  float aFreshAux[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   int i, nFresh, rc = SQLITE_OK;
   memset(&cand, 0, sizeof(cand));
@@ -347,13 +395,13 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
       if( isNew<0 ){ rc = SQLITE_NOMEM; break; }
       if( !isNew ) continue;
       if( p->access.xVector ){
-        rc = p->access.xVector(p->access.pCtx, nid, &apFreshVec[nFresh], &aFreshInvNorm[nFresh]);
+        rc = p->access.xVector(p->access.pCtx, nid, &apFreshVec[nFresh], &aFreshAux[nFresh]);
       }else{
         VdbHnswNode *pFresh;
         rc = p->access.xGet(p->access.pCtx, nid, &pFresh);
         if( rc==SQLITE_OK ){
           apFreshVec[nFresh] = pFresh->pVec;
-          aFreshInvNorm[nFresh] = pFresh->invNorm;
+          aFreshAux[nFresh] = pFresh->aux;
         }
       }
       if( rc!=SQLITE_OK ) break;
@@ -362,12 +410,12 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
     /* One vector ahead: prefetching every neighbour's vector at once filled
     ** the CPU's miss buffers, and the prefetches themselves stalled (a
     ** third of the search's time at 200,000 x 384; 15-20% slower). */
-    if( nFresh>0 ) vdbPrefetchVector(apFreshVec[0], p->params.dim);
+    if( nFresh>0 ) vdbPrefetchVector(apFreshVec[0], p->space.nVecBytes);
     for(i=0; rc==SQLITE_OK && i<nFresh; i++){
       VdbHnswHit h;
-      if( i+1<nFresh ) vdbPrefetchVector(apFreshVec[i+1], p->params.dim);
+      if( i+1<nFresh ) vdbPrefetchVector(apFreshVec[i+1], p->space.nVecBytes);
       h.nid = aFreshNid[i];
-      h.dist = vdbHnswDist(p, s->pQuery, s->queryInvNorm, apFreshVec[i], aFreshInvNorm[i]);
+      h.dist = vdbHnswDist(p, s->pQuery, s->queryAux, apFreshVec[i], aFreshAux[i]);
       s->nVisited++;
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
@@ -384,7 +432,7 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
 
 /* Greedy descent (ef = 1) from the entry point down to layer `stop`+1;
 ** *pEp receives the closest node found. */
-static int vdbDescend(VdbHnsw *p, const float *pQuery, float queryInvNorm, int stop, VdbHnswHit *pEp){
+static int vdbDescend(VdbHnsw *p, const void *pQuery, float queryAux, int stop, VdbHnswHit *pEp){
   VdbHnswNode *pEntry;
   VdbHeap w;
   int layer, rc;
@@ -392,13 +440,13 @@ static int vdbDescend(VdbHnsw *p, const float *pQuery, float queryInvNorm, int s
   rc = p->access.xGet(p->access.pCtx, p->entryNid, &pEntry);
   if( rc!=SQLITE_OK ) return rc;
   pEp->nid = p->entryNid;
-  pEp->dist = vdbHnswDist(p, pQuery, queryInvNorm, pEntry->pVec, pEntry->invNorm);
+  pEp->dist = vdbHnswDist(p, pQuery, queryAux, pEntry->pVec, pEntry->aux);
   for(layer=p->entryLevel; rc==SQLITE_OK && layer>stop; layer--){
     VdbLayerSearch s;
     int i;
     memset(&s, 0, sizeof(s));
     s.pQuery = pQuery;
-    s.queryInvNorm = queryInvNorm;
+    s.queryAux = queryAux;
     s.layer = layer;
     s.ef = 1;
     rc = vdbVisitedReset(&p->pVisited);
@@ -450,7 +498,7 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
       }
     }
     if( rc!=SQLITE_OK ) return rc;
-    qsort(aNbr, (size_t)n, sizeof(VdbHnswHit), vdbHitCompare);
+    qsort(aNbr, (size_t)n, sizeof(VdbHnswHit), vdbHnswHitCompare);
     /* Farthest first: the first redundant, droppable link goes. Redundant
     ** means a nearer neighbour y of b is linked to x and closer to x than b
     ** is: b still reaches x through y, and an edge on a cycle can go
@@ -584,7 +632,7 @@ static int vdbSelectNeighbors(VdbHnsw *p, VdbHnswHit *aCand, int nCand,
 
 /* ---- insert (algorithm 1) ------------------------------------------------------ */
 
-int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
+int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
   VdbHnswNode *pNew;
   VdbHnswHit ep;
   VdbHeap w;
@@ -602,7 +650,7 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
     return p->access.xDirty(p->access.pCtx, pNew);
   }
   memset(&w, 0, sizeof(w));
-  rc = vdbDescend(p, pNew->pVec, pNew->invNorm, level, &ep);
+  rc = vdbDescend(p, pNew->pVec, pNew->aux, level, &ep);
   aEp = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit) * (sqlite3_uint64)(p->params.efConstruction + 1));
   if( aEp==0 ) rc = SQLITE_NOMEM;
   if( rc==SQLITE_OK ) aEp[0] = ep;
@@ -611,7 +659,7 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
     int nChosen = 0;
     memset(&s, 0, sizeof(s));
     s.pQuery = pNew->pVec;
-    s.queryInvNorm = pNew->invNorm;
+    s.queryAux = pNew->aux;
     s.layer = layer;
     s.ef = p->params.efConstruction;
     rc = vdbVisitedReset(&p->pVisited);
@@ -619,7 +667,7 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec){
     if( rc==SQLITE_OK && vdbVisitedAdd(p->pVisited, nid)<0 ) rc = SQLITE_NOMEM;
     if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, aEp, nEp, &w);
     if( rc!=SQLITE_OK ) break;
-    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
     /* The whole beam seeds the next layer down. */
     nEp = w.n;
     memcpy(aEp, w.a, sizeof(VdbHnswHit)*(size_t)w.n);
@@ -657,11 +705,11 @@ static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
   int rc, nChosen = 0;
   memset(&w, 0, sizeof(w));
   memset(&s, 0, sizeof(s));
-  rc = vdbDescend(p, pNode->pVec, pNode->invNorm, layer, &ep);
+  rc = vdbDescend(p, pNode->pVec, pNode->aux, layer, &ep);
   filter.pNode = pNode;
   filter.layer = layer;
   s.pQuery = pNode->pVec;
-  s.queryInvNorm = pNode->invNorm;
+  s.queryAux = pNode->aux;
   s.layer = layer;
   s.ef = p->params.efConstruction;
   s.xFilter = vdbRelinkKeep;
@@ -669,7 +717,7 @@ static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
   if( rc==SQLITE_OK ){
-    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
     rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
   }
   if( rc==SQLITE_OK ) rc = vdbConnectAll(p, pNode, w.a, nChosen, layer);
@@ -809,7 +857,7 @@ static int vdbKeepConnected(VdbHnsw *p, const sqlite3_int64 *aNid, int n){
       ep.dist = vdbNodeDist(p, pRep, pEntry);
     }
     s.pQuery = rc==SQLITE_OK ? pRep->pVec : 0;
-    s.queryInvNorm = rc==SQLITE_OK ? pRep->invNorm : 0;
+    s.queryAux = rc==SQLITE_OK ? pRep->aux : 0;
     s.layer = 0;
     /* A wide beam: if the group must be linked, some of many reachable
     ** nodes will have room. */
@@ -822,7 +870,7 @@ static int vdbKeepConnected(VdbHnsw *p, const sqlite3_int64 *aNid, int n){
     if( rc==SQLITE_OK && !reached ){
       /* Any member will do: one with room may take an edge that another,
       ** full again after the repair, cannot. */
-      if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+      if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
       linked = 0;
       for(i=0; rc==SQLITE_OK && !linked && i<n; i++){
         VdbHnswNode *pMember;
@@ -909,7 +957,7 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
         }
       }
       if( rc!=SQLITE_OK ) break;
-      if( nCand>1 ) qsort(aCand, (size_t)nCand, sizeof(VdbHnswHit), vdbHitCompare);
+      if( nCand>1 ) qsort(aCand, (size_t)nCand, sizeof(VdbHnswHit), vdbHnswHitCompare);
       for(j=0; rc==SQLITE_OK && j<nCand && pN->anLink[layer]<aaTarget[layer][i]; j++){
         VdbHnswNode *pO;
         int linked;
@@ -935,7 +983,7 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
 
 /* ---- search (algorithm 5) ----------------------------------------------------------- */
 
-int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
+int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
                   VdbHnswFilter xFilter, void *pFilterArg,
                   VdbHnswHit **paHit, int *pnHit, int *pnVisited){
   VdbHnswHit ep;
@@ -948,8 +996,8 @@ int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
   if( !p->hasEntry || k<=0 ) return SQLITE_OK;
   memset(&w, 0, sizeof(w));
   memset(&s, 0, sizeof(s));
-  s.queryInvNorm = p->params.eMetric==VDB_METRIC_COSINE ? vdbHnswInvNorm(p->pK, pQuery, p->params.dim) : 0;
-  rc = vdbDescend(p, pQuery, s.queryInvNorm, 0, &ep);
+  s.queryAux = vdbHnswAux(&p->space, pQuery);
+  rc = vdbDescend(p, pQuery, s.queryAux, 0, &ep);
   s.pQuery = pQuery;
   s.layer = 0;
   s.ef = ef>k ? ef : k;
@@ -958,27 +1006,28 @@ int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
   if( rc==SQLITE_OK ){
-    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHitCompare);
+    int resort = 0;
+    if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
     for(i=0; rc==SQLITE_OK && i<w.n && n<k; i++){
-      if( p->params.eMetric==VDB_METRIC_COSINE || isinf(w.a[i].dist) ){
-        /* Cosine: report exactly what vec_distance_cosine gives, not the
-        ** walk's float-norm approximation (they differ in the 7th digit).
-        ** +Inf stands for "no distance" in the walk (see vdbHnswDist), but
-        ** a float32 overflow is a real infinite distance: ask again. */
+      if( p->space.xReport==0 || isinf(w.a[i].dist) ){
+        /* Measure again: the walk's distance is not the metric's own, or
+        ** is +Inf, which stands for "no distance" in the walk but may be
+        ** a real float32 overflow. */
         VdbHnswNode *pNode;
         double d;
         rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNode);
         if( rc!=SQLITE_OK ) break;
-        if( !vdbRawDistance(p->pK, VDB_ELEM_F32, p->params.eMetric, p->params.dim,
+        if( !vdbRawDistance(p->space.pK, p->space.eElem, p->space.eMetric, p->space.dim,
                             pQuery, pNode->pVec, &d) ) continue;
-        if( p->params.eMetric==VDB_METRIC_COSINE ) w.a[i].dist = d;
+        if( p->space.xReport==0 ){
+          w.a[i].dist = d;
+          resort = 1;
+        }
       }
-      if( p->params.eMetric==VDB_METRIC_L2 ) w.a[i].dist = sqrt(w.a[i].dist);
+      if( p->space.xReport ) w.a[i].dist = p->space.xReport(w.a[i].dist);
       w.a[n++] = w.a[i];
     }
-    if( n>1 && p->params.eMetric==VDB_METRIC_COSINE ){
-      qsort(w.a, (size_t)n, sizeof(VdbHnswHit), vdbHitCompare);
-    }
+    if( n>1 && resort ) qsort(w.a, (size_t)n, sizeof(VdbHnswHit), vdbHnswHitCompare);
   }
   if( rc==SQLITE_OK ){
     *paHit = w.a;

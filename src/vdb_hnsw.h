@@ -1,10 +1,12 @@
 /*
 ** HNSW (hierarchical navigable small world) graph algorithm.
 **
-** The algorithm owns no storage. It works on nodes that a VdbHnswAccess
-** hands out -- an in-memory map in the unit tests, the shadow-table cache
-** in the virtual table -- and tells the access layer which nodes it
-** changed, so that layer can persist them inside the user's transaction.
+** The algorithm owns no storage and never looks inside a vector. It works
+** on nodes that a VdbHnswAccess hands out -- an in-memory map in the unit
+** tests, the hnsw index kind's node cache (vdb_index_hnsw.c) in the table
+** -- measures them through a VdbHnswSpace, and tells the access layer
+** which nodes it changed, so that layer can persist them inside the
+** user's transaction.
 **
 ** Invariants the algorithm keeps (and vdbHnswCheck verifies):
 **   - links are symmetric: b is in a's layer-l list iff a is in b's;
@@ -19,6 +21,13 @@
 #ifndef VDB_HNSW_H
 #define VDB_HNSW_H
 #include "vdb_vector.h"
+
+/* Fibonacci hashing (Knuth 6.4): multiplying by 2^64/phi spreads
+** consecutive node ids over the high bits, which the hash tables keep. */
+#define VDB_FIB_HASH_MUL 0x9E3779B97F4A7C15ull
+static inline sqlite3_uint64 vdbFibHash(sqlite3_int64 x){
+  return (sqlite3_uint64)x * VDB_FIB_HASH_MUL;
+}
 
 #define VDB_HNSW_MAX_LEVEL 15     /* levels 0..15; P(level > 15) < 1e-18 at M=16 */
 
@@ -36,11 +45,43 @@ static inline int vdbHnswLayerCap(int m, int layer){
   return layer==0 ? VDB_HNSW_LAYER0_FACTOR*m : m;
 }
 
+/* The vectors the graph compares, and how. The algorithm never looks
+** inside a vector: it measures two of them with xWalk, which needs for
+** each one a value xAux computes once (the access layer keeps it with the
+** node), and reports a result's distance with xReport or, where the walk's
+** distance is not the metric's own, by measuring again with xExact. The
+** element type, metric and kernel level are chosen once per index
+** (vdbHnswSpaceInit), so a quantized code is a new space, not a new walk. */
+typedef struct VdbHnswSpace VdbHnswSpace;
+struct VdbHnswSpace {
+  int dim;
+  VdbElemType eElem;
+  VdbMetric eMetric;
+  const VdbKernels *pK;
+  int nVecBytes;                  /* bytes of one vector, for prefetching */
+  /* A distance with the metric's order, cheaper than the metric's own (L2:
+  ** squared; cosine: a dot product scaled by stored inverse norms); +Inf
+  ** for a pair without a distance (a zero vector under cosine). */
+  double (*xWalk)(const VdbHnswSpace*, const void *a, float aAux, const void *b, float bAux);
+  /* The per-vector value xWalk takes (cosine: 1/|v|); NULL: always 0. */
+  float (*xAux)(const VdbHnswSpace*, const void *a);
+  /* The metric's distance from a walk distance; NULL: use xExact. */
+  double (*xReport)(double walkDist);
+};
+/* SQLITE_OK, or SQLITE_ERROR for an element type or metric the graph
+** cannot index (float32 with l2, cosine or dot). */
+int vdbHnswSpaceInit(VdbHnswSpace *pSpace, VdbElemType eElem, VdbMetric eMetric, int dim,
+                     const VdbKernels *pK);
+/* The per-vector value for xWalk. */
+static inline float vdbHnswAux(const VdbHnswSpace *pSpace, const void *pVec){
+  return pSpace->xAux ? pSpace->xAux(pSpace, pVec) : 0;
+}
+
 typedef struct VdbHnswNode {
   sqlite3_int64 nid;
   int level;
-  const float *pVec;              /* the node's vector, dim floats */
-  float invNorm;                  /* cosine only: vdbHnswInvNorm(pVec), set by the access layer */
+  const void *pVec;               /* the node's vector, in the space's form */
+  float aux;                      /* vdbHnswAux(pVec), set by the access layer */
   int anLink[VDB_HNSW_MAX_LEVEL+1];            /* links per layer */
   sqlite3_int64 *aaLink[VDB_HNSW_MAX_LEVEL+1]; /* capacity: vdbHnswLayerCap() */
 } VdbHnswNode;
@@ -52,13 +93,13 @@ typedef struct VdbHnswAccess {
   /* The node with this nid; SQLITE_NOTFOUND if there is none. */
   int (*xGet)(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode);
   /* Optional fast path for the search: just the vector of node nid and
-  ** its invNorm, valid like xGet's nodes; NULL to use xGet. */
-  int (*xVector)(void *pCtx, sqlite3_int64 nid, const float **ppVec, float *pInvNorm);
+  ** its aux value, valid like xGet's nodes; NULL to use xGet. */
+  int (*xVector)(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux);
   /* Optional hint: the search will soon read node nid's links, so start
   ** bringing them towards the CPU cache. NULL: no hint. */
   void (*xPrefetch)(void *pCtx, sqlite3_int64 nid);
   /* A new node with no links; pVec is copied. */
-  int (*xCreate)(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **ppNode);
+  int (*xCreate)(void *pCtx, sqlite3_int64 nid, int level, const void *pVec, VdbHnswNode **ppNode);
   /* pNode's links changed. */
   int (*xDirty)(void *pCtx, VdbHnswNode *pNode);
   /* Remove a node (its links are already gone from its neighbours). */
@@ -68,10 +109,12 @@ typedef struct VdbHnswAccess {
   int (*xTopNode)(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64 *pNid, int *pLevel);
 } VdbHnswAccess;
 
+/* Largest M: the walk and the linking keep a node's links in fixed
+** arrays of vdbHnswLayerCap(VDB_HNSW_MAX_M, 0) entries. */
+#define VDB_HNSW_MAX_M 128
+
 typedef struct VdbHnswParams {
-  int dim;
-  VdbMetric eMetric;              /* l2, cosine or dot */
-  int m;                          /* links per node above layer 0 */
+  int m;                          /* links per node above layer 0, 2..VDB_HNSW_MAX_M */
   int efConstruction;
   sqlite3_uint64 seed;            /* level assignment */
 } VdbHnswParams;
@@ -80,7 +123,7 @@ typedef struct VdbHnswVisited VdbHnswVisited;
 
 typedef struct VdbHnsw {
   VdbHnswParams params;
-  const VdbKernels *pK;
+  VdbHnswSpace space;
   VdbHnswAccess access;
   int hasEntry;
   sqlite3_int64 entryNid;
@@ -99,25 +142,23 @@ typedef struct VdbHnswHit {
 ** skipped nodes). Returns non-zero to keep. */
 typedef int (*VdbHnswFilter)(void *pArg, sqlite3_int64 nid);
 
-void vdbHnswInit(VdbHnsw *p, const VdbHnswParams *pParams, const VdbKernels *pK,
-                 const VdbHnswAccess *pAccess);
+/* SQLITE_OK, or SQLITE_RANGE for an m outside 2..VDB_HNSW_MAX_M or an
+** efConstruction below 1 (p is then unusable, but vdbHnswFree is safe). */
+int vdbHnswInit(VdbHnsw *p, const VdbHnswParams *pParams, const VdbHnswSpace *pSpace,
+                const VdbHnswAccess *pAccess);
 void vdbHnswFree(VdbHnsw *p);
 
 /* The level a node id gets: floor(-ln(u) / ln(M)) for u uniform in (0,1]
 ** derived from a hash of (nid, seed), capped at VDB_HNSW_MAX_LEVEL. */
 int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid);
 
-/* 1/|v| for a node's invNorm (cosine); 0 for a zero or overflowing vector,
-** which has no cosine distance. */
-float vdbHnswInvNorm(const VdbKernels *pK, const float *pVec, int dim);
-
-int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const float *pVec);
+int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec);
 int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid);
 
 /* The k nearest nodes to pQuery that pass xFilter (all if NULL), found by
 ** a beam of width max(ef, k); sorted by distance, ties by nid. *paHit is
 ** sqlite3_malloc'd. *pnVisited counts nodes whose distance was computed. */
-int vdbHnswSearch(VdbHnsw *p, const float *pQuery, int k, int ef,
+int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
                   VdbHnswFilter xFilter, void *pFilterArg,
                   VdbHnswHit **paHit, int *pnHit, int *pnVisited);
 

@@ -74,128 +74,90 @@ static void vdbConsider(VdbKnnQuery *q, VdbTopK *h, const void *pVec, sqlite3_in
 
 /* ---- scans ------------------------------------------------------------------ */
 
-/* Read chunk iChunk's whole vector blob for the query column into pBuf.
-** *ppBlob carries one read handle from chunk to chunk (blob_reopen is
-** much cheaper than blob_open); the caller closes it. */
-static int vdbReadChunkVectors(VdbKnnQuery *q, sqlite3_blob **ppBlob,
-                               sqlite3_int64 iChunk, void *pBuf){
-  VdbStore *p = q->pStore;
-  int nByte = p->aVecBytes[q->iVec] * p->pDef->chunkSize;
-  int rc = SQLITE_ERROR;
-  if( *ppBlob ) rc = sqlite3_blob_reopen(*ppBlob, iChunk);
-  if( rc!=SQLITE_OK ){
-    char zTable[256];
-    sqlite3_blob_close(*ppBlob);
-    *ppBlob = 0;
-    sqlite3_snprintf(sizeof(zTable), zTable, "%s_vectors%02d", p->zName, q->iVec);
-    rc = sqlite3_blob_open(p->db, p->zDb, zTable, "vectors", iChunk, 0, ppBlob);
-  }
-  if( rc==SQLITE_ERROR ) rc = SQLITE_CORRUPT_VTAB;
-  if( rc==SQLITE_OK ){
-    rc = sqlite3_blob_bytes(*ppBlob)==nByte ? sqlite3_blob_read(*ppBlob, pBuf, nByte, 0)
-                                            : SQLITE_CORRUPT_VTAB;
-  }
-  return rc;
-}
-
 /* Every live slot of every chunk. */
-static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
+static int vdbScanAll(VdbKnnQuery *q, VdbTopK *h){
   VdbStore *p = q->pStore;
   int chunkSize = p->pDef->chunkSize, nVec = p->aVecBytes[q->iVec];
-  sqlite3_stmt *pStmt = 0;
-  sqlite3_blob *pBlob = 0;
-  unsigned char *pBuf = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)nVec * chunkSize);
-  int rc;
-  if( pBuf==0 ) return SQLITE_NOMEM;
-  rc = vdbStorePrepare(p, sqlite3_mprintf(
-      "SELECT chunk_id, validity, rowids FROM \"%w\".\"%w_chunks\" ORDER BY chunk_id",
-      p->zDb, p->zName), &pStmt);
-  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    sqlite3_int64 iChunk = sqlite3_column_int64(pStmt, 0);
-    const unsigned char *aValid = (const unsigned char*)sqlite3_column_blob(pStmt, 1);
-    int nValid = sqlite3_column_bytes(pStmt, 1);
-    const unsigned char *aRowid = (const unsigned char*)sqlite3_column_blob(pStmt, 2);
-    int nRowid = sqlite3_column_bytes(pStmt, 2);
+  VdbChunkScan scan;
+  int rc = vdbChunkScanOpen(p, q->iVec, &scan);
+  while( rc==SQLITE_OK && (rc = vdbChunkScanNext(&scan))==SQLITE_ROW ){
     int i;
-    if( nValid!=chunkSize/8 || nRowid!=chunkSize*8 ){
-      rc = vdbStoreCorrupt(p, pzErr, "a chunk's validity or rowid blob has the wrong size");
-      break;
-    }
-    rc = vdbReadChunkVectors(q, &pBlob, iChunk, pBuf);
-    if( rc!=SQLITE_OK ) break;
+    rc = SQLITE_OK;
     for(i=0; i<chunkSize; i++){
-      if( (aValid[i/8] & (1u << (i%8)))==0 ) continue;
-      vdbConsider(q, h, pBuf + (size_t)nVec*i, vdbGetLe64(aRowid + 8*(size_t)i));
+      if( (scan.aValid[i/8] & (1u << (i%8)))==0 ) continue;
+      vdbConsider(q, h, scan.aVec + (size_t)nVec*i, vdbGetLe64(scan.aRowid + 8*(size_t)i));
     }
   }
-  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
-  else sqlite3_finalize(pStmt);
-  sqlite3_blob_close(pBlob);
-  sqlite3_free(pBuf);
-  return rc;
+  vdbChunkScanClose(&scan);
+  return rc==SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* The slots the pre-filter yields, grouped by chunk. A chunk with many
 ** matches is read whole; one with few is read slot by slot. */
-static int vdbScanFiltered(VdbKnnQuery *q, VdbTopK *h, char **pzErr){
+static int vdbScanFiltered(VdbKnnQuery *q, VdbTopK *h){
   VdbStore *p = q->pStore;
   int chunkSize = p->pDef->chunkSize, nVec = p->aVecBytes[q->iVec];
-  unsigned char *pBuf = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)nVec * chunkSize);
-  VdbHit *aPending = (VdbHit*)sqlite3_malloc64(sizeof(VdbHit) * (sqlite3_uint64)chunkSize);
+  sqlite3_int64 *aRowid = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64) * (sqlite3_uint64)chunkSize);
   int *aOffset = (int*)sqlite3_malloc64(sizeof(int) * (sqlite3_uint64)chunkSize);
-  sqlite3_blob *pBlob = 0;
+  VdbChunkScan scan;
   sqlite3_int64 iChunk = 0;
-  int nPending = 0, rc = SQLITE_OK, done = 0;
-  (void)pzErr;
-  if( pBuf==0 || aPending==0 || aOffset==0 ) rc = SQLITE_NOMEM;
+  int nPending = 0, done = 0;
+  int rc = vdbChunkScanOpen(p, q->iVec, &scan);
+  if( aRowid==0 || aOffset==0 ) rc = SQLITE_NOMEM;
   while( rc==SQLITE_OK && !done ){
-    int step = sqlite3_step(q->pFilter);
-    sqlite3_int64 nextChunk = 0;
+    int step = vdbRowsStep(q->pFilter);
+    VdbSlot slot;
+    slot.chunkId = 0;
     if( step==SQLITE_ROW ){
-      nextChunk = sqlite3_column_int64(q->pFilter, 1);
-    }else{
+      rc = vdbRowsSlot(q->pFilter, &slot);
+      if( rc!=SQLITE_OK ) break;
+    }else if( step==SQLITE_DONE ){
       done = 1;
-      if( step!=SQLITE_DONE ){ rc = sqlite3_reset(q->pFilter); if( rc==SQLITE_OK ) rc = step; break; }
+    }else{
+      rc = step;
+      break;
     }
-    if( nPending>0 && (done || nextChunk!=iChunk) ){
+    if( nPending>0 && (done || slot.chunkId!=iChunk) ){
       int i;
       if( nPending*8 >= chunkSize ){
-        rc = vdbReadChunkVectors(q, &pBlob, iChunk, pBuf);
+        rc = vdbChunkScanRead(&scan, iChunk);
         for(i=0; rc==SQLITE_OK && i<nPending; i++){
-          vdbConsider(q, h, pBuf + (size_t)nVec*aOffset[i], aPending[i].rowid);
+          vdbConsider(q, h, scan.aVec + (size_t)nVec*aOffset[i], aRowid[i]);
         }
       }else{
         for(i=0; rc==SQLITE_OK && i<nPending; i++){
-          VdbSlot slot;
-          slot.chunkId = iChunk;
-          slot.offset = aOffset[i];
-          rc = vdbStoreReadVector(p, q->iVec, &slot, pBuf);
-          if( rc==SQLITE_OK ) vdbConsider(q, h, pBuf, aPending[i].rowid);
+          VdbSlot one;
+          one.chunkId = iChunk;
+          one.offset = aOffset[i];
+          rc = vdbStoreReadVector(p, q->iVec, &one, scan.aVec);
+          if( rc==SQLITE_OK ) vdbConsider(q, h, scan.aVec, aRowid[i]);
         }
       }
       nPending = 0;
     }
     if( step==SQLITE_ROW ){
-      sqlite3_int64 off = sqlite3_column_int64(q->pFilter, 2);
-      if( off<0 || off>=chunkSize || nPending>=chunkSize ){
+      if( nPending>=chunkSize ){
         rc = SQLITE_CORRUPT_VTAB;
         break;
       }
-      iChunk = nextChunk;
-      aPending[nPending].rowid = sqlite3_column_int64(q->pFilter, 0);
-      aOffset[nPending] = (int)off;
+      iChunk = slot.chunkId;
+      aRowid[nPending] = vdbRowsRowid(q->pFilter);
+      aOffset[nPending] = slot.offset;
       nPending++;
     }
   }
-  sqlite3_reset(q->pFilter);
-  sqlite3_blob_close(pBlob);
-  sqlite3_free(pBuf);
-  sqlite3_free(aPending);
+  vdbRowsReset(q->pFilter);
+  vdbChunkScanClose(&scan);
+  sqlite3_free(aRowid);
   sqlite3_free(aOffset);
   return rc;
 }
 
-int vdbKnnSearch(VdbKnnQuery *q, VdbHit **paHit, int *pnHit, char **pzErr){
+void vdbHitSort(VdbHit *aHit, int nHit){
+  if( nHit>1 ) qsort(aHit, (size_t)nHit, sizeof(VdbHit), vdbHitCompare);
+}
+
+int vdbKnnSearch(VdbKnnQuery *q, VdbHit **paHit, int *pnHit){
   VdbTopK h;
   int rc;
   *paHit = 0;
@@ -206,15 +168,15 @@ int vdbKnnSearch(VdbKnnQuery *q, VdbHit **paHit, int *pnHit, char **pzErr){
     h.a = (VdbHit*)sqlite3_malloc64(sizeof(VdbHit) * (sqlite3_uint64)h.k);
     if( h.a==0 ) return SQLITE_NOMEM;
   }
-  rc = q->pFilter ? vdbScanFiltered(q, &h, pzErr) : vdbScanAll(q, &h, pzErr);
+  rc = q->pFilter ? vdbScanFiltered(q, &h) : vdbScanAll(q, &h);
   if( rc!=SQLITE_OK ){
     sqlite3_free(h.a);
-    if( rc==SQLITE_CORRUPT_VTAB && pzErr && *pzErr==0 ){
-      vdbStoreCorrupt(q->pStore, pzErr, "a vector chunk is missing or has the wrong size");
+    if( rc==SQLITE_CORRUPT_VTAB && q->pStore->zErrMsg==0 ){
+      vdbStoreCorrupt(q->pStore, "a vector chunk is missing or has the wrong size");
     }
     return rc;
   }
-  if( h.n>1 ) qsort(h.a, (size_t)h.n, sizeof(VdbHit), vdbHitCompare);
+  vdbHitSort(h.a, h.n);
   *paHit = h.a;
   *pnHit = h.n;
   return SQLITE_OK;

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <string.h>
+#include "vdb_index.h"
 #include "vdb_schema.h"
 
 /* ---- lexer -------------------------------------------------------------- */
@@ -168,48 +169,92 @@ static VdbElemType vdbVectorType(const VdbToken *t){
 
 /* ---- INDEXED BY ----------------------------------------------------------- */
 
-/* After "INDEXED BY": flat() or hnsw(name=int, ...). */
+/* The separator before item i of n in "a, b or c". */
+static const char *vdbListSep(int i, int n){
+  return i==0 ? "" : i==n-1 ? " or " : ", ";
+}
+
+/* How many parameters a declaration may give the kind. */
+static int vdbDeclaredParams(const VdbIndexKind *pKind){
+  int i, n = 0;
+  for(i=0; i<pKind->nParam; i++) n += (pKind->aParam[i].flags & VDB_PARAM_DECLARED)!=0;
+  return n;
+}
+
+/* An index of this kind with every parameter at its default. */
+static void vdbIndexDefaults(VdbIndexDef *pIdx, const VdbIndexKind *pKind){
+  int i;
+  pIdx->pKind = pKind;
+  for(i=0; i<pKind->nParam; i++) pIdx->aParam[i] = pKind->aParam[i].iDefault;
+}
+
+/* After "INDEXED BY": kind(name=int, ...), a kind of the registry with
+** the parameters its table declares. */
 static int vdbParseIndex(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
   VdbIndexDef *pIdx = &pCol->index;
-  int isHnsw;
-  if( vdbTokenIs(&p->tk, "flat") ) isHnsw = 0;
-  else if( vdbTokenIs(&p->tk, "hnsw") ) isHnsw = 1;
-  else return vdbSchemaError(pzErr, p->zArg, "unknown index \"%.*s\" (expected hnsw(...) or flat())",
-                             p->tk.n, p->tk.z);
+  const VdbIndexKind *pKind = p->tk.eType==VDB_TK_IDENT ? vdbIndexKindFind(p->tk.z, p->tk.n) : 0;
+  int i;
+  if( pKind==0 ){
+    sqlite3_str *s = sqlite3_str_new(0);
+    char *zKnown;
+    int n = vdbIndexKindCount();
+    for(i=0; i<n; i++){
+      const VdbIndexKind *k = vdbIndexKindAt(i);
+      sqlite3_str_appendf(s, "%s%s(%s)", vdbListSep(i, n), k->zName, vdbDeclaredParams(k) ? "..." : "");
+    }
+    zKnown = sqlite3_str_finish(s);
+    i = vdbSchemaError(pzErr, p->zArg, "unknown index \"%.*s\" (expected %s)",
+                       p->tk.n, p->tk.z, zKnown ? zKnown : "");
+    sqlite3_free(zKnown);
+    return i;
+  }
   vdbLexNext(p);
   if( !vdbTokenPunct(&p->tk, '(') ){
     return vdbSchemaError(pzErr, p->zArg, "expected '(' after the index name");
   }
-  pIdx->eKind = isHnsw ? VDB_INDEX_HNSW : VDB_INDEX_FLAT;
+  vdbIndexDefaults(pIdx, pKind);
   vdbLexNext(p);
   while( !vdbTokenPunct(&p->tk, ')') ){
     VdbToken name = p->tk;
-    int value, lo, hi, *pSlot;
+    const VdbIndexParam *pParam = 0;
+    int value, iParam = -1;
     if( name.eType!=VDB_TK_IDENT ){
       return vdbSchemaError(pzErr, p->zArg, "expected an index parameter name or ')'");
     }
-    if( !isHnsw ){
-      return vdbSchemaError(pzErr, p->zArg, "flat() takes no parameters");
+    for(i=0; pParam==0 && i<pKind->nParam; i++){
+      if( (pKind->aParam[i].flags & VDB_PARAM_DECLARED) && vdbTokenIs(&name, pKind->aParam[i].zName) ){
+        pParam = &pKind->aParam[i];
+        iParam = i;
+      }
     }
-    if( vdbTokenIs(&name, "m") ){ pSlot = &pIdx->m; lo = 2; hi = VDB_HNSW_MAX_M; }
-    else if( vdbTokenIs(&name, "ef_construction") ){ pSlot = &pIdx->efConstruction; lo = 1; hi = VDB_HNSW_MAX_EF; }
-    else if( vdbTokenIs(&name, "ef_search") ){ pSlot = &pIdx->efSearch; lo = 1; hi = VDB_HNSW_MAX_EF; }
-    else{
-      return vdbSchemaError(pzErr, p->zArg,
-          "unknown hnsw parameter \"%.*s\" (expected m, ef_construction or ef_search)",
-          name.n, name.z);
+    if( pParam==0 ){
+      sqlite3_str *s = sqlite3_str_new(0);
+      char *zKnown;
+      int n = vdbDeclaredParams(pKind), j = 0;
+      for(i=0; i<pKind->nParam; i++){
+        if( pKind->aParam[i].flags & VDB_PARAM_DECLARED ){
+          sqlite3_str_appendf(s, "%s%s", vdbListSep(j++, n), pKind->aParam[i].zName);
+        }
+      }
+      zKnown = sqlite3_str_finish(s);
+      i = n==0 ? vdbSchemaError(pzErr, p->zArg, "%s() takes no parameters", pKind->zName)
+               : vdbSchemaError(pzErr, p->zArg, "unknown %s parameter \"%.*s\" (expected %s)",
+                                pKind->zName, name.n, name.z, zKnown ? zKnown : "");
+      sqlite3_free(zKnown);
+      return i;
     }
     vdbLexNext(p);
     if( !vdbTokenPunct(&p->tk, '=') ){
-      return vdbSchemaError(pzErr, p->zArg, "expected '=' after hnsw parameter %.*s", name.n, name.z);
+      return vdbSchemaError(pzErr, p->zArg, "expected '=' after %s parameter %.*s",
+                            pKind->zName, name.n, name.z);
     }
     vdbLexNext(p);
     value = vdbTokenInt(&p->tk);
-    if( value<lo || value>hi ){
-      return vdbSchemaError(pzErr, p->zArg, "hnsw parameter %.*s must be an integer from %d to %d",
-                            name.n, name.z, lo, hi);
+    if( value<pParam->iMin || value>pParam->iMax ){
+      return vdbSchemaError(pzErr, p->zArg, "%s parameter %.*s must be an integer from %d to %d",
+                            pKind->zName, name.n, name.z, pParam->iMin, pParam->iMax);
     }
-    *pSlot = value;
+    pIdx->aParam[iParam] = value;
     vdbLexNext(p);
     if( vdbTokenPunct(&p->tk, ',') ) vdbLexNext(p);
     else if( !vdbTokenPunct(&p->tk, ')') ){
@@ -217,11 +262,30 @@ static int vdbParseIndex(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
     }
   }
   vdbLexNext(p);
-  if( isHnsw && pIdx->efConstruction < pIdx->m ){
-    return vdbSchemaError(pzErr, p->zArg, "hnsw ef_construction (%d) must be at least m (%d)",
-                          pIdx->efConstruction, pIdx->m);
-  }
   return SQLITE_OK;
+}
+
+/* The column's index as declared (or the default kind): the kind checks
+** it fits the column and gives its part of the layout signature. */
+static int vdbFinishIndex(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
+  VdbIndexDef *pIdx = &pCol->index;
+  sqlite3_str *s;
+  char *zWhy = 0;
+  int rc = pIdx->pKind->xValidate ? pIdx->pKind->xValidate(pCol, &zWhy) : SQLITE_OK;
+  if( rc!=SQLITE_OK ){
+    rc = zWhy ? vdbSchemaError(pzErr, p->zArg, "%s", zWhy) : SQLITE_NOMEM;
+    sqlite3_free(zWhy);
+    return rc;
+  }
+  s = sqlite3_str_new(0);
+  if( pIdx->pKind->xSignature ) pIdx->pKind->xSignature(pCol, s);
+  rc = sqlite3_str_errcode(s);
+  pIdx->zSignature = sqlite3_str_finish(s);
+  if( pIdx->zSignature==0 ){
+    /* An empty part: sqlite3_str_finish gives NULL for no text as well. */
+    pIdx->zSignature = sqlite3_mprintf("%s", "");
+  }
+  return rc==SQLITE_OK && pIdx->zSignature ? SQLITE_OK : SQLITE_NOMEM;
 }
 
 /* ---- one argument ----------------------------------------------------------- */
@@ -232,10 +296,7 @@ static int vdbParseVectorColumn(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
   int nDim;
   pCol->eKind = VDB_COL_VECTOR;
   pCol->eElem = vdbVectorType(&p->tk);
-  pCol->index.eKind = VDB_INDEX_FLAT;
-  pCol->index.m = VDB_HNSW_DEFAULT_M;
-  pCol->index.efConstruction = VDB_HNSW_DEFAULT_EFC;
-  pCol->index.efSearch = VDB_HNSW_DEFAULT_EF;
+  vdbIndexDefaults(&pCol->index, vdbIndexKindDefault());
   /* The lexer would read "[N]" as a quoted identifier; take it by hand. */
   p->z = vdbSkipSpace(p->tk.z + p->tk.n);
   if( *p->z!='[' ) return vdbSchemaError(pzErr, p->zArg, "expected '[' and a dimension count");
@@ -284,13 +345,7 @@ static int vdbParseVectorColumn(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
                             p->tk.n, p->tk.z);
     }
   }
-  if( pCol->index.eKind==VDB_INDEX_HNSW && pCol->eElem!=VDB_ELEM_F32 ){
-    return vdbSchemaError(pzErr, p->zArg, "an hnsw index needs a float[N] column");
-  }
-  if( pCol->index.eKind==VDB_INDEX_HNSW && pCol->eMetric==VDB_METRIC_L1 ){
-    return vdbSchemaError(pzErr, p->zArg, "an hnsw index supports distance_metric l2, cosine or dot");
-  }
-  return SQLITE_OK;
+  return vdbFinishIndex(p, pCol, pzErr);
 }
 
 static int vdbNameTaken(const VdbTableDef *pDef, const char *zName){
@@ -311,8 +366,9 @@ static int vdbParseOption(VdbLexer *p, const VdbToken *pName, VdbTableDef *pDef,
   vdbLexNext(p);
   if( vdbTokenIs(pName, "chunk_size") ){
     int v = vdbTokenInt(&p->tk);
-    if( v<8 || v>65536 || v%8 ){
-      return vdbSchemaError(pzErr, p->zArg, "chunk_size must be a multiple of 8 from 8 to 65536");
+    if( v<VDB_CHUNK_MIN_ROWS || v>VDB_CHUNK_MAX_ROWS || v%8 ){
+      return vdbSchemaError(pzErr, p->zArg, "chunk_size must be a multiple of 8 from %d to %d",
+                            VDB_CHUNK_MIN_ROWS, VDB_CHUNK_MAX_ROWS);
     }
     pDef->chunkSize = v;
   }else{
@@ -417,6 +473,7 @@ static int vdbParseArgument(const char *zArg, VdbTableDef *pDef, char **pzErr){
   return SQLITE_OK;
 fail:
   sqlite3_free(col.zName);
+  sqlite3_free(col.index.zSignature);
   return rc;
 }
 
@@ -431,7 +488,10 @@ int vdbSchemaCount(const VdbTableDef *pDef, VdbColumnKind eKind){
 void vdbSchemaFree(VdbTableDef *pDef){
   int i;
   if( pDef==0 ) return;
-  for(i=0; i<pDef->nCol; i++) sqlite3_free(pDef->aCol[i].zName);
+  for(i=0; i<pDef->nCol; i++){
+    sqlite3_free(pDef->aCol[i].zName);
+    sqlite3_free(pDef->aCol[i].index.zSignature);
+  }
   sqlite3_free(pDef->aCol);
   sqlite3_free(pDef->zPkName);
   sqlite3_free(pDef);

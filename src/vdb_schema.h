@@ -22,23 +22,20 @@
 #define VDB_MAX_PARTITION_COLUMNS 4
 #define VDB_MAX_METADATA_COLUMNS  16
 #define VDB_MAX_AUX_COLUMNS       16
+#define VDB_MAX_COLUMNS (VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS \
+                         + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS)
 
 /* Default rows per storage chunk: from 1024 down to 64, halving while the
 ** largest vector column's chunk blob exceeds 1 MiB. */
 #define VDB_CHUNK_MAX_DEFAULT   1024
 #define VDB_CHUNK_MIN_DEFAULT   64
 #define VDB_CHUNK_TARGET_BYTES  (1024*1024)
+/* chunk_size= bounds: validity bitmaps are whole bytes. */
+#define VDB_CHUNK_MIN_ROWS      8
+#define VDB_CHUNK_MAX_ROWS      65536
 /* Largest vector blob a chunk may need (chunk_size x bytes per vector): an
 ** exact scan holds one in memory, and sizes stay far from int overflow. */
 #define VDB_CHUNK_MAX_BYTES     (256*1024*1024)
-
-/* HNSW parameter bounds; defaults follow hnswlib's M and ef_construction
-** and, unlike hnswlib's ef=10, a search breadth that reaches high recall. */
-#define VDB_HNSW_DEFAULT_M       16
-#define VDB_HNSW_DEFAULT_EFC     200
-#define VDB_HNSW_DEFAULT_EF      64
-#define VDB_HNSW_MAX_M           128
-#define VDB_HNSW_MAX_EF          4096
 
 typedef enum VdbColumnKind {
   VDB_COL_VECTOR = 1,
@@ -56,16 +53,15 @@ typedef enum VdbValueType {
   VDB_VAL_ANY              /* auxiliary column declared without a type */
 } VdbValueType;
 
-typedef enum VdbIndexKind {
-  VDB_INDEX_FLAT = 0,      /* exact search, the default */
-  VDB_INDEX_HNSW
-} VdbIndexKind;
-
+/* How a vector column answers KNN queries: an index kind (vdb_index.h)
+** and the values of its parameters, in the order of the kind's parameter
+** table. */
+#define VDB_MAX_INDEX_PARAMS 8
+struct VdbIndexKind;
 typedef struct VdbIndexDef {
-  VdbIndexKind eKind;
-  int m;                   /* HNSW: links per node above layer 0 */
-  int efConstruction;
-  int efSearch;
+  const struct VdbIndexKind *pKind;    /* flat when the declaration names none */
+  int aParam[VDB_MAX_INDEX_PARAMS];
+  char *zSignature;                    /* the kind's part of the layout signature */
 } VdbIndexDef;
 
 typedef struct VdbColumnDef {
@@ -81,7 +77,7 @@ typedef struct VdbColumnDef {
 typedef struct VdbTableDef {
   char *zPkName;           /* declared primary key column, or NULL */
   int pkIsText;            /* text primary key (mapped to an internal rowid) */
-  int chunkSize;            /* rows per storage chunk (chunk_size=) */
+  int chunkSize;           /* rows per storage chunk (chunk_size=) */
   int nCol;
   VdbColumnDef *aCol;      /* in declaration order, primary key excluded */
 } VdbTableDef;

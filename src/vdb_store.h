@@ -1,41 +1,27 @@
 /*
-** Shadow-table storage of a vectordb table.
+** The store: the owner of a table's own shadow tables (T_info, T_rows,
+** T_chunks, T_free, T_vectorsNN; vdb_format.h describes them). No other
+** module issues SQL against them: the virtual table, the exact scan and
+** the index kinds ask the store.
 **
-** For a table T in schema S:
-**
-**   T_info(key TEXT PRIMARY KEY, value) WITHOUT ROWID
-**       format version and the layout parameters, checked on connect.
-**   T_rows(rowid INTEGER PRIMARY KEY, chunk_id, chunk_offset, [pk TEXT UNIQUE],
-**          c<i> ...)
-**       one row per user row: where its vectors live, and the values of
-**       every non-vector column i (partition, metadata, auxiliary) as c<i>.
-**   T_chunks(chunk_id INTEGER PRIMARY KEY, validity BLOB, rowids BLOB)
-**       slot allocation: bit j of validity says slot j holds a row, whose
-**       rowid is the j-th little-endian int64 of rowids.
-**   T_free(chunk_id INTEGER PRIMARY KEY)
-**       chunks with at least one free slot, so inserts fill the holes
-**       that deletes leave before a new chunk is added.
-**   T_vectorsNN(chunk_id INTEGER PRIMARY KEY, vectors BLOB)
-**       one table per vector column NN: chunk_size vectors back to back,
-**       so an exact scan reads large contiguous blobs.
-**   T_hnswNN
-**       the HNSW graph of column NN when it is indexed (vdb_hnsw_store.h).
+** The store also carries the one error channel of a table: every layer
+** below the virtual table reports a message with vdbStoreError or
+** vdbStoreCorrupt, and the virtual table hands it to SQLite.
 **
 ** Every value read back is validated: a blob of the wrong size, a slot
-** outside the chunk or a chunk that is missing yields SQLITE_CORRUPT_VTAB.
+** outside its chunk or a chunk that is missing yields SQLITE_CORRUPT_VTAB.
 */
 #ifndef VDB_STORE_H
 #define VDB_STORE_H
+#include <stdarg.h>
+#include "vdb_format.h"
 #include "vdb_schema.h"
-
-#define VDB_FORMAT_VERSION 1
 
 typedef enum VdbStmtId {
   VDB_STMT_ROW_INSERT = 0,
   VDB_STMT_ROW_LOCATE,
   VDB_STMT_ROW_LOCATE_PK,
   VDB_STMT_ROW_DELETE,
-  VDB_STMT_ROW_SELECT,
   VDB_STMT_ROW_MOVE,
   VDB_STMT_FREE_FIRST,
   VDB_STMT_FREE_ADD,
@@ -43,6 +29,10 @@ typedef enum VdbStmtId {
   VDB_STMT_CHUNK_INSERT,
   VDB_STMT_CHUNK_DELETE,
   VDB_STMT_MAX_ROWID,
+  VDB_STMT_INFO_GET,
+  VDB_STMT_INFO_SET,
+  VDB_STMT_INFO_DELETE,
+  VDB_STMT_DATA_VERSION,
   VDB_STMT_COUNT
 } VdbStmtId;
 
@@ -54,23 +44,19 @@ typedef struct VdbStore {
   int nVec;                     /* vector columns */
   int aVecCol[VDB_MAX_VECTOR_COLUMNS];     /* their index in pDef->aCol */
   int aVecBytes[VDB_MAX_VECTOR_COLUMNS];   /* bytes per vector */
+  int maxVecBytes;
+  int aRowCol[VDB_MAX_COLUMNS]; /* aCol[i]'s column in the rows a VdbRows yields; -1: a vector */
+  int iRowPk;                   /* the text primary key's column there */
+  /* Table names for sqlite3_blob_open (the schema is passed apart). */
+  char *zChunksTable;
+  char *azVecTable[VDB_MAX_VECTOR_COLUMNS];
+  char *zErrMsg;                /* the pending error message, or NULL */
+  int haveDataVersion;
+  sqlite3_int64 dataVersion;
   sqlite3_stmt *aStmt[VDB_STMT_COUNT];
   sqlite3_stmt *aVecDelete[VDB_MAX_VECTOR_COLUMNS];
   sqlite3_stmt *aVecInsert[VDB_MAX_VECTOR_COLUMNS];
 } VdbStore;
-
-/* Little-endian 64-bit integers, the byte order of every integer stored
-** in a shadow-table BLOB (slot rowids, graph links). */
-static inline sqlite3_int64 vdbGetLe64(const unsigned char *a){
-  sqlite3_uint64 v = 0;
-  int i;
-  for(i=7; i>=0; i--) v = (v<<8) | a[i];
-  return (sqlite3_int64)v;
-}
-static inline void vdbPutLe64(unsigned char *a, sqlite3_int64 x){
-  int i;
-  for(i=0; i<8; i++) a[i] = (unsigned char)((sqlite3_uint64)x >> (8*i));
-}
 
 /* A slot: where one row's vectors live. */
 typedef struct VdbSlot {
@@ -82,49 +68,134 @@ int vdbStoreInit(VdbStore *p, sqlite3 *db, const char *zDb, const char *zName,
                  const VdbTableDef *pDef);
 void vdbStoreClose(VdbStore *p);
 
-/* Create the shadow tables (xCreate) / check them (xConnect). */
-int vdbStoreCreate(VdbStore *p, char **pzErr);
-int vdbStoreCheck(VdbStore *p, char **pzErr);
+/* ---- errors ---- */
+/* Set the pending message (printf-style; replaces any earlier one) and
+** return rc. */
+int vdbStoreError(VdbStore *p, int rc, const char *zFmt, ...);
+int vdbStoreErrorV(VdbStore *p, int rc, const char *zFmt, va_list ap);
+/* "vectordb table T is corrupt: <what>"; returns SQLITE_CORRUPT_VTAB. */
+int vdbStoreCorrupt(VdbStore *p, const char *zFmt, ...);
+/* The pending message (sqlite3_malloc'd; the caller owns it), cleared. */
+char *vdbStoreTakeError(VdbStore *p);
+
+/* ---- statements (for the store and the index kinds' own tables) ---- */
+/* Prepare a persistent statement; zSql from sqlite3_mprintf is consumed. */
+int vdbStorePrepare(VdbStore *p, char *zSql, sqlite3_stmt **ppStmt);
+/* Run one statement built with sqlite3_mprintf (consumed). */
+int vdbStoreExec(VdbStore *p, char *zSql);
+/* Step a statement whose rows are not wanted, then reset it so it holds
+** no lock; the step's error if it failed. */
+int vdbStepReset(sqlite3_stmt *pStmt);
+/* Finalize pStmt and combine: rc if it is an error, else finalize's. */
+int vdbFinalize(sqlite3_stmt *pStmt, int rc);
+/* A random token of VDB_INDEX_TOKEN_CHARS hex digits for index names. */
+void vdbStoreRandomToken(char *zToken);
+
+/* ---- the table ---- */
+/* Create the shadow tables (xCreate) / check them on connect (xConnect). */
+int vdbStoreCreate(VdbStore *p);
+int vdbStoreCheck(VdbStore *p);
 int vdbStoreDrop(VdbStore *p);
 int vdbStoreRename(VdbStore *p, const char *zNewName);
-
-/* Is zSuffix (the part after "T_") one of our shadow tables? */
+/* Is zSuffix (the part after "T_") one of the store's shadow tables? */
 int vdbStoreIsShadowName(const char *zSuffix);
+/* Start of a statement: *pOtherCommit tells whether another connection
+** committed to the database since the last call (PRAGMA data_version). */
+int vdbStoreSync(VdbStore *p, int *pOtherCommit);
 
+/* ---- T_info ---- */
+/* The value under zKey (a copy, sqlite3_value_free it) or NULL if absent. */
+int vdbStoreInfoGet(VdbStore *p, const char *zKey, sqlite3_value **ppVal);
+int vdbStoreInfoSet(VdbStore *p, const char *zKey, sqlite3_int64 value);
+int vdbStoreInfoDelete(VdbStore *p, const char *zKey);
+
+/* ---- rows ---- */
 /* Where rowid lives. SQLITE_OK with the slot, SQLITE_DONE if no such row. */
 int vdbStoreLocate(VdbStore *p, sqlite3_int64 rowid, VdbSlot *pSlot);
 /* The rowid of a text primary key; SQLITE_DONE if absent. */
 int vdbStoreLocatePk(VdbStore *p, sqlite3_value *pPk, sqlite3_int64 *pRowid);
 /* The largest rowid in use, 0 when empty. */
 int vdbStoreMaxRowid(VdbStore *p, sqlite3_int64 *pRowid);
-
+int vdbStoreRowCount(VdbStore *p, sqlite3_int64 *pCount);
 /* Add a row. apVal has pDef->nCol entries (vector entries unused); aVec
 ** has one decoded vector per vector column. Must be called only after all
 ** input has been validated. */
 int vdbStoreInsert(VdbStore *p, sqlite3_int64 rowid, sqlite3_value *pPk,
                    sqlite3_value **apVal, const VdbVector *aVec, VdbSlot *pSlot);
-
-/* Consistency of rows and slots; SQLITE_CORRUPT with *pzErr on a finding. */
-int vdbStoreIntegrity(VdbStore *p, char **pzErr);
 int vdbStoreDelete(VdbStore *p, sqlite3_int64 rowid);
 /* Give a row a new rowid, keeping its slot and values. */
 int vdbStoreMove(VdbStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid);
 /* Overwrite one vector of an existing row. */
 int vdbStoreWriteVector(VdbStore *p, int iVec, const VdbSlot *pSlot, const VdbVector *pVec);
-/* Set the non-vector columns whose apVal entry is non-NULL pointer. */
+/* Set the non-vector columns i with aChanged[i] to apVal[i], and the text
+** primary key to pPk unless it is NULL. */
 int vdbStoreUpdateColumns(VdbStore *p, sqlite3_int64 rowid, sqlite3_value **apVal,
-                          const unsigned char *aChanged);
+                          const unsigned char *aChanged, sqlite3_value *pPk);
+/* Consistency of rows and slots: SQLITE_OK, or SQLITE_CORRUPT_VTAB with
+** the first finding as the pending message. */
+int vdbStoreIntegrity(VdbStore *p);
 
+/* ---- vectors ---- */
 /* Read one vector (aVecBytes[iVec] bytes) into pBuf. */
 int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf);
 /* Every vector slot of a chunk (chunkSize x vector bytes), one sequential read. */
 int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf);
 
-/* Prepare a statement against the shadow tables (zSql from sqlite3_mprintf
-** is consumed). */
-int vdbStorePrepare(VdbStore *p, char *zSql, sqlite3_stmt **ppStmt);
+/* ---- row queries ----
+** Rows selected by constraints on the rowid, the text primary key or
+** non-vector columns, compared by SQLite's own rules. */
+#define VDB_COL_ROWID (-1)
+#define VDB_COL_PK    (-2)
+typedef struct VdbRowConstraint {
+  int iCol;                     /* aCol index, VDB_COL_ROWID or VDB_COL_PK */
+  char op;                      /* '=' '!' '<' '{'(<=) '>' '}'(>=) 'N'(IS NULL)
+                                ** 'n'(IS NOT NULL) 'k'(LIKE) 'g'(GLOB) 's'(IS)
+                                ** 'S'(IS NOT) 'i'(IN: every value of apVal) */
+  int nVal;
+  sqlite3_value **apVal;        /* the operands; valid while the query is prepared */
+} VdbRowConstraint;
 
-/* Set the store's error message on pzErr for a corrupt shadow table. */
-int vdbStoreCorrupt(VdbStore *p, char **pzErr, const char *zWhat);
+typedef enum VdbRowsShape {
+  VDB_ROWS_BY_ROWID = 1,        /* whole rows, in rowid order */
+  VDB_ROWS_BY_SLOT              /* rowid and slot only, in slot order */
+} VdbRowsShape;
+
+typedef struct VdbRows VdbRows;
+/* The rows matching every constraint (all rows when nCons is 0). */
+int vdbStoreRowsOpen(VdbStore *p, VdbRowsShape eShape, const VdbRowConstraint *aCons,
+                     int nCons, VdbRows **ppRows);
+/* Whole rows looked up one rowid at a time with vdbRowsSeek. */
+int vdbStoreRowsOpenSeek(VdbStore *p, VdbRows **ppRows);
+/* SQLITE_ROW with the cursor on a row, SQLITE_DONE at the end, or an error. */
+int vdbRowsStep(VdbRows *pRows);
+int vdbRowsSeek(VdbRows *pRows, sqlite3_int64 rowid);
+sqlite3_int64 vdbRowsRowid(VdbRows *pRows);
+/* The current row's slot; SQLITE_CORRUPT_VTAB if it is not a valid one. */
+int vdbRowsSlot(VdbRows *pRows, VdbSlot *pSlot);
+/* A non-vector column (aCol index) or VDB_COL_PK of the current row. */
+sqlite3_value *vdbRowsValue(VdbRows *pRows, int iCol);
+/* Back to before the first row; the error of the last step, if any. */
+int vdbRowsReset(VdbRows *pRows);
+void vdbRowsClose(VdbRows *pRows);
+
+/* ---- chunk scans ----
+** Every chunk in chunk_id order with one vector column's vectors, read a
+** whole chunk BLOB at a time through one reused blob handle. */
+typedef struct VdbChunkScan {
+  VdbStore *pStore;
+  int iVec;
+  sqlite3_stmt *pStmt;
+  sqlite3_blob *pBlob;
+  /* The current chunk, after vdbChunkScanNext returned SQLITE_ROW: */
+  sqlite3_int64 chunkId;
+  const unsigned char *aValid;   /* chunkSize/8 bytes */
+  const unsigned char *aRowid;   /* chunkSize little-endian int64 */
+  unsigned char *aVec;           /* chunkSize x aVecBytes[iVec] bytes */
+} VdbChunkScan;
+int vdbChunkScanOpen(VdbStore *p, int iVec, VdbChunkScan *pScan);
+int vdbChunkScanNext(VdbChunkScan *pScan);
+/* Only the vectors of chunk chunkId into pScan->aVec (no stepping). */
+int vdbChunkScanRead(VdbChunkScan *pScan, sqlite3_int64 chunkId);
+void vdbChunkScanClose(VdbChunkScan *pScan);
 
 #endif

@@ -22,6 +22,7 @@
 
 #define VDB_MAX_DIMS     8192      /* float32 and int8 elements */
 #define VDB_MAX_BITS     65536     /* bit vectors: 8192 bytes */
+#define VDB_MAX_VECTOR_BYTES (VDB_MAX_DIMS*4)   /* the largest vector: float32 */
 
 typedef enum VdbElemType {
   VDB_ELEM_F32 = 1,

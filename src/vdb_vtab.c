@@ -6,23 +6,28 @@
 **
 ** Declared columns, in order: the primary key (if declared), the user's
 ** columns, then hidden columns named after the table (for commands),
-** "distance" and "k" -- the same shape as sqlite-vec's vec0.
+** "distance", "k" and "ef_search" -- the shape of sqlite-vec's vec0.
 **
 ** Two query plans:
 **   scan  every row (or those the pushed-down filters select), by rowid;
 **   knn   the k nearest rows to the MATCH vector among those the filters
 **         select, ordered by distance then rowid.
 ** Filters on the rowid, the primary key and every non-vector column
-** (=, !=, <, <=, >, >=, IN, IS [NOT] NULL, LIKE, GLOB) become one SQL
-** statement over the T_rows shadow table, so SQLite's own planner and
-** comparison rules apply and a filtered KNN query returns k rows whenever
-** k rows match.
+** (=, !=, <, <=, >, >=, IN, IS [NOT] NULL, LIKE, GLOB) become one query
+** of the store's rows, so SQLite's own planner and comparison rules apply
+** and a filtered KNN query returns k rows whenever k rows match.
 **
-** State lives only in the shadow tables, so SQLite's journal undoes every
-** change on ROLLBACK and ROLLBACK TO; the transaction methods exist to
-** declare that and hold nothing. Each write validates all of its input
-** before its first shadow-table write, so a rejected statement leaves
-** nothing behind even inside BEGIN ... COMMIT.
+** The table is the glue between SQLite and two layers it names no kind
+** of: the store (vdb_store.h), which owns the rows, and one index per
+** vector column (vdb_index.h), which answers KNN queries. Rows are written
+** through to the shadow tables at once; an index may batch its writes, and
+** the transaction methods tell it when to write them (xSync, xSavepoint)
+** and when to forget them (xRollback, xRollbackTo). Each write validates
+** all of its input before its first shadow-table write, so a rejected
+** statement leaves nothing behind even inside BEGIN ... COMMIT.
+**
+** Errors: every layer leaves its message on the store (vdbStoreError);
+** each method hands it to SQLite on its way out (vdbVtabResult).
 */
 #include <math.h>
 #include <stdarg.h>
@@ -30,8 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vdb_vtab.h"
-#include "vdb_hnsw_store.h"
-#include "vdb_knn.h"
+#include "vdb_index.h"
 
 #define VDB_MIN_VTAB_VERSION 3038000   /* sqlite3_vtab_in() */
 
@@ -56,13 +60,10 @@
 #define VDB_ROLE_K        5
 #define VDB_ROLE_EF       6
 
-/* A filtered query on an indexed column searches the graph only when more
-** rows match than an exact scan of the matches would cost: below this
-** many matches per unit of ef, exact search is cheaper and exact. */
-#define VDB_EXACT_MATCHES_PER_EF 64
-
-/* Largest graph cache budget per index (cache_mb=), 1 TiB. */
-#define VDB_MAX_CACHE_MB 1048576
+/* The hidden columns after the user's, in order. */
+static const char *const vdbHiddenColumns[] = { "distance", "k", "ef_search" };
+#define VDB_N_HIDDEN 3
+#define VDB_HIDDEN_EF 2
 
 typedef struct VdbVtab {
   sqlite3_vtab base;
@@ -72,25 +73,17 @@ typedef struct VdbVtab {
   VdbStore store;
   int nUserStart;               /* declared index of aCol[0] */
   int iColCommand, iColDistance, iColK, iColEf;
-  VdbHnswStore *apHnsw[VDB_MAX_VECTOR_COLUMNS];  /* per vector column; NULL: exact only */
-  int aEfSearch[VDB_MAX_VECTOR_COLUMNS];         /* default beam width per column */
+  VdbIndex *apIndex[VDB_MAX_VECTOR_COLUMNS];  /* per vector column */
+  int aVecIndex[VDB_MAX_COLUMNS];             /* aCol[i]'s vector column in the store; -1: none */
   int inUpdate;                 /* inside xUpdate: savepoints are our own statements' */
   int iFailedSavepoint;         /* 1 + the savepoint whose xSavepoint flush failed; 0: none */
-  sqlite3_int64 nSettingsDiscards;  /* graph cache discards when settings were read */
-  int aRowCol[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
-              + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
-                                /* aCol[i]'s column in SELECT * FROM T_rows */
-  int iRowPk;                   /* text pk's column there */
-  int aVecIndex[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
-                + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
-                                /* aCol[i]'s vector index in the store */
-  int maxVecBytes;
+  int settingsStale;            /* stored settings may have changed since they were read */
 } VdbVtab;
 
 typedef struct VdbCursor {
   sqlite3_vtab_cursor base;
   int plan;
-  sqlite3_stmt *pRows;          /* scan: SELECT * FROM T_rows ...; knn: by rowid */
+  VdbRows *pRows;               /* scan: the selected rows; knn: rows looked up by rowid */
   int rowReady;                 /* pRows is positioned on the current row */
   int eof;
   VdbHit *aHit;                 /* knn results */
@@ -98,43 +91,32 @@ typedef struct VdbCursor {
   void *pVecBuf;
 } VdbCursor;
 
+/* Set the message of an error found here; returns rc. */
 static int vdbVtabError(VdbVtab *p, int rc, const char *zFmt, ...){
   va_list ap;
   va_start(ap, zFmt);
-  sqlite3_free(p->base.zErrMsg);
-  p->base.zErrMsg = sqlite3_vmprintf(zFmt, ap);
+  rc = vdbStoreErrorV(&p->store, rc, zFmt, ap);
   va_end(ap);
-  return p->base.zErrMsg ? rc : SQLITE_NOMEM;
+  return rc;
 }
 
-/* Move an error string (sqlite3_malloc'd, may be NULL) onto the vtab. */
-static int vdbVtabTakeError(VdbVtab *p, int rc, char *zErr){
+/* The way out of every method that can fail: the pending message goes to
+** SQLite, and a bare SQLITE_CORRUPT_VTAB gets one naming the table. */
+static int vdbVtabResult(VdbVtab *p, int rc){
+  char *zErr;
+  if( rc==SQLITE_OK && p->store.zErrMsg==0 ) return rc;
+  zErr = vdbStoreTakeError(&p->store);
+  if( rc==SQLITE_OK ){
+    sqlite3_free(zErr);             /* an operation that recovered */
+    return rc;
+  }
+  if( zErr==0 && rc==SQLITE_CORRUPT_VTAB ){
+    zErr = sqlite3_mprintf("vectordb table %s is corrupt: its shadow tables disagree", p->store.zName);
+  }
   if( zErr ){
     sqlite3_free(p->base.zErrMsg);
     p->base.zErrMsg = zErr;
   }
-  return rc;
-}
-
-/* Give a bare SQLITE_CORRUPT_VTAB a message that names the table, and
-** what the graph store found wrong when it said. */
-static int vdbCorruptMessage(VdbVtab *p, int rc){
-  char *zFound = 0;
-  int i;
-  /* Only on the error path: this wraps xColumn, called for every value of
-  ** every row. A finding left by an operation that ended another way (the
-  ** integrity check words its own) is still about this table's damage. */
-  if( rc!=SQLITE_CORRUPT_VTAB ) return rc;
-  for(i=0; i<VDB_MAX_VECTOR_COLUMNS; i++){
-    char *z = p->apHnsw[i] ? vdbHnswStoreTakeCorrupt(p->apHnsw[i]) : 0;
-    if( zFound==0 ) zFound = z;
-    else sqlite3_free(z);
-  }
-  if( p->base.zErrMsg==0 ){
-    vdbVtabError(p, rc, "vectordb table %s is corrupt: %s", p->store.zName,
-                 zFound ? zFound : "its shadow tables disagree");
-  }
-  sqlite3_free(zFound);
   return rc;
 }
 
@@ -148,6 +130,73 @@ static int vdbColumnRole(const VdbVtab *p, int iCol, int *piUser){
   if( iCol==p->iColDistance ) return VDB_ROLE_DISTANCE;
   if( iCol==p->iColEf ) return VDB_ROLE_EF;
   return VDB_ROLE_K;
+}
+
+/* The index kind of vector column iVec. */
+static const VdbIndexKind *vdbKindOf(const VdbVtab *p, int iVec){
+  return p->pDef->aCol[p->store.aVecCol[iVec]].index.pKind;
+}
+
+/* ---- stored settings ---------------------------------------------------------
+** Commands store some index parameters for the whole table in T_info
+** (VDB_PARAM_STORED); they apply to every index that has the parameter. */
+
+/* The i-th distinct stored parameter of the registry, or NULL past the end. */
+static const VdbIndexParam *vdbStoredParamAt(int i){
+  int k, j;
+  for(k=0; k<vdbIndexKindCount(); k++){
+    const VdbIndexKind *pKind = vdbIndexKindAt(k);
+    for(j=0; j<pKind->nParam; j++){
+      const VdbIndexParam *pParam = &pKind->aParam[j];
+      /* The first kind with a name speaks for it. */
+      if( !(pParam->flags & VDB_PARAM_STORED) || vdbIndexStoredParam(pParam->zName)!=pParam ) continue;
+      if( i--==0 ) return pParam;
+    }
+  }
+  return 0;
+}
+
+/* Is pVal, stored under pParam's name, an integer within its range? A
+** value out of range is left unused on connect and reported by the
+** integrity check. */
+static int vdbStoredValueOk(const VdbIndexParam *pParam, sqlite3_value *pVal){
+  sqlite3_int64 v = sqlite3_value_int64(pVal);
+  return sqlite3_value_type(pVal)==SQLITE_INTEGER && v>=pParam->iMin && v<=pParam->iMax;
+}
+
+/* Give every index that has parameter zName the value v. */
+static void vdbConfigureAll(VdbVtab *p, const char *zName, int v){
+  int i;
+  for(i=0; i<p->store.nVec; i++){
+    if( p->apIndex[i] ) vdbKindOf(p, i)->xConfigure(p->apIndex[i], zName, v);
+  }
+}
+
+/* The declared values, then the stored settings over them. Run again
+** whenever the stored ones may have changed (another connection
+** committed, or a rollback), so it starts from the declared values: a
+** rollback can remove a setting. */
+static int vdbLoadSettings(VdbVtab *p){
+  const VdbIndexParam *pParam;
+  int i, j, rc = SQLITE_OK;
+  for(i=0; i<p->store.nVec; i++){
+    const VdbIndexDef *pDef = &p->pDef->aCol[p->store.aVecCol[i]].index;
+    for(j=0; j<pDef->pKind->nParam; j++){
+      if( pDef->pKind->aParam[j].flags & VDB_PARAM_STORED ){
+        pDef->pKind->xConfigure(p->apIndex[i], pDef->pKind->aParam[j].zName, pDef->aParam[j]);
+      }
+    }
+  }
+  for(i=0; rc==SQLITE_OK && (pParam = vdbStoredParamAt(i))!=0; i++){
+    sqlite3_value *pVal = 0;
+    rc = vdbStoreInfoGet(&p->store, pParam->zName, &pVal);
+    if( rc==SQLITE_OK && pVal && vdbStoredValueOk(pParam, pVal) ){
+      vdbConfigureAll(p, pParam->zName, sqlite3_value_int(pVal));
+    }
+    sqlite3_value_free(pVal);
+  }
+  if( rc==SQLITE_OK ) p->settingsStale = 0;
+  return rc;
 }
 
 /* ---- create, connect, destroy ----------------------------------------------- */
@@ -166,79 +215,27 @@ static const char *vdbDeclType(const VdbColumnDef *c){
 static void vdbCloseIndexes(VdbVtab *p){
   int i;
   for(i=0; i<VDB_MAX_VECTOR_COLUMNS; i++){
-    vdbHnswStoreClose(p->apHnsw[i]);
-    p->apHnsw[i] = 0;
+    if( p->apIndex[i] ) p->apIndex[i]->pKind->xClose(p->apIndex[i]);
+    p->apIndex[i] = 0;
   }
 }
 
-/* Is v, stored in T_info under zKey by a command, within that command's
-** range? 1 if so; a value out of range is left unused on connect and
-** reported by integrity-check. */
-static int vdbSettingOk(const char *zKey, sqlite3_value *pVal){
-  sqlite3_int64 v = sqlite3_value_int64(pVal);
-  int hi = strcmp(zKey, "ef_search")==0 ? VDB_HNSW_MAX_EF : VDB_MAX_CACHE_MB;
-  return sqlite3_value_type(pVal)==SQLITE_INTEGER && v>=1 && v<=hi;
-}
-
-static int vdbLoadSettings(VdbVtab *p);
-
-/* Open the graph of every indexed column, and apply the table settings
-** stored by commands (ef_search=, cache_mb=) over the declared defaults. */
+/* Open every vector column's index, then apply the stored settings.
+** Either every index is open or none is (apIndex[0] tells): a rename
+** closes them and one that fails to reopen leaves them closed, to be
+** opened again by the next statement (vdbSyncIndexes). */
 static int vdbOpenIndexes(VdbVtab *p){
   int i, rc = SQLITE_OK;
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    const VdbColumnDef *c = &p->pDef->aCol[p->store.aVecCol[i]];
-    if( c->index.eKind==VDB_INDEX_HNSW ) rc = vdbHnswStoreOpen(&p->store, i, p->pK, &p->apHnsw[i]);
+    rc = vdbKindOf(p, i)->xOpen(&p->store, i, p->pK, &p->apIndex[i]);
   }
   if( rc==SQLITE_OK ) rc = vdbLoadSettings(p);
+  if( rc!=SQLITE_OK ) vdbCloseIndexes(p);
   return rc;
 }
 
-/* The declared defaults, then the settings stored by commands over them.
-** Run again whenever the stored ones may have changed (vdbRefreshSettings),
-** so it starts from the defaults: a rollback can remove a setting. */
-static int vdbLoadSettings(VdbVtab *p){
-  sqlite3_stmt *pStmt = 0;
-  int i, rc;
-  for(i=0; i<p->store.nVec; i++){
-    p->aEfSearch[i] = p->pDef->aCol[p->store.aVecCol[i]].index.efSearch;
-    if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], VDB_HNSW_DEFAULT_CACHE_MB);
-  }
-  rc = vdbStorePrepare(&p->store, sqlite3_mprintf(
-      "SELECT key, value FROM \"%w\".\"%w_info\" WHERE key IN ('ef_search', 'cache_mb')",
-      p->store.zDb, p->store.zName), &pStmt);
-  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    const char *zKey = (const char*)sqlite3_column_text(pStmt, 0);
-    int v = sqlite3_column_int(pStmt, 1);
-    if( zKey==0 || !vdbSettingOk(zKey, sqlite3_column_value(pStmt, 1)) ) continue;
-    for(i=0; i<p->store.nVec; i++){
-      if( strcmp(zKey, "ef_search")==0 ) p->aEfSearch[i] = v;
-      else if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], v);
-    }
-  }
-  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
-  else sqlite3_finalize(pStmt);
-  return rc;
-}
-
-/* Settings another connection stored, or a rollback undid, since they
-** were read are read again. Both cases are exactly those in which a graph
-** cache is discarded (another connection committed: PRAGMA data_version;
-** or xRollback, xRollbackTo), so a change in the number of discards, with
-** the graphs just synced, is the signal. */
-static int vdbRefreshSettings(VdbVtab *p){
-  sqlite3_int64 n = 0;
-  int i;
-  for(i=0; i<p->store.nVec; i++){
-    if( p->apHnsw[i] ){
-      VdbHnswStats st;
-      vdbHnswStoreStats(p->apHnsw[i], &st);
-      n += st.nDiscards;
-    }
-  }
-  if( n==p->nSettingsDiscards ) return SQLITE_OK;
-  p->nSettingsDiscards = n;
-  return vdbLoadSettings(p);
+static int vdbIndexesOpen(const VdbVtab *p){
+  return p->apIndex[0]!=0;
 }
 
 static void vdbVtabFree(VdbVtab *p){
@@ -255,10 +252,9 @@ static void vdbVtabFree(VdbVtab *p){
 ** or hidden column name would make the declaration invalid. Returns the
 ** clashing column name, or NULL. */
 static const char *vdbTableNameClash(const VdbTableDef *pDef, const char *zTable){
-  static const char *azHidden[] = { "distance", "k", "ef_search" };
   int i;
-  for(i=0; i<3; i++){
-    if( sqlite3_stricmp(zTable, azHidden[i])==0 ) return azHidden[i];
+  for(i=0; i<VDB_N_HIDDEN; i++){
+    if( sqlite3_stricmp(zTable, vdbHiddenColumns[i])==0 ) return vdbHiddenColumns[i];
   }
   if( pDef->zPkName && sqlite3_stricmp(zTable, pDef->zPkName)==0 ) return pDef->zPkName;
   for(i=0; i<pDef->nCol; i++){
@@ -267,12 +263,21 @@ static const char *vdbTableNameClash(const VdbTableDef *pDef, const char *zTable
   return 0;
 }
 
+/* The store's tables, then each index kind's. */
+static int vdbCreateTables(VdbVtab *p){
+  int i, rc = vdbStoreCreate(&p->store);
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    rc = vdbKindOf(p, i)->xCreate(&p->store, i);
+  }
+  return rc;
+}
+
 static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
                        sqlite3_vtab **ppVtab, char **pzErr, int isCreate){
   VdbVtab *p;
   sqlite3_str *s;
   char *zDecl;
-  int rc, i, iRow, nVec = 0;
+  int rc, i, nVec = 0;
   *ppVtab = 0;
   if( sqlite3_libversion_number()<VDB_MIN_VTAB_VERSION ){
     *pzErr = sqlite3_mprintf("vectordb tables need SQLite 3.38.0 or later; this is %s",
@@ -299,18 +304,8 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   p->iColDistance = p->iColCommand + 1;
   p->iColK = p->iColCommand + 2;
   p->iColEf = p->iColCommand + 3;
-  iRow = p->pDef->pkIsText ? 4 : 3;   /* rowid, chunk_id, chunk_offset, [pk] */
-  p->iRowPk = 3;
   for(i=0; i<p->pDef->nCol; i++){
-    if( p->pDef->aCol[i].eKind==VDB_COL_VECTOR ){
-      int nByte = (int)vdbVectorByteSize(p->pDef->aCol[i].eElem, p->pDef->aCol[i].nDim);
-      p->aVecIndex[i] = nVec++;
-      if( nByte>p->maxVecBytes ) p->maxVecBytes = nByte;
-      p->aRowCol[i] = -1;
-    }else{
-      p->aVecIndex[i] = -1;
-      p->aRowCol[i] = iRow++;
-    }
+    p->aVecIndex[i] = p->pDef->aCol[i].eKind==VDB_COL_VECTOR ? nVec++ : -1;
   }
 
   s = sqlite3_str_new(db);
@@ -321,8 +316,9 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   for(i=0; i<p->pDef->nCol; i++){
     sqlite3_str_appendf(s, "\"%w\" %s, ", p->pDef->aCol[i].zName, vdbDeclType(&p->pDef->aCol[i]));
   }
-  sqlite3_str_appendf(s, "\"%w\" HIDDEN, distance REAL HIDDEN, k INTEGER HIDDEN, "
-                         "ef_search INTEGER HIDDEN)", argv[2]);
+  sqlite3_str_appendf(s, "\"%w\" HIDDEN, %s REAL HIDDEN, %s INTEGER HIDDEN, "
+                         "%s INTEGER HIDDEN)", argv[2], vdbHiddenColumns[0], vdbHiddenColumns[1],
+                      vdbHiddenColumns[2]);
   zDecl = sqlite3_str_finish(s);
   rc = zDecl ? sqlite3_declare_vtab(db, zDecl) : SQLITE_NOMEM;
   sqlite3_free(zDecl);
@@ -333,12 +329,11 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
     if( sqlite3_libversion_number()>=3031000 ) sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
     rc = vdbStoreInit(&p->store, db, argv[1], argv[2], p->pDef);
   }
-  if( rc==SQLITE_OK ){
-    rc = isCreate ? vdbStoreCreate(&p->store, pzErr) : vdbStoreCheck(&p->store, pzErr);
-  }
+  if( rc==SQLITE_OK ) rc = isCreate ? vdbCreateTables(p) : vdbStoreCheck(&p->store);
   if( rc==SQLITE_OK ) rc = vdbOpenIndexes(p);
   if( rc!=SQLITE_OK ){
-    if( *pzErr==0 ) *pzErr = sqlite3_mprintf("vectordb: %s", sqlite3_errmsg(db));
+    char *zErr = vdbStoreTakeError(&p->store);
+    *pzErr = zErr ? zErr : sqlite3_mprintf("vectordb: %s", sqlite3_errmsg(db));
     vdbVtabFree(p);
     return rc;
   }
@@ -363,14 +358,31 @@ static int vdbVtabDisconnect(sqlite3_vtab *pVtab){
 
 static int vdbVtabDestroy(sqlite3_vtab *pVtab){
   VdbVtab *p = (VdbVtab*)pVtab;
-  int rc;
+  int i, rc = SQLITE_OK;
   vdbCloseIndexes(p);
-  rc = vdbStoreDrop(&p->store);
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    rc = vdbKindOf(p, i)->xDrop(&p->store, i);
+  }
+  if( rc==SQLITE_OK ) rc = vdbStoreDrop(&p->store);
   if( rc==SQLITE_OK ) vdbVtabFree(p);
   return rc;
 }
 
-/* Pending graph changes are written under the old names; the graphs are
+/* Write back what every index has pending. Writing shadow rows sets
+** last_insert_rowid(); at xSync of an autocommit INSERT that comes after
+** SQLite set it to the user's new rowid, which must survive the flush. */
+static int vdbFlushIndexes(VdbVtab *p){
+  sqlite3_int64 iSavedRowid = sqlite3_last_insert_rowid(p->db);
+  int i, rc = SQLITE_OK;
+  /* Closed (during a rename): nothing is pending. */
+  for(i=0; rc==SQLITE_OK && vdbIndexesOpen(p) && i<p->store.nVec; i++){
+    rc = p->apIndex[i]->pKind->xFlush(p->apIndex[i]);
+  }
+  sqlite3_set_last_insert_rowid(p->db, iSavedRowid);
+  return rc;
+}
+
+/* Pending index changes are written under the old names; the indexes are
 ** then reopened so their statements name the renamed tables. */
 static int vdbVtabRename(sqlite3_vtab *pVtab, const char *zNew){
   VdbVtab *p = (VdbVtab*)pVtab;
@@ -378,51 +390,44 @@ static int vdbVtabRename(sqlite3_vtab *pVtab, const char *zNew){
   /* Refused before anything changes: under such a name the table could not
   ** be connected again, not even to be dropped. */
   if( vdbTableNameClash(p->pDef, zNew) ){
-    return vdbVtabError(p, SQLITE_ERROR, "vectordb: cannot rename %s to %s: it has a column %s, "
-                        "and its hidden command column takes the table's name",
-                        p->store.zName, zNew, vdbTableNameClash(p->pDef, zNew));
+    rc = vdbVtabError(p, SQLITE_ERROR, "vectordb: cannot rename %s to %s: it has a column %s, "
+                      "and its hidden command column takes the table's name",
+                      p->store.zName, zNew, vdbTableNameClash(p->pDef, zNew));
+    return vdbVtabResult(p, rc);
   }
-  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    if( p->apHnsw[i] ) rc = vdbHnswStoreFlush(p->apHnsw[i]);
-  }
+  rc = vdbFlushIndexes(p);
   vdbCloseIndexes(p);
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    rc = vdbKindOf(p, i)->xRename(&p->store, i, zNew);
+  }
   if( rc==SQLITE_OK ) rc = vdbStoreRename(&p->store, zNew);
   if( rc==SQLITE_OK ) rc = vdbOpenIndexes(p);
-  return rc;
+  return vdbVtabResult(p, rc);
 }
 
 static int vdbVtabShadowName(const char *zSuffix){
-  return vdbStoreIsShadowName(zSuffix);
+  return vdbStoreIsShadowName(zSuffix) || vdbIndexIsShadowName(zSuffix);
 }
 
-/* Rows are written through to the shadow tables at once, so SQLite's
-** journal commits and rolls them back. The graph cache batches its writes:
+/* ---- transactions ---------------------------------------------------------------
+** Rows are written through to the shadow tables at once, so SQLite's
+** journal commits and rolls them back. An index may batch its writes:
 ** they reach the shadow tables at xSync (before the commit) and at
-** xSavepoint (so a later ROLLBACK TO restores exactly that point), and the
-** cache is dropped on xRollback and xRollbackTo, after which it reloads
-** from the restored tables. */
-static int vdbFlushIndexes(VdbVtab *p){
-  /* Writing graph rows sets last_insert_rowid(); at xSync of an autocommit
-  ** INSERT that comes after SQLite set it to the user's new rowid, which
-  ** must survive the flush. */
-  sqlite3_int64 iSavedRowid = sqlite3_last_insert_rowid(p->db);
-  int i, rc = SQLITE_OK;
-  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    if( p->apHnsw[i] ) rc = vdbHnswStoreFlush(p->apHnsw[i]);
-  }
-  sqlite3_set_last_insert_rowid(p->db, iSavedRowid);
-  return rc;
-}
+** xSavepoint (so a later ROLLBACK TO restores exactly that point), and
+** what it holds is dropped on xRollback and xRollbackTo, after which it
+** reloads from the restored tables. */
 
 static void vdbDiscardIndexes(VdbVtab *p){
   int i;
-  for(i=0; i<p->store.nVec; i++){
-    if( p->apHnsw[i] ) vdbHnswStoreDiscard(p->apHnsw[i]);
-  }
+  for(i=0; vdbIndexesOpen(p) && i<p->store.nVec; i++) p->apIndex[i]->pKind->xDiscard(p->apIndex[i]);
+  p->settingsStale = 1;
 }
 
 static int vdbVtabBegin(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
-static int vdbVtabSync(sqlite3_vtab *pVtab){ return vdbFlushIndexes((VdbVtab*)pVtab); }
+static int vdbVtabSync(sqlite3_vtab *pVtab){
+  VdbVtab *p = (VdbVtab*)pVtab;
+  return vdbVtabResult(p, vdbFlushIndexes(p));
+}
 static int vdbVtabCommit(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
 static int vdbVtabRollback(sqlite3_vtab *pVtab){
   ((VdbVtab*)pVtab)->iFailedSavepoint = 0;
@@ -431,22 +436,22 @@ static int vdbVtabRollback(sqlite3_vtab *pVtab){
 }
 /* Savepoints that SQLite opens for this module's own shadow-table
 ** statements (inside xUpdate) are not user savepoints: flushing there would
-** write the whole graph cache on every row, and a failure there fails the
-** enclosing statement, whose own rollback discards the cache.
+** write every index's pending changes on every row, and a failure there
+** fails the enclosing statement, whose own rollback discards them.
 **
 ** A flush that fails fails the statement about to start, and SQLite then
 ** calls xRollbackTo for that same savepoint. Nothing of the statement has
 ** run, and the flush's own writes happened before its savepoint began, so
-** they stay; the nodes not yet written are still dirty in the cache. So
-** that rollback must keep the cache: discarding it would lose the changes
-** of the transaction's earlier statements while their rows stay. */
+** they stay; what was not yet written is still pending in the indexes. So
+** that rollback must keep them: discarding would lose the changes of the
+** transaction's earlier statements while their rows stay. */
 static int vdbVtabSavepoint(sqlite3_vtab *pVtab, int iSavepoint){
   VdbVtab *p = (VdbVtab*)pVtab;
   int rc;
   if( p->inUpdate ) return SQLITE_OK;
   rc = vdbFlushIndexes(p);
   p->iFailedSavepoint = rc==SQLITE_OK ? 0 : iSavepoint+1;
-  return rc;
+  return vdbVtabResult(p, rc);
 }
 static int vdbVtabRelease(sqlite3_vtab *pVtab, int iSavepoint){
   (void)pVtab; (void)iSavepoint;
@@ -463,13 +468,17 @@ static int vdbVtabRollbackTo(sqlite3_vtab *pVtab, int iSavepoint){
   return SQLITE_OK;
 }
 
-/* Start of a statement's use of the table: drop cached graph state that
-** another connection's commit made stale. */
+/* Start of a statement's use of the table: indexes drop state that another
+** connection's commit made stale, and stored settings are read again when
+** they may have changed. */
 static int vdbSyncIndexes(VdbVtab *p){
-  int i, rc = SQLITE_OK;
+  int i, bOther = 0, rc = vdbStoreSync(&p->store, &bOther);
+  if( bOther ) p->settingsStale = 1;
+  if( rc==SQLITE_OK && !vdbIndexesOpen(p) ) rc = vdbOpenIndexes(p);
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    if( p->apHnsw[i] ) rc = vdbHnswStoreSync(p->apHnsw[i]);
+    rc = p->apIndex[i]->pKind->xSync(p->apIndex[i], bOther);
   }
+  if( rc==SQLITE_OK && p->settingsStale ) rc = vdbLoadSettings(p);
   return rc;
 }
 
@@ -512,24 +521,6 @@ static char vdbOpCode(int op){
   return 0;
 }
 
-static const char *vdbOpSql(char op){
-  switch( op ){
-    case '=': return "=";
-    case '!': return "!=";
-    case '<': return "<";
-    case '{': return "<=";
-    case '>': return ">";
-    case '}': return ">=";
-    case 'N': return "IS NULL";
-    case 'n': return "IS NOT NULL";
-    case 'k': return "LIKE";
-    case 'g': return "GLOB";
-    case 's': return "IS";
-    case 'S': return "IS NOT";
-  }
-  return 0;
-}
-
 static int vdbVtabBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   VdbVtab *p = (VdbVtab*)pVtab;
   sqlite3_str *s;
@@ -543,11 +534,11 @@ static int vdbVtabBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
     if( c->op!=SQLITE_INDEX_CONSTRAINT_MATCH || c->iColumn<0 ) continue;
     role = vdbColumnRole(p, c->iColumn, &iUser);
     if( role!=VDB_ROLE_USER || p->pDef->aCol[iUser].eKind!=VDB_COL_VECTOR ){
-      return vdbVtabError(p, SQLITE_ERROR, "vectordb: MATCH works on vector columns only");
+      return vdbVtabResult(p, vdbVtabError(p, SQLITE_ERROR, "vectordb: MATCH works on vector columns only"));
     }
     if( !c->usable ){ matchUnusable = 1; continue; }
     if( iMatch>=0 ){
-      return vdbVtabError(p, SQLITE_ERROR, "vectordb: a KNN query takes one MATCH constraint");
+      return vdbVtabResult(p, vdbVtabError(p, SQLITE_ERROR, "vectordb: a KNN query takes one MATCH constraint"));
     }
     iMatch = i;
   }
@@ -614,10 +605,10 @@ static int vdbVtabBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   if( iMatch>=0 ){
     if( !hasK && !hasLimit ){
       sqlite3_free(sqlite3_str_finish(s));
-      return vdbVtabError(p, SQLITE_ERROR,
+      return vdbVtabResult(p, vdbVtabError(p, SQLITE_ERROR,
           "vectordb: a KNN query needs \"AND k = ?\"%s",
           sqlite3_libversion_number()>=3041000 ? " or a LIMIT" :
-          " (SQLite before 3.41 does not pass LIMIT to virtual tables with MATCH)");
+          " (SQLite before 3.41 does not pass LIMIT to virtual tables with MATCH)"));
     }
     pInfo->idxNum = VDB_PLAN_KNN;
     pInfo->estimatedCost = nFilter ? 1000.0 : 10000.0;
@@ -658,7 +649,7 @@ static int vdbVtabOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
 }
 
 static void vdbCursorReset(VdbCursor *pCur){
-  sqlite3_finalize(pCur->pRows);
+  vdbRowsClose(pCur->pRows);
   pCur->pRows = 0;
   sqlite3_free(pCur->aHit);
   pCur->aHit = 0;
@@ -675,94 +666,87 @@ static int vdbVtabClose(sqlite3_vtab_cursor *cur){
   return SQLITE_OK;
 }
 
-/* The values to bind to the pre-filter statement, in placeholder order. */
+/* The row constraints in idxStr, for the store's row query. The values
+** are copies: IN list members are transient. */
 typedef struct VdbFilterPlan {
-  int nParam;
-  sqlite3_value **apParam;      /* copies: IN members are transient */
-  int nAlloc;
+  int nCons;
+  VdbRowConstraint *aCons;      /* one per idxStr entry at most */
+  int *aFirst;                  /* aCons[i]'s first value in apVal */
+  int nVal, nAlloc;
+  sqlite3_value **apVal;
 } VdbFilterPlan;
 
-static int vdbPlanAddParam(VdbFilterPlan *f, sqlite3_value *pVal){
+static int vdbPlanAddValue(VdbFilterPlan *f, sqlite3_value *pVal){
   pVal = sqlite3_value_dup(pVal);
   if( pVal==0 ) return SQLITE_NOMEM;
-  if( f->nParam>=f->nAlloc ){
+  if( f->nVal>=f->nAlloc ){
     int nNew = f->nAlloc ? f->nAlloc*2 : 16;
-    sqlite3_value **a = (sqlite3_value**)sqlite3_realloc64(f->apParam, sizeof(*a)*(sqlite3_uint64)nNew);
+    sqlite3_value **a = (sqlite3_value**)sqlite3_realloc64(f->apVal, sizeof(*a)*(sqlite3_uint64)nNew);
     if( a==0 ){ sqlite3_value_free(pVal); return SQLITE_NOMEM; }
-    f->apParam = a;
+    f->apVal = a;
     f->nAlloc = nNew;
   }
-  f->apParam[f->nParam++] = pVal;
+  f->apVal[f->nVal++] = pVal;
   return SQLITE_OK;
 }
 
-/* Append " WHERE col op ? AND ..." for the filters in idxStr to s and
-** collect the values to bind; an IN list becomes one placeholder per value. */
-static int vdbBuildFilter(const char *idxStr, int argc, sqlite3_value **argv,
-                          sqlite3_str *s, VdbFilterPlan *f){
-  int i, n = 0, rc = SQLITE_OK;
+static void vdbPlanFree(VdbFilterPlan *f){
+  int i;
+  for(i=0; i<f->nVal; i++) sqlite3_value_free(f->apVal[i]);
+  sqlite3_free(f->apVal);
+  sqlite3_free(f->aCons);
+  sqlite3_free(f->aFirst);
+}
+
+/* Collect the 'R' (rowid), 'P' (text primary key) and 'C' (column)
+** entries of idxStr. Constraints point into apVal only once all values
+** are in (it may move while it grows). */
+static int vdbBuildFilter(const char *idxStr, int argc, sqlite3_value **argv, VdbFilterPlan *f){
+  int i, rc = SQLITE_OK;
+  memset(f, 0, sizeof(*f));
+  if( argc==0 ) return SQLITE_OK;
+  f->aCons = (VdbRowConstraint*)sqlite3_malloc64(sizeof(VdbRowConstraint)*(sqlite3_uint64)argc);
+  f->aFirst = (int*)sqlite3_malloc64(sizeof(int)*(sqlite3_uint64)argc);
+  if( f->aCons==0 || f->aFirst==0 ) return SQLITE_NOMEM;
   for(i=0; rc==SQLITE_OK && i<argc; i++){
     const char *e = idxStr + 4*i;
-    char zCol[16];
+    VdbRowConstraint *c;
     if( e[0]!='R' && e[0]!='P' && e[0]!='C' ) continue;
-    if( e[0]=='R' ) sqlite3_snprintf(sizeof(zCol), zCol, "rowid");
-    else if( e[0]=='P' ) sqlite3_snprintf(sizeof(zCol), zCol, "pk");
-    else{
-      int iCol = vdbHex2(e+2);
-      sqlite3_snprintf(sizeof(zCol), zCol, "c%d", iCol);
-    }
-    sqlite3_str_appendall(s, n++ ? " AND " : " WHERE ");
+    c = &f->aCons[f->nCons];
+    c->iCol = e[0]=='R' ? VDB_COL_ROWID : e[0]=='P' ? VDB_COL_PK : vdbHex2(e+2);
+    c->op = e[1];
+    f->aFirst[f->nCons++] = f->nVal;
     if( e[1]=='i' ){
       sqlite3_value *pVal = 0;
-      int first = 1;
-      sqlite3_str_appendf(s, "%s IN (", zCol);
       for(rc = sqlite3_vtab_in_first(argv[i], &pVal); rc==SQLITE_OK && pVal;
           rc = sqlite3_vtab_in_next(argv[i], &pVal)){
-        sqlite3_str_appendall(s, first ? "?" : ",?");
-        first = 0;
-        rc = vdbPlanAddParam(f, pVal);
+        rc = vdbPlanAddValue(f, pVal);
         if( rc!=SQLITE_OK ) break;
       }
       if( rc==SQLITE_DONE ) rc = SQLITE_OK;
-      sqlite3_str_appendall(s, first ? "NULL)" : ")");
-    }else if( e[1]=='N' || e[1]=='n' ){
-      sqlite3_str_appendf(s, "%s %s", zCol, vdbOpSql(e[1]));
-    }else{
-      sqlite3_str_appendf(s, "%s %s ?", zCol, vdbOpSql(e[1]));
-      rc = vdbPlanAddParam(f, argv[i]);
+    }else if( e[1]!='N' && e[1]!='n' ){
+      rc = vdbPlanAddValue(f, argv[i]);
     }
+  }
+  for(i=0; i<f->nCons; i++){
+    int iEnd = i+1<f->nCons ? f->aFirst[i+1] : f->nVal;
+    f->aCons[i].apVal = f->apVal ? &f->apVal[f->aFirst[i]] : 0;
+    f->aCons[i].nVal = iEnd - f->aFirst[i];
   }
   return rc;
 }
 
-/* Prepare "SELECT <zCols> FROM T_rows <filters> ORDER BY <zOrder>". */
-static int vdbPrepareFiltered(VdbVtab *p, const char *zCols, const char *zOrder,
-                              const char *idxStr, int argc, sqlite3_value **argv,
-                              sqlite3_stmt **ppStmt, int *pHasFilter){
+/* The rows the filters in idxStr select, in the given shape; *ppRows is
+** NULL when idxStr has no filter and bAll is 0. */
+static int vdbOpenFiltered(VdbVtab *p, VdbRowsShape eShape, int bAll, const char *idxStr,
+                           int argc, sqlite3_value **argv, VdbRows **ppRows){
   VdbFilterPlan f;
-  sqlite3_str *s = sqlite3_str_new(p->db);
-  int rc, i, nBefore;
-  memset(&f, 0, sizeof(f));
-  sqlite3_str_appendf(s, "SELECT %s FROM \"%w\".\"%w_rows\"", zCols, p->store.zDb, p->store.zName);
-  nBefore = sqlite3_str_length(s);
-  rc = vdbBuildFilter(idxStr, argc, argv, s, &f);
-  *pHasFilter = sqlite3_str_length(s)>nBefore;
-  sqlite3_str_appendf(s, " ORDER BY %s", zOrder);
-  /* Out of memory, the text is NULL: never prepare that. */
-  if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(s);
-  if( rc==SQLITE_OK ){
-    if( f.nParam > sqlite3_limit(p->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) ){
-      rc = vdbVtabError(p, SQLITE_TOOBIG, "vectordb: too many values in IN lists (%d)", f.nParam);
-    }else{
-      rc = sqlite3_prepare_v2(p->db, sqlite3_str_value(s), -1, ppStmt, 0);
-    }
+  int rc = vdbBuildFilter(idxStr, argc, argv, &f);
+  *ppRows = 0;
+  if( rc==SQLITE_OK && (bAll || f.nCons>0) ){
+    rc = vdbStoreRowsOpen(&p->store, eShape, f.aCons, f.nCons, ppRows);
   }
-  for(i=0; rc==SQLITE_OK && i<f.nParam; i++){
-    rc = sqlite3_bind_value(*ppStmt, i+1, f.apParam[i]);
-  }
-  sqlite3_free(sqlite3_str_finish(s));
-  for(i=0; i<f.nParam; i++) sqlite3_value_free(f.apParam[i]);
-  sqlite3_free(f.apParam);
+  vdbPlanFree(&f);
   return rc;
 }
 
@@ -795,72 +779,11 @@ static int vdbReadK(VdbVtab *p, sqlite3_value *pVal, const char *zWhat, int *pK)
   return SQLITE_OK;
 }
 
-static int vdbRowidCompare(const void *a, const void *b){
-  sqlite3_int64 x = *(const sqlite3_int64*)a, y = *(const sqlite3_int64*)b;
-  return x<y ? -1 : x>y;
-}
-
-typedef struct VdbRowSet { sqlite3_int64 *a; int n; } VdbRowSet;
-
-static int vdbRowSetHas(void *pArg, sqlite3_int64 rowid){
-  VdbRowSet *s = (VdbRowSet*)pArg;
-  return bsearch(&rowid, s->a, (size_t)s->n, sizeof(sqlite3_int64), vdbRowidCompare)!=0;
-}
-
-/* KNN through the HNSW graph. With filters, the matching rowids are
-** collected first: few matches are scanned exactly (cheaper, and exact);
-** many are searched in the graph, which walks through every node but
-** returns only matches. If the walk finds fewer than min(k, matches)
-** rows, the exact scan of the matches answers instead, so a filtered
-** query always returns every row it should. */
-static int vdbGraphKnn(VdbVtab *p, VdbHnswStore *pGraph, VdbKnnQuery *q, int ef,
-                       VdbHit **paHit, int *pnHit, char **pzErr){
-  VdbRowSet set;
-  int rc = vdbHnswStoreSync(pGraph), nAlloc = 0, want;
-  memset(&set, 0, sizeof(set));
-  /* ef<0: the table's default, read after the sync, which tells whether
-  ** the stored default may have changed. */
-  if( rc==SQLITE_OK ) rc = vdbRefreshSettings(p);
-  if( rc!=SQLITE_OK ) return rc;
-  if( ef<0 ) ef = p->aEfSearch[q->iVec];
-  if( q->pFilter==0 ){
-    return vdbHnswStoreSearch(pGraph, (const float*)q->query.pData, q->k, ef, 0, 0, paHit, pnHit);
-  }
-  while( rc==SQLITE_OK && sqlite3_step(q->pFilter)==SQLITE_ROW ){
-    if( set.n>=nAlloc ){
-      sqlite3_int64 *a;
-      nAlloc = nAlloc ? nAlloc*2 : 1024;
-      a = (sqlite3_int64*)sqlite3_realloc64(set.a, sizeof(sqlite3_int64)*(sqlite3_uint64)nAlloc);
-      if( a==0 ){ rc = SQLITE_NOMEM; break; }
-      set.a = a;
-    }
-    set.a[set.n++] = sqlite3_column_int64(q->pFilter, 0);
-  }
-  {
-    int rc2 = sqlite3_reset(q->pFilter);
-    if( rc==SQLITE_OK ) rc = rc2;
-  }
-  want = q->k < set.n ? q->k : set.n;
-  if( rc==SQLITE_OK && set.n > (sqlite3_int64)ef * VDB_EXACT_MATCHES_PER_EF ){
-    qsort(set.a, (size_t)set.n, sizeof(sqlite3_int64), vdbRowidCompare);
-    rc = vdbHnswStoreSearch(pGraph, (const float*)q->query.pData, q->k, ef,
-                            vdbRowSetHas, &set, paHit, pnHit);
-    if( rc==SQLITE_OK && *pnHit<want ){
-      sqlite3_free(*paHit);
-      *paHit = 0;
-      *pnHit = 0;
-    }
-  }
-  if( rc==SQLITE_OK && *paHit==0 && want>0 ) rc = vdbKnnSearch(q, paHit, pnHit, pzErr);
-  sqlite3_free(set.a);
-  return rc;
-}
-
 static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
                         int argc, sqlite3_value **argv){
   VdbKnnQuery q;
   char *zErr = 0;
-  int i, rc = SQLITE_OK, hasFilter = 0, k = -1, limit = -1, offset = 0, ef = -1;
+  int i, rc = SQLITE_OK, k = -1, limit = -1, offset = 0, ef = -1;
   memset(&q, 0, sizeof(q));
   q.pStore = &p->store;
   q.pK = p->pK;
@@ -893,10 +816,14 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
     }else if( e[0]=='O' ){
       rc = vdbReadK(p, argv[i], "OFFSET", &offset);
     }else if( e[0]=='E' ){
+      /* The hidden column sets, for one query, what the stored setting of
+      ** the same name sets for the table; 0 asks for exact search. */
+      const VdbIndexParam *pEf = vdbIndexStoredParam(vdbHiddenColumns[VDB_HIDDEN_EF]);
+      int efMax = pEf ? pEf->iMax : 0;
       if( sqlite3_value_type(argv[i])!=SQLITE_INTEGER
-       || sqlite3_value_int64(argv[i])<0 || sqlite3_value_int64(argv[i])>VDB_HNSW_MAX_EF ){
+       || sqlite3_value_int64(argv[i])<0 || sqlite3_value_int64(argv[i])>efMax ){
         rc = vdbVtabError(p, SQLITE_ERROR,
-            "vectordb: ef_search must be an integer from 0 (exact search) to %d", VDB_HNSW_MAX_EF);
+            "vectordb: ef_search must be an integer from 0 (exact search) to %d", efMax);
       }else{
         ef = sqlite3_value_int(argv[i]);
       }
@@ -925,27 +852,21 @@ static int vdbFilterKnn(VdbCursor *pCur, VdbVtab *p, const char *idxStr,
   }else{
     q.k = k;
   }
-  for(i=0; i<argc; i++){
-    if( strchr("RPC", idxStr[4*i]) ) hasFilter = 1;
-  }
-  if( rc==SQLITE_OK && hasFilter ){
-    rc = vdbPrepareFiltered(p, "rowid, chunk_id, chunk_offset", "chunk_id, chunk_offset",
-                            idxStr, argc, argv, &q.pFilter, &hasFilter);
-  }
+  if( rc==SQLITE_OK ) rc = vdbOpenFiltered(p, VDB_ROWS_BY_SLOT, 0, idxStr, argc, argv, &q.pFilter);
+  if( rc==SQLITE_OK ) rc = vdbSyncIndexes(p);
   if( rc==SQLITE_OK ){
-    VdbHnswStore *pGraph = p->apHnsw[q.iVec];
-    /* The graph answers unless the column has none, ef_search = 0 asks for
-    ** exact search, or a distance range is given (a range needs every row
-    ** within it, which only a scan can promise). Without ef_search in the
-    ** query (ef<0), vdbGraphKnn uses the table's default, which is never 0. */
-    if( pGraph && ef!=0 && !q.hasLo && !q.hasHi && q.k>0 ){
-      rc = vdbGraphKnn(p, pGraph, &q, ef, &pCur->aHit, &pCur->nHit, &zErr);
+    VdbIndex *pIdx = p->apIndex[q.iVec];
+    /* The index answers unless ef_search = 0 asks for exact search or a
+    ** distance range is given (a range needs every row within it, which
+    ** only a scan can promise). Without ef_search in the query (ef<0),
+    ** the index uses the table's default. */
+    if( ef!=0 && !q.hasLo && !q.hasHi && q.k>0 ){
+      rc = pIdx->pKind->xSearch(pIdx, &q, ef, &pCur->aHit, &pCur->nHit);
     }else{
-      rc = vdbKnnSearch(&q, &pCur->aHit, &pCur->nHit, &zErr);
+      rc = vdbKnnSearch(&q, &pCur->aHit, &pCur->nHit);
     }
-    if( rc!=SQLITE_OK ) vdbVtabTakeError(p, rc, zErr);
   }
-  sqlite3_finalize(q.pFilter);
+  vdbRowsClose(q.pFilter);
   vdbVectorClear(&q.query);
   pCur->iHit = offset;
   pCur->eof = rc!=SQLITE_OK || pCur->iHit>=pCur->nHit;
@@ -956,22 +877,24 @@ static int vdbVtabFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxSt
                          int argc, sqlite3_value **argv){
   VdbCursor *pCur = (VdbCursor*)cur;
   VdbVtab *p = (VdbVtab*)cur->pVtab;
-  int rc, hasFilter;
+  int rc;
   vdbCursorReset(pCur);
   pCur->plan = idxNum;
   if( idxStr==0 ) idxStr = "";
   if( (int)strlen(idxStr)!=4*argc ) return SQLITE_INTERNAL;
-  if( pCur->pVecBuf==0 && p->maxVecBytes>0 ){
-    pCur->pVecBuf = sqlite3_malloc(p->maxVecBytes);
+  if( pCur->pVecBuf==0 && p->store.maxVecBytes>0 ){
+    pCur->pVecBuf = sqlite3_malloc(p->store.maxVecBytes);
     if( pCur->pVecBuf==0 ) return SQLITE_NOMEM;
   }
-  if( idxNum==VDB_PLAN_KNN ) return vdbCorruptMessage(p, vdbFilterKnn(pCur, p, idxStr, argc, argv));
-  rc = vdbPrepareFiltered(p, "*", "rowid", idxStr, argc, argv, &pCur->pRows, &hasFilter);
-  if( rc!=SQLITE_OK ) return rc;
-  rc = sqlite3_step(pCur->pRows);
-  pCur->eof = rc!=SQLITE_ROW;
-  pCur->rowReady = rc==SQLITE_ROW;
-  return rc==SQLITE_ROW || rc==SQLITE_DONE ? SQLITE_OK : sqlite3_reset(pCur->pRows);
+  if( idxNum==VDB_PLAN_KNN ) return vdbVtabResult(p, vdbFilterKnn(pCur, p, idxStr, argc, argv));
+  rc = vdbOpenFiltered(p, VDB_ROWS_BY_ROWID, 1, idxStr, argc, argv, &pCur->pRows);
+  if( rc==SQLITE_OK ){
+    rc = vdbRowsStep(pCur->pRows);
+    pCur->eof = rc!=SQLITE_ROW;
+    pCur->rowReady = rc==SQLITE_ROW;
+    if( rc==SQLITE_ROW || rc==SQLITE_DONE ) rc = SQLITE_OK;
+  }
+  return vdbVtabResult(p, rc);
 }
 
 static int vdbVtabNext(sqlite3_vtab_cursor *cur){
@@ -981,12 +904,12 @@ static int vdbVtabNext(sqlite3_vtab_cursor *cur){
     pCur->iHit++;
     pCur->eof = pCur->iHit>=pCur->nHit;
     pCur->rowReady = 0;
-    return pCur->pRows ? sqlite3_reset(pCur->pRows) : SQLITE_OK;
+    return pCur->pRows ? vdbRowsReset(pCur->pRows) : SQLITE_OK;
   }
-  rc = sqlite3_step(pCur->pRows);
+  rc = vdbRowsStep(pCur->pRows);
   pCur->eof = rc!=SQLITE_ROW;
   pCur->rowReady = rc==SQLITE_ROW;
-  return rc==SQLITE_ROW || rc==SQLITE_DONE ? SQLITE_OK : sqlite3_reset(pCur->pRows);
+  return rc==SQLITE_ROW || rc==SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 static int vdbVtabEof(sqlite3_vtab_cursor *cur){
@@ -996,7 +919,7 @@ static int vdbVtabEof(sqlite3_vtab_cursor *cur){
 static int vdbVtabRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
   VdbCursor *pCur = (VdbCursor*)cur;
   if( pCur->plan==VDB_PLAN_KNN ) *pRowid = pCur->aHit[pCur->iHit].rowid;
-  else *pRowid = sqlite3_column_int64(pCur->pRows, 0);
+  else *pRowid = vdbRowsRowid(pCur->pRows);
   return SQLITE_OK;
 }
 
@@ -1006,24 +929,15 @@ static int vdbCursorLoadRow(VdbCursor *pCur){
   int rc;
   if( pCur->rowReady ) return SQLITE_OK;
   if( pCur->pRows==0 ){
-    /* Prepared on first need: a KNN query asking only for rowid and
-    ** distance never reads T_rows. */
+    /* Opened on first need: a KNN query asking only for rowid and
+    ** distance never reads the rows. */
     VdbVtab *p = (VdbVtab*)pCur->base.pVtab;
-    rc = vdbStorePrepare(&p->store, sqlite3_mprintf("SELECT * FROM \"%w\".\"%w_rows\" WHERE rowid=?1",
-                                                   p->store.zDb, p->store.zName), &pCur->pRows);
+    rc = vdbStoreRowsOpenSeek(&p->store, &pCur->pRows);
     if( rc!=SQLITE_OK ) return rc;
   }
-  sqlite3_reset(pCur->pRows);
-  sqlite3_bind_int64(pCur->pRows, 1, pCur->aHit[pCur->iHit].rowid);
-  rc = sqlite3_step(pCur->pRows);
+  rc = vdbRowsSeek(pCur->pRows, pCur->aHit[pCur->iHit].rowid);
   if( rc==SQLITE_ROW ){ pCur->rowReady = 1; return SQLITE_OK; }
-  rc = sqlite3_reset(pCur->pRows);
-  return rc!=SQLITE_OK ? rc : SQLITE_CORRUPT_VTAB;
-}
-
-static int vdbVtabColumnImpl(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol);
-static int vdbVtabColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol){
-  return vdbCorruptMessage((VdbVtab*)cur->pVtab, vdbVtabColumnImpl(cur, ctx, iCol));
+  return rc==SQLITE_DONE ? SQLITE_CORRUPT_VTAB : rc;
 }
 
 static int vdbVtabColumnImpl(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol){
@@ -1049,22 +963,24 @@ static int vdbVtabColumnImpl(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int
   rc = vdbCursorLoadRow(pCur);
   if( rc!=SQLITE_OK ) return rc;
   if( role==VDB_ROLE_PK ){
-    sqlite3_result_value(ctx, sqlite3_column_value(pCur->pRows, p->iRowPk));
+    sqlite3_result_value(ctx, vdbRowsValue(pCur->pRows, VDB_COL_PK));
   }else if( p->aVecIndex[iUser]>=0 ){
     const VdbColumnDef *c = &p->pDef->aCol[iUser];
     VdbSlot slot;
     int iVec = p->aVecIndex[iUser];
-    slot.chunkId = sqlite3_column_int64(pCur->pRows, 1);
-    slot.offset = sqlite3_column_int(pCur->pRows, 2);
-    if( slot.offset<0 || slot.offset>=p->pDef->chunkSize ) return SQLITE_CORRUPT_VTAB;
-    rc = vdbStoreReadVector(&p->store, iVec, &slot, pCur->pVecBuf);
+    rc = vdbRowsSlot(pCur->pRows, &slot);
+    if( rc==SQLITE_OK ) rc = vdbStoreReadVector(&p->store, iVec, &slot, pCur->pVecBuf);
     if( rc!=SQLITE_OK ) return rc;
     sqlite3_result_blob(ctx, pCur->pVecBuf, p->store.aVecBytes[iVec], SQLITE_TRANSIENT);
     sqlite3_result_subtype(ctx, (unsigned int)vdbElemTypeSubtype(c->eElem));
   }else{
-    sqlite3_result_value(ctx, sqlite3_column_value(pCur->pRows, p->aRowCol[iUser]));
+    sqlite3_result_value(ctx, vdbRowsValue(pCur->pRows, iUser));
   }
   return SQLITE_OK;
+}
+
+static int vdbVtabColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol){
+  return vdbVtabResult((VdbVtab*)cur->pVtab, vdbVtabColumnImpl(cur, ctx, iCol));
 }
 
 /* ---- writes ------------------------------------------------------------------------ */
@@ -1140,13 +1056,13 @@ static int vdbValidateRow(VdbVtab *p, sqlite3_value **apCol, VdbVector *aVec, in
   return rc;
 }
 
-/* Delete a row and its graph nodes. */
+/* Delete a row and its index entries. */
 static int vdbDeleteRow(VdbVtab *p, sqlite3_int64 rowid){
   VdbSlot slot;
   int i, rc = vdbStoreLocate(&p->store, rowid, &slot);
   if( rc==SQLITE_DONE ) return SQLITE_OK;
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    if( p->apHnsw[i] ) rc = vdbHnswStoreDelete(p->apHnsw[i], rowid);
+    rc = p->apIndex[i]->pKind->xDelete(p->apIndex[i], rowid);
   }
   if( rc==SQLITE_OK ) rc = vdbStoreDelete(&p->store, rowid);
   return rc;
@@ -1164,8 +1080,7 @@ static int vdbResolveConflict(VdbVtab *p, sqlite3_int64 existing, const char *zW
 
 static int vdbInsert(VdbVtab *p, sqlite3_value *pRowidVal, sqlite3_value **apCol, sqlite3_int64 *pRowid){
   VdbVector aVec[VDB_MAX_VECTOR_COLUMNS];
-  sqlite3_value *apVal[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
-                       + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+  sqlite3_value *apVal[VDB_MAX_COLUMNS];
   sqlite3_value *pPk = p->pDef->pkIsText ? apCol[0] : 0;
   sqlite3_int64 rowid = 0, existing;
   int rc, i, haveRowid = 0, skip = 0;
@@ -1216,9 +1131,7 @@ static int vdbInsert(VdbVtab *p, sqlite3_value *pRowidVal, sqlite3_value **apCol
     VdbSlot slot;
     rc = vdbStoreInsert(&p->store, rowid, pPk, apVal, aVec, &slot);
     for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-      if( p->apHnsw[i] ){
-        rc = vdbHnswStoreInsert(p->apHnsw[i], rowid, &slot, (const float*)aVec[i].pData);
-      }
+      rc = p->apIndex[i]->pKind->xInsert(p->apIndex[i], rowid, &slot, aVec[i].pData);
     }
     *pRowid = rowid;
   }
@@ -1228,10 +1141,8 @@ static int vdbInsert(VdbVtab *p, sqlite3_value *pRowidVal, sqlite3_value **apCol
 
 static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowid, sqlite3_value **apCol){
   VdbVector aVec[VDB_MAX_VECTOR_COLUMNS];
-  sqlite3_value *apVal[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
-                       + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
-  unsigned char aChanged[VDB_MAX_VECTOR_COLUMNS + VDB_MAX_PARTITION_COLUMNS
-                         + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS];
+  sqlite3_value *apVal[VDB_MAX_COLUMNS];
+  unsigned char aChanged[VDB_MAX_COLUMNS];
   sqlite3_int64 newRowid, existing;
   int rc, i, skip = 0;
   VdbSlot slot;
@@ -1272,7 +1183,7 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
   if( rc==SQLITE_OK && !skip && newRowid!=oldRowid ){
     rc = vdbStoreMove(&p->store, oldRowid, newRowid);
     for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-      if( p->apHnsw[i] ) rc = vdbHnswStoreMoveRowid(p->apHnsw[i], oldRowid, newRowid);
+      rc = p->apIndex[i]->pKind->xMoveRowid(p->apIndex[i], oldRowid, newRowid);
     }
   }
   if( rc==SQLITE_OK && !skip ) rc = vdbStoreLocate(&p->store, newRowid, &slot);
@@ -1282,59 +1193,41 @@ static int vdbUpdate(VdbVtab *p, sqlite3_int64 oldRowid, sqlite3_value *pNewRowi
     apVal[i] = apCol[p->nUserStart + i];
     aChanged[i] = !sqlite3_value_nochange(apVal[i]);
     if( iVec>=0 && aVec[iVec].pData ){
-      /* A new vector is a new graph node: nids are never reused. */
-      if( p->apHnsw[iVec] ) rc = vdbHnswStoreDelete(p->apHnsw[iVec], newRowid);
+      /* A new vector is a new index entry: out with the old one first. */
+      VdbIndex *pIdx = p->apIndex[iVec];
+      rc = pIdx->pKind->xDelete(pIdx, newRowid);
       if( rc==SQLITE_OK ) rc = vdbStoreWriteVector(&p->store, iVec, &slot, &aVec[iVec]);
-      if( rc==SQLITE_OK && p->apHnsw[iVec] ){
-        rc = vdbHnswStoreInsert(p->apHnsw[iVec], newRowid, &slot, (const float*)aVec[iVec].pData);
-      }
+      if( rc==SQLITE_OK ) rc = pIdx->pKind->xInsert(pIdx, newRowid, &slot, aVec[iVec].pData);
     }
   }
-  if( rc==SQLITE_OK && !skip ) rc = vdbStoreUpdateColumns(&p->store, newRowid, apVal, aChanged);
-  if( rc==SQLITE_OK && !skip && p->pDef->pkIsText && !sqlite3_value_nochange(apCol[0]) ){
-    sqlite3_stmt *pStmt = 0;
-    rc = vdbStorePrepare(&p->store, sqlite3_mprintf("UPDATE \"%w\".\"%w_rows\" SET pk=?2 WHERE rowid=?1",
-                                                   p->store.zDb, p->store.zName), &pStmt);
-    if( rc==SQLITE_OK ){
-      sqlite3_bind_int64(pStmt, 1, newRowid);
-      sqlite3_bind_value(pStmt, 2, apCol[0]);
-      sqlite3_step(pStmt);
-    }
-    {
-      int rc2 = sqlite3_finalize(pStmt);
-      if( rc==SQLITE_OK ) rc = rc2;
-    }
+  if( rc==SQLITE_OK && !skip ){
+    int pkChanged = p->pDef->pkIsText && !sqlite3_value_nochange(apCol[0]);
+    rc = vdbStoreUpdateColumns(&p->store, newRowid, apVal, aChanged, pkChanged ? apCol[0] : 0);
   }
   for(i=0; i<p->store.nVec; i++) vdbVectorClear(&aVec[i]);
   return rc;
 }
 
-/* Rows, slots and every graph: SQLITE_OK when sound, SQLITE_CORRUPT (or
-** SQLITE_CORRUPT_VTAB) with *pzErr naming the first fault. */
-static int vdbIntegrity(VdbVtab *p, char **pzErr){
-  sqlite3_stmt *pStmt = 0;
-  int i, rc = vdbStoreIntegrity(&p->store, pzErr);
+/* Rows, slots, every index and the stored settings: SQLITE_OK when sound,
+** else SQLITE_CORRUPT_VTAB with the first finding as the store's message. */
+static int vdbIntegrity(VdbVtab *p){
+  const VdbIndexParam *pParam;
+  int i, rc = vdbStoreIntegrity(&p->store);
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    if( p->apHnsw[i] ) rc = vdbHnswStoreCheck(p->apHnsw[i], pzErr);
+    rc = p->apIndex[i]->pKind->xCheck(p->apIndex[i]);
   }
   /* Stored settings that no command could have written. */
-  if( rc==SQLITE_OK ){
-    rc = vdbStorePrepare(&p->store, sqlite3_mprintf(
-        "SELECT key, value FROM \"%w\".\"%w_info\" WHERE key IN ('ef_search', 'cache_mb')",
-        p->store.zDb, p->store.zName), &pStmt);
-    while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-      const char *zKey = (const char*)sqlite3_column_text(pStmt, 0);
-      if( zKey && !vdbSettingOk(zKey, sqlite3_column_value(pStmt, 1)) ){
-        *pzErr = sqlite3_mprintf("the stored setting %s=%s is out of range", zKey,
-                                 (const char*)sqlite3_column_text(pStmt, 1));
-        rc = SQLITE_CORRUPT;
-      }
+  for(i=0; rc==SQLITE_OK && (pParam = vdbStoredParamAt(i))!=0; i++){
+    sqlite3_value *pVal = 0;
+    rc = vdbStoreInfoGet(&p->store, pParam->zName, &pVal);
+    if( rc==SQLITE_OK && pVal && !vdbStoredValueOk(pParam, pVal) ){
+      rc = vdbStoreCorrupt(&p->store, "the stored setting %s=%s is out of range", pParam->zName,
+                           (const char*)sqlite3_value_text(pVal));
     }
-    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
-    else sqlite3_finalize(pStmt);
+    sqlite3_value_free(pVal);
   }
-  if( rc==SQLITE_CORRUPT_VTAB && *pzErr==0 ){
-    *pzErr = sqlite3_mprintf("malformed shadow table content");
+  if( (rc==SQLITE_CORRUPT_VTAB || rc==SQLITE_CORRUPT) && p->store.zErrMsg==0 ){
+    rc = vdbStoreCorrupt(&p->store, "malformed shadow table content");
   }
   return rc;
 }
@@ -1344,65 +1237,64 @@ static int vdbIntegrity(VdbVtab *p, char **pzErr){
 static int vdbVtabIntegrity(sqlite3_vtab *pVtab, const char *zSchema, const char *zTabName,
                             int mFlags, char **pzErr){
   VdbVtab *p = (VdbVtab*)pVtab;
-  char *zErr = 0;
   int rc;
-  (void)zSchema;
+  (void)zSchema; (void)zTabName;
   if( mFlags & 1 ) return SQLITE_OK;
-  rc = vdbIntegrity(p, &zErr);
-  if( rc==SQLITE_CORRUPT || rc==SQLITE_CORRUPT_VTAB ){
-    *pzErr = sqlite3_mprintf("vectordb table %s: %s", zTabName, zErr);
+  rc = vdbSyncIndexes(p);
+  if( rc==SQLITE_OK ) rc = vdbIntegrity(p);
+  if( rc==SQLITE_CORRUPT_VTAB ){
+    *pzErr = vdbStoreTakeError(&p->store);
     rc = SQLITE_OK;
   }
-  sqlite3_free(zErr);
-  return rc;
+  return vdbVtabResult(p, rc);
 }
 
-/* Persist a table setting in T_info. */
-static int vdbSetSetting(VdbVtab *p, const char *zKey, int v){
-  char *zSql = sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_info\"(key, value) VALUES (%Q, %d)",
-                               p->store.zDb, p->store.zName, zKey, v);
-  int rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
+/* 'name=N' for a stored index parameter: persisted in T_info and given
+** to every index that has the parameter. */
+static int vdbSettingCommand(VdbVtab *p, const VdbIndexParam *pParam, const char *zVal){
+  char *zEnd = 0;
+  long n = strtol(zVal, &zEnd, 10);
+  int rc;
+  if( zEnd==zVal || *zEnd!=0 || n<pParam->iMin || n>pParam->iMax ){
+    return vdbVtabError(p, SQLITE_ERROR, "vectordb: %s must be an integer from %d to %d",
+                        pParam->zName, pParam->iMin, pParam->iMax);
+  }
+  rc = vdbStoreInfoSet(&p->store, pParam->zName, n);
+  if( rc==SQLITE_OK ) vdbConfigureAll(p, pParam->zName, (int)n);
   return rc;
 }
 
 /* INSERT INTO t(t) VALUES ('command'):
-**   ef_search=N       default beam width of every indexed column (persisted)
-**   cache_mb=N        graph cache budget per indexed column (persisted)
-**   integrity-check   verify rows, slots and graphs; an error names a fault */
+**   name=N            a stored index parameter (ef_search=N, cache_mb=N)
+**   integrity-check   verify rows, slots and indexes; an error names a fault */
 static int vdbCommand(VdbVtab *p, const char *zCmd){
-  int i, v, rc = SQLITE_OK;
-  char *zErr = 0;
+  const VdbIndexParam *pParam;
+  const char *zEq;
+  sqlite3_str *s;
+  char *zKnown;
+  int i, rc;
   if( zCmd==0 ) return SQLITE_NOMEM;
-  if( sqlite3_strnicmp(zCmd, "ef_search=", 10)==0 || sqlite3_strnicmp(zCmd, "cache_mb=", 9)==0 ){
-    int isEf = zCmd[0]=='e' || zCmd[0]=='E';
-    const char *zVal = strchr(zCmd, '=') + 1;
-    char *zEnd = 0;
-    long n = strtol(zVal, &zEnd, 10);
-    int lo = 1, hi = isEf ? VDB_HNSW_MAX_EF : VDB_MAX_CACHE_MB;
-    if( zEnd==zVal || *zEnd!=0 || n<lo || n>hi ){
-      return vdbVtabError(p, SQLITE_ERROR, "vectordb: %s must be an integer from %d to %d",
-                          isEf ? "ef_search" : "cache_mb", lo, hi);
+  zEq = strchr(zCmd, '=');
+  if( zEq ){
+    char zName[64];
+    if( zEq-zCmd < (int)sizeof(zName) ){
+      memcpy(zName, zCmd, (size_t)(zEq-zCmd));
+      zName[zEq-zCmd] = 0;
+      pParam = vdbIndexStoredParam(zName);
+      if( pParam ) return vdbSettingCommand(p, pParam, zEq+1);
     }
-    v = (int)n;
-    rc = vdbSetSetting(p, isEf ? "ef_search" : "cache_mb", v);
-    for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-      if( isEf ) p->aEfSearch[i] = v;
-      else if( p->apHnsw[i] ) vdbHnswStoreSetCacheMb(p->apHnsw[i], v);
-    }
+  }else if( sqlite3_stricmp(zCmd, "integrity-check")==0 ){
+    rc = vdbIntegrity(p);
+    /* A corrupt table's message is already the finding. */
     return rc;
   }
-  if( sqlite3_stricmp(zCmd, "integrity-check")==0 ){
-    rc = vdbIntegrity(p, &zErr);
-    if( rc==SQLITE_CORRUPT || rc==SQLITE_CORRUPT_VTAB ){
-      rc = vdbVtabError(p, SQLITE_CORRUPT_VTAB, "vectordb table %s is corrupt: %s", p->store.zName,
-                        zErr ? zErr : "malformed shadow table content");
-    }
-    sqlite3_free(zErr);
-    return rc;
-  }
-  return vdbVtabError(p, SQLITE_ERROR, "vectordb: unknown command \"%s\" for %s "
-                      "(known: ef_search=N, cache_mb=N, integrity-check)", zCmd, p->store.zName);
+  s = sqlite3_str_new(0);
+  for(i=0; (pParam = vdbStoredParamAt(i))!=0; i++) sqlite3_str_appendf(s, "%s=N, ", pParam->zName);
+  zKnown = sqlite3_str_finish(s);
+  rc = vdbVtabError(p, SQLITE_ERROR, "vectordb: unknown command \"%s\" for %s "
+                    "(known: %sintegrity-check)", zCmd, p->store.zName, zKnown ? zKnown : "");
+  sqlite3_free(zKnown);
+  return rc;
 }
 
 static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sqlite3_int64 *pRowid){
@@ -1411,7 +1303,6 @@ static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sq
   int rc;
   p->inUpdate = 1;
   rc = vdbSyncIndexes(p);
-  if( rc==SQLITE_OK ) rc = vdbRefreshSettings(p);
   if( rc!=SQLITE_OK ){
     /* nothing written */
   }else if( argc==1 ){
@@ -1430,7 +1321,7 @@ static int vdbVtabUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv, sq
   /* Shadow-table inserts must not change what last_insert_rowid() reports
   ** (SQLite sets it itself after an INSERT into this table). */
   sqlite3_set_last_insert_rowid(p->db, iSavedRowid);
-  return vdbCorruptMessage(p, rc);
+  return vdbVtabResult(p, rc);
 }
 
 /* ---- registration --------------------------------------------------------------------- */

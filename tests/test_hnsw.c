@@ -24,6 +24,7 @@
 
 typedef struct MemGraph {
   int m;
+  const VdbHnswSpace *pSpace;     /* computes each node's aux value */
   VdbHnswNode **apNode;
   sqlite3_int64 nSlot;
   int nDirty;
@@ -36,7 +37,7 @@ static int memGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **pp){
   return SQLITE_OK;
 }
 
-static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **pp){
+static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const void *pVec, VdbHnswNode **pp){
   MemGraph *g = (MemGraph*)pCtx;
   VdbHnswNode *p;
   float *pCopy;
@@ -54,7 +55,7 @@ static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec
   p->nid = nid;
   p->level = level;
   p->pVec = pCopy;
-  p->invNorm = vdbHnswInvNorm(vdbKernelsBest(), pCopy, DIM);
+  p->aux = vdbHnswAux(g->pSpace, pCopy);
   for(l=0; l<=level; l++){
     p->aaLink[l] = (sqlite3_int64*)calloc((size_t)vdbHnswLayerCap(g->m, l), sizeof(sqlite3_int64));
   }
@@ -105,11 +106,13 @@ static void memFree(MemGraph *g){
 
 static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc){
   VdbHnswParams params;
+  VdbHnswSpace space;
   VdbHnswAccess access;
+  int rc;
   memset(g, 0, sizeof(*g));
   g->m = m;
-  params.dim = DIM;
-  params.eMetric = eMetric;
+  rc = vdbHnswSpaceInit(&space, VDB_ELEM_F32, eMetric, DIM, vdbKernelsBest());
+  CHECK(rc==SQLITE_OK, "space for metric %d: rc=%d", (int)eMetric, rc);
   params.m = m;
   params.efConstruction = efc;
   params.seed = 12345;
@@ -121,7 +124,36 @@ static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc
   access.xTopNode = memTopNode;
   access.xVector = 0;             /* the algorithm falls back on xGet */
   access.xPrefetch = 0;
-  vdbHnswInit(h, &params, vdbKernelsBest(), &access);
+  rc = vdbHnswInit(h, &params, &space, &access);
+  CHECK(rc==SQLITE_OK, "vdbHnswInit m=%d efc=%d: rc=%d", m, efc, rc);
+  g->pSpace = &h->space;
+}
+
+/* m must fit the fixed arrays the walk and the linking use; spaces exist
+** only for float32 under l2, cosine and dot. */
+static void testInitLimits(void){
+  VdbHnsw h;
+  VdbHnswParams params;
+  VdbHnswSpace space;
+  VdbHnswAccess access;
+  memset(&params, 0, sizeof(params));
+  memset(&access, 0, sizeof(access));
+  CHECK(vdbHnswSpaceInit(&space, VDB_ELEM_F32, VDB_METRIC_L2, DIM, vdbKernelsBest())==SQLITE_OK, "l2 space");
+  CHECK(vdbHnswSpaceInit(&space, VDB_ELEM_F32, VDB_METRIC_L1, DIM, vdbKernelsBest())!=SQLITE_OK,
+        "no l1 space");
+  CHECK(vdbHnswSpaceInit(&space, VDB_ELEM_INT8, VDB_METRIC_L2, DIM, vdbKernelsBest())!=SQLITE_OK,
+        "no int8 space yet");
+  vdbHnswSpaceInit(&space, VDB_ELEM_F32, VDB_METRIC_L2, DIM, vdbKernelsBest());
+  params.efConstruction = 100;
+  params.m = VDB_HNSW_MAX_M;
+  CHECK(vdbHnswInit(&h, &params, &space, &access)==SQLITE_OK, "m=%d accepted", VDB_HNSW_MAX_M);
+  vdbHnswFree(&h);
+  params.m = VDB_HNSW_MAX_M+1;
+  CHECK(vdbHnswInit(&h, &params, &space, &access)==SQLITE_RANGE, "m=%d refused", VDB_HNSW_MAX_M+1);
+  vdbHnswFree(&h);
+  params.m = 1;
+  CHECK(vdbHnswInit(&h, &params, &space, &access)==SQLITE_RANGE, "m=1 refused");
+  vdbHnswFree(&h);
 }
 
 static void closeIndex(VdbHnsw *h, MemGraph *g){
@@ -187,7 +219,7 @@ static void exactTopK(VdbHnsw *h, MemGraph *g, const float *q, sqlite3_int64 *aO
   for(i=0; i<g->nSlot; i++){
     VdbHnswNode *p = g->apNode[i];
     if( p==0 || (keep && !keep(0, i)) ) continue;
-    vdbRawDistance(h->pK, VDB_ELEM_F32, h->params.eMetric, DIM, q, p->pVec, &a[n].d);
+    vdbRawDistance(h->space.pK, VDB_ELEM_F32, h->space.eMetric, DIM, q, p->pVec, &a[n].d);
     a[n++].nid = i;
   }
   qsort(a, (size_t)n, sizeof(ExactHit), exactCompare);
@@ -451,6 +483,7 @@ int main(int argc, char **argv){
   CHECK(aBase && aExtra && aQuery, "Fashion-MNIST from dataset-fashion-mnist");
   if( aBase && aExtra && aQuery ){
     testLevels();
+    testInitLimits();
     testDeterminism(aBase);
     testDeleteEverything(aBase);
     testOutliers(aBase);

@@ -3,6 +3,7 @@
 */
 #include <string.h>
 #include "testutil.h"
+#include "vdb_index.h"
 #include "vdb_schema.h"
 
 /* Parse the NULL-terminated argument list; returns the definition or NULL
@@ -28,6 +29,16 @@ static void expectError(const char **azArg, const char *zWant){
 
 #define ARGS(...) ((const char*[]){ __VA_ARGS__, 0 })
 
+/* A column's index is of the named kind. */
+static int isKind(const VdbColumnDef *c, const char *zKind){
+  return c->index.pKind==vdbIndexKindFind(zKind, -1);
+}
+/* A parameter's default in the named kind's table. */
+static int paramDefault(const char *zKind, const char *zParam){
+  const VdbIndexParam *p = vdbIndexParamFind(vdbIndexKindFind(zKind, -1), zParam, 0);
+  return p ? p->iDefault : -1;
+}
+
 static void testFullDeclaration(void){
   char *zErr;
   VdbTableDef *p = parse(ARGS("id integer primary key",
@@ -42,15 +53,18 @@ static void testFullDeclaration(void){
   CHECK(p->nCol==10, "ten non-key columns, got %d", p->nCol);
   CHECK(p->aCol[0].eKind==VDB_COL_VECTOR && p->aCol[0].eElem==VDB_ELEM_F32 && p->aCol[0].nDim==768
         && p->aCol[0].eMetric==VDB_METRIC_COSINE, "vector column");
-  CHECK(p->aCol[0].index.eKind==VDB_INDEX_HNSW && p->aCol[0].index.m==32
-        && p->aCol[0].index.efConstruction==100 && p->aCol[0].index.efSearch==50, "hnsw parameters");
+  CHECK(isKind(&p->aCol[0], "hnsw") && vdbIndexParamValue(&p->aCol[0].index, "m")==32
+        && vdbIndexParamValue(&p->aCol[0].index, "ef_construction")==100
+        && vdbIndexParamValue(&p->aCol[0].index, "ef_search")==50, "hnsw parameters");
+  CHECK(strcmp(p->aCol[0].index.zSignature, ":hnsw(32,100,cosine)")==0, "hnsw layout signature %s",
+        p->aCol[0].index.zSignature);
   CHECK(p->aCol[1].eKind==VDB_COL_PARTITION && p->aCol[1].eValType==VDB_VAL_INTEGER, "partition key");
   CHECK(p->aCol[2].eKind==VDB_COL_METADATA && p->aCol[2].eValType==VDB_VAL_TEXT, "metadata text");
   CHECK(p->aCol[4].eValType==VDB_VAL_FLOAT && p->aCol[5].eValType==VDB_VAL_BOOLEAN, "metadata float, boolean");
   CHECK(p->aCol[6].eKind==VDB_COL_AUX && p->aCol[6].eValType==VDB_VAL_TEXT, "aux text");
   CHECK(p->aCol[7].eKind==VDB_COL_AUX && p->aCol[7].eValType==VDB_VAL_ANY, "aux without type");
   CHECK(p->aCol[8].eElem==VDB_ELEM_INT8 && p->aCol[8].eMetric==VDB_METRIC_L2
-        && p->aCol[8].index.eKind==VDB_INDEX_FLAT, "int8 column defaults");
+        && isKind(&p->aCol[8], "flat") && p->aCol[8].index.zSignature[0]==0, "int8 column defaults");
   CHECK(p->aCol[9].eElem==VDB_ELEM_BIT && p->aCol[9].nDim==64 && p->aCol[9].eMetric==VDB_METRIC_HAMMING,
         "bit column uses hamming");
   CHECK(vdbSchemaCount(p, VDB_COL_VECTOR)==3 && vdbSchemaCount(p, VDB_COL_AUX)==2, "counts");
@@ -67,14 +81,14 @@ static void testSpellings(void){
           "quoted vector column");
     CHECK(p->pkIsText && strcmp(p->zPkName, "key")==0, "text primary key");
     CHECK(strcmp(p->aCol[1].zName, "odd name")==0, "bracket-quoted name");
-    CHECK(p->aCol[2].index.eKind==VDB_INDEX_FLAT, "flat()");
+    CHECK(isKind(&p->aCol[2], "flat"), "flat()");
   }
   vdbSchemaFree(p);
   sqlite3_free(zErr);
   /* Comments between tokens reach the module verbatim. */
   p = parse(ARGS("embedding float /* pixels */ [784] -- 28 x 28\n  INDEXED BY hnsw(m=8) -- graph",
                  "id integer /* the key */ primary key"), &zErr);
-  CHECK(p && p->aCol[0].nDim==784 && p->aCol[0].index.eKind==VDB_INDEX_HNSW && p->aCol[0].index.m==8
+  CHECK(p && p->aCol[0].nDim==784 && isKind(&p->aCol[0], "hnsw") && vdbIndexParamValue(&p->aCol[0].index, "m")==8
         && p->zPkName, "comments inside declarations: %s", zErr ? zErr : "");
   vdbSchemaFree(p);
   sqlite3_free(zErr); zErr = 0;
@@ -88,8 +102,11 @@ static void testSpellings(void){
   CHECK(p && p->chunkSize==64, "the smallest default chunk is 64 rows");
   vdbSchemaFree(p);
   p = parse(ARGS("e float[4] INDEXED BY hnsw()"), &zErr);
-  CHECK(p && p->aCol[0].index.m==VDB_HNSW_DEFAULT_M && p->aCol[0].index.efConstruction==VDB_HNSW_DEFAULT_EFC
-        && p->aCol[0].index.efSearch==VDB_HNSW_DEFAULT_EF, "hnsw defaults");
+  CHECK(p && vdbIndexParamValue(&p->aCol[0].index, "m")==paramDefault("hnsw", "m")
+        && vdbIndexParamValue(&p->aCol[0].index, "ef_construction")==paramDefault("hnsw", "ef_construction")
+        && vdbIndexParamValue(&p->aCol[0].index, "ef_search")==paramDefault("hnsw", "ef_search")
+        && paramDefault("hnsw", "m")==16 && paramDefault("hnsw", "ef_construction")==200
+        && paramDefault("hnsw", "ef_search")==64, "hnsw defaults");
   vdbSchemaFree(p);
 }
 
@@ -105,7 +122,8 @@ static void testRejections(void){
   expectError(ARGS("e float[4] distance_metric=hamming"), "needs a bit[N] column");
   expectError(ARGS("e bit[8] distance_metric=l2"), "hamming only");
   expectError(ARGS("e float[4] distance=l2"), "unexpected \"distance\"");
-  expectError(ARGS("e float[4] INDEXED BY ivf()"), "unknown index \"ivf\"");
+  expectError(ARGS("e float[4] INDEXED BY ivf()"), "unknown index \"ivf\" (expected hnsw(...) or flat())");
+  expectError(ARGS("e float[4] INDEXED BY hnsw(cache_mb=8)"), "unknown hnsw parameter \"cache_mb\"");
   expectError(ARGS("e float[4] INDEXED BY hnsw(m=1)"), "m must be an integer from 2 to 128");
   expectError(ARGS("e float[4] INDEXED BY hnsw(ef=10)"), "unknown hnsw parameter \"ef\"");
   expectError(ARGS("e float[4] INDEXED BY hnsw(m=16, ef_construction=8)"), "at least m");

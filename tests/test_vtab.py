@@ -642,6 +642,51 @@ def test_unknown_command():
     db = fresh()
     db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2])")
     expect_error(db, "INSERT INTO t(t) VALUES ('frobnicate')", 'unknown command "frobnicate"')
+    expect_error(db, "INSERT INTO t(t) VALUES ('m=4')", 'unknown command "m=4"',
+                 "known: ef_search=N, cache_mb=N, integrity-check")
+    expect_error(db, "INSERT INTO t(t) VALUES ('ef_search=0')", "ef_search must be an integer from 1 to 4096")
+    expect_error(db, "INSERT INTO t(t) VALUES ('cache_mb=x')", "cache_mb must be an integer from 1 to 1048576")
+
+
+def test_any_name_sqlite_accepts():
+    """Table and schema names of any length and spelling: every shadow table
+    name is built from them (a 256-byte buffer once made every INSERT into a
+    250-character table fail as corrupt)."""
+    long_name = 't"x y ' + "a" * 290
+    long_schema = 'a long "schema" ' + "s" * 240
+    for schema in ("main", long_schema):
+        db = fresh()
+        if schema != "main":
+            db.execute("ATTACH ':memory:' AS " + '"' + schema.replace('"', '""') + '"')
+        qs = '"' + schema.replace('"', '""') + '"'
+        qt = '"' + long_name.replace('"', '""') + '"'
+        table = f"{qs}.{qt}"
+        db.execute(f"CREATE VIRTUAL TABLE {table} USING vectordb(e float[4] INDEXED BY hnsw(m=4),"
+                   " f float[2], part integer partition key, tag text, chunk_size=8)")
+        rows = {i: [float(i), float(i % 7), float(i % 3), 1.0] for i in range(1, 41)}
+        for i, v in rows.items():
+            db.execute(f"INSERT INTO {table}(rowid, e, f, part, tag) VALUES (?, ?, ?, ?, ?)",
+                       (i, f32(v), f32([i, 0]), i % 2, f"r{i}"))
+        q = f32([10.2, 3, 1, 1])
+        want = brute_force(rows, [10.2, 3, 1, 1], 5)
+        same_hits(db.execute(f"SELECT rowid, distance FROM {table} WHERE e MATCH ? AND k = 5", (q,)).fetchall(),
+                  want)
+        same_hits(db.execute(f"SELECT rowid, distance FROM {table} WHERE e MATCH ? AND k = 5 AND ef_search = 0",
+                             (q,)).fetchall(), want)
+        filtered = db.execute(f"SELECT rowid FROM {table} WHERE f MATCH ? AND k = 3 AND part = 1",
+                              (f32([4, 0]),)).fetchall()
+        assert [r for (r,) in filtered] == [3, 5, 1], filtered
+        db.execute(f"UPDATE {table} SET e = ? WHERE rowid = 10", (f32([0, 0, 0, 0]),))
+        db.execute(f"DELETE FROM {table} WHERE rowid = 11")
+        assert db.execute(f"SELECT e, tag FROM {table} WHERE rowid = 10").fetchone() == (f32([0, 0, 0, 0]), "r10")
+        assert one(db, "SELECT vectordb_check(?, ?)", schema, long_name) == "ok"
+        renamed = long_name + "b"
+        db.execute(f"ALTER TABLE {table} RENAME TO " + '"' + renamed.replace('"', '""') + '"')
+        assert one(db, "SELECT vectordb_check(?, ?)", schema, renamed) == "ok"
+        assert one(db, f"SELECT count(*) FROM {qs}." + '"' + renamed.replace('"', '""') + '"') == 39
+        db.execute(f"DROP TABLE {qs}." + '"' + renamed.replace('"', '""') + '"')
+        assert one(db, f"SELECT count(*) FROM {qs}.sqlite_master") == 0
+        db.close()
 
 
 run(globals())

@@ -1,20 +1,57 @@
 /*
-** HNSW graphs in shadow tables, with a per-connection node cache; see
-** vdb_hnsw_store.h for the layout and the coherence rules.
+** The "hnsw" index kind: an HNSW graph (the algorithm is vdb_hnsw.c) kept
+** in the shadow table T_hnswNN (layout and T_info keys: vdb_format.h),
+** with a per-connection node cache.
+**
+** The cache maps nid to decoded nodes. Coherence:
+**   - changes are written back at xFlush (the transaction's xSync and
+**     every xSavepoint), and early when the cache exceeds its budget
+**     inside a write, so a bulk load writes each node once;
+**   - xDiscard (xRollback, xRollbackTo) drops the cache: the shadow
+**     tables, which SQLite's journal restored, are the truth;
+**   - xSync at the start of each statement drops it when another
+**     connection committed (PRAGMA data_version, polled by the store).
+** Every row read back is validated; anything malformed is
+** SQLITE_CORRUPT_VTAB, with the finding on the store's error channel.
 */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vdb_hnsw_store.h"
+#include "vdb_hnsw.h"
+#include "vdb_index.h"
 
-typedef struct VdbSlotEntry {
+extern const VdbIndexKind vdbIndexHnsw;
+
+/* The kind's parameters, in the order of VdbIndexDef.aParam. Defaults
+** follow hnswlib's M and ef_construction and, unlike hnswlib's ef=10, a
+** search breadth that reaches high recall. */
+enum { VDB_HNSW_P_M, VDB_HNSW_P_EFC, VDB_HNSW_P_EF, VDB_HNSW_P_CACHE_MB, VDB_HNSW_NPARAM };
+#define VDB_HNSW_MAX_EF 4096
+#define VDB_HNSW_MAX_CACHE_MB 1048576   /* 1 TiB */
+static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
+  { "m", 16, 2, VDB_HNSW_MAX_M, VDB_PARAM_DECLARED,
+    "links per node (3m on the bottom layer)" },
+  { "ef_construction", 200, 1, VDB_HNSW_MAX_EF, VDB_PARAM_DECLARED,
+    "beam width while inserting, at least m" },
+  { "ef_search", 64, 1, VDB_HNSW_MAX_EF, VDB_PARAM_DECLARED|VDB_PARAM_STORED,
+    "beam width while searching (0 in a query: exact search)" },
+  { "cache_mb", 256, 1, VDB_HNSW_MAX_CACHE_MB, VDB_PARAM_STORED,
+    "graph cache budget per index and connection, MiB" },
+};
+
+typedef struct VdbNodeEntry {
   sqlite3_int64 nid;                /* 0: empty (nids start at 1) */
   struct VdbCNode *pNode;
-} VdbSlotEntry;
+} VdbNodeEntry;
 
-/* Node ids below this get an entry in the store's flat nid table. */
+/* Node ids below this get an entry in the flat nid table. */
 #define VDB_NID_TABLE_MAX (1<<24)
+/* First sizes of the growing tables; each doubles when it must. */
+#define VDB_NID_TABLE_INITIAL  4096     /* nid table entries */
+#define VDB_NODE_HASH_INITIAL  2048     /* node hash slots (kept at most half full) */
+#define VDB_CHUNK_HASH_INITIAL 64       /* chunk buffer slots (at most half full) */
+#define VDB_ID_LIST_INITIAL    1024     /* rowids or nids gathered for a search or check */
 
 /* A cached node: the algorithm's view first, then bookkeeping; the link
 ** arrays live in the same allocation, after the struct. The vector is not
@@ -34,37 +71,39 @@ struct VdbCNode {
   size_t nByte;
 };
 
-/* The vectors of one chunk (T_vectorsNN row), read with one sequential
-** BLOB read. Reading a single vector at an offset of a chunk BLOB makes
-** SQLite walk the BLOB's overflow-page chain up to that offset, about 64
-** page reads for a 1,024-row chunk, so loading nodes one vector at a time
-** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
-** every later node of the chunk free. */
 /* What the flat nid table knows of one node id. The two halves live
 ** apart: the node goes when it is evicted, while its vector stays usable
 ** until chunk buffers are freed. Together, a walk that scored a neighbour
 ** (reading pVec) finds the same line in cache when it expands it (pNode). */
 typedef struct VdbNidEntry {
   struct VdbCNode *pNode;          /* the cached node; NULL: not cached */
-  const float *pVec;               /* its vector in a chunk buffer; NULL: not known */
-  float invNorm;                   /* cosine only */
+  const void *pVec;                /* its vector in a chunk buffer; NULL: not known */
+  float aux;                       /* vdbHnswAux(pVec) */
 } VdbNidEntry;
 
+/* The vectors of one chunk (T_vectorsNN row), read with one sequential
+** BLOB read. Reading a single vector at an offset of a chunk BLOB makes
+** SQLite walk the BLOB's overflow-page chain up to that offset, about 64
+** page reads for a 1,024-row chunk, so loading nodes one vector at a time
+** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
+** every later node of the chunk free. */
 typedef struct VdbChunkBuf {
   sqlite3_int64 chunkId;            /* 0: empty slot */
-  float *aVec;                      /* chunkSize x dim */
+  unsigned char *aVec;              /* chunkSize vectors */
   unsigned char isReferenced;       /* used since the clock hand last passed */
 } VdbChunkBuf;
 
-struct VdbHnswStore {
-  VdbStore *pStore;
-  int iVec;
-  const VdbColumnDef *pCol;
+typedef struct VdbHnswIndex VdbHnswIndex;
+struct VdbHnswIndex {
+  VdbIndex base;
+  VdbStore *pStore;                 /* base.pStore */
+  int nVecBytes;                    /* bytes of one vector */
+  int efSearch;                     /* the table's default breadth */
   VdbHnsw graph;
   char zSuffix[16];                 /* "hnswNN" */
   /* nid -> node, open addressing with linear probing: a lookup reads only
   ** this table (one cache line, usually), not the nodes it passes. */
-  VdbSlotEntry *aHash;
+  VdbNodeEntry *aHash;
   int nHash;                        /* power of two, at most half full */
   int hashShift;                    /* 64 - log2(nHash) */
   int nNode;
@@ -87,52 +126,54 @@ struct VdbHnswStore {
   int discardPending;               /* a discard asked for while nActive>0 */
   sqlite3_int64 nextNid;
   int nextNidChanged;
-  int haveDataVersion;
-  sqlite3_int64 dataVersion;
   /* The row a node being created belongs to (set around vdbHnswInsert). */
   sqlite3_int64 pendingRowid;
   VdbSlot pendingSlot;
-  sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pDataVersion;
-  sqlite3_stmt *pInfoGet, *pInfoSet, *pInfoDel, *pMoveRowid;
-  VdbHnswStats stats;
-  char *zCorrupt;                  /* what damage was found, for the error message */
+  sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pMoveRowid;
+  sqlite3_int64 nLoaded;            /* nodes read from the table */
+  sqlite3_int64 nDiscards;          /* times the whole cache was dropped */
 };
 
 #define VDB_HNSW_SEED 0x5eedf00d12345678ull
+/* Room for "hnswNN_" and the longest key, "entry_level". */
+#define VDB_HNSW_INFO_KEY_MAX 32
+
+static int vdbHnswFlush(VdbIndex*);
+static void vdbHnswDiscard(VdbIndex*);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* Say what is wrong with the stored graph, for vdbHnswStoreTakeCorrupt,
-** after the name of its shadow table; returns SQLITE_CORRUPT_VTAB. The
-** latest finding wins. */
-static int vdbGraphCorrupt(VdbHnswStore *p, const char *zFmt, ...){
+/* Say what is wrong with the stored graph, after the name of its shadow
+** table, on the store's error channel; returns SQLITE_CORRUPT_VTAB. */
+static int vdbGraphCorrupt(VdbHnswIndex *p, const char *zFmt, ...){
   va_list ap;
   char *zWhat;
+  int rc;
   va_start(ap, zFmt);
   zWhat = sqlite3_vmprintf(zFmt, ap);
   va_end(ap);
-  sqlite3_free(p->zCorrupt);
-  p->zCorrupt = zWhat ? sqlite3_mprintf("%s_%s: %s", p->pStore->zName, p->zSuffix, zWhat) : 0;
+  if( zWhat==0 ) return SQLITE_NOMEM;
+  rc = vdbStoreCorrupt(p->pStore, "%s_%s: %s", p->pStore->zName, p->zSuffix, zWhat);
   sqlite3_free(zWhat);
-  return SQLITE_CORRUPT_VTAB;
+  return rc;
 }
 
-static int vdbCap(const VdbHnswStore *p, int layer){
-  return vdbHnswLayerCap(p->pCol->index.m, layer);
+static int vdbCap(const VdbHnswIndex *p, int layer){
+  return vdbHnswLayerCap(p->graph.params.m, layer);
 }
 
 /* Bytes of the links blob of a node of this level. */
-static int vdbLinksBytes(const VdbHnswStore *p, int level){
+static int vdbLinksBytes(const VdbHnswIndex *p, int level){
   int l, n = 0;
   for(l=0; l<=level; l++) n += 2 + 8*vdbCap(p, l);
   return n;
 }
 
-static unsigned int vdbBucket(const VdbHnswStore *p, sqlite3_int64 nid){
-  return (unsigned int)(((sqlite3_uint64)nid * 0x9E3779B97F4A7C15ull) >> p->hashShift);
+static unsigned int vdbBucket(const VdbHnswIndex *p, sqlite3_int64 nid){
+  return (unsigned int)(vdbFibHash(nid) >> p->hashShift);
 }
 
-static VdbCNode *vdbLookup(VdbHnswStore *p, sqlite3_int64 nid){
+static VdbCNode *vdbLookup(VdbHnswIndex *p, sqlite3_int64 nid){
   unsigned int h, mask = (unsigned)(p->nHash-1);
   if( nid>=0 && nid<p->nByNid ) return p->aByNid[nid].pNode;
   if( p->nHash==0 ) return 0;
@@ -142,7 +183,7 @@ static VdbCNode *vdbLookup(VdbHnswStore *p, sqlite3_int64 nid){
   return 0;
 }
 
-static void vdbSlotPut(VdbHnswStore *p, VdbCNode *c){
+static void vdbSlotPut(VdbHnswIndex *p, VdbCNode *c){
   unsigned int h, mask = (unsigned)(p->nHash-1);
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid; h=(h+1)&mask){}
   p->aHash[h].nid = c->node.nid;
@@ -150,7 +191,7 @@ static void vdbSlotPut(VdbHnswStore *p, VdbCNode *c){
 }
 
 /* Chunk buffers went: no remembered vector pointer may be used. */
-static void vdbForgetVectors(VdbHnswStore *p){
+static void vdbForgetVectors(VdbHnswIndex *p){
   sqlite3_int64 i;
   for(i=0; i<p->nByNid; i++) p->aByNid[i].pVec = 0;
 }
@@ -159,13 +200,13 @@ static void vdbForgetVectors(VdbHnswStore *p){
 ** cached with nids in the new range come over from the hash, so the table
 ** stays authoritative below its size. Returns non-zero if nid is covered;
 ** a failed growth only leaves the slow paths to answer for nid. */
-static int vdbNidTableCover(VdbHnswStore *p, sqlite3_int64 nid){
+static int vdbNidTableCover(VdbHnswIndex *p, sqlite3_int64 nid){
   sqlite3_int64 n, nOld = p->nByNid;
   VdbNidEntry *aNew;
   int i;
   if( nid<0 || nid>=VDB_NID_TABLE_MAX ) return 0;
   if( nid<nOld ) return 1;
-  n = nOld ? nOld : 4096;
+  n = nOld ? nOld : VDB_NID_TABLE_INITIAL;
   while( n<=nid ) n *= 2;
   aNew = (VdbNidEntry*)sqlite3_realloc64(p->aByNid, sizeof(VdbNidEntry)*(sqlite3_uint64)n);
   if( aNew==0 ) return 0;
@@ -180,19 +221,19 @@ static int vdbNidTableCover(VdbHnswStore *p, sqlite3_int64 nid){
 }
 
 /* Remember where nid's vector is (or forget it, pVec NULL). */
-static void vdbRememberVector(VdbHnswStore *p, sqlite3_int64 nid, const float *pVec, float invNorm){
+static void vdbRememberVector(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec, float aux){
   if( pVec==0 ? (nid<0 || nid>=p->nByNid) : !vdbNidTableCover(p, nid) ) return;
   p->aByNid[nid].pVec = pVec;
-  p->aByNid[nid].invNorm = invNorm;
+  p->aByNid[nid].aux = aux;
 }
 
 /* Resize to nSlot entries (a power of two) and re-place every node. */
-static int vdbHashResize(VdbHnswStore *p, int nSlot){
-  VdbSlotEntry *aOld = p->aHash;
+static int vdbHashResize(VdbHnswIndex *p, int nSlot){
+  VdbNodeEntry *aOld = p->aHash;
   int nOld = p->nHash, i, bits = 0;
-  VdbSlotEntry *aNew = (VdbSlotEntry*)sqlite3_malloc64(sizeof(VdbSlotEntry)*(sqlite3_uint64)nSlot);
+  VdbNodeEntry *aNew = (VdbNodeEntry*)sqlite3_malloc64(sizeof(VdbNodeEntry)*(sqlite3_uint64)nSlot);
   if( aNew==0 ) return SQLITE_NOMEM;
-  memset(aNew, 0, sizeof(VdbSlotEntry)*(size_t)nSlot);
+  memset(aNew, 0, sizeof(VdbNodeEntry)*(size_t)nSlot);
   while( (1<<bits)<nSlot ) bits++;
   p->aHash = aNew;
   p->nHash = nSlot;
@@ -204,9 +245,9 @@ static int vdbHashResize(VdbHnswStore *p, int nSlot){
   return SQLITE_OK;
 }
 
-static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
+static int vdbHashInsert(VdbHnswIndex *p, VdbCNode *c){
   if( (p->nNode+1)*2 > p->nHash ){
-    int rc = vdbHashResize(p, p->nHash ? p->nHash*2 : 2048);
+    int rc = vdbHashResize(p, p->nHash ? p->nHash*2 : VDB_NODE_HASH_INITIAL);
     if( rc!=SQLITE_OK ) return rc;
   }
   vdbSlotPut(p, c);
@@ -218,7 +259,7 @@ static int vdbHashInsert(VdbHnswStore *p, VdbCNode *c){
 
 /* Remove c, shifting later entries of its probe run back so lookups
 ** never stop early at the hole. */
-static void vdbHashRemove(VdbHnswStore *p, VdbCNode *c){
+static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
   unsigned int mask = (unsigned)(p->nHash-1), h, j;
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid && p->aHash[h].pNode!=c; h=(h+1)&mask){}
   if( p->aHash[h].nid==0 ) return;
@@ -238,7 +279,7 @@ static void vdbHashRemove(VdbHnswStore *p, VdbCNode *c){
 }
 
 /* A node with room for its level's links and its vector. */
-static VdbCNode *vdbNewCNode(VdbHnswStore *p, sqlite3_int64 nid, int level){
+static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
   size_t nLinks = 0, nByte;
   VdbCNode *c;
   sqlite3_int64 *pLink;
@@ -262,10 +303,10 @@ static VdbCNode *vdbNewCNode(VdbHnswStore *p, sqlite3_int64 nid, int level){
 /* ---- chunks of vectors ---------------------------------------------------------- */
 
 static unsigned int vdbChunkBucket(sqlite3_int64 chunkId, int nSlot){
-  return (unsigned int)(((sqlite3_uint64)chunkId * 0x9E3779B97F4A7C15ull) >> 32) & (unsigned)(nSlot-1);
+  return (unsigned int)(vdbFibHash(chunkId) >> 32) & (unsigned)(nSlot-1);
 }
 
-static VdbChunkBuf *vdbChunkFind(VdbHnswStore *p, sqlite3_int64 chunkId){
+static VdbChunkBuf *vdbChunkFind(VdbHnswIndex *p, sqlite3_int64 chunkId){
   unsigned int h;
   if( p->nChunkSlot==0 ) return 0;
   for(h=vdbChunkBucket(chunkId, p->nChunkSlot); p->aChunk[h].chunkId; h=(h+1)&(unsigned)(p->nChunkSlot-1)){
@@ -276,7 +317,7 @@ static VdbChunkBuf *vdbChunkFind(VdbHnswStore *p, sqlite3_int64 chunkId){
 
 /* Rebuild the table with nSlot slots (a power of two), keeping the
 ** entries that have vectors. */
-static int vdbChunkRehash(VdbHnswStore *p, int nSlot){
+static int vdbChunkRehash(VdbHnswIndex *p, int nSlot){
   VdbChunkBuf *aOld = p->aChunk;
   int nOld = p->nChunkSlot, i;
   VdbChunkBuf *aNew = (VdbChunkBuf*)sqlite3_malloc64(sizeof(VdbChunkBuf)*(sqlite3_uint64)nSlot);
@@ -296,22 +337,22 @@ static int vdbChunkRehash(VdbHnswStore *p, int nSlot){
 }
 
 /* Bytes of one chunk's vectors. */
-static sqlite3_int64 vdbChunkBytes(const VdbHnswStore *p){
-  return (sqlite3_int64)sizeof(float)*p->pCol->nDim*p->pStore->pDef->chunkSize;
+static sqlite3_int64 vdbChunkBytes(const VdbHnswIndex *p){
+  return (sqlite3_int64)p->nVecBytes*p->pStore->pDef->chunkSize;
 }
 
 /* Read a chunk's vectors into the cache. */
-static int vdbChunkLoad(VdbHnswStore *p, sqlite3_int64 chunkId, VdbChunkBuf **ppBuf){
-  float *aVec;
+static int vdbChunkLoad(VdbHnswIndex *p, sqlite3_int64 chunkId, VdbChunkBuf **ppBuf){
+  unsigned char *aVec;
   unsigned int h;
   int rc = SQLITE_OK;
   if( (p->nChunk+1)*2 > p->nChunkSlot ){
-    rc = vdbChunkRehash(p, p->nChunkSlot ? p->nChunkSlot*2 : 64);
+    rc = vdbChunkRehash(p, p->nChunkSlot ? p->nChunkSlot*2 : VDB_CHUNK_HASH_INITIAL);
     if( rc!=SQLITE_OK ) return rc;
   }
-  aVec = (float*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
+  aVec = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
   if( aVec==0 ) return SQLITE_NOMEM;
-  rc = vdbStoreReadChunk(p->pStore, p->iVec, chunkId, aVec);
+  rc = vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, aVec);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aVec);
     return rc;
@@ -327,7 +368,7 @@ static int vdbChunkLoad(VdbHnswStore *p, sqlite3_int64 chunkId, VdbChunkBuf **pp
 }
 
 /* Free every chunk buffer; every node's pVec becomes stale. */
-static void vdbChunkFreeAll(VdbHnswStore *p){
+static void vdbChunkFreeAll(VdbHnswIndex *p){
   int i;
   for(i=0; i<p->nChunkSlot; i++){
     sqlite3_free(p->aChunk[i].aVec);
@@ -342,7 +383,7 @@ static void vdbChunkFreeAll(VdbHnswStore *p){
 
 /* Over budget after evicting nodes: free the chunks not used since the
 ** last sweep (CLOCK with one pass), and clear the others' marks. */
-static void vdbChunkEvict(VdbHnswStore *p){
+static void vdbChunkEvict(VdbHnswIndex *p){
   int i, nFreed = 0;
   for(i=0; i<p->nChunkSlot; i++){
     VdbChunkBuf *b = &p->aChunk[i];
@@ -368,94 +409,57 @@ static void vdbChunkEvict(VdbHnswStore *p){
 
 /* Point the node's pVec at its vector in its chunk, reading the chunk if
 ** it is not cached. */
-static int vdbAttachVector(VdbHnswStore *p, VdbCNode *c){
+static int vdbAttachVector(VdbHnswIndex *p, VdbCNode *c){
   VdbChunkBuf *b = vdbChunkFind(p, c->slot.chunkId);
   if( b==0 ){
     int rc = vdbChunkLoad(p, c->slot.chunkId, &b);
     if( rc!=SQLITE_OK ) return rc;
   }
   b->isReferenced = 1;
-  c->node.pVec = b->aVec + (size_t)c->slot.offset*(size_t)p->pCol->nDim;
-  if( p->graph.params.eMetric==VDB_METRIC_COSINE ){
-    c->node.invNorm = vdbHnswInvNorm(p->graph.pK, c->node.pVec, p->pCol->nDim);
-  }
+  c->node.pVec = b->aVec + (size_t)c->slot.offset*(size_t)p->nVecBytes;
+  c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
   c->chunkEpoch = p->chunkEpoch;
   return SQLITE_OK;
 }
 
-static int vdbPrepare(VdbHnswStore *p, sqlite3_stmt **pp, const char *zFmt){
+static int vdbPrepare(VdbHnswIndex *p, sqlite3_stmt **pp, const char *zFmt){
   VdbStore *s = p->pStore;
   if( *pp ) return SQLITE_OK;
   return vdbStorePrepare(s, sqlite3_mprintf(zFmt, s->zDb, s->zName, p->zSuffix), pp);
 }
 
-static int vdbStepReset(sqlite3_stmt *pStmt){
-  int rc = sqlite3_step(pStmt);
-  int rc2 = sqlite3_reset(pStmt);
-  if( rc==SQLITE_ROW || rc==SQLITE_DONE ) return rc2;
-  return rc2!=SQLITE_OK ? rc2 : rc;
-}
-
 /* ---- T_info ----------------------------------------------------------------------- */
 
-static int vdbInfoGet(VdbHnswStore *p, const char *zKey, sqlite3_int64 *pVal, int *pFound){
-  VdbStore *s = p->pStore;
-  int rc = SQLITE_OK;
-  char zFull[64];
-  *pFound = 0;
-  if( p->pInfoGet==0 ){
-    rc = vdbStorePrepare(s, sqlite3_mprintf("SELECT value FROM \"%w\".\"%w_info\" WHERE key=?1",
-                                            s->zDb, s->zName), &p->pInfoGet);
-    if( rc!=SQLITE_OK ) return rc;
-  }
-  sqlite3_snprintf(sizeof(zFull), zFull, "%s_%s", p->zSuffix, zKey);
-  sqlite3_bind_text(p->pInfoGet, 1, zFull, -1, SQLITE_STATIC);
-  if( sqlite3_step(p->pInfoGet)==SQLITE_ROW ){
-    if( sqlite3_column_type(p->pInfoGet, 0)!=SQLITE_INTEGER ){
-      rc = vdbGraphCorrupt(p, "%s_info key %s is not an integer", p->pStore->zName, zFull);
-    }
-    *pVal = sqlite3_column_int64(p->pInfoGet, 0);
-    *pFound = 1;
-  }
-  {
-    int rc2 = sqlite3_reset(p->pInfoGet);
-    return rc!=SQLITE_OK ? rc : rc2;
-  }
+/* The graph's keys in T_info are its table suffix, '_', then the key. */
+static void vdbInfoKey(const VdbHnswIndex *p, const char *zKey, char *zFull, int nFull){
+  sqlite3_snprintf(nFull, zFull, "%s_%s", p->zSuffix, zKey);
 }
 
-/* Flushes write with plain single-row DELETE and INSERT statements, never
-** INSERT OR REPLACE or UPDATE: those need a statement journal, and a nested
-** statement that opens one while SQLite is starting the user's statement
-** (xSavepoint runs just before the statement's own journal begins) opens
-** the user statement's savepoint early, so that the flush would land
-** inside it and be undone if that statement failed -- while the cache,
-** discarded by xRollbackTo, no longer holds the changes either. */
-static int vdbInfoSet(VdbHnswStore *p, const char *zKey, sqlite3_int64 val, int isDelete){
-  VdbStore *s = p->pStore;
-  char zFull[64];
-  int rc = SQLITE_OK;
-  if( p->pInfoDel==0 ){
-    rc = vdbStorePrepare(s, sqlite3_mprintf("DELETE FROM \"%w\".\"%w_info\" WHERE key=?1",
-                                            s->zDb, s->zName), &p->pInfoDel);
+static int vdbInfoGet(VdbHnswIndex *p, const char *zKey, sqlite3_int64 *pVal, int *pFound){
+  sqlite3_value *pVal0 = 0;
+  char zFull[VDB_HNSW_INFO_KEY_MAX];
+  int rc;
+  vdbInfoKey(p, zKey, zFull, sizeof(zFull));
+  rc = vdbStoreInfoGet(p->pStore, zFull, &pVal0);
+  *pFound = pVal0!=0;
+  if( rc==SQLITE_OK && pVal0 ){
+    if( sqlite3_value_type(pVal0)!=SQLITE_INTEGER ){
+      rc = vdbGraphCorrupt(p, "%s_info key %s is not an integer", p->pStore->zName, zFull);
+    }
+    *pVal = sqlite3_value_int64(pVal0);
   }
-  if( rc==SQLITE_OK && p->pInfoSet==0 ){
-    rc = vdbStorePrepare(s, sqlite3_mprintf("INSERT INTO \"%w\".\"%w_info\"(key, value) VALUES (?1, ?2)",
-                                            s->zDb, s->zName), &p->pInfoSet);
-  }
-  if( rc!=SQLITE_OK ) return rc;
-  sqlite3_snprintf(sizeof(zFull), zFull, "%s_%s", p->zSuffix, zKey);
-  sqlite3_bind_text(p->pInfoDel, 1, zFull, -1, SQLITE_STATIC);
-  rc = vdbStepReset(p->pInfoDel);
-  if( rc==SQLITE_OK && !isDelete ){
-    sqlite3_bind_text(p->pInfoSet, 1, zFull, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(p->pInfoSet, 2, val);
-    rc = vdbStepReset(p->pInfoSet);
-  }
+  sqlite3_value_free(pVal0);
   return rc;
 }
 
+static int vdbInfoSet(VdbHnswIndex *p, const char *zKey, sqlite3_int64 val, int isDelete){
+  char zFull[VDB_HNSW_INFO_KEY_MAX];
+  vdbInfoKey(p, zKey, zFull, sizeof(zFull));
+  return isDelete ? vdbStoreInfoDelete(p->pStore, zFull) : vdbStoreInfoSet(p->pStore, zFull, val);
+}
+
 /* Entry point and next nid, read once per cache lifetime. */
-static int vdbLoadInfo(VdbHnswStore *p){
+static int vdbLoadInfo(VdbHnswIndex *p){
   sqlite3_int64 entry = 0, level = 0, next = 1;
   int hasEntry = 0, hasLevel = 0, hasNext = 0, rc;
   if( p->infoLoaded ) return SQLITE_OK;
@@ -479,7 +483,7 @@ static int vdbLoadInfo(VdbHnswStore *p){
 
 /* ---- loading and saving nodes ------------------------------------------------------- */
 
-static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
+static int vdbLoadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbCNode *c = 0;
   int rc, level, l, i;
   const unsigned char *aLinks;
@@ -537,12 +541,12 @@ static int vdbLoadNode(VdbHnswStore *p, sqlite3_int64 nid, VdbCNode **ppNode){
     sqlite3_free(c);
     return rc;
   }
-  p->stats.nLoaded++;
+  p->nLoaded++;
   *ppNode = c;
   return SQLITE_OK;
 }
 
-static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
+static int vdbSaveNode(VdbHnswIndex *p, VdbCNode *c){
   int nByte = vdbLinksBytes(p, c->node.level), l, i, rc;
   unsigned char *a = (unsigned char*)sqlite3_malloc(nByte), *z = a;
   if( a==0 ) return SQLITE_NOMEM;
@@ -553,7 +557,7 @@ static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
     for(i=0; i<c->node.anLink[l]; i++) vdbPutLe64(z + 2 + 8*i, c->node.aaLink[l][i]);
     z += 2 + 8*vdbCap(p, l);
   }
-  /* Delete, then insert: see vdbInfoSet for why not INSERT OR REPLACE. */
+  /* Delete, then insert: see vdbStoreInfoDelete for why not INSERT OR REPLACE. */
   rc = vdbPrepare(p, &p->pErase, "DELETE FROM \"%w\".\"%w_%s\" WHERE nid=?1");
   if( rc==SQLITE_OK ){
     sqlite3_bind_int64(p->pErase, 1, c->node.nid);
@@ -577,7 +581,7 @@ static int vdbSaveNode(VdbHnswStore *p, VdbCNode *c){
   return rc;
 }
 
-static int vdbFlushOp(VdbHnswStore *p){
+static int vdbFlushOp(VdbHnswIndex *p){
   int rc = SQLITE_OK;
   /* The statements below can make SQLite open a statement savepoint, which
   ** calls xSavepoint, which flushes: that inner call has nothing to add. */
@@ -601,7 +605,6 @@ static int vdbFlushOp(VdbHnswStore *p){
     p->pDirty = c->pDirtyNext;
     c->isDirty = 0;
     c->pDirtyNext = 0;
-    p->stats.nFlushedNodes++;
     if( c->isRemoved ){
       vdbHashRemove(p, c);
       sqlite3_free(c);
@@ -628,7 +631,7 @@ static int vdbFlushOp(VdbHnswStore *p){
 /* Over budget: evict clean nodes not used since the clock hand last passed
 ** (CLOCK), down to 3/4 of the budget, so the hot upper layers and recent
 ** neighbourhoods stay. Dirty nodes stay until flushed. */
-static void vdbEvictClean(VdbHnswStore *p){
+static void vdbEvictClean(VdbHnswIndex *p){
   sqlite3_int64 target = p->budgetBytes - p->budgetBytes/4;
   int nStep = 0;
   if( p->cacheBytes<=p->budgetBytes ) return;
@@ -654,16 +657,16 @@ static void vdbEvictClean(VdbHnswStore *p){
 }
 
 /* After a write: stay within the budget by flushing, then evicting. */
-static int vdbAfterWrite(VdbHnswStore *p){
+static int vdbAfterWrite(VdbHnswIndex *p){
   int rc = SQLITE_OK;
   if( p->cacheBytes>p->budgetBytes ){
-    rc = vdbHnswStoreFlush(p);
+    rc = vdbHnswFlush(&p->base);
     if( rc==SQLITE_OK ) vdbEvictClean(p);
   }
   return rc;
 }
 
-static void vdbDiscardNow(VdbHnswStore *p){
+static void vdbDiscardNow(VdbHnswIndex *p){
   int i;
   vdbChunkFreeAll(p);
   for(i=0; i<p->nHash; i++){
@@ -679,13 +682,13 @@ static void vdbDiscardNow(VdbHnswStore *p){
   p->graph.hasEntry = 0;
   p->graph.entryChanged = 0;
   p->nextNidChanged = 0;
-  p->stats.nDiscards++;
+  p->nDiscards++;
 }
 
 /* ---- the access layer the algorithm sees ------------------------------------------- */
 
 static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
-  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbLookup(p, nid);
   int rc = SQLITE_OK;
   if( c==0 ){
@@ -708,20 +711,20 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
 }
 
 /* The search's fast path: a cached node's vector from its hash entry. */
-static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const float **ppVec, float *pInvNorm){
-  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbHnswNode *pNode;
   int rc;
   if( nid>=0 && nid<p->nByNid && p->aByNid[nid].pVec ){
     *ppVec = p->aByNid[nid].pVec;
-    *pInvNorm = p->aByNid[nid].invNorm;
+    *pAux = p->aByNid[nid].aux;
     return SQLITE_OK;
   }
   rc = vdbAccessGet(pCtx, nid, &pNode);
   if( rc==SQLITE_OK ){
     *ppVec = pNode->pVec;
-    *pInvNorm = pNode->invNorm;
-    vdbRememberVector(p, nid, pNode->pVec, pNode->invNorm);
+    *pAux = pNode->aux;
+    vdbRememberVector(p, nid, pNode->pVec, pNode->aux);
   }
   return rc;
 }
@@ -729,7 +732,7 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const float **ppVec, f
 /* Touch the lines of a cached node that an expansion reads: the header
 ** (flags, link counts and pointers) and the first layer-0 links. */
 static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
-  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbLookup(p, nid);
   if( c ){
     const char *z = (const char*)c;
@@ -740,8 +743,8 @@ static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
   }
 }
 
-static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const float *pVec, VdbHnswNode **ppNode){
-  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void *pVec, VdbHnswNode **ppNode){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbNewCNode(p, nid, level);
   int rc;
   VdbChunkBuf *b;
@@ -752,8 +755,7 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const float
   ** predates it. */
   b = vdbChunkFind(p, c->slot.chunkId);
   if( b ){
-    memcpy(b->aVec + (size_t)c->slot.offset*(size_t)p->pCol->nDim, pVec,
-           sizeof(float)*(size_t)p->pCol->nDim);
+    memcpy(b->aVec + (size_t)c->slot.offset*(size_t)p->nVecBytes, pVec, (size_t)p->nVecBytes);
   }
   rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
@@ -763,7 +765,7 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const float
 }
 
 static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
-  VdbHnswStore *p = (VdbHnswStore*)pCtx;
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = (VdbCNode*)pNode;
   if( !c->isDirty ){
     c->isDirty = 1;
@@ -774,14 +776,14 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
 }
 
 static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
-  vdbRememberVector((VdbHnswStore*)pCtx, pNode->nid, 0, 0);
+  vdbRememberVector((VdbHnswIndex*)pCtx, pNode->nid, 0, 0);
   ((VdbCNode*)pNode)->isRemoved = 1;
   return vdbAccessDirty(pCtx, pNode);
 }
 
 static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64 *pNid, int *pLevel){
-  VdbHnswStore *p = (VdbHnswStore*)pCtx;
-  int rc = vdbHnswStoreFlush(p);       /* the table must show every node's level */
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  int rc = vdbHnswFlush(&p->base);       /* the table must show every node's level */
   if( rc==SQLITE_OK ){
     rc = vdbPrepare(p, &p->pTop,
         "SELECT nid, level FROM \"%w\".\"%w_%s\" WHERE nid!=?1 ORDER BY level DESC, nid LIMIT 1");
@@ -806,10 +808,47 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
   return rc;
 }
 
-/* ---- open, create, close ------------------------------------------------------------- */
+/* ---- the declaration -------------------------------------------------------------------- */
 
-int vdbHnswStoreCreate(VdbStore *pStore, int iVec, const char *zToken){
-  char *zSql = sqlite3_mprintf(
+static int vdbHnswValidate(const VdbColumnDef *pCol, char **pzErr){
+  VdbHnswSpace space;
+  if( pCol->eElem!=VDB_ELEM_F32 ){
+    *pzErr = sqlite3_mprintf("an hnsw index needs a float[N] column");
+  }else if( vdbHnswSpaceInit(&space, pCol->eElem, pCol->eMetric, pCol->nDim, 0) ){
+    *pzErr = sqlite3_mprintf("an hnsw index supports distance_metric l2, cosine or dot");
+  }else if( pCol->index.aParam[VDB_HNSW_P_EFC] < pCol->index.aParam[VDB_HNSW_P_M] ){
+    *pzErr = sqlite3_mprintf("hnsw ef_construction (%d) must be at least m (%d)",
+                             pCol->index.aParam[VDB_HNSW_P_EFC], pCol->index.aParam[VDB_HNSW_P_M]);
+  }else{
+    return SQLITE_OK;
+  }
+  return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+}
+
+/* What the stored graph depends on: m fixes the links BLOB's size,
+** ef_construction and the metric the links chosen. */
+static void vdbHnswSignature(const VdbColumnDef *pCol, sqlite3_str *s){
+  sqlite3_str_appendf(s, ":hnsw(%d,%d,%s)", pCol->index.aParam[VDB_HNSW_P_M],
+                      pCol->index.aParam[VDB_HNSW_P_EFC], vdbMetricName(pCol->eMetric));
+}
+
+/* hnsw00 .. hnsw15 */
+static int vdbHnswShadowName(const char *zSuffix){
+  static const char zHnsw[] = "hnsw";
+  const int n = (int)sizeof(zHnsw)-1;
+  if( sqlite3_strnicmp(zSuffix, zHnsw, n)==0 && strlen(zSuffix)==(size_t)n+2
+   && zSuffix[n]>='0' && zSuffix[n]<='9' && zSuffix[n+1]>='0' && zSuffix[n+1]<='9' ){
+    return (zSuffix[n]-'0')*10 + (zSuffix[n+1]-'0') < VDB_MAX_VECTOR_COLUMNS;
+  }
+  return 0;
+}
+
+/* ---- the shadow table ------------------------------------------------------------------- */
+
+static int vdbHnswCreate(VdbStore *pStore, int iVec){
+  char zToken[VDB_INDEX_TOKEN_CHARS+1];
+  vdbStoreRandomToken(zToken);
+  return vdbStoreExec(pStore, sqlite3_mprintf(
       "CREATE TABLE \"%w\".\"%w_hnsw%02d\"(nid INTEGER PRIMARY KEY, rowid INTEGER NOT NULL,"
       " chunk_id INTEGER NOT NULL, chunk_offset INTEGER NOT NULL, level INTEGER NOT NULL,"
       " links BLOB NOT NULL);"
@@ -817,31 +856,44 @@ int vdbHnswStoreCreate(VdbStore *pStore, int iVec, const char *zToken){
       "CREATE INDEX \"%w\".\"vectordb_%s_hnsw%02d_level\" ON \"%w_hnsw%02d\"(level);",
       pStore->zDb, pStore->zName, iVec,
       pStore->zDb, zToken, iVec, pStore->zName, iVec,
-      pStore->zDb, zToken, iVec, pStore->zName, iVec);
-  int rc;
-  if( zSql==0 ) return SQLITE_NOMEM;
-  rc = sqlite3_exec(pStore->db, zSql, 0, 0, 0);
-  sqlite3_free(zSql);
-  return rc;
+      pStore->zDb, zToken, iVec, pStore->zName, iVec));
 }
 
-int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswStore **ppOut){
-  VdbHnswStore *p = (VdbHnswStore*)sqlite3_malloc(sizeof(*p));
+static int vdbHnswDrop(VdbStore *pStore, int iVec){
+  return vdbStoreExec(pStore, sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_hnsw%02d\"",
+                                              pStore->zDb, pStore->zName, iVec));
+}
+
+static int vdbHnswRename(VdbStore *pStore, int iVec, const char *zNew){
+  return vdbStoreExec(pStore, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_hnsw%02d\" RENAME TO \"%w_hnsw%02d\"",
+                                              pStore->zDb, pStore->zName, iVec, zNew, iVec));
+}
+
+/* ---- open, close, settings ------------------------------------------------------------- */
+
+static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbIndex **ppOut){
+  VdbHnswIndex *p = (VdbHnswIndex*)sqlite3_malloc(sizeof(*p));
+  const VdbColumnDef *pCol = &pStore->pDef->aCol[pStore->aVecCol[iVec]];
   VdbHnswParams params;
+  VdbHnswSpace space;
   VdbHnswAccess access;
+  int rc;
+  *ppOut = 0;
   if( p==0 ) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
+  p->base.pKind = &vdbIndexHnsw;
+  p->base.pStore = pStore;
+  p->base.iVec = iVec;
+  p->base.pCol = pCol;
   p->pStore = pStore;
-  p->iVec = iVec;
-  p->pCol = &pStore->pDef->aCol[pStore->aVecCol[iVec]];
-  p->budgetBytes = (sqlite3_int64)VDB_HNSW_DEFAULT_CACHE_MB << 20;
+  p->nVecBytes = pStore->aVecBytes[iVec];
+  p->efSearch = pCol->index.aParam[VDB_HNSW_P_EF];
+  p->budgetBytes = (sqlite3_int64)pCol->index.aParam[VDB_HNSW_P_CACHE_MB] << 20;
   p->chunkEpoch = 1;
   sqlite3_snprintf(sizeof(p->zSuffix), p->zSuffix, "hnsw%02d", iVec);
   memset(&params, 0, sizeof(params));
-  params.dim = p->pCol->nDim;
-  params.eMetric = p->pCol->eMetric;
-  params.m = p->pCol->index.m;
-  params.efConstruction = p->pCol->index.efConstruction;
+  params.m = pCol->index.aParam[VDB_HNSW_P_M];
+  params.efConstruction = pCol->index.aParam[VDB_HNSW_P_EFC];
   params.seed = VDB_HNSW_SEED + (sqlite3_uint64)iVec;
   access.pCtx = p;
   access.xGet = vdbAccessGet;
@@ -851,61 +903,62 @@ int vdbHnswStoreOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbHnswSt
   access.xTopNode = vdbAccessTopNode;
   access.xVector = vdbAccessVector;
   access.xPrefetch = vdbAccessPrefetch;
-  vdbHnswInit(&p->graph, &params, pK, &access);
-  *ppOut = p;
+  rc = vdbHnswSpaceInit(&space, pCol->eElem, pCol->eMetric, pCol->nDim, pK);
+  if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
+  if( rc!=SQLITE_OK ){
+    /* The declaration was validated when it was parsed: only a build
+    ** whose limits differ from the one that created the table gets here. */
+    rc = vdbStoreError(pStore, SQLITE_ERROR, "vectordb: column %s: this build cannot open its "
+                       "hnsw index (m=%d)", pCol->zName, params.m);
+    sqlite3_free(p);
+    return rc;
+  }
+  *ppOut = &p->base;
   return SQLITE_OK;
 }
 
-void vdbHnswStoreClose(VdbHnswStore *p){
+static void vdbHnswClose(VdbIndex *pIdx){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   if( p==0 ) return;
   vdbDiscardNow(p);
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
   sqlite3_free(p->aChunk);
   sqlite3_free(p->aByNid);
-  sqlite3_free(p->zCorrupt);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);
   sqlite3_finalize(p->pByRowid);
   sqlite3_finalize(p->pTop);
-  sqlite3_finalize(p->pDataVersion);
-  sqlite3_finalize(p->pInfoGet);
-  sqlite3_finalize(p->pInfoSet);
-  sqlite3_finalize(p->pInfoDel);
   sqlite3_finalize(p->pMoveRowid);
   sqlite3_free(p);
 }
 
-int vdbHnswStoreSetCacheMb(VdbHnswStore *p, int mb){
-  p->budgetBytes = (sqlite3_int64)mb << 20;
-  vdbEvictClean(p);
+static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_EF].zName)==0 ){
+    p->efSearch = v;
+  }else if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_CACHE_MB].zName)==0 ){
+    p->budgetBytes = (sqlite3_int64)v << 20;
+    vdbEvictClean(p);
+  }else{
+    return SQLITE_NOTFOUND;
+  }
   return SQLITE_OK;
 }
 
-int vdbHnswStoreSync(VdbHnswStore *p){
-  VdbStore *s = p->pStore;
-  sqlite3_int64 v = 0;
-  int rc = SQLITE_OK;
-  if( p->pDataVersion==0 ){
-    rc = vdbStorePrepare(s, sqlite3_mprintf("PRAGMA \"%w\".data_version", s->zDb), &p->pDataVersion);
-    if( rc!=SQLITE_OK ) return rc;
-  }
-  if( sqlite3_step(p->pDataVersion)==SQLITE_ROW ) v = sqlite3_column_int64(p->pDataVersion, 0);
-  rc = sqlite3_reset(p->pDataVersion);
-  if( rc!=SQLITE_OK ) return rc;
+static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   /* Another connection committed: what is cached may be stale. Our own
   ** pending changes cannot coexist with that (we would hold the write
   ** lock), so nothing dirty is lost. */
-  if( p->haveDataVersion && v!=p->dataVersion && p->pDirty==0 ) vdbHnswStoreDiscard(p);
-  p->dataVersion = v;
-  p->haveDataVersion = 1;
+  if( bOtherCommit && p->pDirty==0 ) vdbHnswDiscard(pIdx);
   return vdbLoadInfo(p);
 }
 
 /* ---- operations ----------------------------------------------------------------------- */
 
-static int vdbInsertOp(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const float *pVec){
+static int vdbInsertOp(VdbHnswIndex *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const void *pVec){
   int rc = vdbLoadInfo(p);
   sqlite3_int64 nid;
   if( rc!=SQLITE_OK ) return rc;
@@ -920,8 +973,8 @@ static int vdbInsertOp(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlo
 
 /* The nid of a row's node; SQLITE_NOTFOUND if the row has none. Pending
 ** changes are written first so the table is the whole truth. */
-static int vdbNidOfRowid(VdbHnswStore *p, sqlite3_int64 rowid, sqlite3_int64 *pNid){
-  int rc = vdbHnswStoreFlush(p);
+static int vdbNidOfRowid(VdbHnswIndex *p, sqlite3_int64 rowid, sqlite3_int64 *pNid){
+  int rc = vdbHnswFlush(&p->base);
   if( rc==SQLITE_OK ) rc = vdbPrepare(p, &p->pByRowid, "SELECT nid FROM \"%w\".\"%w_%s\" WHERE rowid=?1");
   if( rc!=SQLITE_OK ) return rc;
   sqlite3_bind_int64(p->pByRowid, 1, rowid);
@@ -933,7 +986,7 @@ static int vdbNidOfRowid(VdbHnswStore *p, sqlite3_int64 rowid, sqlite3_int64 *pN
   }
 }
 
-static int vdbDeleteOp(VdbHnswStore *p, sqlite3_int64 rowid){
+static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
   sqlite3_int64 nid;
   int rc = vdbLoadInfo(p);
   if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
@@ -945,7 +998,7 @@ static int vdbDeleteOp(VdbHnswStore *p, sqlite3_int64 rowid){
   return rc;
 }
 
-static int vdbMoveRowidOp(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
+static int vdbMoveRowidOp(VdbHnswIndex *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
   sqlite3_int64 nid;
   VdbCNode *c;
   int rc = vdbNidOfRowid(p, oldRowid, &nid);
@@ -965,8 +1018,8 @@ static int vdbMoveRowidOp(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64
 }
 
 typedef struct VdbFilterAdapter {
-  VdbHnswStore *p;
-  VdbRowFilter xFilter;
+  VdbHnswIndex *p;
+  int (*xKeep)(void *pArg, sqlite3_int64 rowid);
   void *pArg;
 } VdbFilterAdapter;
 
@@ -975,17 +1028,14 @@ typedef struct VdbFilterAdapter {
 static int vdbNidFilter(void *pArg, sqlite3_int64 nid){
   VdbFilterAdapter *a = (VdbFilterAdapter*)pArg;
   VdbCNode *c = vdbLookup(a->p, nid);
-  return c && !c->isRemoved && a->xFilter(a->pArg, c->rowid);
+  return c && !c->isRemoved && a->xKeep(a->pArg, c->rowid);
 }
 
-static int vdbRowHitCompare(const void *pA, const void *pB){
-  const VdbHit *a = (const VdbHit*)pA, *b = (const VdbHit*)pB;
-  if( a->dist!=b->dist ) return a->dist<b->dist ? -1 : 1;
-  return a->rowid<b->rowid ? -1 : a->rowid>b->rowid;
-}
-
-static int vdbSearchOp(VdbHnswStore *p, const float *pQuery, int k, int ef,
-                       VdbRowFilter xFilter, void *pFilterArg, VdbHit **paHit, int *pnHit){
+/* The k nearest rows the graph finds, as rowid hits; with xKeep, only
+** rows it keeps. */
+static int vdbWalk(VdbHnswIndex *p, const void *pQuery, int k, int ef,
+                   int (*xKeep)(void*, sqlite3_int64), void *pKeepArg,
+                   VdbHit **paHit, int *pnHit){
   VdbFilterAdapter adapter;
   VdbHnswHit *aHit = 0;
   VdbHit *aOut = 0;
@@ -994,10 +1044,10 @@ static int vdbSearchOp(VdbHnswStore *p, const float *pQuery, int k, int ef,
   *pnHit = 0;
   rc = vdbLoadInfo(p);
   adapter.p = p;
-  adapter.xFilter = xFilter;
-  adapter.pArg = pFilterArg;
+  adapter.xKeep = xKeep;
+  adapter.pArg = pKeepArg;
   if( rc==SQLITE_OK ){
-    rc = vdbHnswSearch(&p->graph, pQuery, k, ef, xFilter ? vdbNidFilter : 0, &adapter,
+    rc = vdbHnswSearch(&p->graph, pQuery, k, ef, xKeep ? vdbNidFilter : 0, &adapter,
                        &aHit, &nHit, &nVisited);
   }
   if( rc==SQLITE_OK && nHit>0 ){
@@ -1009,7 +1059,7 @@ static int vdbSearchOp(VdbHnswStore *p, const float *pQuery, int k, int ef,
       aOut[i].dist = aHit[i].dist;
       aOut[i].rowid = c->rowid;
     }
-    if( rc==SQLITE_OK ) qsort(aOut, (size_t)nHit, sizeof(VdbHit), vdbRowHitCompare);
+    if( rc==SQLITE_OK ) vdbHitSort(aOut, nHit);
   }
   sqlite3_free(aHit);
   if( rc!=SQLITE_OK ){
@@ -1022,66 +1072,116 @@ static int vdbSearchOp(VdbHnswStore *p, const float *pQuery, int k, int ef,
   return SQLITE_OK;
 }
 
+/* A filter's matching rowids, sorted, for membership tests by the walk. */
+typedef struct VdbRowSet { sqlite3_int64 *a; int n; } VdbRowSet;
+
+static int vdbRowidCompare(const void *a, const void *b){
+  sqlite3_int64 x = *(const sqlite3_int64*)a, y = *(const sqlite3_int64*)b;
+  return x<y ? -1 : x>y;
+}
+
+static int vdbRowSetHas(void *pArg, sqlite3_int64 rowid){
+  VdbRowSet *s = (VdbRowSet*)pArg;
+  return bsearch(&rowid, s->a, (size_t)s->n, sizeof(sqlite3_int64), vdbRowidCompare)!=0;
+}
+
+/* A filtered query searches the graph only when more rows match than an
+** exact scan of the matches would cost: below this many matches per unit
+** of ef, exact search is cheaper and exact. */
+#define VDB_EXACT_MATCHES_PER_EF 64
+
+/* KNN through the graph. With filters, the matching rowids are collected
+** first: few matches are scanned exactly (cheaper, and exact); many are
+** searched in the graph, which walks through every node but returns only
+** matches. If the walk finds fewer than min(k, matches) rows, the exact
+** scan of the matches answers instead, so a filtered query always returns
+** every row it should. */
+static int vdbSearchOp(VdbHnswIndex *p, VdbKnnQuery *q, int ef, VdbHit **paHit, int *pnHit){
+  VdbRowSet set;
+  int rc = SQLITE_OK, nAlloc = 0, want, step;
+  if( ef<0 ) ef = p->efSearch;
+  *paHit = 0;
+  *pnHit = 0;
+  if( q->pFilter==0 ) return vdbWalk(p, q->query.pData, q->k, ef, 0, 0, paHit, pnHit);
+  memset(&set, 0, sizeof(set));
+  while( (step = vdbRowsStep(q->pFilter))==SQLITE_ROW ){
+    if( set.n>=nAlloc ){
+      sqlite3_int64 *a;
+      nAlloc = nAlloc ? nAlloc*2 : VDB_ID_LIST_INITIAL;
+      a = (sqlite3_int64*)sqlite3_realloc64(set.a, sizeof(sqlite3_int64)*(sqlite3_uint64)nAlloc);
+      if( a==0 ){ rc = SQLITE_NOMEM; break; }
+      set.a = a;
+    }
+    set.a[set.n++] = vdbRowsRowid(q->pFilter);
+  }
+  if( rc==SQLITE_OK && step!=SQLITE_ROW && step!=SQLITE_DONE ) rc = step;
+  {
+    int rc2 = vdbRowsReset(q->pFilter);
+    if( rc==SQLITE_OK ) rc = rc2;
+  }
+  want = q->k < set.n ? q->k : set.n;
+  if( rc==SQLITE_OK && set.n > (sqlite3_int64)ef * VDB_EXACT_MATCHES_PER_EF ){
+    qsort(set.a, (size_t)set.n, sizeof(sqlite3_int64), vdbRowidCompare);
+    rc = vdbWalk(p, q->query.pData, q->k, ef, vdbRowSetHas, &set, paHit, pnHit);
+    if( rc==SQLITE_OK && *pnHit<want ){
+      sqlite3_free(*paHit);
+      *paHit = 0;
+      *pnHit = 0;
+    }
+  }
+  if( rc==SQLITE_OK && *paHit==0 && want>0 ) rc = vdbKnnSearch(q, paHit, pnHit);
+  sqlite3_free(set.a);
+  return rc;
+}
+
 /* ---- integrity --------------------------------------------------------------------------- */
 
-static int vdbCheckOp(VdbHnswStore *p, char **pzErr){
+static int vdbCheckOp(VdbHnswIndex *p){
   VdbStore *s = p->pStore;
   sqlite3_stmt *pStmt = 0;
   sqlite3_int64 *aNid = 0, nRows = 0;
+  char *zErr = 0;
   int nNid = 0, nAlloc = 0, rc;
   /* Check what is stored, not what is cached. */
-  rc = vdbHnswStoreFlush(p);
+  rc = vdbHnswFlush(&p->base);
   if( rc==SQLITE_OK ) vdbDiscardNow(p);
   if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
   /* Nodes and rows correspond one to one, slot for slot. */
   if( rc==SQLITE_OK ){
-    rc = vdbStorePrepare(s, sqlite3_mprintf(
-        "SELECT h.nid, r.rowid IS NULL OR r.chunk_id!=h.chunk_id OR r.chunk_offset!=h.chunk_offset"
-        " FROM \"%w\".\"%w_%s\" h LEFT JOIN \"%w\".\"%w_rows\" r ON r.rowid=h.rowid ORDER BY h.nid",
-        s->zDb, s->zName, p->zSuffix, s->zDb, s->zName), &pStmt);
+    rc = vdbPrepare(p, &pStmt, "SELECT nid, rowid, chunk_id, chunk_offset FROM \"%w\".\"%w_%s\" ORDER BY nid");
   }
   while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    if( sqlite3_column_int(pStmt, 1) ){
-      *pzErr = sqlite3_mprintf("%s node %lld has no row or points at another slot",
-                               p->zSuffix, sqlite3_column_int64(pStmt, 0));
-      rc = SQLITE_CORRUPT;
+    sqlite3_int64 nid = sqlite3_column_int64(pStmt, 0);
+    VdbSlot slot;
+    rc = vdbStoreLocate(s, sqlite3_column_int64(pStmt, 1), &slot);
+    if( rc==SQLITE_DONE || (rc==SQLITE_OK && (slot.chunkId!=sqlite3_column_int64(pStmt, 2)
+                                            || slot.offset!=sqlite3_column_int64(pStmt, 3))) ){
+      rc = vdbGraphCorrupt(p, "node %lld has no row or points at another slot", nid);
       break;
     }
+    if( rc!=SQLITE_OK ) break;
     if( nNid>=nAlloc ){
       sqlite3_int64 *a;
-      nAlloc = nAlloc ? nAlloc*2 : 1024;
+      nAlloc = nAlloc ? nAlloc*2 : VDB_ID_LIST_INITIAL;
       a = (sqlite3_int64*)sqlite3_realloc64(aNid, sizeof(sqlite3_int64)*(sqlite3_uint64)nAlloc);
       if( a==0 ){ rc = SQLITE_NOMEM; break; }
       aNid = a;
     }
-    aNid[nNid++] = sqlite3_column_int64(pStmt, 0);
+    aNid[nNid++] = nid;
   }
-  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
-  else sqlite3_finalize(pStmt);
-  pStmt = 0;
-  if( rc==SQLITE_OK ){
-    rc = vdbStorePrepare(s, sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w_rows\"", s->zDb, s->zName), &pStmt);
-    if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ) nRows = sqlite3_column_int64(pStmt, 0);
-    /* A count that failed to run is its error, not a finding. */
-    if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
-    else sqlite3_finalize(pStmt);
-    if( rc==SQLITE_OK && nRows!=nNid ){
-      *pzErr = sqlite3_mprintf("%s has %d nodes for %lld rows", p->zSuffix, nNid, nRows);
-      rc = SQLITE_CORRUPT;
-    }
+  rc = vdbFinalize(pStmt, rc);
+  if( rc==SQLITE_OK ) rc = vdbStoreRowCount(s, &nRows);
+  if( rc==SQLITE_OK && nRows!=nNid ){
+    rc = vdbGraphCorrupt(p, "%d nodes for %lld rows", nNid, nRows);
   }
   if( rc==SQLITE_OK ){
-    rc = vdbHnswCheck(&p->graph, aNid, nNid, pzErr);
-    if( rc==SQLITE_CORRUPT && *pzErr ){
-      char *z = sqlite3_mprintf("%s: %s", p->zSuffix, *pzErr);
-      sqlite3_free(*pzErr);
-      *pzErr = z;
-    }
+    rc = vdbHnswCheck(&p->graph, aNid, nNid, &zErr);
+    if( rc==SQLITE_CORRUPT ) rc = vdbGraphCorrupt(p, "%s", zErr ? zErr : "the graph is damaged");
   }
   if( rc==SQLITE_OK && nNid>0 && p->nextNid<=aNid[nNid-1] ){
-    *pzErr = sqlite3_mprintf("%s next nid %lld is not above node %lld", p->zSuffix, p->nextNid, aNid[nNid-1]);
-    rc = SQLITE_CORRUPT;
+    rc = vdbGraphCorrupt(p, "next nid %lld is not above node %lld", p->nextNid, aNid[nNid-1]);
   }
+  sqlite3_free(zErr);
   sqlite3_free(aNid);
   return rc;
 }
@@ -1094,11 +1194,11 @@ static int vdbCheckOp(VdbHnswStore *p, char **pzErr){
 ** holds pointers to cached nodes. A discard asked for during an operation
 ** therefore waits until the outermost one returns (with that error). */
 
-static void vdbEnter(VdbHnswStore *p){
+static void vdbEnter(VdbHnswIndex *p){
   p->nActive++;
 }
 
-static int vdbLeave(VdbHnswStore *p, int rc){
+static int vdbLeave(VdbHnswIndex *p, int rc){
   if( --p->nActive==0 && p->discardPending ){
     p->discardPending = 0;
     vdbDiscardNow(p);
@@ -1106,7 +1206,8 @@ static int vdbLeave(VdbHnswStore *p, int rc){
   return rc;
 }
 
-void vdbHnswStoreDiscard(VdbHnswStore *p){
+static void vdbHnswDiscard(VdbIndex *pIdx){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   if( p->nActive>0 ){
     p->discardPending = 1;
   }else{
@@ -1114,45 +1215,56 @@ void vdbHnswStoreDiscard(VdbHnswStore *p){
   }
 }
 
-int vdbHnswStoreFlush(VdbHnswStore *p){
+static int vdbHnswFlush(VdbIndex *pIdx){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   vdbEnter(p);
   return vdbLeave(p, vdbFlushOp(p));
 }
 
-int vdbHnswStoreInsert(VdbHnswStore *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const float *pVec){
+static int vdbHnswInsertRow(VdbIndex *pIdx, sqlite3_int64 rowid, const VdbSlot *pSlot, const void *pVec){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   vdbEnter(p);
   return vdbLeave(p, vdbInsertOp(p, rowid, pSlot, pVec));
 }
 
-int vdbHnswStoreDelete(VdbHnswStore *p, sqlite3_int64 rowid){
+static int vdbHnswDeleteRow(VdbIndex *pIdx, sqlite3_int64 rowid){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   vdbEnter(p);
   return vdbLeave(p, vdbDeleteOp(p, rowid));
 }
 
-int vdbHnswStoreMoveRowid(VdbHnswStore *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
+static int vdbHnswMoveRowid(VdbIndex *pIdx, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   vdbEnter(p);
   return vdbLeave(p, vdbMoveRowidOp(p, oldRowid, newRowid));
 }
 
-int vdbHnswStoreSearch(VdbHnswStore *p, const float *pQuery, int k, int ef,
-                       VdbRowFilter xFilter, void *pFilterArg, VdbHit **paHit, int *pnHit){
+static int vdbHnswSearchRows(VdbIndex *pIdx, VdbKnnQuery *q, int ef, VdbHit **paHit, int *pnHit){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   vdbEnter(p);
-  return vdbLeave(p, vdbSearchOp(p, pQuery, k, ef, xFilter, pFilterArg, paHit, pnHit));
+  return vdbLeave(p, vdbSearchOp(p, q, ef, paHit, pnHit));
 }
 
-int vdbHnswStoreCheck(VdbHnswStore *p, char **pzErr){
+static int vdbHnswCheckIndex(VdbIndex *pIdx){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   vdbEnter(p);
-  return vdbLeave(p, vdbCheckOp(p, pzErr));
+  return vdbLeave(p, vdbCheckOp(p));
 }
 
-void vdbHnswStoreStats(VdbHnswStore *p, VdbHnswStats *pStats){
-  *pStats = p->stats;
+static void vdbHnswStats(VdbIndex *pIdx, VdbIndexStats *pStats){
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  memset(pStats, 0, sizeof(*pStats));
   pStats->nCached = p->nNode;
   pStats->cacheBytes = p->cacheBytes;
+  pStats->nLoaded = p->nLoaded;
+  pStats->nDiscards = p->nDiscards;
 }
 
-char *vdbHnswStoreTakeCorrupt(VdbHnswStore *p){
-  char *z = p->zCorrupt;
-  p->zCorrupt = 0;
-  return z;
-}
+const VdbIndexKind vdbIndexHnsw = {
+  "hnsw", VDB_HNSW_NPARAM, vdbHnswParams,
+  vdbHnswValidate, vdbHnswSignature, vdbHnswShadowName,
+  vdbHnswCreate, vdbHnswDrop, vdbHnswRename,
+  vdbHnswOpen, vdbHnswClose, vdbHnswConfigure, vdbHnswSync,
+  vdbHnswInsertRow, vdbHnswDeleteRow, vdbHnswMoveRowid, vdbHnswSearchRows,
+  vdbHnswFlush, vdbHnswDiscard, vdbHnswCheckIndex, vdbHnswStats
+};
