@@ -43,6 +43,14 @@
 **       row's slot, which never moves while the node lives (a new vector
 **       gets a new node). Node ids are 64-bit; vdb_index_hnsw.c keeps a
 **       flat in-memory table for ids below 2^24 and a hash above.
+**   T_hnswlogNN(seq INTEGER PRIMARY KEY, changes BLOB)     owner: hnsw kind
+**       (format 2) the graph's change log: one row per flush of the graph
+**       that changed anything, seq counting up by one from 1; the latest
+**       VDB_HNSW_LOG_KEEP rows are kept. A connection that cached part of
+**       the graph and sees that another connection committed reads the
+**       rows after the last seq it knows and drops only the nodes and
+**       vector chunks they name; a gap in seq, or a row whose changes is
+**       NULL, means "reload everything".
 **   The flat index kind has no shadow table.
 **
 ** Index names: CREATE INDEX names cannot follow ALTER TABLE RENAME (an
@@ -76,6 +84,11 @@
 **                       offset j x size: float32 as IEEE-754 binary32, int8
 **                       as bytes, bit vectors packed LSB-first (element i
 **                       is bit i%8 of byte i/8). Free slots are zero.
+**   T_hnswlogNN.changes 16-byte entries: a node id, then the chunk_id
+**                       whose vectors changed with it (a node created or
+**                       removed) or 0 (only its links or rowid changed);
+**                       NULL when the flush changed more nodes than
+**                       VDB_HNSW_LOG_MAX_ENTRIES (a bulk load).
 **   T_hnswNN.links      for each layer 0..level, in order: a uint16 link
 **                       count n, then cap(layer) int64 node ids of which
 **                       the first n are links and the rest zero; cap is
@@ -98,19 +111,30 @@
 **
 ** ---- Versions ---------------------------------------------------------------
 **
-**   1   the only version so far (everything above).
+**   1   the first version.
+**   2   adds T_hnswlogNN. A build that does not log would let other
+**       connections keep stale nodes, so format 1 builds must refuse it.
+**       This build reads and writes both: a format 1 table has no log, and
+**       its readers drop their whole graph cache when another connection
+**       commits, as format 1 builds did. New tables are format 2.
 **
 ** A reader refuses a table whose format it does not know: xConnect fails
 ** with SQLITE_ERROR "vectordb table T has storage format N; this build
-** reads format 1", and nothing is read or written. A missing format key
-** is SQLITE_CORRUPT_VTAB. A change that an older build would misread gets
-** a new version number and a line above; a reader never guesses.
+** reads formats 1 to 2", and nothing is read or written. A missing format
+** key is SQLITE_CORRUPT_VTAB. A change that an older build would misread
+** gets a new version number and a line above; a reader never guesses.
 */
 #ifndef VDB_FORMAT_H
 #define VDB_FORMAT_H
 #include "vdb_sqlite.h"
 
-#define VDB_FORMAT_VERSION 1
+#define VDB_FORMAT_VERSION 2      /* what new tables get */
+#define VDB_FORMAT_OLDEST  1      /* the oldest this build reads */
+
+/* The hnsw change log (format 2): rows kept, and the most node entries
+** one row lists before it says "reload everything" instead. */
+#define VDB_HNSW_LOG_KEEP        1024
+#define VDB_HNSW_LOG_MAX_ENTRIES 1024
 
 /* T_info keys of the table itself (index kinds prefix theirs, e.g. hnsw00_). */
 #define VDB_INFO_FORMAT  "format"

@@ -54,6 +54,9 @@ typedef struct VdbIndexStats {
   sqlite3_int64 cacheBytes;      /* bytes of memory those take */
   sqlite3_int64 nLoaded;         /* entries read from the shadow tables */
   sqlite3_int64 nDiscards;       /* times the whole cache was dropped */
+  sqlite3_int64 nFullReloads;    /* ... because another connection committed */
+  sqlite3_int64 nRefreshes;      /* other connections' commits answered in part */
+  sqlite3_int64 nRefreshedNodes; /* entries those dropped */
 } VdbIndexStats;
 
 struct VdbIndexKind {

@@ -9,8 +9,14 @@
 **     inside a write, so a bulk load writes each node once;
 **   - xDiscard (xRollback, xRollbackTo) drops the cache: the shadow
 **     tables, which SQLite's journal restored, are the truth;
-**   - xSync at the start of each statement drops it when another
-**     connection committed (PRAGMA data_version, polled by the store).
+**   - each flush that changed the graph appends a row to the change log
+**     T_hnswlogNN (format 2): the nodes it wrote, and for nodes created or
+**     removed the chunk whose vectors changed;
+**   - xSync at the start of each statement, when another connection
+**     committed (PRAGMA data_version, polled by the store), reads the log
+**     rows after the last seq this connection knows and drops just those
+**     nodes and chunks; a gap in the log, a "reload everything" row or a
+**     format 1 table (no log) drops the whole cache.
 ** Every row read back is validated; anything malformed is
 ** SQLITE_CORRUPT_VTAB, with the finding on the store's error channel.
 */
@@ -66,6 +72,7 @@ struct VdbCNode {
   unsigned int chunkEpoch;          /* 0: node.pVec not resolved yet */
   unsigned char isDirty;
   unsigned char isRemoved;
+  unsigned char isNew;              /* created since the last flush: its vector is new */
   unsigned char isReferenced;       /* used since the clock hand last passed */
   VdbCNode *pDirtyNext;
   size_t nByte;
@@ -101,6 +108,7 @@ struct VdbHnswIndex {
   int efSearch;                     /* the table's default breadth */
   VdbHnsw graph;
   char zSuffix[16];                 /* "hnswNN" */
+  char zLog[16];                    /* "hnswlogNN" */
   /* nid -> node, open addressing with linear probing: a lookup reads only
   ** this table (one cache line, usually), not the nodes it passes. */
   VdbNodeEntry *aHash;
@@ -130,8 +138,17 @@ struct VdbHnswIndex {
   sqlite3_int64 pendingRowid;
   VdbSlot pendingSlot;
   sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pMoveRowid;
+  /* The change log (vdb_format.h); hasLog is 0 for a format 1 table. */
+  int hasLog;
+  sqlite3_int64 logSeq;             /* the last log row this cache reflects */
+  sqlite3_int64 *aMoved;            /* nodes whose rowid changed since the last flush */
+  int nMoved, nMovedAlloc;
+  sqlite3_stmt *pLogMax, *pLogAfter, *pLogAdd, *pLogPrune;
   sqlite3_int64 nLoaded;            /* nodes read from the table */
   sqlite3_int64 nDiscards;          /* times the whole cache was dropped */
+  sqlite3_int64 nFullReloads;       /* ... because another connection committed */
+  sqlite3_int64 nRefreshes;         /* other commits answered from the log */
+  sqlite3_int64 nRefreshedNodes;    /* nodes those dropped */
 };
 
 #define VDB_HNSW_SEED 0x5eedf00d12345678ull
@@ -381,6 +398,16 @@ static void vdbChunkFreeAll(VdbHnswIndex *p){
   vdbForgetVectors(p);
 }
 
+/* Some chunk buffers were freed (their aVec is NULL): no vector pointer
+** taken before may be used, and the table loses their entries. */
+static void vdbChunksDropped(VdbHnswIndex *p){
+  p->chunkEpoch++;
+  vdbForgetVectors(p);
+  /* Same size: cannot fail for want of room, but may for memory; if it
+  ** does, drop every chunk rather than keep tombstones. */
+  if( vdbChunkRehash(p, p->nChunkSlot)!=SQLITE_OK ) vdbChunkFreeAll(p);
+}
+
 /* Over budget after evicting nodes: free the chunks not used since the
 ** last sweep (CLOCK with one pass), and clear the others' marks. */
 static void vdbChunkEvict(VdbHnswIndex *p){
@@ -399,11 +426,7 @@ static void vdbChunkEvict(VdbHnswIndex *p){
   if( nFreed ){
     p->nChunk -= nFreed;
     p->cacheBytes -= nFreed*vdbChunkBytes(p);
-    p->chunkEpoch++;
-    vdbForgetVectors(p);
-    /* Same size: cannot fail for want of room, but may for memory; if it
-    ** does, drop every chunk rather than keep tombstones. */
-    if( vdbChunkRehash(p, p->nChunkSlot)!=SQLITE_OK ) vdbChunkFreeAll(p);
+    vdbChunksDropped(p);
   }
 }
 
@@ -422,10 +445,18 @@ static int vdbAttachVector(VdbHnswIndex *p, VdbCNode *c){
   return SQLITE_OK;
 }
 
-static int vdbPrepare(VdbHnswIndex *p, sqlite3_stmt **pp, const char *zFmt){
+/* Prepare once a statement whose zFmt names a table as "%w"."%w_%s":
+** the graph's own (vdbPrepare) or its change log (vdbPrepareLog). */
+static int vdbPrepareOn(VdbHnswIndex *p, sqlite3_stmt **pp, const char *zFmt, const char *zSuffix){
   VdbStore *s = p->pStore;
   if( *pp ) return SQLITE_OK;
-  return vdbStorePrepare(s, sqlite3_mprintf(zFmt, s->zDb, s->zName, p->zSuffix), pp);
+  return vdbStorePrepare(s, sqlite3_mprintf(zFmt, s->zDb, s->zName, zSuffix), pp);
+}
+static int vdbPrepare(VdbHnswIndex *p, sqlite3_stmt **pp, const char *zFmt){
+  return vdbPrepareOn(p, pp, zFmt, p->zSuffix);
+}
+static int vdbPrepareLog(VdbHnswIndex *p, sqlite3_stmt **pp, const char *zFmt){
+  return vdbPrepareOn(p, pp, zFmt, p->zLog);
 }
 
 /* ---- T_info ----------------------------------------------------------------------- */
@@ -458,6 +489,137 @@ static int vdbInfoSet(VdbHnswIndex *p, const char *zKey, sqlite3_int64 val, int 
   return isDelete ? vdbStoreInfoDelete(p->pStore, zFull) : vdbStoreInfoSet(p->pStore, zFull, val);
 }
 
+/* ---- the change log --------------------------------------------------------------- */
+
+/* The log's last seq, 0 when it is empty. */
+static int vdbLogMax(VdbHnswIndex *p, sqlite3_int64 *pSeq){
+  int rc = vdbPrepareLog(p, &p->pLogMax, "SELECT max(seq) FROM \"%w\".\"%w_%s\"");
+  if( rc!=SQLITE_OK ) return rc;
+  *pSeq = 0;
+  if( sqlite3_step(p->pLogMax)==SQLITE_ROW ) *pSeq = sqlite3_column_int64(p->pLogMax, 0);
+  return sqlite3_reset(p->pLogMax);
+}
+
+/* What the next log row will name: a node id and the chunk whose vectors
+** changed with it, or 0. */
+typedef struct VdbLogBuf {
+  unsigned char *a;
+  int nEntry, nAlloc;
+} VdbLogBuf;
+
+static int vdbLogBufAdd(VdbLogBuf *b, sqlite3_int64 nid, sqlite3_int64 chunkId){
+  if( b->nEntry>VDB_HNSW_LOG_MAX_ENTRIES ) return SQLITE_OK;   /* "reload everything" */
+  if( b->nEntry>=b->nAlloc ){
+    int nNew = b->nAlloc ? b->nAlloc*2 : 64;
+    unsigned char *a = (unsigned char*)sqlite3_realloc64(b->a, (sqlite3_uint64)nNew*16);
+    if( a==0 ) return SQLITE_NOMEM;
+    b->a = a;
+    b->nAlloc = nNew;
+  }
+  vdbPutLe64(b->a + 16*(size_t)b->nEntry, nid);
+  vdbPutLe64(b->a + 16*(size_t)b->nEntry + 8, chunkId);
+  b->nEntry++;
+  return SQLITE_OK;
+}
+
+/* Append the log row for the flush about to write the dirty nodes and the
+** moved ones, and drop the row that falls out of the kept window. Written
+** before the nodes: a flush that fails halfway has logged what it wrote
+** (and more, which is harmless), and the next flush logs the rest. */
+static int vdbLogFlush(VdbHnswIndex *p){
+  VdbLogBuf buf;
+  VdbCNode *c;
+  sqlite3_int64 seq = 0;
+  int i, rc = SQLITE_OK;
+  if( !p->hasLog || (p->pDirty==0 && p->nMoved==0) ) return SQLITE_OK;
+  memset(&buf, 0, sizeof(buf));
+  for(c=p->pDirty; rc==SQLITE_OK && c; c=c->pDirtyNext){
+    rc = vdbLogBufAdd(&buf, c->node.nid, (c->isNew || c->isRemoved) ? c->slot.chunkId : 0);
+  }
+  for(i=0; rc==SQLITE_OK && i<p->nMoved; i++) rc = vdbLogBufAdd(&buf, p->aMoved[i], 0);
+  if( rc==SQLITE_OK ) rc = vdbLogMax(p, &seq);
+  if( rc==SQLITE_OK ){
+    rc = vdbPrepareLog(p, &p->pLogAdd, "INSERT INTO \"%w\".\"%w_%s\"(seq, changes) VALUES (?1, ?2)");
+  }
+  if( rc==SQLITE_OK ){
+    sqlite3_bind_int64(p->pLogAdd, 1, seq+1);
+    if( buf.nEntry>VDB_HNSW_LOG_MAX_ENTRIES ){
+      sqlite3_bind_null(p->pLogAdd, 2);
+    }else{
+      sqlite3_bind_blob(p->pLogAdd, 2, buf.a, 16*buf.nEntry, SQLITE_STATIC);
+    }
+    rc = vdbStepReset(p->pLogAdd);
+    sqlite3_clear_bindings(p->pLogAdd);
+  }
+  /* One row in, one out: single-row statements only (vdbStoreInfoDelete
+  ** says why). */
+  if( rc==SQLITE_OK && seq+1>VDB_HNSW_LOG_KEEP ){
+    rc = vdbPrepareLog(p, &p->pLogPrune, "DELETE FROM \"%w\".\"%w_%s\" WHERE seq=?1");
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_int64(p->pLogPrune, 1, seq+1-VDB_HNSW_LOG_KEEP);
+      rc = vdbStepReset(p->pLogPrune);
+    }
+  }
+  if( rc==SQLITE_OK ){
+    p->logSeq = seq+1;
+    p->nMoved = 0;
+  }
+  sqlite3_free(buf.a);
+  return rc;
+}
+
+/* Drop a clean cached node that another connection changed. */
+static void vdbDropNode(VdbHnswIndex *p, sqlite3_int64 nid){
+  VdbCNode *c = vdbLookup(p, nid);
+  if( c && !c->isDirty ){
+    vdbHashRemove(p, c);
+    sqlite3_free(c);
+  }
+  if( nid>=0 && nid<p->nByNid ) p->aByNid[nid].pVec = 0;
+}
+
+/* Free the cached vectors of one chunk; 1 if there were any. The caller
+** then retires every vector pointer (vdbChunksDropped). */
+static int vdbDropChunk(VdbHnswIndex *p, sqlite3_int64 chunkId){
+  VdbChunkBuf *b = vdbChunkFind(p, chunkId);
+  if( b==0 || b->aVec==0 ) return 0;
+  sqlite3_free(b->aVec);
+  b->aVec = 0;
+  p->nChunk--;
+  p->cacheBytes -= vdbChunkBytes(p);
+  return 1;
+}
+
+/* Another connection committed: drop what the log rows after logSeq name.
+** *pFull is set when the log cannot answer (a gap, or a row saying
+** "reload everything"); the caller then drops the whole cache. */
+static int vdbLogApply(VdbHnswIndex *p, int *pFull){
+  sqlite3_int64 expect = p->logSeq+1;
+  int rc, nDropped = 0;
+  *pFull = 0;
+  rc = vdbPrepareLog(p, &p->pLogAfter, "SELECT seq, changes FROM \"%w\".\"%w_%s\" WHERE seq>?1 ORDER BY seq");
+  if( rc!=SQLITE_OK ) return rc;
+  sqlite3_bind_int64(p->pLogAfter, 1, p->logSeq);
+  while( !*pFull && sqlite3_step(p->pLogAfter)==SQLITE_ROW ){
+    const unsigned char *a = (const unsigned char*)sqlite3_column_blob(p->pLogAfter, 1);
+    int i, n = sqlite3_column_bytes(p->pLogAfter, 1);
+    if( sqlite3_column_int64(p->pLogAfter, 0)!=expect++
+     || sqlite3_column_type(p->pLogAfter, 1)!=SQLITE_BLOB || n%16 ){
+      *pFull = 1;
+      break;
+    }
+    for(i=0; i<n; i+=16){
+      sqlite3_int64 chunkId = vdbGetLe64(a+i+8);
+      vdbDropNode(p, vdbGetLe64(a+i));
+      if( chunkId ) nDropped += vdbDropChunk(p, chunkId);
+      p->nRefreshedNodes++;
+    }
+  }
+  rc = sqlite3_reset(p->pLogAfter);
+  if( nDropped ) vdbChunksDropped(p);
+  return rc;
+}
+
 /* Entry point and next nid, read once per cache lifetime. */
 static int vdbLoadInfo(VdbHnswIndex *p){
   sqlite3_int64 entry = 0, level = 0, next = 1;
@@ -477,6 +639,10 @@ static int vdbLoadInfo(VdbHnswIndex *p){
   p->graph.entryChanged = 0;
   p->nextNid = next;
   p->nextNidChanged = 0;
+  if( p->hasLog ){
+    rc = vdbLogMax(p, &p->logSeq);
+    if( rc!=SQLITE_OK ) return rc;
+  }
   p->infoLoaded = 1;
   return SQLITE_OK;
 }
@@ -588,6 +754,7 @@ static int vdbFlushOp(VdbHnswIndex *p){
   VdbCNode *c;
   if( p->inFlush ) return SQLITE_OK;
   p->inFlush = 1;
+  rc = vdbLogFlush(p);
   /* Removed nodes first: a row whose vector changed has a removed node and
   ** a new one with the same rowid, which is unique in the table. */
   for(c=p->pDirty; rc==SQLITE_OK && c; c=c->pDirtyNext){
@@ -604,6 +771,7 @@ static int vdbFlushOp(VdbHnswIndex *p){
     if( rc!=SQLITE_OK ) break;
     p->pDirty = c->pDirtyNext;
     c->isDirty = 0;
+    c->isNew = 0;
     c->pDirtyNext = 0;
     if( c->isRemoved ){
       vdbHashRemove(p, c);
@@ -678,6 +846,7 @@ static void vdbDiscardNow(VdbHnswIndex *p){
   p->nNode = 0;
   p->cacheBytes = 0;
   p->pDirty = 0;
+  p->nMoved = 0;
   p->infoLoaded = 0;
   p->graph.hasEntry = 0;
   p->graph.entryChanged = 0;
@@ -751,6 +920,7 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void 
   if( c==0 ) return SQLITE_NOMEM;
   c->rowid = p->pendingRowid;
   c->slot = p->pendingSlot;
+  c->isNew = 1;
   /* The vector is already in its chunk BLOB; a cached copy of the chunk
   ** predates it. */
   b = vdbChunkFind(p, c->slot.chunkId);
@@ -832,23 +1002,28 @@ static void vdbHnswSignature(const VdbColumnDef *pCol, sqlite3_str *s){
                       pCol->index.aParam[VDB_HNSW_P_EFC], vdbMetricName(pCol->eMetric));
 }
 
-/* hnsw00 .. hnsw15 */
-static int vdbHnswShadowName(const char *zSuffix){
-  static const char zHnsw[] = "hnsw";
-  const int n = (int)sizeof(zHnsw)-1;
-  if( sqlite3_strnicmp(zSuffix, zHnsw, n)==0 && strlen(zSuffix)==(size_t)n+2
+/* zPrefix then a column number 00 .. 15. */
+static int vdbIsNumbered(const char *zSuffix, const char *zPrefix){
+  const int n = (int)strlen(zPrefix);
+  if( sqlite3_strnicmp(zSuffix, zPrefix, n)==0 && strlen(zSuffix)==(size_t)n+2
    && zSuffix[n]>='0' && zSuffix[n]<='9' && zSuffix[n+1]>='0' && zSuffix[n+1]<='9' ){
     return (zSuffix[n]-'0')*10 + (zSuffix[n+1]-'0') < VDB_MAX_VECTOR_COLUMNS;
   }
   return 0;
 }
 
+/* hnswNN and hnswlogNN */
+static int vdbHnswShadowName(const char *zSuffix){
+  return vdbIsNumbered(zSuffix, "hnsw") || vdbIsNumbered(zSuffix, "hnswlog");
+}
+
 /* ---- the shadow table ------------------------------------------------------------------- */
 
 static int vdbHnswCreate(VdbStore *pStore, int iVec){
   char zToken[VDB_INDEX_TOKEN_CHARS+1];
+  int rc;
   vdbStoreRandomToken(zToken);
-  return vdbStoreExec(pStore, sqlite3_mprintf(
+  rc = vdbStoreExec(pStore, sqlite3_mprintf(
       "CREATE TABLE \"%w\".\"%w_hnsw%02d\"(nid INTEGER PRIMARY KEY, rowid INTEGER NOT NULL,"
       " chunk_id INTEGER NOT NULL, chunk_offset INTEGER NOT NULL, level INTEGER NOT NULL,"
       " links BLOB NOT NULL);"
@@ -857,16 +1032,32 @@ static int vdbHnswCreate(VdbStore *pStore, int iVec){
       pStore->zDb, pStore->zName, iVec,
       pStore->zDb, zToken, iVec, pStore->zName, iVec,
       pStore->zDb, zToken, iVec, pStore->zName, iVec));
+  if( rc==SQLITE_OK && pStore->formatVersion>=2 ){
+    rc = vdbStoreExec(pStore, sqlite3_mprintf(
+        "CREATE TABLE \"%w\".\"%w_hnswlog%02d\"(seq INTEGER PRIMARY KEY, changes BLOB)",
+        pStore->zDb, pStore->zName, iVec));
+  }
+  return rc;
 }
 
 static int vdbHnswDrop(VdbStore *pStore, int iVec){
-  return vdbStoreExec(pStore, sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_hnsw%02d\"",
+  int rc = vdbStoreExec(pStore, sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_hnsw%02d\"",
+                                                pStore->zDb, pStore->zName, iVec));
+  if( rc==SQLITE_OK ){
+    rc = vdbStoreExec(pStore, sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_hnswlog%02d\"",
                                               pStore->zDb, pStore->zName, iVec));
+  }
+  return rc;
 }
 
 static int vdbHnswRename(VdbStore *pStore, int iVec, const char *zNew){
-  return vdbStoreExec(pStore, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_hnsw%02d\" RENAME TO \"%w_hnsw%02d\"",
+  int rc = vdbStoreExec(pStore, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_hnsw%02d\" RENAME TO \"%w_hnsw%02d\"",
+                                                pStore->zDb, pStore->zName, iVec, zNew, iVec));
+  if( rc==SQLITE_OK && pStore->formatVersion>=2 ){
+    rc = vdbStoreExec(pStore, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_hnswlog%02d\" RENAME TO \"%w_hnswlog%02d\"",
                                               pStore->zDb, pStore->zName, iVec, zNew, iVec));
+  }
+  return rc;
 }
 
 /* ---- open, close, settings ------------------------------------------------------------- */
@@ -891,6 +1082,8 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   p->budgetBytes = (sqlite3_int64)pCol->index.aParam[VDB_HNSW_P_CACHE_MB] << 20;
   p->chunkEpoch = 1;
   sqlite3_snprintf(sizeof(p->zSuffix), p->zSuffix, "hnsw%02d", iVec);
+  sqlite3_snprintf(sizeof(p->zLog), p->zLog, "hnswlog%02d", iVec);
+  p->hasLog = pStore->formatVersion>=2;
   memset(&params, 0, sizeof(params));
   params.m = pCol->index.aParam[VDB_HNSW_P_M];
   params.efConstruction = pCol->index.aParam[VDB_HNSW_P_EFC];
@@ -931,6 +1124,11 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_finalize(p->pByRowid);
   sqlite3_finalize(p->pTop);
   sqlite3_finalize(p->pMoveRowid);
+  sqlite3_finalize(p->pLogMax);
+  sqlite3_finalize(p->pLogAfter);
+  sqlite3_finalize(p->pLogAdd);
+  sqlite3_finalize(p->pLogPrune);
+  sqlite3_free(p->aMoved);
   sqlite3_free(p);
 }
 
@@ -949,11 +1147,23 @@ static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
 
 static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  int rc = SQLITE_OK;
   /* Another connection committed: what is cached may be stale. Our own
   ** pending changes cannot coexist with that (we would hold the write
-  ** lock), so nothing dirty is lost. */
-  if( bOtherCommit && p->pDirty==0 ) vdbHnswDiscard(pIdx);
-  return vdbLoadInfo(p);
+  ** lock), so nothing dirty is lost. Nothing loaded: nothing to refresh. */
+  if( bOtherCommit && p->pDirty==0 && p->infoLoaded ){
+    int full = !p->hasLog;
+    if( !full ) rc = vdbLogApply(p, &full);
+    if( rc==SQLITE_OK && full ){
+      p->nFullReloads++;
+      vdbHnswDiscard(pIdx);
+    }else if( rc==SQLITE_OK ){
+      p->nRefreshes++;
+      p->infoLoaded = 0;            /* the entry point may have moved */
+    }
+  }
+  if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
+  return rc;
 }
 
 /* ---- operations ----------------------------------------------------------------------- */
@@ -1014,6 +1224,17 @@ static int vdbMoveRowidOp(VdbHnswIndex *p, sqlite3_int64 oldRowid, sqlite3_int64
   rc = vdbStepReset(p->pMoveRowid);
   c = vdbLookup(p, nid);
   if( rc==SQLITE_OK && c ) c->rowid = newRowid;
+  /* Other connections' caches learn of it from the next log row. */
+  if( rc==SQLITE_OK && p->hasLog ){
+    if( p->nMoved>=p->nMovedAlloc ){
+      int nNew = p->nMovedAlloc ? p->nMovedAlloc*2 : 16;
+      sqlite3_int64 *a = (sqlite3_int64*)sqlite3_realloc64(p->aMoved, sizeof(sqlite3_int64)*(sqlite3_uint64)nNew);
+      if( a==0 ) return SQLITE_NOMEM;
+      p->aMoved = a;
+      p->nMovedAlloc = nNew;
+    }
+    p->aMoved[p->nMoved++] = nid;
+  }
   return rc;
 }
 
@@ -1258,6 +1479,9 @@ static void vdbHnswStats(VdbIndex *pIdx, VdbIndexStats *pStats){
   pStats->cacheBytes = p->cacheBytes;
   pStats->nLoaded = p->nLoaded;
   pStats->nDiscards = p->nDiscards;
+  pStats->nFullReloads = p->nFullReloads;
+  pStats->nRefreshes = p->nRefreshes;
+  pStats->nRefreshedNodes = p->nRefreshedNodes;
 }
 
 const VdbIndexKind vdbIndexHnsw = {

@@ -261,6 +261,7 @@ int vdbStoreCreate(VdbStore *p){
         p->zDb, p->zName, VDB_INFO_FORMAT, VDB_FORMAT_VERSION, VDB_INFO_LAYOUT, zSig));
   }
   sqlite3_free(zSig);
+  if( rc==SQLITE_OK ) p->formatVersion = VDB_FORMAT_VERSION;
   if( rc!=SQLITE_OK && p->zErrMsg==0 ){
     vdbStoreError(p, rc, "vectordb: cannot create the shadow tables of %s: %s",
                   p->zName, sqlite3_errmsg(p->db));
@@ -278,13 +279,15 @@ int vdbStoreCheck(VdbStore *p){
   if( rc==SQLITE_OK ){
     int version = pFormat ? sqlite3_value_int(pFormat) : -1;
     const char *zLayout = pLayout ? (const char*)sqlite3_value_text(pLayout) : 0;
-    if( version!=VDB_FORMAT_VERSION ){
+    if( version<VDB_FORMAT_OLDEST || version>VDB_FORMAT_VERSION ){
       /* A version this build does not know is refused, never guessed at. */
       rc = vdbStoreError(p, version<0 ? SQLITE_CORRUPT_VTAB : SQLITE_ERROR,
-                         "vectordb table %s has storage format %d; this build reads format %d",
-                         p->zName, version, VDB_FORMAT_VERSION);
+                         "vectordb table %s has storage format %d; this build reads formats %d to %d",
+                         p->zName, version, VDB_FORMAT_OLDEST, VDB_FORMAT_VERSION);
     }else if( zLayout==0 || strcmp(zLayout, zSig)!=0 ){
       rc = vdbStoreCorrupt(p, "the declaration does not match the stored layout");
+    }else{
+      p->formatVersion = version;
     }
   }else if( p->zErrMsg==0 ){
     vdbStoreError(p, rc, "vectordb table %s: cannot read %s_info: %s",

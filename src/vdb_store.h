@@ -51,6 +51,7 @@ typedef struct VdbStore {
   char *zChunksTable;
   char *azVecTable[VDB_MAX_VECTOR_COLUMNS];
   char *zErrMsg;                /* the pending error message, or NULL */
+  int formatVersion;            /* the table's, VDB_FORMAT_OLDEST..VDB_FORMAT_VERSION */
   int haveDataVersion;
   sqlite3_int64 dataVersion;
   sqlite3_stmt *aStmt[VDB_STMT_COUNT];

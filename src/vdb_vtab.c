@@ -65,8 +65,21 @@ static const char *const vdbHiddenColumns[] = { "distance", "k", "ef_search" };
 #define VDB_N_HIDDEN 3
 #define VDB_HIDDEN_EF 2
 
-typedef struct VdbVtab {
+typedef struct VdbVtab VdbVtab;
+
+/* What the module knows per connection: the kernels, and the vectordb
+** tables connected on it (for vectordb_stats). SQLite serialises a
+** connection's calls, so the list needs no lock of its own. */
+typedef struct VdbConn {
+  sqlite3 *db;
+  const VdbKernels *pK;
+  VdbVtab *pTables;
+} VdbConn;
+
+struct VdbVtab {
   sqlite3_vtab base;
+  VdbConn *pConn;
+  VdbVtab *pNextTable;          /* pConn's list */
   sqlite3 *db;
   const VdbKernels *pK;
   VdbTableDef *pDef;
@@ -78,7 +91,7 @@ typedef struct VdbVtab {
   int inUpdate;                 /* inside xUpdate: savepoints are our own statements' */
   int iFailedSavepoint;         /* 1 + the savepoint whose xSavepoint flush failed; 0: none */
   int settingsStale;            /* stored settings may have changed since they were read */
-} VdbVtab;
+};
 
 typedef struct VdbCursor {
   sqlite3_vtab_cursor base;
@@ -239,7 +252,11 @@ static int vdbIndexesOpen(const VdbVtab *p){
 }
 
 static void vdbVtabFree(VdbVtab *p){
+  VdbVtab **pp;
   if( p==0 ) return;
+  for(pp = p->pConn ? &p->pConn->pTables : 0; pp && *pp; pp = &(*pp)->pNextTable){
+    if( *pp==p ){ *pp = p->pNextTable; break; }
+  }
   vdbCloseIndexes(p);
   vdbStoreClose(&p->store);
   vdbSchemaFree(p->pDef);
@@ -288,7 +305,7 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   if( p==0 ) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
   p->db = db;
-  p->pK = (const VdbKernels*)pAux;
+  p->pK = ((VdbConn*)pAux)->pK;
   rc = vdbSchemaParse(argc-3, argv+3, &p->pDef, pzErr);
   if( rc!=SQLITE_OK ){ vdbVtabFree(p); return rc; }
   if( vdbTableNameClash(p->pDef, argv[2]) ){
@@ -337,6 +354,9 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
     vdbVtabFree(p);
     return rc;
   }
+  p->pConn = (VdbConn*)pAux;
+  p->pNextTable = p->pConn->pTables;
+  p->pConn->pTables = p;
   *ppVtab = &p->base;
   return SQLITE_OK;
 }
@@ -1382,11 +1402,234 @@ static void vdbCheckFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   sqlite3_free(zErr);
 }
 
+/* ---- vectordb_stats -----------------------------------------------------------------
+**   SELECT * FROM vectordb_stats('items'[, 'schema']);
+** One row per figure: (column, key, value), the column NULL for the
+** table's own figures. Figures come from this connection's open copy of
+** the table and its indexes; see the README for each key. */
+
+typedef struct VdbStatRow {
+  const char *zColumn;          /* the vector column, or NULL */
+  const char *zKey;
+  const char *zText;            /* a text value, or NULL for iValue */
+  sqlite3_int64 iValue;
+} VdbStatRow;
+
+typedef struct VdbStatsCursor {
+  sqlite3_vtab_cursor base;
+  VdbStatRow *aRow;
+  int nRow, nAlloc, iRow;
+} VdbStatsCursor;
+
+#define VDB_STATS_COL_TABLE  3
+#define VDB_STATS_COL_SCHEMA 4
+
+static int vdbStatsConnect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                           sqlite3_vtab **ppVtab, char **pzErr){
+  sqlite3_vtab *p;
+  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"column\" TEXT, key TEXT, value, "
+                                    "tbl HIDDEN, schema HIDDEN)");
+  (void)argc; (void)argv; (void)pzErr;
+  if( rc!=SQLITE_OK ) return rc;
+  p = (sqlite3_vtab*)sqlite3_malloc(sizeof(*p) + sizeof(VdbConn*));
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  *(VdbConn**)(p+1) = (VdbConn*)pAux;
+  *ppVtab = p;
+  return SQLITE_OK;
+}
+
+static int vdbStatsDisconnect(sqlite3_vtab *p){
+  sqlite3_free(p);
+  return SQLITE_OK;
+}
+
+/* The table name is required, the schema optional (main). */
+static int vdbStatsBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
+  int i, iTable = -1, iSchema = -1;
+  (void)pVtab;
+  for(i=0; i<pInfo->nConstraint; i++){
+    const struct sqlite3_index_constraint *c = &pInfo->aConstraint[i];
+    if( c->op!=SQLITE_INDEX_CONSTRAINT_EQ ) continue;
+    if( c->iColumn==VDB_STATS_COL_TABLE ){
+      if( !c->usable ) return SQLITE_CONSTRAINT;
+      iTable = i;
+    }else if( c->iColumn==VDB_STATS_COL_SCHEMA && c->usable ){
+      iSchema = i;
+    }
+  }
+  if( iTable<0 ){
+    sqlite3_free(pVtab->zErrMsg);
+    pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: give the table, as in vectordb_stats('items')");
+    return SQLITE_ERROR;
+  }
+  pInfo->aConstraintUsage[iTable].argvIndex = 1;
+  pInfo->aConstraintUsage[iTable].omit = 1;
+  if( iSchema>=0 ){
+    pInfo->aConstraintUsage[iSchema].argvIndex = 2;
+    pInfo->aConstraintUsage[iSchema].omit = 1;
+  }
+  pInfo->idxNum = iSchema>=0;
+  pInfo->estimatedCost = 10.0;
+  return SQLITE_OK;
+}
+
+static int vdbStatsOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  VdbStatsCursor *pCur = (VdbStatsCursor*)sqlite3_malloc(sizeof(*pCur));
+  (void)pVtab;
+  if( pCur==0 ) return SQLITE_NOMEM;
+  memset(pCur, 0, sizeof(*pCur));
+  *ppCur = &pCur->base;
+  return SQLITE_OK;
+}
+
+static int vdbStatsClose(sqlite3_vtab_cursor *cur){
+  VdbStatsCursor *pCur = (VdbStatsCursor*)cur;
+  sqlite3_free(pCur->aRow);
+  sqlite3_free(pCur);
+  return SQLITE_OK;
+}
+
+static int vdbStatAdd(VdbStatsCursor *pCur, const char *zColumn, const char *zKey,
+                      const char *zText, sqlite3_int64 iValue){
+  if( pCur->nRow>=pCur->nAlloc ){
+    int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 32;
+    VdbStatRow *a = (VdbStatRow*)sqlite3_realloc64(pCur->aRow, sizeof(VdbStatRow)*(sqlite3_uint64)nNew);
+    if( a==0 ) return SQLITE_NOMEM;
+    pCur->aRow = a;
+    pCur->nAlloc = nNew;
+  }
+  pCur->aRow[pCur->nRow].zColumn = zColumn;
+  pCur->aRow[pCur->nRow].zKey = zKey;
+  pCur->aRow[pCur->nRow].zText = zText;
+  pCur->aRow[pCur->nRow].iValue = iValue;
+  pCur->nRow++;
+  return SQLITE_OK;
+}
+
+/* The connected table schema.name, connecting it first if this connection
+** has not used it yet (preparing a statement that names it does). */
+static int vdbStatsFind(sqlite3_vtab *pVtab, const char *zSchema, const char *zTable, VdbVtab **pp){
+  VdbConn *pConn = *(VdbConn**)(pVtab+1);
+  sqlite3_stmt *pStmt = 0;
+  VdbVtab *p;
+  char *zSql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0", zSchema, zTable);
+  sqlite3 *db = pConn->db;
+  int rc;
+  *pp = 0;
+  if( zSql==0 ) return SQLITE_NOMEM;
+  for(p=pConn->pTables; p; p=p->pNextTable){
+    if( sqlite3_stricmp(p->store.zDb, zSchema)==0 && sqlite3_stricmp(p->store.zName, zTable)==0 ) break;
+  }
+  if( p==0 ){
+    rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+    sqlite3_finalize(pStmt);
+    if( rc!=SQLITE_OK ){
+      sqlite3_free(pVtab->zErrMsg);
+      pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: %s", sqlite3_errmsg(db));
+      sqlite3_free(zSql);
+      return rc;
+    }
+    for(p=pConn->pTables; p; p=p->pNextTable){
+      if( sqlite3_stricmp(p->store.zDb, zSchema)==0 && sqlite3_stricmp(p->store.zName, zTable)==0 ) break;
+    }
+  }
+  sqlite3_free(zSql);
+  *pp = p;
+  return SQLITE_OK;
+}
+
+static int vdbStatsFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                          int argc, sqlite3_value **argv){
+  VdbStatsCursor *pCur = (VdbStatsCursor*)cur;
+  const char *zTable = argc>0 ? (const char*)sqlite3_value_text(argv[0]) : 0;
+  const char *zSchema = idxNum && argc>1 ? (const char*)sqlite3_value_text(argv[1]) : "main";
+  VdbVtab *p = 0;
+  sqlite3_int64 nRows = 0;
+  int i, rc;
+  (void)idxStr;
+  pCur->nRow = pCur->iRow = 0;
+  if( zTable==0 || zSchema==0 ){
+    sqlite3_free(cur->pVtab->zErrMsg);
+    cur->pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: the table and schema names must be text");
+    return SQLITE_ERROR;
+  }
+  rc = vdbStatsFind(cur->pVtab, zSchema, zTable, &p);
+  if( rc==SQLITE_OK && p==0 ){
+    sqlite3_free(cur->pVtab->zErrMsg);
+    cur->pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: %s.%s is not a vectordb table", zSchema, zTable);
+    return SQLITE_ERROR;
+  }
+  if( rc==SQLITE_OK ) rc = vdbStoreRowCount(&p->store, &nRows);
+  if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, 0, "format", 0, p->store.formatVersion);
+  if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, 0, "rows", 0, nRows);
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
+    const char *zCol = p->pDef->aCol[p->store.aVecCol[i]].zName;
+    VdbIndexStats st;
+    memset(&st, 0, sizeof(st));
+    if( vdbIndexesOpen(p) ) p->apIndex[i]->pKind->xStats(p->apIndex[i], &st);
+    rc = vdbStatAdd(pCur, zCol, "index", vdbKindOf(p, i)->zName, 0);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "cached_nodes", 0, st.nCached);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "cache_bytes", 0, st.cacheBytes);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "loaded_nodes", 0, st.nLoaded);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "discards", 0, st.nDiscards);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "full_reloads", 0, st.nFullReloads);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "refreshes", 0, st.nRefreshes);
+    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "refreshed_nodes", 0, st.nRefreshedNodes);
+  }
+  return rc;
+}
+
+static int vdbStatsNext(sqlite3_vtab_cursor *cur){
+  ((VdbStatsCursor*)cur)->iRow++;
+  return SQLITE_OK;
+}
+
+static int vdbStatsEof(sqlite3_vtab_cursor *cur){
+  VdbStatsCursor *pCur = (VdbStatsCursor*)cur;
+  return pCur->iRow>=pCur->nRow;
+}
+
+static int vdbStatsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iCol){
+  VdbStatsCursor *pCur = (VdbStatsCursor*)cur;
+  const VdbStatRow *r = &pCur->aRow[pCur->iRow];
+  if( iCol==0 && r->zColumn ) sqlite3_result_text(ctx, r->zColumn, -1, SQLITE_TRANSIENT);
+  if( iCol==1 ) sqlite3_result_text(ctx, r->zKey, -1, SQLITE_STATIC);
+  if( iCol==2 ){
+    if( r->zText ) sqlite3_result_text(ctx, r->zText, -1, SQLITE_STATIC);
+    else sqlite3_result_int64(ctx, r->iValue);
+  }
+  return SQLITE_OK;
+}
+
+static int vdbStatsRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  *pRowid = ((VdbStatsCursor*)cur)->iRow;
+  return SQLITE_OK;
+}
+
+static const sqlite3_module vdbStatsModule = {
+  0, 0, vdbStatsConnect, vdbStatsBestIndex, vdbStatsDisconnect, 0,
+  vdbStatsOpen, vdbStatsClose, vdbStatsFilter, vdbStatsNext, vdbStatsEof,
+  vdbStatsColumn, vdbStatsRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+static void vdbConnFree(void *p){
+  sqlite3_free(p);
+}
+
 int vdbRegisterModule(sqlite3 *db, const VdbKernels *pKernels){
   const VdbModuleV4 *pModule = sqlite3_libversion_number()>=3044000 ? &vdbModuleV4 : &vdbModuleV3;
-  int rc = sqlite3_create_module_v2(db, "vectordb", &pModule->base, (void*)pKernels, 0);
+  VdbConn *pConn = (VdbConn*)sqlite3_malloc(sizeof(*pConn));
+  int rc, flags;
+  if( pConn==0 ) return SQLITE_NOMEM;
+  memset(pConn, 0, sizeof(*pConn));
+  pConn->db = db;
+  pConn->pK = pKernels;
+  /* Owns pConn from here, even on failure. */
+  rc = sqlite3_create_module_v2(db, "vectordb", &pModule->base, pConn, vdbConnFree);
+  if( rc==SQLITE_OK ) rc = sqlite3_create_module_v2(db, "vectordb_stats", &vdbStatsModule, pConn, 0);
   /* An administrative function: not for triggers, views or untrusted schema. */
-  int flags = SQLITE_UTF8 | (sqlite3_libversion_number()>=3030000 ? SQLITE_DIRECTONLY : 0);
+  flags = SQLITE_UTF8 | (sqlite3_libversion_number()>=3030000 ? SQLITE_DIRECTONLY : 0);
   if( rc==SQLITE_OK ) rc = sqlite3_create_function_v2(db, "vectordb_check", 1, flags, 0, vdbCheckFunc, 0, 0, 0);
   if( rc==SQLITE_OK ) rc = sqlite3_create_function_v2(db, "vectordb_check", 2, flags, 0, vdbCheckFunc, 0, 0, 0);
   return rc;

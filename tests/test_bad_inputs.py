@@ -610,7 +610,7 @@ def test_damaged_shadow_tables():
 def test_damaged_format_and_layout():
     # Checked when the table is connected: the message says what is wrong.
     for sql, frag, code in [
-        ("UPDATE t_info SET value = 2 WHERE key = 'format'", "has storage format 2; this build reads format 1",
+        ("UPDATE t_info SET value = 3 WHERE key = 'format'", "has storage format 3; this build reads formats 1 to 2",
          "SQLITE_ERROR"),
         ("DELETE FROM t_info WHERE key = 'format'", "has storage format -1", "SQLITE_CORRUPT_VTAB"),
         ("UPDATE t_info SET value = 'chunk=16' WHERE key = 'layout'",

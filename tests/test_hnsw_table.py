@@ -237,6 +237,101 @@ def test_other_connection_never_sees_stale_graph():
     integrity(db)
 
 
+def stats(conn, table="t"):
+    return {k: v for c, k, v in conn.execute("SELECT * FROM vectordb_stats(?)", (table,))}
+
+
+def same_as_exact(conn, queries, k=10):
+    """The graph's answers on conn equal exact search on conn (the rows
+    changed here are the queries' nearest, which the walk finds)."""
+    for q in queries:
+        got = [r for r, _ in knn(conn, q, k)]
+        want = [r for r, _ in knn(conn, q, k, "AND ef_search = 0")]
+        assert got == want, (got, want)
+
+
+def test_other_connections_commits_refresh_only_what_changed():
+    """A reader whose cache is warm keeps it when another connection
+    commits: it drops the nodes and chunks the change log names, and
+    answers exactly as a fresh reader would."""
+    reader = connect(EXT, os.path.join(TMP, "main.db"))
+    qs = QUERIES[10:20]
+    for q in qs:
+        knn(reader, q, 10)
+    before = stats(reader)
+    assert before["cached_nodes"] > 200 and before["format"] == 2, before
+    # Inserts at the queries, a delete, a new vector, a rowid move: one
+    # transaction each, the log's usual case.
+    for i, q in enumerate(qs[:4]):
+        db.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, 3)", (N + 9000 + i, q.tobytes()))
+    db.execute("DELETE FROM t WHERE rowid = ?", (N + 9000,))
+    db.execute("UPDATE t SET e = ? WHERE rowid = ?", (qs[5].tobytes(), N + 9001))
+    db.execute("UPDATE t SET rowid = ? WHERE rowid = ?", (N + 9100, N + 9002))
+    assert knn(reader, qs[5], 1) == [(N + 9001, 0.0)]
+    assert knn(reader, qs[2], 1) == [(N + 9100, 0.0)]
+    assert knn(reader, qs[0], 1)[0][0] != N + 9000
+    same_as_exact(reader, qs)
+    after = stats(reader)
+    assert after["full_reloads"] == before["full_reloads"], after
+    assert after["refreshes"] >= before["refreshes"] + 1, after
+    assert after["refreshed_nodes"] > before["refreshed_nodes"], after
+    assert after["cached_nodes"] > before["cached_nodes"] // 2, (before, after)
+    # A rolled-back transaction changes nothing anyone sees.
+    db.execute("BEGIN")
+    db.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, 3)", (N + 9200, qs[7].tobytes()))
+    db.execute("ROLLBACK")
+    assert knn(reader, qs[7], 1)[0][0] != N + 9200
+    # A gap in the log (rows pruned, here by hand) cannot be answered from
+    # it: the reader reloads everything, and is still right.
+    db.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, 3)", (N + 9300, qs[8].tobytes()))
+    db.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, 3)", (N + 9301, qs[9].tobytes()))
+    db.execute("DELETE FROM t_hnswlog00 WHERE seq = (SELECT max(seq) - 1 FROM t_hnswlog00)")
+    assert knn(reader, qs[8], 1) == [(N + 9300, 0.0)]
+    assert knn(reader, qs[9], 1) == [(N + 9301, 0.0)]
+    assert stats(reader)["full_reloads"] == after["full_reloads"] + 1
+    same_as_exact(reader, qs)
+    # A change too large to list (a bulk load) says "reload everything".
+    knn(reader, qs[0], 10)
+    db.execute("BEGIN")
+    for rid in range(N + 9001, N + 9302):
+        db.execute("DELETE FROM t WHERE rowid = ?", (rid,))
+    db.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 4)",
+                   ((N + 10000 + i, EXTRA[i].tobytes()) for i in range(min(1500, len(EXTRA)))))
+    db.execute("COMMIT")
+    reloads = stats(reader)["full_reloads"]
+    same_as_exact(reader, qs[:3])
+    assert stats(reader)["full_reloads"] == reloads + 1
+    db.execute("BEGIN")
+    db.executemany("DELETE FROM t WHERE rowid = ?", ((N + 10000 + i,) for i in range(min(1500, len(EXTRA)))))
+    db.execute("COMMIT")
+    reader.close()
+    integrity(db)
+
+
+def test_format_1_tables_have_no_log_and_still_stay_coherent():
+    """A table made by a format 1 build has no change log: readers drop
+    their whole cache when another connection commits, as before."""
+    path = os.path.join(TMP, "v1.db")
+    w = connect(EXT, path)
+    w.execute("PRAGMA journal_mode=WAL")
+    build(w, ROWS[:500])
+    w.execute("UPDATE t_info SET value = 1 WHERE key = 'format'")
+    w.execute("DROP TABLE t_hnswlog00")
+    w.close()
+    w = connect(EXT, path)
+    reader = connect(EXT, path)
+    q = QUERIES[0]
+    knn(reader, q, 5)
+    assert stats(reader)["format"] == 1
+    w.execute("INSERT INTO t(rowid, e, label) VALUES (?, ?, 1)", (N + 1, q.tobytes()))
+    assert knn(reader, q, 1) == [(N + 1, 0.0)]
+    assert stats(reader)["full_reloads"] == 1 and stats(reader)["refreshes"] == 0
+    integrity(w)
+    assert one(w, "SELECT count(*) FROM sqlite_master WHERE name = 't_hnswlog00'") == 0
+    w.close()
+    reader.close()
+
+
 def test_updates_move_nodes():
     q = QUERIES[3]
     old = BASE[49].tobytes()

@@ -1,0 +1,174 @@
+"""Serving scenario: readers on a warm index while another process commits.
+
+usage: /usr/bin/python3 bench/serving.py [--ext ./vectordb] [--baseline EXT]
+           [--readers N] [--seconds S] [--intervals 0.1,0.01]
+
+On Fashion-MNIST 60,000 x 784 (HNSW m=16, ef_construction=100, WAL, one
+file; built once into .cache/bench/serving/), N reader threads, each with its
+own connection, run KNN queries (k=10, ef_search=64) for S seconds: first
+with nothing else running, then while a writer process inserts and commits
+one row every INTERVAL seconds. Prints queries/s for each phase and its
+ratio to the idle phase, and the readers' graph-cache statistics
+(vectordb_stats). With --baseline, the same phases run with that build of
+the extension too, in the same run, on a copy of the database it built.
+
+The ratios, not the absolute figures, are what to compare: the machine is
+shared.
+"""
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import datasets  # noqa: E402
+
+CACHE = ".cache/bench"
+K, EF = 10, 64
+
+
+def connect(ext, path):
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.enable_load_extension(True)
+    db.load_extension(ext)
+    db.enable_load_extension(False)
+    return db
+
+
+def build(ext, path, base):
+    if os.path.exists(path):
+        return
+    tmp = path + ".building"
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(tmp + suffix):
+            os.remove(tmp + suffix)
+    db = connect(ext, tmp)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[784] INDEXED BY hnsw(m=16, ef_construction=100))")
+    t0 = time.time()
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO t(rowid, e) VALUES (?, ?)", ((i + 1, v.tobytes()) for i, v in enumerate(base)))
+    db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    os.rename(tmp, path)
+    print(f"  built {path} in {time.time() - t0:.0f} s", flush=True)
+
+
+WRITER = r"""
+import sqlite3, sys, time
+ext, path, interval, seconds, first = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+import numpy as np
+vecs = np.load(sys.argv[6])
+db = sqlite3.connect(path, isolation_level=None, timeout=30)
+db.enable_load_extension(True); db.load_extension(ext)
+end = time.time() + seconds; i = 0; nxt = time.time()
+while time.time() < end:
+    db.execute("INSERT INTO t(rowid, e) VALUES (?, ?)", (first + i, vecs[i % len(vecs)].tobytes()))
+    i += 1
+    nxt += interval
+    delay = nxt - time.time()
+    if delay > 0:
+        time.sleep(delay)
+print(i)
+"""
+
+
+def phase(ext, path, queries, readers, seconds, interval, vec_file, first_rowid):
+    conns = [connect(ext, path) for _ in range(readers)]
+    for c in conns:                             # warm: every reader's cache holds its walk
+        for q in queries[:300]:
+            c.execute("SELECT rowid FROM t WHERE e MATCH ? AND k = ? AND ef_search = ?", (q.tobytes(), K, EF)).fetchall()
+    counts = [0] * readers
+    stop = threading.Event()
+
+    def run(i):
+        c, n = conns[i], 0
+        while not stop.is_set():
+            q = queries[n % len(queries)]
+            c.execute("SELECT rowid FROM t WHERE e MATCH ? AND k = ? AND ef_search = ?", (q.tobytes(), K, EF)).fetchall()
+            n += 1
+        counts[i] = n
+
+    writer = None
+    if interval:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, ext, path, str(interval), str(seconds + 1),
+                                   str(first_rowid), vec_file], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)                         # the writer is committing when the clock starts
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(readers)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - t0
+    written = 0
+    if writer:
+        written = int(writer.communicate()[0].strip() or 0)
+    stats = {}
+    for k, v in conns[0].execute("SELECT key, value FROM vectordb_stats('t') WHERE \"column\" = 'e'"):
+        stats[k] = v
+    for c in conns:
+        c.close()
+    if written:
+        db = connect(ext, path)
+        db.execute("DELETE FROM t WHERE rowid >= ?", (first_rowid,))
+        db.close()
+    return sum(counts) / elapsed, written, stats
+
+
+def scenario(name, ext, path, queries, args, vec_file):
+    print(f"\n== {name} ({ext})", flush=True)
+    idle, _, st = phase(ext, path, queries, args["readers"], args["seconds"], 0, vec_file, 0)
+    print(f"  idle: {idle:9.1f} queries/s  ({args['readers']} reader(s))", flush=True)
+    out = {"idle": idle}
+    for interval in args["intervals"]:
+        qps, written, st = phase(ext, path, queries, args["readers"], args["seconds"], interval, vec_file, 10_000_000)
+        out[interval] = qps
+        extra = ", ".join(f"{k} {v}" for k, v in st.items() if k in ("full_reloads", "refreshes", "refreshed_nodes"))
+        print(f"  writer commits every {interval * 1000:.0f} ms ({written} commits): {qps:9.1f} queries/s = "
+              f"{qps / idle:.2f}x idle  [{extra}]", flush=True)
+    return out
+
+
+def main():
+    args = {"ext": "./vectordb", "baseline": None, "readers": 1, "seconds": 10.0, "intervals": [0.1, 0.01]}
+    i = 1
+    while i < len(sys.argv):
+        a = sys.argv[i]
+        if a in ("--ext", "--baseline", "--readers", "--seconds", "--intervals"):
+            args[a[2:]] = sys.argv[i + 1]
+            i += 2
+        else:
+            sys.exit(__doc__)
+    args["readers"], args["seconds"] = int(args["readers"]), float(args["seconds"])
+    if isinstance(args["intervals"], str):
+        args["intervals"] = [float(x) for x in args["intervals"].split(",")]
+    import numpy as np
+    data = datasets.prepare("fashion-mnist", CACHE)
+    base = np.fromfile(data["base"], dtype="<f4").reshape(-1, data["dim"])
+    all_queries = np.fromfile(data["queries"], dtype="<f4").reshape(-1, data["dim"])
+    queries = all_queries[:1000]
+    out_dir = os.path.join(CACHE, "serving")
+    os.makedirs(out_dir, exist_ok=True)
+    vec_file = os.path.join(out_dir, "writer-vectors.npy")
+    np.save(vec_file, all_queries[1000:3000])
+    runs = [("vectordb", os.path.abspath(args["ext"]))]
+    if args["baseline"]:
+        runs.append(("baseline", os.path.abspath(args["baseline"])))
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    for name, ext in runs:
+        key = subprocess.run(["sha256sum", ext + ".so" if not ext.endswith(".so") else ext],
+                             capture_output=True, text=True).stdout[:12]
+        path = os.path.join(out_dir, f"fashion-{name}-{key}.db")
+        build(ext, path, base)
+        scenario(name, ext, path, queries, args, vec_file)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
