@@ -33,7 +33,7 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 ARCH := $(shell uname -m)
 
 # Plain C sources and the one SIMD source compiled once per level.
-SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_schema vdb_store vdb_knn vdb_hnsw vdb_hnsw_store vdb_vtab vdb_main
+SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_import vdb_schema vdb_store vdb_knn vdb_hnsw vdb_hnsw_store vdb_vtab vdb_main
 ifeq ($(ARCH),x86_64)
 KLEVELS  = base avx2 avx512
 else
