@@ -161,12 +161,10 @@ install: vectordb.so libvectordb.a build/vectordb.pc
 	install -m 644 src/vectordb.h $(DESTDIR)$(INCLUDEDIR)/vectordb.h
 	install -m 644 build/vectordb.pc $(DESTDIR)$(PKGCONFIGDIR)/vectordb.pc
 
-# Removes exactly the files install wrote, and the directories only if
-# that leaves them empty (rmdir fails quietly on anything else's files).
+# Removes exactly the files install wrote. Directories stay: install -d
+# cannot tell whether it created them or they were there (/usr/local/lib).
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	-rmdir $(DESTDIR)$(PKGCONFIGDIR) 2>/dev/null
-	-rmdir $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) 2>/dev/null
 
 # ---- amalgamation ------------------------------------------------------------
 # scripts/amalgamate.py concatenates SRCS in order, inlining each internal
