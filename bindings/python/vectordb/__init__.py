@@ -37,7 +37,10 @@ def load(conn):
     """Loads vectordb into the sqlite3.Connection conn.
 
     Extension loading is enabled only for the load and left as it was found:
-    if it was disabled (SQLite's default), it is disabled again afterwards.
+    if it was disabled, it is disabled again afterwards; if the C-level
+    loading was already allowed (Debian's libsqlite3 allows it by default),
+    nothing is changed. Python cannot read the setting, so load() first tries
+    to load and enables loading only when SQLite answers "not authorized".
     Raises sqlite3.OperationalError if the extension cannot be loaded, and
     RuntimeError if this Python's sqlite3 module was built without extension
     loading (pyenv and some other builds; Debian's /usr/bin/python3 has it).
@@ -47,8 +50,8 @@ def load(conn):
                         % type(conn).__name__)
     if not hasattr(conn, "enable_load_extension"):
         raise RuntimeError("vectordb: this Python's sqlite3 module cannot load "
-                           "extensions (built without SQLITE_OMIT_LOAD_EXTENSION "
-                           "support); use one that can, e.g. Debian's /usr/bin/python3")
+                           "extensions (it was built without enable_load_extension); "
+                           "use one that can, e.g. Debian's /usr/bin/python3")
     path = loadable_path()
     # Python cannot read the current setting, so try first: loading succeeds
     # only when it is already enabled, and then nothing needs restoring.
