@@ -8,6 +8,10 @@
 #   make bench-quick     the harness on Fashion-MNIST, all systems (~5 min)
 #   make bench           the harness on every data set, all systems (~30 min)
 #   make bench-data      prepare the data sets and their ground truth only
+#   make install         vectordb.so, libvectordb.a, vectordb.h and vectordb.pc under
+#                        $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall removes them
+#   make amalgamation    build/amalgamation/vectordb.c + vectordb.h: one C file to
+#                        compile into an application (cc app.c vectordb.c -lsqlite3 -lm)
 #
 # Four object sets are built from the same sources:
 #   build/so         loadable extension (no -lsqlite3, only the entry point exported)
@@ -29,7 +33,7 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 ARCH := $(shell uname -m)
 
 # Plain C sources and the one SIMD source compiled once per level.
-SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_schema vdb_store vdb_knn vdb_index \
+SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_import vdb_schema vdb_store vdb_knn vdb_index \
            vdb_index_flat vdb_hnsw vdb_index_hnsw vdb_vtab vdb_main
 ifeq ($(ARCH),x86_64)
 KLEVELS  = base avx2 avx512
@@ -129,6 +133,54 @@ bench-kernels: deps
 -include bench/bench.mk
 # Test suites that bring their own build rules (fault injection, fuzzing, ...).
 -include $(wildcard tests/mk/*.mk)
+
+# ---- install ---------------------------------------------------------------
+# The loadable extension goes next to the static library, as
+# $(LIBDIR)/vectordb.so (`pkg-config --variable=loadable vectordb` prints the
+# path to give sqlite3's .load, without the suffix).
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+VDB_PKG_VERSION := $(shell sed -n 's/^\#define VDB_VERSION "\(.*\)"/\1/p' src/vdb_func.h)
+INSTALLED = $(LIBDIR)/vectordb.so $(LIBDIR)/libvectordb.a $(INCLUDEDIR)/vectordb.h \
+            $(PKGCONFIGDIR)/vectordb.pc
+
+build/vectordb.pc: vectordb.pc.in src/vdb_func.h FORCE | build
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VDB_PKG_VERSION)|' $< >$@
+
+build:
+	mkdir -p $@
+
+.PHONY: install uninstall amalgamation FORCE
+FORCE:
+install: vectordb.so libvectordb.a build/vectordb.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 vectordb.so $(DESTDIR)$(LIBDIR)/vectordb.so
+	install -m 644 libvectordb.a $(DESTDIR)$(LIBDIR)/libvectordb.a
+	install -m 644 src/vectordb.h $(DESTDIR)$(INCLUDEDIR)/vectordb.h
+	install -m 644 build/vectordb.pc $(DESTDIR)$(PKGCONFIGDIR)/vectordb.pc
+
+# Removes exactly the files install wrote. Directories stay: install -d
+# cannot tell whether it created them or they were there (/usr/local/lib).
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+
+# ---- amalgamation ------------------------------------------------------------
+# scripts/amalgamate.py concatenates SRCS in order, inlining each internal
+# header once, and the SIMD source once per level of KLEVELS with that
+# level's KFLAGS turned into #defines and a target pragma; simde's headers
+# are inlined too, so only a C compiler and SQLite are needed.
+SIMDE_INCLUDE ?= /usr/include
+amalgamation: build/amalgamation/vectordb.c
+
+build/amalgamation/vectordb.c: scripts/amalgamate.py $(addprefix src/,$(addsuffix .c,$(SRCS))) \
+                               src/vdb_kernels_simd.c $(HEADERS) Makefile
+	$(PYTHON) scripts/amalgamate.py --out $(dir $@) --srcdir src --simde $(SIMDE_INCLUDE) \
+	  --build-flags '"amalgamation simd:$(KLEVELS)"' \
+	  $(foreach s,$(SRCS),--src $(s) $(CFLAGS_$(s))) \
+	  $(foreach l,$(KLEVELS),--simd vdb_kernels_simd $(KFLAGS_$(l)))
 
 clean:
 	rm -rf build vectordb.so libvectordb.a

@@ -10,6 +10,7 @@
 #include "vdb_sqlite.h"
 SQLITE_EXTENSION_INIT1
 #include "vdb_func.h"
+#include "vdb_import.h"
 #include "vdb_kernels.h"
 #include "vdb_vtab.h"
 
@@ -38,6 +39,7 @@ int sqlite3_vectordb_init(sqlite3 *db, char **pzErrMsg,
   pKernels = vdbKernelsBest();
   rc = vdbRegisterFunctions(db, pKernels);
   if( rc==SQLITE_OK ) rc = vdbRegisterEach(db);
+  if( rc==SQLITE_OK ) rc = vdbRegisterImport(db);
   if( rc==SQLITE_OK ) rc = vdbRegisterModule(db, pKernels);
   if( rc!=SQLITE_OK && pzErrMsg ){
     *pzErrMsg = sqlite3_mprintf("vectordb: registration failed: %s", sqlite3_errstr(rc));
