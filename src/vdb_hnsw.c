@@ -705,6 +705,7 @@ static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
   int rc, nChosen = 0;
   memset(&w, 0, sizeof(w));
   memset(&s, 0, sizeof(s));
+  p->nRepairSearch++;
   rc = vdbDescend(p, pNode->pVec, pNode->aux, layer, &ep);
   filter.pNode = pNode;
   filter.layer = layer;

@@ -131,6 +131,7 @@ typedef struct VdbHnsw {
   int entryChanged;               /* set when the entry point moved; the owner persists it */
   VdbHnswVisited *pVisited;       /* scratch, reused across operations */
   sqlite3_uint64 nDistance;       /* distance evaluations, for benchmarks */
+  sqlite3_uint64 nRepairSearch;   /* deletes' repairs that had to search the graph */
 } VdbHnsw;
 
 typedef struct VdbHnswHit {

@@ -46,18 +46,10 @@ typedef struct VdbIndexParam {
   const char *zDoc;              /* one line, for messages and the README */
 } VdbIndexParam;
 
-/* Counters an index keeps for statistics; fields a kind does not track
-** stay zero. */
-typedef struct VdbIndexStats {
-  sqlite3_int64 nNode;           /* entries the index holds for the column */
-  sqlite3_int64 nCached;         /* entries decoded in memory */
-  sqlite3_int64 cacheBytes;      /* bytes of memory those take */
-  sqlite3_int64 nLoaded;         /* entries read from the shadow tables */
-  sqlite3_int64 nDiscards;       /* times the whole cache was dropped */
-  sqlite3_int64 nFullReloads;    /* ... because another connection committed */
-  sqlite3_int64 nRefreshes;      /* other connections' commits answered in part */
-  sqlite3_int64 nRefreshedNodes; /* entries those dropped */
-} VdbIndexStats;
+/* Where an index reports its statistics (vectordb_stats): one call per
+** figure, a text value or (zText NULL) a number; a non-OK return stops the
+** report. */
+typedef int (*VdbStatFn)(void *pCtx, const char *zKey, const char *zText, double rValue);
 
 struct VdbIndexKind {
   const char *zName;             /* as in INDEXED BY name(...) */
@@ -106,7 +98,9 @@ struct VdbIndexKind {
   /* Verify the stored index against the store: SQLITE_OK, or
   ** SQLITE_CORRUPT_VTAB with the finding on the store (vdbStoreCorrupt). */
   int (*xCheck)(VdbIndex *pIdx);
-  void (*xStats)(VdbIndex *pIdx, VdbIndexStats *pStats);
+  /* Report the index's figures through xAdd (README, "Statistics"). May
+  ** read the whole shadow table: it is for people, not for queries. */
+  int (*xStats)(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx);
 };
 
 /* The registry. */

@@ -3,7 +3,6 @@
 ** of the store's chunks (vdb_knn.c), so the kind has no shadow table, no
 ** parameters and nothing to keep in step with the rows.
 */
-#include <string.h>
 #include "vdb_index.h"
 
 extern const VdbIndexKind vdbIndexFlat;
@@ -29,9 +28,10 @@ static int vdbFlatSearch(VdbIndex *p, VdbKnnQuery *q, int ef, VdbHit **paHit, in
   return vdbKnnSearch(q, paHit, pnHit);
 }
 
-static void vdbFlatStats(VdbIndex *p, VdbIndexStats *pStats){
-  (void)p;
-  memset(pStats, 0, sizeof(*pStats));
+/* Nothing beyond the table's own figures. */
+static int vdbFlatStats(VdbIndex *p, VdbStatFn xAdd, void *pCtx){
+  (void)p; (void)xAdd; (void)pCtx;
+  return SQLITE_OK;
 }
 
 /* Methods with nothing to do. */

@@ -144,7 +144,8 @@ struct VdbHnswIndex {
   sqlite3_int64 *aMoved;            /* nodes whose rowid changed since the last flush */
   int nMoved, nMovedAlloc;
   sqlite3_stmt *pLogMax, *pLogAfter, *pLogAdd, *pLogPrune;
-  sqlite3_int64 nLoaded;            /* nodes read from the table */
+  sqlite3_int64 nHits;              /* node or vector lookups the cache answered */
+  sqlite3_int64 nLoaded;            /* nodes read from the table (the misses) */
   sqlite3_int64 nDiscards;          /* times the whole cache was dropped */
   sqlite3_int64 nFullReloads;       /* ... because another connection committed */
   sqlite3_int64 nRefreshes;         /* other commits answered from the log */
@@ -860,6 +861,7 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbLookup(p, nid);
   int rc = SQLITE_OK;
+  if( c ) p->nHits++;
   if( c==0 ){
     rc = vdbLoadNode(p, nid, &c);
     /* An edge to a node that is not there: the graph is damaged. */
@@ -885,6 +887,7 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, fl
   VdbHnswNode *pNode;
   int rc;
   if( nid>=0 && nid<p->nByNid && p->aByNid[nid].pVec ){
+    p->nHits++;
     *ppVec = p->aByNid[nid].pVec;
     *pAux = p->aByNid[nid].aux;
     return SQLITE_OK;
@@ -1156,6 +1159,9 @@ static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
     if( !full ) rc = vdbLogApply(p, &full);
     if( rc==SQLITE_OK && full ){
       p->nFullReloads++;
+      sqlite3_log(SQLITE_NOTICE, "vectordb: table %s, column %s: the change log cannot describe "
+                  "another connection's commit; its graph cache is reloaded", p->pStore->zName,
+                  p->base.pCol->zName);
       vdbHnswDiscard(pIdx);
     }else if( rc==SQLITE_OK ){
       p->nRefreshes++;
@@ -1203,7 +1209,16 @@ static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
   if( rc==SQLITE_NOTFOUND ){
     return vdbGraphCorrupt(p, "row %lld has no node", rowid);
   }
-  if( rc==SQLITE_OK ) rc = vdbHnswDelete(&p->graph, nid);
+  if( rc==SQLITE_OK ){
+    sqlite3_uint64 nSearchBefore = p->graph.nRepairSearch;
+    rc = vdbHnswDelete(&p->graph, nid);
+    /* Worth knowing, but common under churn: said once per index. */
+    if( nSearchBefore==0 && p->graph.nRepairSearch>0 ){
+      sqlite3_log(SQLITE_NOTICE, "vectordb: table %s, column %s: a delete's repair searched the graph "
+                  "for new links (counted in vectordb_stats as repair_searches)",
+                  p->pStore->zName, p->base.pCol->zName);
+    }
+  }
   if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
   return rc;
 }
@@ -1472,16 +1487,68 @@ static int vdbHnswCheckIndex(VdbIndex *pIdx){
   return vdbLeave(p, vdbCheckOp(p));
 }
 
-static void vdbHnswStats(VdbIndex *pIdx, VdbIndexStats *pStats){
+/* The stored graph's shape (after writing what is pending): nodes per
+** level and the bottom layer's degree, read from every node's row. */
+static int vdbShapeOp(VdbHnswIndex *p, VdbStatFn xAdd, void *pCtx){
+  sqlite3_int64 aLevel[VDB_HNSW_MAX_LEVEL+1], nNode = 0, degSum = 0, degMin = 0, degMax = 0;
+  sqlite3_stmt *pStmt = 0;
+  int rc = vdbHnswFlush(&p->base), l;
+  memset(aLevel, 0, sizeof(aLevel));
+  if( rc==SQLITE_OK ) rc = vdbPrepare(p, &pStmt, "SELECT level, substr(links, 1, 2) FROM \"%w\".\"%w_%s\"");
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    int level = sqlite3_column_int(pStmt, 0);
+    const unsigned char *a = (const unsigned char*)sqlite3_column_blob(pStmt, 1);
+    sqlite3_int64 deg;
+    if( level<0 || level>VDB_HNSW_MAX_LEVEL || a==0 || sqlite3_column_bytes(pStmt, 1)!=2 ){
+      rc = vdbGraphCorrupt(p, "a node's level or links are malformed");
+      break;
+    }
+    deg = a[0] | (a[1]<<8);
+    aLevel[level]++;
+    degSum += deg;
+    if( nNode==0 || deg<degMin ) degMin = deg;
+    if( deg>degMax ) degMax = deg;
+    nNode++;
+  }
+  rc = vdbFinalize(pStmt, rc);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "nodes", 0, (double)nNode);
+  for(l=0; rc==SQLITE_OK && l<=VDB_HNSW_MAX_LEVEL; l++){
+    static const char *const azLevel[] = { "nodes_level_0", "nodes_level_1", "nodes_level_2",
+      "nodes_level_3", "nodes_level_4", "nodes_level_5", "nodes_level_6", "nodes_level_7",
+      "nodes_level_8", "nodes_level_9", "nodes_level_10", "nodes_level_11", "nodes_level_12",
+      "nodes_level_13", "nodes_level_14", "nodes_level_15" };
+    if( aLevel[l] ) rc = xAdd(pCtx, azLevel[l], 0, (double)aLevel[l]);
+  }
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "degree_min", 0, (double)degMin);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "degree_mean", 0, nNode ? (double)degSum/(double)nNode : 0.0);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "degree_max", 0, (double)degMax);
+  return rc;
+}
+
+static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  memset(pStats, 0, sizeof(*pStats));
-  pStats->nCached = p->nNode;
-  pStats->cacheBytes = p->cacheBytes;
-  pStats->nLoaded = p->nLoaded;
-  pStats->nDiscards = p->nDiscards;
-  pStats->nFullReloads = p->nFullReloads;
-  pStats->nRefreshes = p->nRefreshes;
-  pStats->nRefreshedNodes = p->nRefreshedNodes;
+  int rc;
+  vdbEnter(p);
+  rc = vdbLoadInfo(p);
+  if( rc==SQLITE_OK ) rc = vdbShapeOp(p, xAdd, pCtx);
+  rc = vdbLeave(p, rc);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "entry_nid", 0, p->graph.hasEntry ? (double)p->graph.entryNid : 0.0);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "entry_level", 0, p->graph.hasEntry ? (double)p->graph.entryLevel : 0.0);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "m", 0, p->graph.params.m);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "ef_construction", 0, p->graph.params.efConstruction);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "ef_search", 0, p->efSearch);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_mb", 0, (double)(p->budgetBytes>>20));
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_nodes", 0, p->nNode);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_chunks", 0, p->nChunk);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_bytes", 0, (double)p->cacheBytes);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "hits", 0, (double)p->nHits);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "misses", 0, (double)p->nLoaded);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "discards", 0, (double)p->nDiscards);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "full_reloads", 0, (double)p->nFullReloads);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshes", 0, (double)p->nRefreshes);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshed_nodes", 0, (double)p->nRefreshedNodes);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "repair_searches", 0, (double)p->graph.nRepairSearch);
+  return rc;
 }
 
 const VdbIndexKind vdbIndexHnsw = {

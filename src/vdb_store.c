@@ -112,6 +112,12 @@ int vdbStoreCorrupt(VdbStore *p, const char *zFmt, ...){
   va_end(ap);
   if( zWhat==0 ) return SQLITE_NOMEM;
   vdbStoreError(p, SQLITE_CORRUPT_VTAB, "vectordb table %s is corrupt: %s", p->zName, zWhat);
+  /* The error log hears of the first finding; every use of a damaged
+  ** table finds damage again. */
+  if( !p->corruptLogged ){
+    p->corruptLogged = 1;
+    sqlite3_log(SQLITE_CORRUPT_VTAB, "vectordb table %s is corrupt: %s", p->zName, zWhat);
+  }
   sqlite3_free(zWhat);
   return SQLITE_CORRUPT_VTAB;
 }

@@ -51,7 +51,8 @@ typedef struct VdbStore {
   char *zChunksTable;
   char *azVecTable[VDB_MAX_VECTOR_COLUMNS];
   char *zErrMsg;                /* the pending error message, or NULL */
-  int formatVersion;            /* the table's, VDB_FORMAT_OLDEST..VDB_FORMAT_VERSION */
+  int formatVersion;
+  int corruptLogged;            /* a corruption was reported to sqlite3_log */            /* the table's, VDB_FORMAT_OLDEST..VDB_FORMAT_VERSION */
   int haveDataVersion;
   sqlite3_int64 dataVersion;
   sqlite3_stmt *aStmt[VDB_STMT_COUNT];

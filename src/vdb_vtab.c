@@ -1410,15 +1410,16 @@ static void vdbCheckFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 
 typedef struct VdbStatRow {
   const char *zColumn;          /* the vector column, or NULL */
-  const char *zKey;
-  const char *zText;            /* a text value, or NULL for iValue */
-  sqlite3_int64 iValue;
+  char *zKey;
+  char *zText;                  /* a text value, or NULL for rValue */
+  double rValue;
 } VdbStatRow;
 
 typedef struct VdbStatsCursor {
   sqlite3_vtab_cursor base;
   VdbStatRow *aRow;
   int nRow, nAlloc, iRow;
+  const char *zColumn;          /* the column vdbStatAdd files rows under */
 } VdbStatsCursor;
 
 #define VDB_STATS_COL_TABLE  3
@@ -1483,15 +1484,27 @@ static int vdbStatsOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
   return SQLITE_OK;
 }
 
+static void vdbStatsReset(VdbStatsCursor *pCur){
+  int i;
+  for(i=0; i<pCur->nRow; i++){
+    sqlite3_free(pCur->aRow[i].zKey);
+    sqlite3_free(pCur->aRow[i].zText);
+  }
+  pCur->nRow = pCur->iRow = 0;
+}
+
 static int vdbStatsClose(sqlite3_vtab_cursor *cur){
   VdbStatsCursor *pCur = (VdbStatsCursor*)cur;
+  vdbStatsReset(pCur);
   sqlite3_free(pCur->aRow);
   sqlite3_free(pCur);
   return SQLITE_OK;
 }
 
-static int vdbStatAdd(VdbStatsCursor *pCur, const char *zColumn, const char *zKey,
-                      const char *zText, sqlite3_int64 iValue){
+/* A VdbStatFn: one row under pCur->zColumn. */
+static int vdbStatAdd(void *pCtx, const char *zKey, const char *zText, double rValue){
+  VdbStatsCursor *pCur = (VdbStatsCursor*)pCtx;
+  VdbStatRow *r;
   if( pCur->nRow>=pCur->nAlloc ){
     int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 32;
     VdbStatRow *a = (VdbStatRow*)sqlite3_realloc64(pCur->aRow, sizeof(VdbStatRow)*(sqlite3_uint64)nNew);
@@ -1499,12 +1512,50 @@ static int vdbStatAdd(VdbStatsCursor *pCur, const char *zColumn, const char *zKe
     pCur->aRow = a;
     pCur->nAlloc = nNew;
   }
-  pCur->aRow[pCur->nRow].zColumn = zColumn;
-  pCur->aRow[pCur->nRow].zKey = zKey;
-  pCur->aRow[pCur->nRow].zText = zText;
-  pCur->aRow[pCur->nRow].iValue = iValue;
+  r = &pCur->aRow[pCur->nRow];
+  r->zColumn = pCur->zColumn;
+  r->zKey = sqlite3_mprintf("%s", zKey);
+  r->zText = zText ? sqlite3_mprintf("%s", zText) : 0;
+  r->rValue = rValue;
+  if( r->zKey==0 || (zText && r->zText==0) ){
+    sqlite3_free(r->zKey);
+    sqlite3_free(r->zText);
+    return SQLITE_NOMEM;
+  }
   pCur->nRow++;
   return SQLITE_OK;
+}
+
+/* Bytes of every shadow table, where SQLite has dbstat. */
+static int vdbStatsSizes(VdbVtab *p, VdbStatsCursor *pCur){
+  sqlite3_stmt *pList = 0, *pSize = 0;
+  char *zSql = sqlite3_mprintf("SELECT name FROM \"%w\".sqlite_schema WHERE type='table'"
+                               " AND substr(name, 1, %d)=%Q||'_' ORDER BY name",
+                               p->store.zDb, (int)strlen(p->store.zName)+1, p->store.zName);
+  int rc;
+  if( zSql==0 ) return SQLITE_NOMEM;
+  if( sqlite3_prepare_v2(p->db, "SELECT sum(pgsize) FROM dbstat(?1) WHERE name=?2", -1, &pSize, 0)!=SQLITE_OK ){
+    sqlite3_free(zSql);
+    return SQLITE_OK;                 /* no dbstat in this SQLite: no sizes */
+  }
+  rc = sqlite3_prepare_v2(p->db, zSql, -1, &pList, 0);
+  sqlite3_free(zSql);
+  while( rc==SQLITE_OK && sqlite3_step(pList)==SQLITE_ROW ){
+    const char *zName = (const char*)sqlite3_column_text(pList, 0);
+    const char *zSuffix = zName ? zName + strlen(p->store.zName) : 0;
+    char *zKey;
+    if( zSuffix==0 || zSuffix[0]!='_' || !vdbVtabShadowName(zSuffix+1) ) continue;
+    sqlite3_bind_text(pSize, 1, p->store.zDb, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pSize, 2, zName, -1, SQLITE_STATIC);
+    if( sqlite3_step(pSize)==SQLITE_ROW ){
+      zKey = sqlite3_mprintf("bytes_%s", zSuffix+1);
+      rc = zKey ? vdbStatAdd(pCur, zKey, 0, (double)sqlite3_column_int64(pSize, 0)) : SQLITE_NOMEM;
+      sqlite3_free(zKey);
+    }
+    if( rc==SQLITE_OK ) rc = sqlite3_reset(pSize);
+  }
+  rc = vdbFinalize(pList, rc);
+  return vdbFinalize(pSize, rc);
 }
 
 /* The connected table schema.name, connecting it first if this connection
@@ -1548,7 +1599,7 @@ static int vdbStatsFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxS
   sqlite3_int64 nRows = 0;
   int i, rc;
   (void)idxStr;
-  pCur->nRow = pCur->iRow = 0;
+  vdbStatsReset(pCur);
   if( zTable==0 || zSchema==0 ){
     sqlite3_free(cur->pVtab->zErrMsg);
     cur->pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: the table and schema names must be text");
@@ -1560,22 +1611,26 @@ static int vdbStatsFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxS
     cur->pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: %s.%s is not a vectordb table", zSchema, zTable);
     return SQLITE_ERROR;
   }
+  pCur->zColumn = 0;
   if( rc==SQLITE_OK ) rc = vdbStoreRowCount(&p->store, &nRows);
-  if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, 0, "format", 0, p->store.formatVersion);
-  if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, 0, "rows", 0, nRows);
+  if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, "format", 0, p->store.formatVersion);
+  if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, "rows", 0, (double)nRows);
+  if( rc==SQLITE_OK ) rc = vdbStatsSizes(p, pCur);
+  if( rc==SQLITE_OK && !vdbIndexesOpen(p) ) rc = vdbOpenIndexes(p);
   for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
-    const char *zCol = p->pDef->aCol[p->store.aVecCol[i]].zName;
-    VdbIndexStats st;
-    memset(&st, 0, sizeof(st));
-    if( vdbIndexesOpen(p) ) p->apIndex[i]->pKind->xStats(p->apIndex[i], &st);
-    rc = vdbStatAdd(pCur, zCol, "index", vdbKindOf(p, i)->zName, 0);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "cached_nodes", 0, st.nCached);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "cache_bytes", 0, st.cacheBytes);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "loaded_nodes", 0, st.nLoaded);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "discards", 0, st.nDiscards);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "full_reloads", 0, st.nFullReloads);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "refreshes", 0, st.nRefreshes);
-    if( rc==SQLITE_OK ) rc = vdbStatAdd(pCur, zCol, "refreshed_nodes", 0, st.nRefreshedNodes);
+    pCur->zColumn = p->pDef->aCol[p->store.aVecCol[i]].zName;
+    rc = vdbStatAdd(pCur, "index", vdbKindOf(p, i)->zName, 0);
+    if( rc==SQLITE_OK ) rc = p->apIndex[i]->pKind->xStats(p->apIndex[i], vdbStatAdd, pCur);
+  }
+  if( p ){
+    /* The table's error channel speaks for this query. */
+    char *zErr = vdbStoreTakeError(&p->store);
+    if( rc!=SQLITE_OK && zErr ){
+      sqlite3_free(cur->pVtab->zErrMsg);
+      cur->pVtab->zErrMsg = zErr;
+    }else{
+      sqlite3_free(zErr);
+    }
   }
   return rc;
 }
@@ -1594,10 +1649,14 @@ static int vdbStatsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int iC
   VdbStatsCursor *pCur = (VdbStatsCursor*)cur;
   const VdbStatRow *r = &pCur->aRow[pCur->iRow];
   if( iCol==0 && r->zColumn ) sqlite3_result_text(ctx, r->zColumn, -1, SQLITE_TRANSIENT);
-  if( iCol==1 ) sqlite3_result_text(ctx, r->zKey, -1, SQLITE_STATIC);
+  if( iCol==1 ) sqlite3_result_text(ctx, r->zKey, -1, SQLITE_TRANSIENT);
   if( iCol==2 ){
-    if( r->zText ) sqlite3_result_text(ctx, r->zText, -1, SQLITE_STATIC);
-    else sqlite3_result_int64(ctx, r->iValue);
+    if( r->zText ) sqlite3_result_text(ctx, r->zText, -1, SQLITE_TRANSIENT);
+    else if( r->rValue==floor(r->rValue) && fabs(r->rValue)<9007199254740992.0 ){
+      sqlite3_result_int64(ctx, (sqlite3_int64)r->rValue);   /* counts stay integers */
+    }else{
+      sqlite3_result_double(ctx, r->rValue);
+    }
   }
   return SQLITE_OK;
 }

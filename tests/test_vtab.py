@@ -691,4 +691,46 @@ def test_any_name_sqlite_accepts():
         db.close()
 
 
+
+def test_vectordb_stats():
+    db = fresh()
+    db.execute("ATTACH ':memory:' AS aux")
+    db.execute("CREATE VIRTUAL TABLE aux.t USING vectordb(g float[3] INDEXED BY hnsw(m=4, ef_construction=20),"
+               " f int8[4], tag text)")
+    random.seed(7)
+    for i in range(1, 301):
+        db.execute("INSERT INTO aux.t(rowid, g, f, tag) VALUES (?, ?, vec_int8(?), ?)",
+                   (i, f32([random.random() for _ in range(3)]), "[1,2,3,4]", "x"))
+    db.execute("INSERT INTO aux.t(t) VALUES ('ef_search=33')")
+    rows = db.execute("SELECT \"column\", key, value FROM vectordb_stats('t', 'aux')").fetchall()
+    table = {k: v for c, k, v in rows if c is None}
+    g = {k: v for c, k, v in rows if c == "g"}
+    f = {k: v for c, k, v in rows if c == "f"}
+    assert table["rows"] == 300 and table["format"] == 2, table
+    assert table["bytes_rows"] > 0 and table["bytes_hnsw00"] > 0 and table["bytes_vectors01"] > 0, table
+    assert f == {"index": "flat"}, f
+    assert g["index"] == "hnsw" and g["nodes"] == 300, g
+    assert sum(v for k, v in g.items() if k.startswith("nodes_level_")) == 300, g
+    assert 1 <= g["degree_min"] <= g["degree_mean"] <= g["degree_max"] <= 12, g
+    assert (g["m"], g["ef_construction"], g["ef_search"], g["cache_mb"]) == (4, 20, 33, 256), g
+    assert g["nodes_level_%d" % g["entry_level"]] >= 1, g
+    before = g["hits"] + g["misses"]
+    db.execute("SELECT rowid FROM aux.t WHERE g MATCH ? AND k = 3", (f32([0.5, 0.5, 0.5]),)).fetchall()
+    g2 = {k: v for c, k, v in db.execute("SELECT * FROM vectordb_stats('t', 'aux')") if c == "g"}
+    assert g2["hits"] + g2["misses"] > before, (g, g2)
+    # A table this connection has not used yet is connected to answer.
+    path = os.path.join(TMP, "stats.db")
+    maker = connect(EXT, path)
+    maker.execute("CREATE VIRTUAL TABLE u USING vectordb(e float[2])")
+    maker.execute("INSERT INTO u(rowid, e) VALUES (1, '[1,2]')")
+    maker.close()
+    reader = connect(EXT, path)
+    assert one(reader, "SELECT value FROM vectordb_stats('u') WHERE key = 'rows'") == 1
+    reader.close()
+    expect_error(db, "SELECT * FROM vectordb_stats('nope')", "no such table")
+    db.execute("CREATE TABLE plain(x)")
+    expect_error(db, "SELECT * FROM vectordb_stats('plain')", "main.plain is not a vectordb table")
+    expect_error(db, "SELECT * FROM vectordb_stats", "give the table")
+
+
 run(globals())
