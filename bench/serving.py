@@ -8,8 +8,10 @@ file; built once into .cache/bench/serving/), N reader threads, each with its
 own connection, run KNN queries (k=10, ef_search=64) for S seconds: with
 nothing else running, and while a writer process inserts and commits one
 row every INTERVAL seconds, the phases interleaved R times. Prints the
-median queries/s of each phase and its ratio to the idle phase, and the readers' graph-cache statistics
-(vectordb_stats). With --baseline, the same phases run with that build of
+median queries/s of each phase and its ratio to the idle phase, the readers' graph-cache statistics
+(vectordb_stats) and the share of a core the writer process used (on this
+2-core machine the writer's own work competes with the readers). The writer
+warms its graph cache before the clock starts, as a long-lived writer has. With --baseline, the same phases run with that build of
 the extension too, in the same run, on a copy of the database it built.
 
 The ratios, not the absolute figures, are what to compare: the machine is
@@ -59,12 +61,17 @@ def build(ext, path, base):
 
 
 WRITER = r"""
-import sqlite3, sys, time
+import os, sqlite3, sys, time
 ext, path, interval, seconds, first = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 import numpy as np
 vecs = np.load(sys.argv[6])
 db = sqlite3.connect(path, isolation_level=None, timeout=30)
 db.enable_load_extension(True); db.load_extension(ext)
+# A long-lived writer has a warm graph cache: warm this one before the clock starts.
+for v in vecs[:500]:
+    db.execute("SELECT rowid FROM t WHERE e MATCH ? AND k = 10", (v.tobytes(),)).fetchall()
+print("ready", flush=True)
+t0 = os.times()
 end = time.time() + seconds; i = 0; nxt = time.time()
 while time.time() < end:
     db.execute("INSERT INTO t(rowid, e) VALUES (?, ?)", (first + i, vecs[i % len(vecs)].tobytes()))
@@ -73,7 +80,8 @@ while time.time() < end:
     delay = nxt - time.time()
     if delay > 0:
         time.sleep(delay)
-print(i)
+t1 = os.times()
+print(i, (t1.user - t0.user) + (t1.system - t0.system), flush=True)
 """
 
 
@@ -97,7 +105,7 @@ def phase(ext, path, queries, readers, seconds, interval, vec_file, first_rowid)
     if interval:
         writer = subprocess.Popen([sys.executable, "-c", WRITER, ext, path, str(interval), str(seconds + 1),
                                    str(first_rowid), vec_file], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)                         # the writer is committing when the clock starts
+        assert writer.stdout.readline().strip() == "ready"   # warm, about to commit
     threads = [threading.Thread(target=run, args=(i,)) for i in range(readers)]
     t0 = time.time()
     for t in threads:
@@ -107,9 +115,10 @@ def phase(ext, path, queries, readers, seconds, interval, vec_file, first_rowid)
     for t in threads:
         t.join()
     elapsed = time.time() - t0
-    written = 0
+    written, writer_cpu = 0, 0.0
     if writer:
-        written = int(writer.communicate()[0].strip() or 0)
+        fields = (writer.communicate()[0].split() or ["0", "0"])
+        written, writer_cpu = int(fields[0]), float(fields[1])
     stats = {}
     try:
         for k, v in conns[0].execute("SELECT key, value FROM vectordb_stats('t') WHERE \"column\" = 'e'"):
@@ -122,6 +131,7 @@ def phase(ext, path, queries, readers, seconds, interval, vec_file, first_rowid)
         db = connect(ext, path)
         db.execute("DELETE FROM t WHERE rowid >= ?", (first_rowid,))
         db.close()
+    stats["writer_cpu_share"] = round(writer_cpu / elapsed, 2)
     return sum(counts) / elapsed, written, stats
 
 
@@ -145,7 +155,8 @@ def scenario(name, ext, path, queries, args, vec_file):
         med = statistics.median(qps[iv])
         out[iv] = med
         written, st = last[iv]
-        extra = ", ".join(f"{k} {v}" for k, v in st.items() if k in ("full_reloads", "refreshes", "refreshed_nodes"))
+        extra = ", ".join(f"{k} {v}" for k, v in st.items()
+                          if k in ("full_reloads", "refreshes", "refreshed_nodes", "writer_cpu_share"))
         print(f"  writer commits every {iv * 1000:.0f} ms ({written} commits in the last round): {med:9.1f} "
               f"queries/s = {med / idle:.2f}x idle  (rounds " + ", ".join(f"{q:.0f}" for q in qps[iv])
               + f")  [{extra or 'no vectordb_stats'}]", flush=True)

@@ -48,8 +48,8 @@
 **       that changed anything, seq counting up by one from 1; the latest
 **       VDB_HNSW_LOG_KEEP rows are kept. A connection that cached part of
 **       the graph and sees that another connection committed reads the
-**       rows after the last seq it knows and drops only the nodes and
-**       vector chunks they name; a gap in seq, or a row whose changes is
+**       rows after the last seq it knows, drops only the nodes they name
+**       and reads again only the vectors they name; a gap in seq, or a row whose changes is
 **       NULL, means "reload everything".
 **   The flat index kind has no shadow table.
 **
@@ -84,11 +84,11 @@
 **                       offset j x size: float32 as IEEE-754 binary32, int8
 **                       as bytes, bit vectors packed LSB-first (element i
 **                       is bit i%8 of byte i/8). Free slots are zero.
-**   T_hnswlogNN.changes 16-byte entries: a node id, then the chunk_id
-**                       whose vectors changed with it (a node created or
-**                       removed) or 0 (only its links or rowid changed);
-**                       NULL when the flush changed more nodes than
-**                       VDB_HNSW_LOG_MAX_ENTRIES (a bulk load).
+**   T_hnswlogNN.changes 24-byte entries: a node id, then the chunk_id and
+**                       slot offset whose vector changed with it (a node
+**                       created or removed), or 0 and 0 (only its links or
+**                       rowid changed); NULL when the flush changed more
+**                       nodes than VDB_HNSW_LOG_MAX_ENTRIES (a bulk load).
 **   T_hnswNN.links      for each layer 0..level, in order: a uint16 link
 **                       count n, then cap(layer) int64 node ids of which
 **                       the first n are links and the rest zero; cap is

@@ -508,17 +508,21 @@ typedef struct VdbLogBuf {
   int nEntry, nAlloc;
 } VdbLogBuf;
 
-static int vdbLogBufAdd(VdbLogBuf *b, sqlite3_int64 nid, sqlite3_int64 chunkId){
+/* Bytes of one log entry: node id, chunk id, slot offset (vdb_format.h). */
+#define VDB_LOG_ENTRY 24
+
+static int vdbLogBufAdd(VdbLogBuf *b, sqlite3_int64 nid, const VdbSlot *pSlot){
   if( b->nEntry>VDB_HNSW_LOG_MAX_ENTRIES ) return SQLITE_OK;   /* "reload everything" */
   if( b->nEntry>=b->nAlloc ){
     int nNew = b->nAlloc ? b->nAlloc*2 : 64;
-    unsigned char *a = (unsigned char*)sqlite3_realloc64(b->a, (sqlite3_uint64)nNew*16);
+    unsigned char *a = (unsigned char*)sqlite3_realloc64(b->a, (sqlite3_uint64)nNew*VDB_LOG_ENTRY);
     if( a==0 ) return SQLITE_NOMEM;
     b->a = a;
     b->nAlloc = nNew;
   }
-  vdbPutLe64(b->a + 16*(size_t)b->nEntry, nid);
-  vdbPutLe64(b->a + 16*(size_t)b->nEntry + 8, chunkId);
+  vdbPutLe64(b->a + VDB_LOG_ENTRY*(size_t)b->nEntry, nid);
+  vdbPutLe64(b->a + VDB_LOG_ENTRY*(size_t)b->nEntry + 8, pSlot ? pSlot->chunkId : 0);
+  vdbPutLe64(b->a + VDB_LOG_ENTRY*(size_t)b->nEntry + 16, pSlot ? pSlot->offset : 0);
   b->nEntry++;
   return SQLITE_OK;
 }
@@ -535,7 +539,7 @@ static int vdbLogFlush(VdbHnswIndex *p){
   if( !p->hasLog || (p->pDirty==0 && p->nMoved==0) ) return SQLITE_OK;
   memset(&buf, 0, sizeof(buf));
   for(c=p->pDirty; rc==SQLITE_OK && c; c=c->pDirtyNext){
-    rc = vdbLogBufAdd(&buf, c->node.nid, (c->isNew || c->isRemoved) ? c->slot.chunkId : 0);
+    rc = vdbLogBufAdd(&buf, c->node.nid, (c->isNew || c->isRemoved) ? &c->slot : 0);
   }
   for(i=0; rc==SQLITE_OK && i<p->nMoved; i++) rc = vdbLogBufAdd(&buf, p->aMoved[i], 0);
   if( rc==SQLITE_OK ) rc = vdbLogMax(p, &seq);
@@ -547,7 +551,7 @@ static int vdbLogFlush(VdbHnswIndex *p){
     if( buf.nEntry>VDB_HNSW_LOG_MAX_ENTRIES ){
       sqlite3_bind_null(p->pLogAdd, 2);
     }else{
-      sqlite3_bind_blob(p->pLogAdd, 2, buf.a, 16*buf.nEntry, SQLITE_STATIC);
+      sqlite3_bind_blob(p->pLogAdd, 2, buf.a, VDB_LOG_ENTRY*buf.nEntry, SQLITE_STATIC);
     }
     rc = vdbStepReset(p->pLogAdd);
     sqlite3_clear_bindings(p->pLogAdd);
@@ -579,11 +583,20 @@ static void vdbDropNode(VdbHnswIndex *p, sqlite3_int64 nid){
   if( nid>=0 && nid<p->nByNid ) p->aByNid[nid].pVec = 0;
 }
 
-/* Free the cached vectors of one chunk; 1 if there were any. The caller
-** then retires every vector pointer (vdbChunksDropped). */
-static int vdbDropChunk(VdbHnswIndex *p, sqlite3_int64 chunkId){
-  VdbChunkBuf *b = vdbChunkFind(p, chunkId);
+/* A slot's vector changed: read it into the cached chunk, if that chunk
+** is cached. Patching in place keeps every pointer into the chunk valid;
+** freeing it would retire every cached vector pointer (vdbChunksDropped)
+** and cost the next queries their fast path, at each commit. Returns 1
+** when the chunk had to be freed instead (it is gone: its last row was
+** deleted), and the caller then calls vdbChunksDropped. */
+static int vdbPatchChunk(VdbHnswIndex *p, const VdbSlot *pSlot){
+  VdbChunkBuf *b = vdbChunkFind(p, pSlot->chunkId);
   if( b==0 || b->aVec==0 ) return 0;
+  if( pSlot->offset>=0 && pSlot->offset<p->pStore->pDef->chunkSize
+   && vdbStoreReadVector(p->pStore, p->base.iVec, pSlot,
+                         b->aVec + (size_t)pSlot->offset*(size_t)p->nVecBytes)==SQLITE_OK ){
+    return 0;
+  }
   sqlite3_free(b->aVec);
   b->aVec = 0;
   p->nChunk--;
@@ -605,14 +618,16 @@ static int vdbLogApply(VdbHnswIndex *p, int *pFull){
     const unsigned char *a = (const unsigned char*)sqlite3_column_blob(p->pLogAfter, 1);
     int i, n = sqlite3_column_bytes(p->pLogAfter, 1);
     if( sqlite3_column_int64(p->pLogAfter, 0)!=expect++
-     || sqlite3_column_type(p->pLogAfter, 1)!=SQLITE_BLOB || n%16 ){
+     || sqlite3_column_type(p->pLogAfter, 1)!=SQLITE_BLOB || n%VDB_LOG_ENTRY ){
       *pFull = 1;
       break;
     }
-    for(i=0; i<n; i+=16){
-      sqlite3_int64 chunkId = vdbGetLe64(a+i+8);
+    for(i=0; i<n; i+=VDB_LOG_ENTRY){
+      VdbSlot slot;
+      slot.chunkId = vdbGetLe64(a+i+8);
+      slot.offset = (int)vdbGetLe64(a+i+16);
       vdbDropNode(p, vdbGetLe64(a+i));
-      if( chunkId ) nDropped += vdbDropChunk(p, chunkId);
+      if( slot.chunkId ) nDropped += vdbPatchChunk(p, &slot);
       p->nRefreshedNodes++;
     }
   }
