@@ -1,13 +1,15 @@
 """Same-run A/B of two builds of the extension on one index.
 
 usage: /usr/bin/python3 bench/ab.py A.so B.so DATABASE [--rounds N] [--settings 16,64]
-           [--dataset fashion-mnist] [--nq 1000]
+           [--dataset fashion-mnist] [--nq 1000] [--build ROWS]
 
 Both builds search the same database (built by either; a newer build reads
 older formats) through bench/sqlite_run, alternating A, B, A, B, ... for N
 rounds, so that a load change on the shared machine hits both alike. Prints
 each build's median QPS per ef_search setting, and the ratio A/B with the
-range of the per-round ratios.
+range of the per-round ratios. With --build ROWS, each round also builds an
+index of the data set's first ROWS vectors with each build (M=16,
+ef_construction=200, as bench/run.py) and compares the build times.
 """
 import json
 import os
@@ -32,6 +34,23 @@ def search(ext, db, data, settings, nq):
     return {r["setting"]: (r["qps"], r["recall"]) for r in rows if "setting" in r}
 
 
+def build(ext, data, rows, out):
+    base = out + ".base.f32"
+    if not os.path.exists(base):
+        with open(data["base"], "rb") as f, open(base, "wb") as g:
+            g.write(f.read(rows * data["dim"] * 4))
+    if os.path.exists(out):
+        os.remove(out)
+    res = subprocess.run([SQLITE_RUN, "build", f"ext={os.path.abspath(ext)}", f"db={out}", f"base={base}",
+                          f"dim={data['dim']}",
+                          f"setup=CREATE VIRTUAL TABLE t USING vectordb(e float[{data['dim']}] "
+                          "INDEXED BY hnsw(m=16, ef_construction=200)); INSERT INTO t(t) VALUES ('cache_mb=4096');"
+                          " PRAGMA cache_size=-1048576;"],
+                         capture_output=True, text=True, check=True).stdout
+    os.remove(out)
+    return next(json.loads(line)["build_s"] for line in res.splitlines() if '"build_s"' in line)
+
+
 def main():
     a, b, db = sys.argv[1:4]
     opts = dict(zip(sys.argv[4::2], sys.argv[5::2]))
@@ -39,12 +58,21 @@ def main():
     settings = [int(x) for x in opts.get("--settings", "16,64").split(",")]
     nq = int(opts.get("--nq", 1000))
     data = datasets.prepare(opts.get("--dataset", "fashion-mnist"), ".cache/bench")
+    build_rows = int(opts.get("--build", 0))
     runs = {a: [], b: []}
+    builds = {a: [], b: []}
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for r in range(rounds):
         for ext in (a, b) if r % 2 == 0 else (b, a):
             runs[ext].append(search(ext, db, data, settings, nq))
+            if build_rows:
+                builds[ext].append(build(ext, data, build_rows, f"/tmp/vectordb-ab-{os.getpid()}.db"))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if build_rows:
+        ta, tb = statistics.median(builds[a]), statistics.median(builds[b])
+        ratios = [y / x for x, y in zip(builds[a], builds[b])]
+        print(f"build of {build_rows:,} rows: A {ta:.1f} s, B {tb:.1f} s, throughput A/B {tb / ta:.3f}x "
+              f"(rounds {min(ratios):.2f}x to {max(ratios):.2f}x)")
     for s in settings:
         qa = [x[s][0] for x in runs[a]]
         qb = [x[s][0] for x in runs[b]]
