@@ -438,25 +438,37 @@ func scenario(c *cluster) error {
 	return nil
 }
 
+// voters counts the voters of the cluster's configuration that run.
+// go-dqlite's app demotes a voter that is down to spare and promotes it
+// again when it is back, so this is 3 only when all three are back.
 func (c *cluster) voters() int {
+	v, _ := c.roles()
+	return v
+}
+
+func (c *cluster) roles() (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	cli, err := client.FindLeader(ctx, c.store(), client.WithLogFunc(quietLog))
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
 	defer cli.Close()
 	nodes, err := cli.Cluster(ctx)
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
 	v := 0
+	var desc []string
 	for _, n := range nodes {
-		if n.Role == client.Voter {
+		m := c.byRaft(n.Address)
+		up := m != nil && c.running(m)
+		if n.Role == client.Voter && up {
 			v++
 		}
+		desc = append(desc, fmt.Sprintf("%s %s running=%v", n.Address, n.Role, up))
 	}
-	return v
+	return v, strings.Join(desc, "; ")
 }
 
 func (c *cluster) driverDB() (*sql.DB, error) {
@@ -608,6 +620,26 @@ type stats struct {
 	lastAck   int64 // unix nanos of the latest acknowledgement
 	searches  int64
 	searchErr int64
+	errs      map[string]int
+}
+
+// fail records why a write was not acknowledged (printed with -v).
+func (s *stats) fail(kind string, err error, r *reply) {
+	msg := kind + ": "
+	if err != nil {
+		msg += err.Error()
+	} else {
+		msg += statusOf(r)
+	}
+	if len(msg) > 100 {
+		msg = msg[:100]
+	}
+	s.mu.Lock()
+	if s.errs == nil {
+		s.errs = map[string]int{}
+	}
+	s.errs[msg]++
+	s.mu.Unlock()
 }
 
 func (s *stats) ack(id int64) {
@@ -646,6 +678,8 @@ func startLoad(c *cluster, db *sql.DB, st *stats, stop chan struct{}, wg *sync.W
 				"params": []interface{}{id, vecJSON(randVec(rnd))}})
 			if err == nil && r.status == 200 {
 				st.ack(id)
+			} else {
+				st.fail("http", err, r)
 			}
 		}
 	}()
@@ -661,11 +695,24 @@ func startLoad(c *cluster, db *sql.DB, st *stats, stop chan struct{}, wg *sync.W
 			id := drvID
 			drvID++
 			atomic.AddInt64(&st.attempted, 1)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := db.ExecContext(ctx, "INSERT INTO items(rowid, embedding, tag) VALUES (?, ?, 2)", id, blob(randVec(rnd)))
-			cancel()
+			// A client of the driver retries SQLITE_BUSY itself (the
+			// statement did not run); the HTTP API does it for its clients.
+			v := blob(randVec(rnd))
+			var err error
+			for try := 0; try < 50; try++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err = db.ExecContext(ctx, "INSERT INTO items(rowid, embedding, tag) VALUES (?, ?, 2)", id, v)
+				cancel()
+				var de driver.Error
+				if !errors.As(err, &de) || de.Code&0xff != 5 {
+					break
+				}
+				time.Sleep(time.Duration(1+rnd.Intn(5)) * time.Millisecond)
+			}
 			if err == nil {
 				st.ack(id)
+			} else {
+				st.fail("driver", err, nil)
 			}
 		}
 	}()
@@ -703,7 +750,13 @@ func killLoop(c *cluster, db *sql.DB, st *stats) []time.Duration {
 	startLoad(c, db, st, stop, &wg)
 	var failovers []time.Duration
 	for k := 0; k < *kills; k++ {
-		// Some writes go through before each kill.
+		// All three are voters again, and some writes go through, before
+		// each kill.
+		ok := waitFor(20*time.Second, func() bool { return c.voters() == 3 })
+		_, desc := c.roles()
+		if !check(ok, fmt.Sprintf("kill %d: three running voters before it", k+1), "%s", desc) {
+			break
+		}
 		base := len(ackedCopy(st))
 		if !check(waitFor(10*time.Second, func() bool { return len(ackedCopy(st)) >= base+20 }),
 			fmt.Sprintf("kill %d: writes acknowledged before it", k+1), "only %d", len(ackedCopy(st))-base) {
@@ -719,7 +772,7 @@ func killLoop(c *cluster, db *sql.DB, st *stats) []time.Duration {
 		t0 := time.Now()
 		c.kill(victim, syscall.SIGKILL)
 		logf("killed node %d (leader %s)", victim.idx+1, addr)
-		ok := waitFor(30*time.Second, func() bool {
+		ok = waitFor(30*time.Second, func() bool {
 			return atomic.LoadInt64(&st.lastAck) > t0.UnixNano()
 		})
 		if !check(ok, fmt.Sprintf("kill %d: writes acknowledged again after the kill", k+1), "none within the deadline") {
@@ -786,6 +839,9 @@ func (c *cluster) transfer(n *node) error {
 
 func verify(c *cluster, db *sql.DB, st *stats, before []string) {
 	acked := ackedCopy(st)
+	ok := waitFor(20*time.Second, func() bool { return c.voters() == 3 })
+	_, desc := c.roles()
+	check(ok, "three running voters after the kills", "%s", desc)
 	// Every node in turn becomes the leader and is checked there: only
 	// the leader serves queries in dqlite.
 	var found int
@@ -801,7 +857,7 @@ func verify(c *cluster, db *sql.DB, st *stats, before []string) {
 			l, e := c.leader(ctx)
 			return e == nil && l == n.raft
 		})
-		if !check(ok, name+" becomes the leader", "%v", err) {
+		if !check(ok, name+" becomes the leader", "%v (%s)", err, func() string { _, d := c.roles(); return d }()) {
 			continue
 		}
 		present := map[int64]bool{}
@@ -919,9 +975,15 @@ func queryRows(c *cluster, n *node, q string) ([][]interface{}, error) {
 func report(st *stats, f []time.Duration) {
 	sort.Slice(f, func(i, j int) bool { return f[i] < f[j] })
 	if len(f) > 0 {
+		median := (f[(len(f)-1)/2] + f[len(f)/2]) / 2
 		fmt.Printf("# leader kills %d; failover (kill to the next acknowledged write): median %.3f s, worst %.3f s\n",
-			len(f), f[len(f)/2].Seconds(), f[len(f)-1].Seconds())
+			len(f), median.Seconds(), f[len(f)-1].Seconds())
 	}
+	st.mu.Lock()
+	for m, n := range st.errs {
+		logf("%6d writes not acknowledged: %s", n, m)
+	}
+	st.mu.Unlock()
 	fmt.Printf("# searches answered %d, failed %d (failures are expected while no leader is elected)\n",
 		atomic.LoadInt64(&st.searches), atomic.LoadInt64(&st.searchErr))
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"math"
+	"math/rand"
 	"net/http"
 	"strings"
 	"sync"
@@ -443,13 +444,44 @@ func (s *server) handleSQL(ctx context.Context, body []byte, mayWrite bool) (int
 	if !mayWrite {
 		return nil, &apiError{status: http.StatusForbidden, Error: "this token is read-only and the statement writes"}
 	}
-	res, err := s.db.ExecContext(ctx, req.SQL, args...)
+	var res sql.Result
+	err = retryBusy(ctx, func() error {
+		var e error
+		res, e = s.db.ExecContext(ctx, req.SQL, args...)
+		return e
+	})
 	if err != nil {
 		return nil, sqlError(err)
 	}
 	n, _ := res.RowsAffected()
 	id, _ := res.LastInsertId()
 	return map[string]int64{"rows_affected": n, "last_insert_id": id}, nil
+}
+
+// retryBusy runs fn again while it fails with SQLITE_BUSY or
+// SQLITE_LOCKED, until the request's deadline. dqlite's leader has no busy
+// timeout: a write that meets another connection's write transaction
+// fails at once, before it changed anything. Only a single statement or a
+// whole transaction is retried, never a request that could have
+// committed part of its work.
+func retryBusy(ctx context.Context, fn func() error) error {
+	wait := time.Millisecond
+	for {
+		err := fn()
+		var de driver.Error
+		if err == nil || !errors.As(err, &de) || (de.Code&0xff != 5 && de.Code&0xff != 6) {
+			return err
+		}
+		jitter := time.Duration(rand.Int63n(int64(wait)))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait + jitter):
+		}
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
 }
 
 // ---- /search ---------------------------------------------------------------
@@ -665,7 +697,8 @@ func (s *server) handleBulk(ctx context.Context, body []byte, mayWrite bool) (in
 			bytes += sizes[end]
 			end++
 		}
-		if err := s.insertBatch(ctx, q, rows[committed:end]); err != nil {
+		batch := rows[committed:end]
+		if err := retryBusy(ctx, func() error { return s.insertBatch(ctx, q, batch) }); err != nil {
 			e := sqlError(err)
 			e.Error = fmt.Sprintf("%s (rows %d to %d; %d rows committed before them in %d transactions)", e.Error, committed, end-1, committed, txs)
 			return nil, e
