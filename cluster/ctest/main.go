@@ -848,8 +848,15 @@ func verify(c *cluster, db *sql.DB, st *stats, before []string) {
 	for _, n := range c.nodes {
 		name := fmt.Sprintf("node %d", n.idx+1)
 		var err error
-		ok := waitFor(20*time.Second, func() bool {
+		ok := waitFor(40*time.Second, func() bool {
 			if err = c.transfer(n); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				l, _ := c.leader(ctx)
+				cancel()
+				logf("%s transfer to %s: %v (leader %s)", time.Now().Format("15:04:05.000"), n.raft, err, l)
+				// Let a transfer that is still under way finish or time
+				// out (an election timeout) before asking again.
+				time.Sleep(500 * time.Millisecond)
 				return false
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

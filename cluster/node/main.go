@@ -63,6 +63,8 @@ type config struct {
 	bulkRows   int
 	bulkBytes  int64
 	reqTimeout time.Duration
+	snapEvery  uint64
+	snapKeep   uint64
 	verbose    bool
 }
 
@@ -86,6 +88,8 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.bulkRows, "bulk-rows", 1000, "most rows per transaction of a /bulk load")
 	flag.Int64Var(&c.bulkBytes, "bulk-bytes", 4<<20, "most bytes of values per transaction of a /bulk load")
 	flag.DurationVar(&c.reqTimeout, "timeout", 10*time.Second, "deadline of one request, including finding a leader")
+	flag.Uint64Var(&c.snapEvery, "snapshot-every", 1024, "raft entries between snapshots")
+	flag.Uint64Var(&c.snapKeep, "snapshot-keep", 8192, "raft entries kept on disk after a snapshot (for followers that fall behind)")
 	flag.BoolVar(&c.verbose, "v", false, "log dqlite's debug messages")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -135,6 +139,9 @@ func parseFlags() (*config, error) {
 	}
 	if c.maxBody < 1024 {
 		return nil, errors.New("-max-body must be at least 1024")
+	}
+	if c.snapEvery < 1 || c.snapKeep < 1 {
+		return nil, errors.New("-snapshot-every and -snapshot-keep must be at least 1")
 	}
 	if c.bulkRows < 1 || c.bulkBytes < 1024 {
 		return nil, errors.New("-bulk-rows must be at least 1 and -bulk-bytes at least 1024")
@@ -217,6 +224,7 @@ func main() {
 		app.WithNetworkLatency(c.latency),
 		app.WithLogFunc(logFunc),
 		app.WithRolesAdjustmentFrequency(2 * time.Second),
+		app.WithSnapshotParams(dqlite.SnapshotParams{Threshold: c.snapEvery, Trailing: c.snapKeep}),
 	}
 	if len(c.join) > 0 {
 		opts = append(opts, app.WithCluster(c.join))
