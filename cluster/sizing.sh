@@ -28,7 +28,7 @@ TOKEN=sizing-token-0123456789
 echo "$TOKEN rw" > "$TMP/tokens"
 start() { # raft http dir [join]
   $BIN -address 127.0.0.1:$1 -http 127.0.0.1:$2 -dir "$TMP/$3" -tokens "$TMP/tokens" \
-       -timeout 60s ${4:+-join 127.0.0.1:$4} >"$TMP/$3.log" 2>&1 &
+       -timeout 60s ${NODE_FLAGS:-} ${4:+-join 127.0.0.1:$4} >"$TMP/$3.log" 2>&1 &
   PIDS="$PIDS $!"
 }
 wait_health() {
@@ -40,7 +40,7 @@ wait_health() {
 }
 start $R1 $H1 n1; wait_health $H1
 start $R2 $H2 n2 $R1; start $R3 $H3 n3 $R1; wait_health $H2; wait_health $H3
-api() { curl -sf -H "Authorization: Bearer $TOKEN" -X POST "http://127.0.0.1:$H1/$1" -d @-; }
+api() { curl -sS -H "Authorization: Bearer $TOKEN" -X POST "http://127.0.0.1:$H1/$1" -d @-; }
 echo "{\"sql\":\"CREATE VIRTUAL TABLE items USING vectordb(embedding float[$DIM] INDEXED BY hnsw())\"}" | api sql >/dev/null
 t0=$(date +%s.%N)
 $PY - "$ROWS" "$DIM" "$TMP" <<'PYEOF'
@@ -54,7 +54,7 @@ for b in range(0, rows, step):
     open("%s/batch%06d.json" % (tmp, b), "w").write(json.dumps(body))
 PYEOF
 t1=$(date +%s.%N)
-for f in "$TMP"/batch*.json; do api bulk < "$f" >/dev/null; done
+for f in "$TMP"/batch*.json; do out=$(api bulk < "$f"); echo "$out" | grep -q "\"rows\"" || { echo "load failed at $f: $out"; for l in "$TMP"/*.log; do echo "== $l"; tail -n 5 "$l"; done; ps -o pid,rss,stat,cmd -p $(echo $PIDS | tr " " ","); exit 1; }; done
 t2=$(date +%s.%N)
 echo '{"sql":"SELECT count(*), (SELECT page_count FROM pragma_page_count) * 4096 FROM items"}' | api sql
 echo "rows $ROWS dim $DIM: /bulk load $(echo "$t2 - $t1" | bc) s"
