@@ -12,15 +12,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/ioutil"
 	"math"
+	"math/big"
 	"math/rand"
 	"net"
 	"net/http"
@@ -435,7 +443,70 @@ func scenario(c *cluster) error {
 	failovers := killLoop(c, db, st)
 	verify(c, db, st, before)
 	report(st, failovers)
+	return tlsCheck(c)
+}
+
+// tlsCheck starts a one-node cluster serving HTTPS with a certificate
+// made here, and reads /health through it with that certificate trusted.
+func tlsCheck(c *cluster) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vectordb test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	certPath, keyPath := filepath.Join(c.tmp, "cert.pem"), filepath.Join(c.tmp, "key.pem")
+	ioutil.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0600)
+	ioutil.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0600)
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	n := &node{idx: len(c.nodes), raft: fmt.Sprintf("127.0.0.1:%d", ports[0]), http: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		dir: filepath.Join(c.tmp, "tls"), logPath: filepath.Join(c.tmp, "tls.log"),
+		extra: []string{"-tls-cert", certPath, "-tls-key", keyPath}}
+	c.nodes = append(c.nodes, n)
+	if err := c.start(n); err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(mustParse(der))
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var status int
+	ok := waitFor(20*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+n.http+"/health", nil)
+		req.Header.Set("Authorization", "Bearer "+roToken)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		return status == 200
+	})
+	check(ok, "HTTPS with -tls-cert/-tls-key", "status %d", status)
+	r, err := c.get(n, "/health", roToken)
+	check(err != nil || r.status != 200, "plain HTTP on the TLS port is not served", "%s", statusOf(r))
+	c.kill(n, syscall.SIGTERM)
 	return nil
+}
+
+func mustParse(der []byte) *x509.Certificate {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return cert
 }
 
 // voters counts the voters of the cluster's configuration that run.
@@ -614,14 +685,14 @@ func statusOf(r *reply) string {
 // ---- writes and kills ----------------------------------------------------------
 
 type stats struct {
-	mu        sync.Mutex
-	acked     []int64
-	attempted int64
+	mu         sync.Mutex
+	acked      []int64
+	attempted  int64
 	killAt     int64 // unix nanos of the latest kill
 	firstAfter int64 // unix nanos of the first acknowledgement of a write sent after it
-	searches  int64
-	searchErr int64
-	errs      map[string]int
+	searches   int64
+	searchErr  int64
+	errs       map[string]int
 }
 
 // fail records why a write was not acknowledged (printed with -v).
@@ -1005,6 +1076,11 @@ func report(st *stats, f []time.Duration) {
 		median := (f[(len(f)-1)/2] + f[len(f)/2]) / 2
 		fmt.Printf("# leader kills %d; failover (kill to the first acknowledged write sent after it): median %.3f s, worst %.3f s\n",
 			len(f), median.Seconds(), f[len(f)-1].Seconds())
+		var all []string
+		for _, d := range f {
+			all = append(all, fmt.Sprintf("%.2f", d.Seconds()))
+		}
+		fmt.Printf("# failover times, sorted (s): %s\n", strings.Join(all, " "))
 	}
 	st.mu.Lock()
 	for m, n := range st.errs {
