@@ -78,7 +78,7 @@ func check(ok bool, name string, format string, a ...interface{}) bool {
 
 func logf(format string, a ...interface{}) {
 	if *verbose {
-		fmt.Printf("# "+format+"\n", a...)
+		fmt.Printf("# "+time.Now().Format("15:04:05.000 ")+format+"\n", a...)
 	}
 }
 
@@ -102,6 +102,8 @@ type cluster struct {
 	mu    sync.Mutex // guards cmd/exited of every node and alive
 	alive map[int]bool
 	hc    *http.Client
+	// unexpected lists nodes that exited while they should have run.
+	unexpected []string
 }
 
 // freePorts asks the kernel for n distinct free ports on 127.0.0.1.
@@ -145,8 +147,18 @@ func (c *cluster) start(n *node) error {
 	}
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		err := cmd.Wait()
 		f.Close()
+		c.mu.Lock()
+		expected := !c.alive[n.idx] || n.cmd != cmd
+		c.mu.Unlock()
+		if !expected {
+			// Nothing here stops a node without first marking it dead.
+			c.mu.Lock()
+			c.unexpected = append(c.unexpected, fmt.Sprintf("node %d (pid %d) exited on its own at %s: %v",
+				n.idx+1, cmd.Process.Pid, time.Now().Format("15:04:05.000"), err))
+			c.mu.Unlock()
+		}
 		close(exited)
 	}()
 	c.mu.Lock()
@@ -378,7 +390,12 @@ func run() int {
 			fmt.Printf("# node logs in %s\n", tmp)
 		}
 	}()
-	if err := scenario(c); err != nil {
+	err = scenario(c)
+	c.mu.Lock()
+	gone := append([]string(nil), c.unexpected...)
+	c.mu.Unlock()
+	check(len(gone) == 0, "no node exited on its own", "%s", strings.Join(gone, "; "))
+	if err != nil {
 		check(false, "scenario", "%v", err)
 		return 1
 	}
@@ -879,6 +896,7 @@ func killLoop(c *cluster, db *sql.DB, st *stats) []time.Duration {
 		})
 		check(ok, fmt.Sprintf("kill %d: a new leader was elected", k+1), "%v leader %q", err, newLeader)
 		// The killed node restarts with the same data directory.
+		logf("restarting node %d", victim.idx+1)
 		if err := c.start(victim); !check(err == nil, fmt.Sprintf("kill %d: the killed node restarts", k+1), "%v", err) {
 			break
 		}
