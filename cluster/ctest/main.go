@@ -60,6 +60,7 @@ var (
 	deadline = flag.Duration("deadline", 25*time.Second, "the whole run must end within this")
 	keep     = flag.Bool("keep", false, "keep the temporary directory (logs) even when all passed")
 	verbose  = flag.Bool("v", false, "print progress")
+	extra    = flag.String("node-flags", "", "more options for every node, space-separated")
 	passed   int
 	failed   int
 	runEnd   time.Time
@@ -134,6 +135,7 @@ func (c *cluster) start(n *node) error {
 		args = append(args, "-join", n.joinAddr)
 	}
 	args = append(args, n.extra...)
+	args = append(args, strings.Fields(*extra)...)
 	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0600)
 	if err != nil {
 		return err

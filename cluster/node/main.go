@@ -88,8 +88,8 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.bulkRows, "bulk-rows", 100, "most rows per transaction of a /bulk load")
 	flag.Int64Var(&c.bulkBytes, "bulk-bytes", 1<<20, "most bytes of values per transaction of a /bulk load")
 	flag.DurationVar(&c.reqTimeout, "timeout", 10*time.Second, "deadline of one request, including finding a leader")
-	flag.Uint64Var(&c.snapEvery, "snapshot-every", 1024, "raft entries between snapshots")
-	flag.Uint64Var(&c.snapKeep, "snapshot-keep", 8192, "raft entries kept on disk after a snapshot (for followers that fall behind)")
+	flag.Uint64Var(&c.snapEvery, "snapshot-every", 256, "raft entries between snapshots (dqlite: 1024)")
+	flag.Uint64Var(&c.snapKeep, "snapshot-keep", 256, "raft entries kept after a snapshot, for followers that fall behind (dqlite: 8192)")
 	flag.BoolVar(&c.verbose, "v", false, "log dqlite's debug messages")
 	flag.Parse()
 	if flag.NArg() != 0 {
