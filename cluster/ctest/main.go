@@ -421,6 +421,9 @@ func scenario(c *cluster) error {
 		if i > 0 {
 			n.joinAddr = c.nodes[0].raft
 		}
+		if i == 2 {
+			n.extra = []string{"-id", "4242"}
+		}
 		c.nodes = append(c.nodes, n)
 	}
 
@@ -443,6 +446,9 @@ func scenario(c *cluster) error {
 		return errors.New("cluster did not form")
 	}
 	fmt.Printf("# cluster formed in %.2f s\n", time.Since(t0).Seconds())
+	_, desc := c.roles()
+	r, err := c.get(c.nodes[2], "/health", roToken)
+	check(err == nil && fmt.Sprint(r.body["id"]) == "4242", "-id gives a joining node its id", "%v %s (%s)", err, statusOf(r), desc)
 
 	db, err := c.driverDB()
 	if err != nil {
@@ -687,8 +693,11 @@ func accessChecks(c *cluster, db *sql.DB) {
 	}
 	r, err = c.get(n, "/metrics", roToken)
 	check(err == nil && r.status == 200 && strings.Contains(r.raw, `vectordb_graph_nodes{table="frozen",graph="hnsw00"} 500`) &&
-		strings.Contains(r.raw, `vectordb_http_requests_total{endpoint="sql",code="403"}`),
-		"metrics: graph nodes and requests by status", "%v %s", err, statusOf(r))
+		strings.Contains(r.raw, `vectordb_http_requests_total{endpoint="sql",code="403"}`) &&
+		strings.Contains(r.raw, `vectordb_http_request_duration_seconds_count{endpoint="search"}`) &&
+		strings.Contains(r.raw, `vectordb_table_rows{table="frozen"} 500`) &&
+		strings.Contains(r.raw, `vectordb_raft_role{role="`),
+		"metrics: rows, graph nodes, requests by status, latency, raft role", "%v %s", err, statusOf(r))
 }
 
 func statusOf(r *reply) string {
