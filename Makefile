@@ -131,6 +131,8 @@ bench-kernels: deps
 
 # The benchmark harness (bench-data, bench-quick, bench): see bench/bench.mk.
 -include bench/bench.mk
+# The replicated node on dqlite (vectordb-node, clustertest): see cluster/cluster.mk.
+-include cluster/cluster.mk
 # Test suites that bring their own build rules (fault injection, fuzzing, ...).
 -include $(wildcard tests/mk/*.mk)
 
