@@ -18,9 +18,6 @@ build/vectordb-node: $(wildcard cluster/node/*.go cluster/node/*.c cluster/node/
 build/vectordb-clustertest: $(wildcard cluster/ctest/*.go) | build
 	$(GO_ENV) go build -o $@ ./cluster/ctest
 
-build:
-	mkdir -p $@
-
 .PHONY: vectordb-node clustertest
 vectordb-node: build/vectordb-node
 
