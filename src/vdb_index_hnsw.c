@@ -812,13 +812,32 @@ static int vdbFlushOp(VdbHnswIndex *p){
   return rc;
 }
 
+/* Bytes of the lookup tables: the flat nid table, the node hash, the
+** chunk table. They count against cache_mb like the nodes and chunks, but
+** cannot be evicted entry by entry (the nid table spans every id up to the
+** largest one cached). */
+static sqlite3_int64 vdbTableBytes(const VdbHnswIndex *p){
+  return p->nByNid*(sqlite3_int64)sizeof(VdbNidEntry) + (sqlite3_int64)p->nHash*(sqlite3_int64)sizeof(VdbNodeEntry)
+       + (sqlite3_int64)p->nChunkSlot*(sqlite3_int64)sizeof(VdbChunkBuf);
+}
+
+/* What nodes and chunks may take: the budget less the tables, but never
+** less than a quarter of it, so that a budget the tables nearly fill
+** does not empty the cache after every query. */
+static sqlite3_int64 vdbContentBudget(const VdbHnswIndex *p){
+  sqlite3_int64 n = p->budgetBytes - vdbTableBytes(p);
+  return n > p->budgetBytes/4 ? n : p->budgetBytes/4;
+}
+
 /* Over budget: evict clean nodes not used since the clock hand last passed
 ** (CLOCK), down to 3/4 of the budget, so the hot upper layers and recent
-** neighbourhoods stay. Dirty nodes stay until flushed. */
+** neighbourhoods stay. Dirty nodes stay until flushed. Runs between
+** operations only, so no walk holds a pointer to what it frees. */
 static void vdbEvictClean(VdbHnswIndex *p){
-  sqlite3_int64 target = p->budgetBytes - p->budgetBytes/4;
+  sqlite3_int64 budget = vdbContentBudget(p);
+  sqlite3_int64 target = budget - budget/4;
   int nStep = 0;
-  if( p->cacheBytes<=p->budgetBytes ) return;
+  if( p->cacheBytes<=budget ) return;
   /* Chunks first: a chunk evicted costs one sequential read to get back,
   ** a node a B-tree lookup each. */
   vdbChunkEvict(p);
@@ -843,7 +862,7 @@ static void vdbEvictClean(VdbHnswIndex *p){
 /* After a write: stay within the budget by flushing, then evicting. */
 static int vdbAfterWrite(VdbHnswIndex *p){
   int rc = SQLITE_OK;
-  if( p->cacheBytes>p->budgetBytes ){
+  if( p->cacheBytes>vdbContentBudget(p) ){
     rc = vdbHnswFlush(&p->base);
     if( rc==SQLITE_OK ) vdbEvictClean(p);
   }
@@ -1555,7 +1574,8 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_mb", 0, (double)(p->budgetBytes>>20));
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_nodes", 0, p->nNode);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_chunks", 0, p->nChunk);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_bytes", 0, (double)p->cacheBytes);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_bytes", 0, (double)(p->cacheBytes + vdbTableBytes(p)));
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_table_bytes", 0, (double)vdbTableBytes(p));
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "hits", 0, (double)p->nHits);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "misses", 0, (double)p->nLoaded);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "discards", 0, (double)p->nDiscards);

@@ -147,6 +147,9 @@ def test_small_cache_budget_gives_same_answers():
     before = [knn(d, q) for q in QUERIES[:10]]
     d.execute("INSERT INTO t(t) VALUES ('cache_mb=1')")
     assert [knn(d, q) for q in QUERIES[:10]] == before
+    # The budget covers everything the cache holds, its lookup tables too.
+    st = {k: v for c, k, v in d.execute("SELECT * FROM vectordb_stats('t')")}
+    assert 0 < st["cache_table_bytes"] <= st["cache_bytes"] <= 1 << 20, st
     d.execute("INSERT INTO t(t) VALUES ('cache_mb=256')")
     d.close()
 
