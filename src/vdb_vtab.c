@@ -30,6 +30,7 @@
 ** each method hands it to SQLite on its way out (vdbVtabResult).
 */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,19 +68,9 @@ static const char *const vdbHiddenColumns[] = { "distance", "k", "ef_search" };
 
 typedef struct VdbVtab VdbVtab;
 
-/* What the module knows per connection: the kernels, and the vectordb
-** tables connected on it (for vectordb_stats). SQLite serialises a
-** connection's calls, so the list needs no lock of its own. */
-typedef struct VdbConn {
-  sqlite3 *db;
-  const VdbKernels *pK;
-  VdbVtab *pTables;
-} VdbConn;
-
 struct VdbVtab {
   sqlite3_vtab base;
-  VdbConn *pConn;
-  VdbVtab *pNextTable;          /* pConn's list */
+  VdbVtab *pNextTable;          /* vdbTables */
   sqlite3 *db;
   const VdbKernels *pK;
   VdbTableDef *pDef;
@@ -251,12 +242,46 @@ static int vdbIndexesOpen(const VdbVtab *p){
   return p->apIndex[0]!=0;
 }
 
-static void vdbVtabFree(VdbVtab *p){
+/* Every vectordb table connected in the process, on any connection, for
+** vectordb_stats: process-wide rather than per module registration, so
+** that loading the extension twice on a connection (which replaces the
+** module while its tables live on) loses none. Guarded by vdbTablesMutex;
+** a table found for a connection stays valid while that connection runs
+** the statement that looks for it, since SQLite serialises a connection. */
+static pthread_mutex_t vdbTablesMutex = PTHREAD_MUTEX_INITIALIZER;
+static VdbVtab *vdbTables;
+
+static void vdbTablesAdd(VdbVtab *p){
+  pthread_mutex_lock(&vdbTablesMutex);
+  p->pNextTable = vdbTables;
+  vdbTables = p;
+  pthread_mutex_unlock(&vdbTablesMutex);
+}
+
+static void vdbTablesRemove(VdbVtab *p){
   VdbVtab **pp;
-  if( p==0 ) return;
-  for(pp = p->pConn ? &p->pConn->pTables : 0; pp && *pp; pp = &(*pp)->pNextTable){
+  pthread_mutex_lock(&vdbTablesMutex);
+  for(pp=&vdbTables; *pp; pp=&(*pp)->pNextTable){
     if( *pp==p ){ *pp = p->pNextTable; break; }
   }
+  pthread_mutex_unlock(&vdbTablesMutex);
+}
+
+/* The table schema.name connected on db, or NULL. */
+static VdbVtab *vdbTablesFind(sqlite3 *db, const char *zSchema, const char *zTable){
+  VdbVtab *p;
+  pthread_mutex_lock(&vdbTablesMutex);
+  for(p=vdbTables; p; p=p->pNextTable){
+    if( p->db==db && sqlite3_stricmp(p->store.zDb, zSchema)==0
+     && sqlite3_stricmp(p->store.zName, zTable)==0 ) break;
+  }
+  pthread_mutex_unlock(&vdbTablesMutex);
+  return p;
+}
+
+static void vdbVtabFree(VdbVtab *p){
+  if( p==0 ) return;
+  vdbTablesRemove(p);
   vdbCloseIndexes(p);
   vdbStoreClose(&p->store);
   vdbSchemaFree(p->pDef);
@@ -305,7 +330,7 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
   if( p==0 ) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
   p->db = db;
-  p->pK = ((VdbConn*)pAux)->pK;
+  p->pK = (const VdbKernels*)pAux;
   rc = vdbSchemaParse(argc-3, argv+3, &p->pDef, pzErr);
   if( rc!=SQLITE_OK ){ vdbVtabFree(p); return rc; }
   if( vdbTableNameClash(p->pDef, argv[2]) ){
@@ -354,9 +379,7 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
     vdbVtabFree(p);
     return rc;
   }
-  p->pConn = (VdbConn*)pAux;
-  p->pNextTable = p->pConn->pTables;
-  p->pConn->pTables = p;
+  vdbTablesAdd(p);
   *ppVtab = &p->base;
   return SQLITE_OK;
 }
@@ -1430,12 +1453,12 @@ static int vdbStatsConnect(sqlite3 *db, void *pAux, int argc, const char *const 
   sqlite3_vtab *p;
   int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"column\" TEXT, key TEXT, value, "
                                     "tbl HIDDEN, schema HIDDEN)");
-  (void)argc; (void)argv; (void)pzErr;
+  (void)pAux; (void)argc; (void)argv; (void)pzErr;
   if( rc!=SQLITE_OK ) return rc;
-  p = (sqlite3_vtab*)sqlite3_malloc(sizeof(*p) + sizeof(VdbConn*));
+  p = (sqlite3_vtab*)sqlite3_malloc(sizeof(*p) + sizeof(sqlite3*));
   if( p==0 ) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
-  *(VdbConn**)(p+1) = (VdbConn*)pAux;
+  *(sqlite3**)(p+1) = db;          /* the connection whose tables it reports */
   *ppVtab = p;
   return SQLITE_OK;
 }
@@ -1561,32 +1584,21 @@ static int vdbStatsSizes(VdbVtab *p, VdbStatsCursor *pCur){
 /* The connected table schema.name, connecting it first if this connection
 ** has not used it yet (preparing a statement that names it does). */
 static int vdbStatsFind(sqlite3_vtab *pVtab, const char *zSchema, const char *zTable, VdbVtab **pp){
-  VdbConn *pConn = *(VdbConn**)(pVtab+1);
-  sqlite3_stmt *pStmt = 0;
-  VdbVtab *p;
-  char *zSql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0", zSchema, zTable);
-  sqlite3 *db = pConn->db;
-  int rc;
-  *pp = 0;
-  if( zSql==0 ) return SQLITE_NOMEM;
-  for(p=pConn->pTables; p; p=p->pNextTable){
-    if( sqlite3_stricmp(p->store.zDb, zSchema)==0 && sqlite3_stricmp(p->store.zName, zTable)==0 ) break;
-  }
-  if( p==0 ){
-    rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  sqlite3 *db = *(sqlite3**)(pVtab+1);
+  *pp = vdbTablesFind(db, zSchema, zTable);
+  if( *pp==0 ){
+    sqlite3_stmt *pStmt = 0;
+    char *zSql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0", zSchema, zTable);
+    int rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
     sqlite3_finalize(pStmt);
+    sqlite3_free(zSql);
     if( rc!=SQLITE_OK ){
       sqlite3_free(pVtab->zErrMsg);
       pVtab->zErrMsg = sqlite3_mprintf("vectordb_stats: %s", sqlite3_errmsg(db));
-      sqlite3_free(zSql);
       return rc;
     }
-    for(p=pConn->pTables; p; p=p->pNextTable){
-      if( sqlite3_stricmp(p->store.zDb, zSchema)==0 && sqlite3_stricmp(p->store.zName, zTable)==0 ) break;
-    }
+    *pp = vdbTablesFind(db, zSchema, zTable);
   }
-  sqlite3_free(zSql);
-  *pp = p;
   return SQLITE_OK;
 }
 
@@ -1672,23 +1684,12 @@ static const sqlite3_module vdbStatsModule = {
   vdbStatsColumn, vdbStatsRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
-static void vdbConnFree(void *p){
-  sqlite3_free(p);
-}
-
 int vdbRegisterModule(sqlite3 *db, const VdbKernels *pKernels){
   const VdbModuleV4 *pModule = sqlite3_libversion_number()>=3044000 ? &vdbModuleV4 : &vdbModuleV3;
-  VdbConn *pConn = (VdbConn*)sqlite3_malloc(sizeof(*pConn));
-  int rc, flags;
-  if( pConn==0 ) return SQLITE_NOMEM;
-  memset(pConn, 0, sizeof(*pConn));
-  pConn->db = db;
-  pConn->pK = pKernels;
-  /* Owns pConn from here, even on failure. */
-  rc = sqlite3_create_module_v2(db, "vectordb", &pModule->base, pConn, vdbConnFree);
-  if( rc==SQLITE_OK ) rc = sqlite3_create_module_v2(db, "vectordb_stats", &vdbStatsModule, pConn, 0);
+  int rc = sqlite3_create_module_v2(db, "vectordb", &pModule->base, (void*)pKernels, 0);
   /* An administrative function: not for triggers, views or untrusted schema. */
-  flags = SQLITE_UTF8 | (sqlite3_libversion_number()>=3030000 ? SQLITE_DIRECTONLY : 0);
+  int flags = SQLITE_UTF8 | (sqlite3_libversion_number()>=3030000 ? SQLITE_DIRECTONLY : 0);
+  if( rc==SQLITE_OK ) rc = sqlite3_create_module_v2(db, "vectordb_stats", &vdbStatsModule, 0, 0);
   if( rc==SQLITE_OK ) rc = sqlite3_create_function_v2(db, "vectordb_check", 1, flags, 0, vdbCheckFunc, 0, 0, 0);
   if( rc==SQLITE_OK ) rc = sqlite3_create_function_v2(db, "vectordb_check", 2, flags, 0, vdbCheckFunc, 0, 0, 0);
   return rc;

@@ -733,4 +733,21 @@ def test_vectordb_stats():
     expect_error(db, "SELECT * FROM vectordb_stats", "give the table")
 
 
+def test_loading_twice_keeps_tables_working():
+    """Loading the extension again replaces its module while the tables
+    connected through the first one live on (SQLite keeps that module until
+    they go): they keep working and vectordb_stats still finds them."""
+    db = fresh()
+    db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2] INDEXED BY hnsw())")
+    db.execute("INSERT INTO t(rowid, e) VALUES (1, '[1,2]'), (2, '[3,4]')")
+    db.enable_load_extension(True)
+    db.load_extension(EXT)
+    assert db.execute("SELECT rowid FROM t WHERE e MATCH '[1,2]' AND k = 1").fetchall() == [(1,)]
+    assert one(db, "SELECT value FROM vectordb_stats('t') WHERE key = 'rows'") == 2
+    db.execute("CREATE VIRTUAL TABLE u USING vectordb(e float[2])")
+    db.execute("DROP TABLE t")
+    assert one(db, "SELECT value FROM vectordb_stats('u') WHERE key = 'rows'") == 0
+    db.close()
+
+
 run(globals())
