@@ -727,14 +727,14 @@ static int cliTableExists(sqlite3 *db, const char *zTable, int *pbExists){
 }
 
 /* The stored vector of ROWID, compared with the reader's current record:
-** 1 same, 0 different or missing, <0 an SQLite error. */
+** 1 same, 2 different, 0 no such row, <0 an SQLite error. */
 static int cliSameRow(sqlite3_stmt *pGet, sqlite3_int64 iRowid, const unsigned char *a, int n){
   int rc, bSame = 0;
   sqlite3_reset(pGet);
   sqlite3_bind_int64(pGet, 1, iRowid);
   rc = sqlite3_step(pGet);
   if( rc==SQLITE_ROW ){
-    bSame = sqlite3_column_bytes(pGet, 0)==n && memcmp(sqlite3_column_blob(pGet, 0), a, n)==0;
+    bSame = sqlite3_column_bytes(pGet, 0)==n && memcmp(sqlite3_column_blob(pGet, 0), a, n)==0 ? 1 : 2;
   }else if( rc!=SQLITE_DONE ){
     return -1;
   }
@@ -744,8 +744,8 @@ static int cliSameRow(sqlite3_stmt *pGet, sqlite3_int64 iRowid, const unsigned c
 
 /* Resume: the table holds nHave rows. They must be the file's first nHave
 ** records: the first and the last of them are compared with the stored
-** vectors, and the next record's rowid must be free. The reader is left
-** positioned after record nHave. */
+** vectors (the caller checks that the next record's rowid is free). The
+** reader is left positioned after record nHave. */
 static int cliSkipImported(sqlite3 *db, CliReader *r, sqlite3_stmt *pGet, const char *zTable,
                            long long nHave){
   int rc, s;
@@ -760,7 +760,7 @@ static int cliSkipImported(sqlite3 *db, CliReader *r, sqlite3_stmt *pGet, const 
     if( r->iRecord==1 || r->iRecord==nHave ){
       s = cliSameRow(pGet, r->iRowid, r->aBlob, r->nBlob);
       if( s<0 ) return cliSqlError(db, zTable);
-      if( s==0 ){
+      if( s!=1 ){
         cliError("table %s holds %lld rows but its row %lld is not record %lld of %s;"
                  " it was not filled from this file (or not in this order)",
                  zTable, nHave, (long long)r->iRowid, r->iRecord, r->zPath);
@@ -916,6 +916,19 @@ static int cliImport(int argc, char **argv){
     rr = readerNext(&r);
     if( rr<0 ) break;
     if( rr!=CLI_OK ){ cliError("%s", r.zErr); e = rr; break; }
+    if( nHave>0 && r.iRecord==nHave+1 ){
+      /* Resuming: the first new record's rowid must be free, or the
+      ** table's rows are not a prefix of the file. */
+      int s = cliSameRow(pGet, r.iRowid, r.aBlob, r.nBlob);
+      if( s<0 ){ e = cliSqlError(db, zTable); break; }
+      if( s!=0 ){
+        cliError("table %s holds %lld rows, but row %lld, record %lld of %s, is there too;"
+                 " it was not filled from this file", zTable, nHave, (long long)r.iRowid,
+                 r.iRecord, zFile);
+        e = CLI_EINPUT;
+        break;
+      }
+    }
     if( !bInTxn ){
       rc = sqlite3_exec(db, "BEGIN IMMEDIATE", 0, 0, 0);
       if( rc!=SQLITE_OK ){ e = cliSqlError(db, zDb); break; }
