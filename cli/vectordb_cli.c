@@ -946,11 +946,14 @@ static int cliImport(int argc, char **argv){
       e = cliDbExit(sqlite3_extended_errcode(db));
       break;
     }
+    /* A terminal's bar moves within a batch too (rows inserted so far);
+    ** plain lines report committed batches only. */
+    if( pg.bTty ) cliProgress(&pg, &r, r.iRecord, 0);
     if( ++nInBatch>=nBatch ){
       rc = sqlite3_exec(db, "COMMIT", 0, 0, 0);
       if( rc!=SQLITE_OK ){ e = cliSqlError(db, "commit"); break; }
       bInTxn = 0; nInBatch = 0;
-      cliProgress(&pg, &r, r.iRecord, 0);
+      if( !pg.bTty ) cliProgress(&pg, &r, r.iRecord, 0);
     }
   }
   if( bInTxn ){
