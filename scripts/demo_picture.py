@@ -78,12 +78,12 @@ def make_picture(db, out, nq, k):
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     draw.text((PAD, 5), f"Fashion-MNIST: test image (framed), then its {k} nearest training images "
-              f"through the HNSW index; last row: only {' and '.join(FILTER).lower()}s",
+              f"through the HNSW index; last row: only {' and '.join(f.lower() + 's' for f in FILTER)}",
               fill=(0, 0, 0), font=font)
     for r, ((qid, qname, qblob), found, filtered) in enumerate(rows):
         frame = (200, 120, 0) if filtered else (0, 90, 200)
         draw_cell(canvas, draw, font, r, 0, image_of(qblob).convert("RGB"),
-                  [f"test {qid}", qname + (" (filter)" if filtered else "")], frame)
+                  [f"test {qid}", "/".join(f.lower() for f in FILTER) if filtered else qname], frame)
         for c, (rowid, category, dist, blob) in enumerate(found, start=1):
             draw_cell(canvas, draw, font, r, c, image_of(blob).convert("RGB"),
                       [category, f"d={dist:.0f}"], None)
