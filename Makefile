@@ -12,6 +12,8 @@
 #                        $(DESTDIR)$(PREFIX) (PREFIX=/usr/local); make uninstall removes them
 #   make amalgamation    build/amalgamation/vectordb.c + vectordb.h: one C file to
 #                        compile into an application (cc app.c vectordb.c -lsqlite3 -lm)
+#   build/bin/vectordb   the command-line tool (import, stats, check, query), built by
+#                        make; installed as $(PREFIX)/bin/vectordb
 #
 # Four object sets are built from the same sources:
 #   build/so         loadable extension (no -lsqlite3, only the entry point exported)
@@ -74,7 +76,7 @@ $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 .SECONDARY:
 
 .PHONY: all deps test demo bench-kernels clean unit-tests
-all: vectordb.so libvectordb.a
+all: vectordb.so libvectordb.a build/bin/vectordb
 
 vectordb.so: $(call objs,so)
 	$(CC) -shared -o $@ $^ -lm -Wl,-z,defs
@@ -82,6 +84,16 @@ vectordb.so: $(call objs,so)
 libvectordb.a: $(call objs,core)
 	rm -f $@
 	ar rcs $@ $^
+
+# The command-line tool, linked with the static library and the system
+# SQLite. It lives under build/bin because a file named `vectordb` at the
+# root would be what the sqlite3 shell's `.load ./vectordb` opens first.
+VDB_PKG_VERSION := $(shell sed -n 's/^\#define VDB_VERSION "\(.*\)"/\1/p' src/vdb_func.h)
+build/bin/vectordb: cli/vectordb_cli.c src/vectordb.h libvectordb.a | build/bin
+	$(CC) $(CSTD) $(WARN) -g $(OPT) -Isrc -DVECTORDB_CLI_VERSION='"$(VDB_PKG_VERSION) ($(GIT_COMMIT))"' \
+	  -o $@ $< libvectordb.a -lsqlite3 -lm
+build/bin:
+	mkdir -p $@
 
 build/asan-so/vectordb.so: $(call objs,asan-so)
 	$(CC) $(SAN) -shared -o $@ $^ -lm
@@ -144,9 +156,9 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-VDB_PKG_VERSION := $(shell sed -n 's/^\#define VDB_VERSION "\(.*\)"/\1/p' src/vdb_func.h)
+BINDIR     ?= $(PREFIX)/bin
 INSTALLED = $(LIBDIR)/vectordb.so $(LIBDIR)/libvectordb.a $(INCLUDEDIR)/vectordb.h \
-            $(PKGCONFIGDIR)/vectordb.pc
+            $(PKGCONFIGDIR)/vectordb.pc $(BINDIR)/vectordb
 
 build/vectordb.pc: vectordb.pc.in src/vdb_func.h FORCE | build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -157,12 +169,13 @@ build:
 
 .PHONY: install uninstall amalgamation FORCE
 FORCE:
-install: vectordb.so libvectordb.a build/vectordb.pc
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: vectordb.so libvectordb.a build/vectordb.pc build/bin/vectordb
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 755 vectordb.so $(DESTDIR)$(LIBDIR)/vectordb.so
 	install -m 644 libvectordb.a $(DESTDIR)$(LIBDIR)/libvectordb.a
 	install -m 644 src/vectordb.h $(DESTDIR)$(INCLUDEDIR)/vectordb.h
 	install -m 644 build/vectordb.pc $(DESTDIR)$(PKGCONFIGDIR)/vectordb.pc
+	install -m 755 build/bin/vectordb $(DESTDIR)$(BINDIR)/vectordb
 
 # Removes exactly the files install wrote. Directories stay: install -d
 # cannot tell whether it created them or they were there (/usr/local/lib).

@@ -10,3 +10,9 @@ if [ ! -f "$db" ]; then
   mv "$db.tmp" "$db"
 fi
 sqlite3 "$db" < sql/demo.sql
+# A picture of what the queries found: test images next to their nearest
+# training images through the index, and the filtered query (PIL).
+png=build/demo/neighbours.png
+/usr/bin/python3 scripts/demo_picture.py "$db" "$png" >/dev/null
+echo
+echo "Picture of test images and their nearest neighbours (through the index): $png"

@@ -38,7 +38,7 @@ printf '3 0.1414\n1 1.2728\n' >"$work/knn.expected"
 # ---- make install into a fresh prefix ------------------------------------
 prefix=$work/prefix
 check "make install PREFIX=..." make --no-print-directory install PREFIX="$prefix"
-for f in lib/vectordb.so lib/libvectordb.a include/vectordb.h lib/pkgconfig/vectordb.pc; do
+for f in lib/vectordb.so lib/libvectordb.a include/vectordb.h lib/pkgconfig/vectordb.pc bin/vectordb; do
   check "installed $f" test -f "$prefix/$f"
 done
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
@@ -61,6 +61,10 @@ check "the binary does not need vectordb.so at run time" \
   sh -c 'test -x "$1/knn-pc" && ! ldd "$1/knn-pc" | grep -q vectordb' sh "$work"
 check "the installed loadable extension loads in the sqlite3 shell" \
   sh -c 'test "$(sqlite3 :memory: ".load $(pkg-config --variable=loadable vectordb)" "SELECT vec_distance_l2(\"[0,0]\", \"[3,4]\")")" = 5.0'
+
+check "the installed vectordb tool runs" sh -c '"$1/bin/vectordb" --version | grep -q "^vectordb "' sh "$prefix"
+check "the installed tool does not need vectordb.so at run time" \
+  sh -c '! ldd "$1/bin/vectordb" | grep -q vectordb' sh "$prefix"
 
 # ---- make uninstall removes exactly that -----------------------------------
 touch "$prefix/lib/someone-elses-file"
