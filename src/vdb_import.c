@@ -1,4 +1,7 @@
 /*
+** vec_npy_each(blob), and vec_fvecs_each, vec_bvecs_each, vec_ivecs_each
+** for the texmex formats (vdbVecsParse), on one cursor.
+**
 ** vec_npy_each(blob): the vectors of a NumPy .npy file held in a BLOB, one
 ** row per vector: rowid = the row's index from 0, column "vector" (a
 ** float32 or int8 vector BLOB, tagged with its subtype like vec_each's).
@@ -20,12 +23,13 @@
 */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
 #include "vdb_import.h"
 #include "vdb_vector.h"
 
 #define VDB_NPY_COL_VECTOR 0
-#define VDB_NPY_COL_NPY    1
+#define VDB_NPY_COL_FILE   1
 
 #define VDB_NPY_MAGIC     "\x93NUMPY"
 #define VDB_NPY_MAGIC_LEN 6
@@ -35,8 +39,20 @@ typedef enum VdbNpyDtype {
   VDB_NPY_F32 = 1,
   VDB_NPY_F64,
   VDB_NPY_I8,
-  VDB_NPY_U8
+  VDB_NPY_U8,
+  VDB_NPY_I32              /* .ivecs only */
 } VdbNpyDtype;
+
+/* The texmex formats (.fvecs, .bvecs, .ivecs): every vector is a
+** little-endian int32 dimension followed by that many float32, uint8 or
+** int32 elements; all vectors of a file have the same dimension. The
+** vtab's kind; 0 is .npy. */
+#define VDB_VECS_NONE 0
+#define VDB_VECS_F    1
+#define VDB_VECS_B    2
+#define VDB_VECS_I    3
+/* An int32 beyond this has no exact float32. */
+#define VDB_F32_EXACT_INT 16777216
 
 /* What the header says about the data. */
 typedef struct VdbNpyInfo {
@@ -344,6 +360,57 @@ done:
   return rc;
 }
 
+/* Check a .fvecs/.bvecs/.ivecs BLOB, describe it as a .npy would be and
+** copy its elements without the per-vector dimensions into *paData. */
+static const char *const vdbVecsName[] = { "vec_npy_each", "vec_fvecs_each", "vec_bvecs_each",
+                                           "vec_ivecs_each" };
+
+static int vdbVecsParse(const unsigned char *a, sqlite3_int64 n, int eKind, VdbNpyInfo *pInfo,
+                        unsigned char **paData, char **pzErr){
+  const char *zFn = vdbVecsName[eKind];
+  sqlite3_int64 iOff = 0, nRecord, iRow;
+  int sz = eKind==VDB_VECS_B ? 1 : 4, d;
+  memset(pInfo, 0, sizeof(*pInfo));
+  *paData = 0;
+  pInfo->eDtype = eKind==VDB_VECS_F ? VDB_NPY_F32 : eKind==VDB_VECS_B ? VDB_NPY_U8 : VDB_NPY_I32;
+  pInfo->szItem = sz;
+  if( n==0 ) return SQLITE_OK;                       /* no vectors */
+  if( n<4 ){
+    *pzErr = sqlite3_mprintf("%s: %lld bytes, too short for a vector's dimension (at offset 0)", zFn, n);
+    return SQLITE_ERROR;
+  }
+  d = (int)((unsigned)a[0] | ((unsigned)a[1]<<8) | ((unsigned)a[2]<<16) | ((unsigned)a[3]<<24));
+  if( d<1 || d>VDB_MAX_DIMS ){
+    *pzErr = sqlite3_mprintf("%s: dimension %d is not from 1 to %d (at offset 0)", zFn, d, VDB_MAX_DIMS);
+    return SQLITE_ERROR;
+  }
+  nRecord = 4 + (sqlite3_int64)d*sz;
+  pInfo->nDim = d;
+  pInfo->nRow = n / nRecord;
+  /* Every record names the same dimension, and the last is whole. */
+  for(iRow=0; iRow<pInfo->nRow; iRow++){
+    const unsigned char *r = a + iRow*nRecord;
+    int di = (int)((unsigned)r[0] | ((unsigned)r[1]<<8) | ((unsigned)r[2]<<16) | ((unsigned)r[3]<<24));
+    if( di!=d ){
+      *pzErr = sqlite3_mprintf("%s: vector %lld has dimension %d, the first has %d (at offset %lld)",
+                               zFn, iRow, di, d, iRow*nRecord);
+      return SQLITE_ERROR;
+    }
+  }
+  iOff = pInfo->nRow*nRecord;
+  if( iOff!=n ){
+    *pzErr = sqlite3_mprintf("%s: the file ends inside vector %lld, %lld of its %lld bytes (at offset %lld)",
+                             zFn, pInfo->nRow, n-iOff, nRecord, iOff);
+    return SQLITE_ERROR;
+  }
+  *paData = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)(pInfo->nRow*d*sz) + 1);
+  if( *paData==0 ) return SQLITE_NOMEM;
+  for(iRow=0; iRow<pInfo->nRow; iRow++){
+    memcpy(*paData + iRow*d*sz, a + iRow*nRecord + 4, (size_t)d*sz);
+  }
+  return SQLITE_OK;
+}
+
 typedef struct VdbNpyCursor {
   sqlite3_vtab_cursor base;
   VdbNpyInfo info;
@@ -352,17 +419,24 @@ typedef struct VdbNpyCursor {
   sqlite3_int64 iRow;
 } VdbNpyCursor;
 
+/* The vtab: SQLite's part, then the file kind (pAux: VDB_VECS_*). */
+typedef struct VdbNpyVtab {
+  sqlite3_vtab base;
+  int eKind;
+} VdbNpyVtab;
+
 static int vdbNpyConnect(sqlite3 *db, void *pAux, int argc, const char *const*argv,
                          sqlite3_vtab **ppVtab, char **pzErr){
-  sqlite3_vtab *pVtab;
+  VdbNpyVtab *pVtab;
   int rc;
-  (void)pAux; (void)argc; (void)argv; (void)pzErr;
-  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(vector, npy HIDDEN)");
+  (void)argc; (void)argv; (void)pzErr;
+  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(vector, file HIDDEN)");
   if( rc!=SQLITE_OK ) return rc;
-  pVtab = (sqlite3_vtab*)sqlite3_malloc(sizeof(*pVtab));
+  pVtab = (VdbNpyVtab*)sqlite3_malloc(sizeof(*pVtab));
   if( pVtab==0 ) return SQLITE_NOMEM;
   memset(pVtab, 0, sizeof(*pVtab));
-  *ppVtab = pVtab;
+  pVtab->eKind = (int)(intptr_t)pAux;
+  *ppVtab = &pVtab->base;
   return SQLITE_OK;
 }
 
@@ -375,7 +449,7 @@ static int vdbNpyBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   int i;
   for(i=0; i<pInfo->nConstraint; i++){
     const struct sqlite3_index_constraint *p = &pInfo->aConstraint[i];
-    if( p->iColumn==VDB_NPY_COL_NPY && p->op==SQLITE_INDEX_CONSTRAINT_EQ ){
+    if( p->iColumn==VDB_NPY_COL_FILE && p->op==SQLITE_INDEX_CONSTRAINT_EQ ){
       if( !p->usable ) return SQLITE_CONSTRAINT;
       pInfo->aConstraintUsage[i].argvIndex = 1;
       pInfo->aConstraintUsage[i].omit = 1;
@@ -385,8 +459,9 @@ static int vdbNpyBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
     }
   }
   sqlite3_free(pVtab->zErrMsg);
-  pVtab->zErrMsg = sqlite3_mprintf("vec_npy_each: a BLOB argument is required, "
-                                   "as in SELECT rowid, vector FROM vec_npy_each(?)");
+  pVtab->zErrMsg = sqlite3_mprintf("%s: a BLOB argument is required, as in SELECT rowid, "
+                                   "vector FROM %s(?)", vdbVecsName[((VdbNpyVtab*)pVtab)->eKind],
+                                   vdbVecsName[((VdbNpyVtab*)pVtab)->eKind]);
   return pVtab->zErrMsg ? SQLITE_ERROR : SQLITE_NOMEM;
 }
 
@@ -424,6 +499,7 @@ static int vdbNpySetError(sqlite3_vtab_cursor *cur, char *zErr, int rc){
 static int vdbNpyFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
                         int argc, sqlite3_value **argv){
   VdbNpyCursor *pCur = (VdbNpyCursor*)cur;
+  int eKind = ((VdbNpyVtab*)cur->pVtab)->eKind;
   const unsigned char *a;
   sqlite3_int64 n, nData;
   char *zErr = 0;
@@ -432,14 +508,27 @@ static int vdbNpyFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr
   vdbNpyReset(pCur);
   if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
   if( sqlite3_value_type(argv[0])!=SQLITE_BLOB ){
-    return vdbNpySetError(cur, sqlite3_mprintf("vec_npy_each: the argument must be "
-        "the BLOB of a .npy file, got %s",
+    static const char *const azExt[] = { ".npy", ".fvecs", ".bvecs", ".ivecs" };
+    return vdbNpySetError(cur, sqlite3_mprintf("%s: the argument must be "
+        "the BLOB of a %s file, got %s", vdbVecsName[eKind], azExt[eKind],
         sqlite3_value_type(argv[0])==SQLITE_TEXT ? "TEXT" :
         sqlite3_value_type(argv[0])==SQLITE_INTEGER ? "INTEGER" : "REAL"), SQLITE_ERROR);
   }
   a = (const unsigned char*)sqlite3_value_blob(argv[0]);
   n = sqlite3_value_bytes(argv[0]);
   if( a==0 && n>0 ) return SQLITE_NOMEM;
+  if( eKind!=VDB_VECS_NONE ){
+    rc = vdbVecsParse(a, n, eKind, &pCur->info, &pCur->aData, &zErr);
+    if( rc==SQLITE_OK ){
+      pCur->pRow = sqlite3_malloc64((sqlite3_uint64)pCur->info.nDim * 4 + 1);
+      if( pCur->pRow==0 ) rc = SQLITE_NOMEM;
+    }
+    if( rc!=SQLITE_OK ){
+      vdbNpyReset(pCur);
+      return zErr ? vdbNpySetError(cur, zErr, rc) : rc;
+    }
+    return SQLITE_OK;
+  }
   rc = vdbNpyParseHeader(a ? a : (const unsigned char*)"", n, &pCur->info, &zErr);
   if( rc!=SQLITE_OK ) return vdbNpySetError(cur, zErr, rc);
   /* The argument does not outlive xFilter: keep the elements. */
@@ -494,10 +583,24 @@ static int vdbNpyConvertRow(VdbNpyCursor *pCur, sqlite3_context *ctx){
     return 1;
   }
   for(j=0; j<pI->nDim; j++){
-    double d = pI->eDtype==VDB_NPY_U8 ? (double)pSrc[j] : vdbNpyFloatAt(pCur, j);
+    double d;
+    if( pI->eDtype==VDB_NPY_I32 ){
+      const unsigned char *e = pSrc + 4*j;
+      int v = (int)((unsigned)e[0] | ((unsigned)e[1]<<8) | ((unsigned)e[2]<<16) | ((unsigned)e[3]<<24));
+      if( v>VDB_F32_EXACT_INT || v<-VDB_F32_EXACT_INT ){
+        char *z = sqlite3_mprintf("vec_ivecs_each: row %lld, element %d (%d) has no exact float32",
+                                  pCur->iRow, j, v);
+        sqlite3_result_error(ctx, z ? z : "vec_ivecs_each: out of memory", -1);
+        sqlite3_free(z);
+        return 0;
+      }
+      aF[j] = (float)v;
+      continue;
+    }
+    d = pI->eDtype==VDB_NPY_U8 ? (double)pSrc[j] : vdbNpyFloatAt(pCur, j);
     if( isnan(d) || isinf(d) ){
-      char *z = sqlite3_mprintf("vec_npy_each: row %lld, element %d is %s; vectors "
-                                "must be finite", pCur->iRow, j,
+      char *z = sqlite3_mprintf("%s: row %lld, element %d is %s; vectors must be finite",
+                                vdbVecsName[((VdbNpyVtab*)pCur->base.pVtab)->eKind], pCur->iRow, j,
                                 isnan(d) ? "NaN" : d>0 ? "+Inf" : "-Inf");
       sqlite3_result_error(ctx, z ? z : "vec_npy_each: out of memory", -1);
       sqlite3_free(z);
@@ -550,5 +653,9 @@ static const sqlite3_module vdbNpyModule = {
 };
 
 int vdbRegisterImport(sqlite3 *db){
-  return sqlite3_create_module(db, "vec_npy_each", &vdbNpyModule, 0);
+  int i, rc = SQLITE_OK;
+  for(i=VDB_VECS_NONE; rc==SQLITE_OK && i<=VDB_VECS_I; i++){
+    rc = sqlite3_create_module(db, vdbVecsName[i], &vdbNpyModule, (void*)(intptr_t)i);
+  }
+  return rc;
 }
