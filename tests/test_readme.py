@@ -131,14 +131,20 @@ def test_sql_examples():
                                 + text + "\nSELECT count(*) FROM items;\n", cwd)
                 assert out[-1] == "3" and out[0].startswith("0|[0"), (heading, out)
             else:
-                db = connect(EXT)
-                if heading in FIXTURES:
-                    FIXTURES[heading](db)
-                for stmt in statements(text):
-                    dims = table_dims(db)
-                    params = {"q": vector(dims.get("items", 4), 1)} if ":q" in stmt else {}
-                    db.execute(stmt, params).fetchall()
-                db.close()
+                # Relative file names (VACUUM INTO 'copy.db') land in the temporary directory.
+                here = os.getcwd()
+                os.chdir(cwd)
+                try:
+                    db = connect(os.path.join(here, EXT) if not os.path.isabs(EXT) else EXT)
+                    if heading in FIXTURES:
+                        FIXTURES[heading](db)
+                    for stmt in statements(text):
+                        dims = table_dims(db)
+                        params = {"q": vector(dims.get("items", 4), 1)} if ":q" in stmt else {}
+                        db.execute(stmt, params).fetchall()
+                    db.close()
+                finally:
+                    os.chdir(here)
         ran += 1
     assert ran >= 6, f"only {ran} SQL examples found"
 
