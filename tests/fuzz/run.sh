@@ -24,6 +24,7 @@ if [ "$mode" = long ]; then work=build/fuzz/work/$target; else work=build/fuzz/s
 # Per-target limits: a hang or a runaway allocation is a finding too.
 case $target in
   fuzz_vector) opts="-max_len=8192 -timeout=10 -rss_limit_mb=1024" ;;
+  fuzz_import) opts="-max_len=16384 -timeout=10 -rss_limit_mb=1024" ;;
   fuzz_schema) opts="-max_len=2048 -timeout=10 -rss_limit_mb=1024" ;;
   fuzz_sql)    opts="-max_len=1200 -len_control=0 -timeout=20 -rss_limit_mb=1536" ;;
   *)           opts="-max_len=65536 -timeout=20 -rss_limit_mb=1536" ;;
