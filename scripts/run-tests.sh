@@ -58,6 +58,11 @@ run_suite asan-vtab env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
 run_suite hnsw-table          $PY tests/test_hnsw_table.py ./vectordb 10000
 run_suite asan-hnsw-table env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
           $PY tests/test_hnsw_table.py ./build/asan-so/vectordb 2000
+# The process-wide shared index: sharing, snapshots, private writes,
+# rollbacks, a rewritten log, threads.
+run_suite shared              $PY tests/test_shared.py ./vectordb
+run_suite asan-shared env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
+          $PY tests/test_shared.py ./build/asan-so/vectordb 1000
 run_suite differential        $PY tests/test_differential.py ./vectordb $SQLITE_VEC
 # The same SQL-level suites inside a newer SQLite than the system's.
 if [ -n "${SQLITE_NEWER:-}" ]; then

@@ -49,8 +49,10 @@
 **       VDB_HNSW_LOG_KEEP rows are kept. A connection that cached part of
 **       the graph and sees that another connection committed reads the
 **       rows after the last seq it knows, drops only the nodes they name
-**       and reads again only the vectors they name; a gap in seq, or a row whose changes is
-**       NULL, means "reload everything".
+**       and reads again only the vectors they name; a gap in seq, a row whose changes is
+**       NULL, or a last-applied row whose bytes changed, means "reload
+**       everything". The process-wide shared copy of an index
+**       (vdb_index_hnsw.h) follows the log the same way.
 **   The flat index kind has no shadow table.
 **
 ** Index names: CREATE INDEX names cannot follow ALTER TABLE RENAME (an
@@ -89,6 +91,14 @@
 **                       created or removed), or 0 and 0 (only its links or
 **                       rowid changed); NULL when the flush changed more
 **                       nodes than VDB_HNSW_LOG_MAX_ENTRIES (a bulk load).
+**                       Rows written since the shared index (2026-12) start
+**                       with an entry of node id 0 and chunk_id 0 whose
+**                       third field is random: readers skip it (older
+**                       builds do too, finding no node 0 and no chunk 0);
+**                       it makes each row's bytes unique, so a cache that
+**                       remembers a hash of the last row it applied can tell
+**                       when that row was rewritten (a restore from a backup
+**                       followed by new commits) and reload instead.
 **   T_hnswNN.links      for each layer 0..level, in order: a uint16 link
 **                       count n, then cap(layer) int64 node ids of which
 **                       the first n are links and the rest zero; cap is

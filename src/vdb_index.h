@@ -101,6 +101,9 @@ struct VdbIndexKind {
   /* Report the index's figures through xAdd (README, "Statistics"). May
   ** read the whole shadow table: it is for people, not for queries. */
   int (*xStats)(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx);
+  /* The transaction that wrote through this index ended (xCommit, after
+  ** the commit, or xRollback, after xDiscard). NULL: nothing to do. */
+  void (*xEndTransaction)(VdbIndex *pIdx);
 };
 
 /* The registry. */

@@ -66,5 +66,6 @@ const VdbIndexKind vdbIndexFlat = {
   vdbFlatTable, vdbFlatTable, vdbFlatRename,
   vdbFlatOpen, vdbFlatClose, vdbFlatConfigure, vdbFlatSync,
   vdbFlatInsert, vdbFlatDelete, vdbFlatMove, vdbFlatSearch,
-  vdbFlatFlush, vdbFlatDiscard, vdbFlatCheck, vdbFlatStats
+  vdbFlatFlush, vdbFlatDiscard, vdbFlatCheck, vdbFlatStats,
+  0                          /* xEndTransaction: nothing kept per transaction */
 };

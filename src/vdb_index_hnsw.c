@@ -24,8 +24,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vdb_hnsw.h"
-#include "vdb_index.h"
+#include "vdb_index_hnsw.h"
 
 extern const VdbIndexKind vdbIndexHnsw;
 
@@ -59,25 +58,6 @@ typedef struct VdbNodeEntry {
 #define VDB_CHUNK_HASH_INITIAL 64       /* chunk buffer slots (at most half full) */
 #define VDB_ID_LIST_INITIAL    1024     /* rowids or nids gathered for a search or check */
 
-/* A cached node: the algorithm's view first, then bookkeeping; the link
-** arrays live in the same allocation, after the struct. The vector is not
-** copied: node.pVec points into the cached chunk of vectors it belongs
-** to, and is valid while chunkEpoch equals the store's (a chunk is only
-** freed by bumping the store's epoch, between operations). */
-typedef struct VdbCNode VdbCNode;
-struct VdbCNode {
-  VdbHnswNode node;
-  sqlite3_int64 rowid;
-  VdbSlot slot;
-  unsigned int chunkEpoch;          /* 0: node.pVec not resolved yet */
-  unsigned char isDirty;
-  unsigned char isRemoved;
-  unsigned char isNew;              /* created since the last flush: its vector is new */
-  unsigned char isReferenced;       /* used since the clock hand last passed */
-  VdbCNode *pDirtyNext;
-  size_t nByte;
-};
-
 /* What the flat nid table knows of one node id. The two halves live
 ** apart: the node goes when it is evicted, while its vector stays usable
 ** until chunk buffers are freed. Together, a walk that scored a neighbour
@@ -87,18 +67,6 @@ typedef struct VdbNidEntry {
   const void *pVec;                /* its vector in a chunk buffer; NULL: not known */
   float aux;                       /* vdbHnswAux(pVec) */
 } VdbNidEntry;
-
-/* The vectors of one chunk (T_vectorsNN row), read with one sequential
-** BLOB read. Reading a single vector at an offset of a chunk BLOB makes
-** SQLite walk the BLOB's overflow-page chain up to that offset, about 64
-** page reads for a 1,024-row chunk, so loading nodes one vector at a time
-** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
-** every later node of the chunk free. */
-typedef struct VdbChunkBuf {
-  sqlite3_int64 chunkId;            /* 0: empty slot */
-  unsigned char *aVec;              /* chunkSize vectors */
-  unsigned char isReferenced;       /* used since the clock hand last passed */
-} VdbChunkBuf;
 
 typedef struct VdbHnswIndex VdbHnswIndex;
 struct VdbHnswIndex {
@@ -123,9 +91,7 @@ struct VdbHnswIndex {
   ** search score a neighbour without touching its node. */
   VdbNidEntry *aByNid;
   sqlite3_int64 nByNid;
-  /* chunk_id -> vectors, open addressing, at most half full. */
-  VdbChunkBuf *aChunk;
-  int nChunkSlot, nChunk;
+  VdbChunkTable chunks;             /* chunk_id -> vectors */
   unsigned int chunkEpoch;          /* bumped whenever a chunk buffer is freed */
   sqlite3_int64 cacheBytes, budgetBytes;
   int infoLoaded;
@@ -143,13 +109,22 @@ struct VdbHnswIndex {
   sqlite3_int64 logSeq;             /* the last log row this cache reflects */
   sqlite3_int64 *aMoved;            /* nodes whose rowid changed since the last flush */
   int nMoved, nMovedAlloc;
-  sqlite3_stmt *pLogMax, *pLogAfter, *pLogAdd, *pLogPrune;
+  sqlite3_uint64 logPrint;          /* vdbLogPrint of row logSeq */
+  sqlite3_stmt *pLogMax, *pLogAfter, *pLogAdd, *pLogPrune, *pLogRow;
   sqlite3_int64 nHits;              /* node or vector lookups the cache answered */
   sqlite3_int64 nLoaded;            /* nodes read from the table (the misses) */
   sqlite3_int64 nDiscards;          /* times the whole cache was dropped */
   sqlite3_int64 nFullReloads;       /* ... because another connection committed */
   sqlite3_int64 nRefreshes;         /* other commits answered from the log */
   sqlite3_int64 nRefreshedNodes;    /* nodes those dropped */
+  /* The process-wide copy (vdb_index_hnsw.h); NULL: this index walks its
+  ** private cache only (an in-memory or temporary database, a format 1
+  ** table, a file that cannot be identified). */
+  VdbHnswShared *pShared;
+  int sharedLooked;                 /* vdbSharedAttach ran */
+  int txnDirty;                     /* this transaction changed the graph */
+  VdbHnswAccess privateAccess, sharedAccess;
+  sqlite3_int64 nSharedHits, nSharedMisses;   /* this walk's, added to the copy's after it */
 };
 
 #define VDB_HNSW_SEED 0x5eedf00d12345678ull
@@ -324,20 +299,18 @@ static unsigned int vdbChunkBucket(sqlite3_int64 chunkId, int nSlot){
   return (unsigned int)(vdbFibHash(chunkId) >> 32) & (unsigned)(nSlot-1);
 }
 
-static VdbChunkBuf *vdbChunkFind(VdbHnswIndex *p, sqlite3_int64 chunkId){
+VdbChunkBuf *vdbChunkTableFind(const VdbChunkTable *t, sqlite3_int64 chunkId){
   unsigned int h;
-  if( p->nChunkSlot==0 ) return 0;
-  for(h=vdbChunkBucket(chunkId, p->nChunkSlot); p->aChunk[h].chunkId; h=(h+1)&(unsigned)(p->nChunkSlot-1)){
-    if( p->aChunk[h].chunkId==chunkId ) return &p->aChunk[h];
+  if( t->nSlot==0 ) return 0;
+  for(h=vdbChunkBucket(chunkId, t->nSlot); t->a[h].chunkId; h=(h+1)&(unsigned)(t->nSlot-1)){
+    if( t->a[h].chunkId==chunkId ) return &t->a[h];
   }
   return 0;
 }
 
-/* Rebuild the table with nSlot slots (a power of two), keeping the
-** entries that have vectors. */
-static int vdbChunkRehash(VdbHnswIndex *p, int nSlot){
-  VdbChunkBuf *aOld = p->aChunk;
-  int nOld = p->nChunkSlot, i;
+int vdbChunkTableRehash(VdbChunkTable *t, int nSlot){
+  VdbChunkBuf *aOld = t->a;
+  int nOld = t->nSlot, i;
   VdbChunkBuf *aNew = (VdbChunkBuf*)sqlite3_malloc64(sizeof(VdbChunkBuf)*(sqlite3_uint64)nSlot);
   if( aNew==0 ) return SQLITE_NOMEM;
   memset(aNew, 0, sizeof(VdbChunkBuf)*(size_t)nSlot);
@@ -349,9 +322,38 @@ static int vdbChunkRehash(VdbHnswIndex *p, int nSlot){
     }
   }
   sqlite3_free(aOld);
-  p->aChunk = aNew;
-  p->nChunkSlot = nSlot;
+  t->a = aNew;
+  t->nSlot = nSlot;
   return SQLITE_OK;
+}
+
+int vdbChunkTableAdd(VdbChunkTable *t, sqlite3_int64 chunkId, unsigned char *aVec, VdbChunkBuf **ppBuf){
+  unsigned int h;
+  if( (t->n+1)*2 > t->nSlot ){
+    int rc = vdbChunkTableRehash(t, t->nSlot ? t->nSlot*2 : VDB_CHUNK_HASH_INITIAL);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  for(h=vdbChunkBucket(chunkId, t->nSlot); t->a[h].chunkId; h=(h+1)&(unsigned)(t->nSlot-1)){}
+  t->a[h].chunkId = chunkId;
+  t->a[h].aVec = aVec;
+  t->a[h].isReferenced = 1;
+  t->n++;
+  *ppBuf = &t->a[h];
+  return SQLITE_OK;
+}
+
+void vdbChunkTableClear(VdbChunkTable *t){
+  int i;
+  for(i=0; i<t->nSlot; i++){
+    sqlite3_free(t->a[i].aVec);
+    t->a[i].aVec = 0;
+    t->a[i].chunkId = 0;
+  }
+  t->n = 0;
+}
+
+static VdbChunkBuf *vdbChunkFind(VdbHnswIndex *p, sqlite3_int64 chunkId){
+  return vdbChunkTableFind(&p->chunks, chunkId);
 }
 
 /* Bytes of one chunk's vectors. */
@@ -359,42 +361,38 @@ static sqlite3_int64 vdbChunkBytes(const VdbHnswIndex *p){
   return (sqlite3_int64)p->nVecBytes*p->pStore->pDef->chunkSize;
 }
 
-/* Read a chunk's vectors into the cache. */
-static int vdbChunkLoad(VdbHnswIndex *p, sqlite3_int64 chunkId, VdbChunkBuf **ppBuf){
-  unsigned char *aVec;
-  unsigned int h;
-  int rc = SQLITE_OK;
-  if( (p->nChunk+1)*2 > p->nChunkSlot ){
-    rc = vdbChunkRehash(p, p->nChunkSlot ? p->nChunkSlot*2 : VDB_CHUNK_HASH_INITIAL);
-    if( rc!=SQLITE_OK ) return rc;
-  }
-  aVec = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
+/* A chunk's vectors, read into a new buffer. */
+static int vdbChunkRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paVec){
+  unsigned char *aVec = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
+  int rc;
+  *paVec = 0;
   if( aVec==0 ) return SQLITE_NOMEM;
   rc = vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, aVec);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aVec);
     return rc;
   }
-  for(h=vdbChunkBucket(chunkId, p->nChunkSlot); p->aChunk[h].chunkId; h=(h+1)&(unsigned)(p->nChunkSlot-1)){}
-  p->aChunk[h].chunkId = chunkId;
-  p->aChunk[h].aVec = aVec;
-  p->aChunk[h].isReferenced = 1;
-  p->nChunk++;
+  *paVec = aVec;
+  return SQLITE_OK;
+}
+
+/* Read a chunk's vectors into the cache. */
+static int vdbChunkLoad(VdbHnswIndex *p, sqlite3_int64 chunkId, VdbChunkBuf **ppBuf){
+  unsigned char *aVec;
+  int rc = vdbChunkRead(p, chunkId, &aVec);
+  if( rc==SQLITE_OK ) rc = vdbChunkTableAdd(&p->chunks, chunkId, aVec, ppBuf);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(aVec);
+    return rc;
+  }
   p->cacheBytes += vdbChunkBytes(p);
-  *ppBuf = &p->aChunk[h];
   return SQLITE_OK;
 }
 
 /* Free every chunk buffer; every node's pVec becomes stale. */
 static void vdbChunkFreeAll(VdbHnswIndex *p){
-  int i;
-  for(i=0; i<p->nChunkSlot; i++){
-    sqlite3_free(p->aChunk[i].aVec);
-    p->aChunk[i].aVec = 0;
-    p->aChunk[i].chunkId = 0;
-  }
-  p->cacheBytes -= p->nChunk*vdbChunkBytes(p);
-  p->nChunk = 0;
+  p->cacheBytes -= p->chunks.n*vdbChunkBytes(p);
+  vdbChunkTableClear(&p->chunks);
   p->chunkEpoch++;
   vdbForgetVectors(p);
 }
@@ -406,15 +404,15 @@ static void vdbChunksDropped(VdbHnswIndex *p){
   vdbForgetVectors(p);
   /* Same size: cannot fail for want of room, but may for memory; if it
   ** does, drop every chunk rather than keep tombstones. */
-  if( vdbChunkRehash(p, p->nChunkSlot)!=SQLITE_OK ) vdbChunkFreeAll(p);
+  if( vdbChunkTableRehash(&p->chunks, p->chunks.nSlot)!=SQLITE_OK ) vdbChunkFreeAll(p);
 }
 
 /* Over budget after evicting nodes: free the chunks not used since the
 ** last sweep (CLOCK with one pass), and clear the others' marks. */
 static void vdbChunkEvict(VdbHnswIndex *p){
   int i, nFreed = 0;
-  for(i=0; i<p->nChunkSlot; i++){
-    VdbChunkBuf *b = &p->aChunk[i];
+  for(i=0; i<p->chunks.nSlot; i++){
+    VdbChunkBuf *b = &p->chunks.a[i];
     if( b->chunkId==0 ) continue;
     if( b->isReferenced ){
       b->isReferenced = 0;
@@ -425,7 +423,7 @@ static void vdbChunkEvict(VdbHnswIndex *p){
     }
   }
   if( nFreed ){
-    p->nChunk -= nFreed;
+    p->chunks.n -= nFreed;
     p->cacheBytes -= nFreed*vdbChunkBytes(p);
     vdbChunksDropped(p);
   }
@@ -501,6 +499,32 @@ static int vdbLogMax(VdbHnswIndex *p, sqlite3_int64 *pSeq){
   return sqlite3_reset(p->pLogMax);
 }
 
+/* A fingerprint of a log row's changes (FNV-1a); every row a flush writes
+** starts with a random entry, so two rows' prints differ even when they
+** list the same nodes. A cache remembers the print of the last row it
+** applied: if that row later holds something else (the file was restored
+** from a backup and written again), the log cannot describe the change. */
+static sqlite3_uint64 vdbLogPrint(const unsigned char *a, int n){
+  sqlite3_uint64 h = 0xcbf29ce484222325ull;
+  int i;
+  if( a==0 ) return n ? 1 : 2;      /* NULL ("reload everything"), or empty */
+  for(i=0; i<n; i++) h = (h ^ a[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* The print of log row seq; 0 when there is no such row. */
+static int vdbLogRowPrint(VdbHnswIndex *p, sqlite3_int64 seq, sqlite3_uint64 *pPrint){
+  int rc = vdbPrepareLog(p, &p->pLogRow, "SELECT changes FROM \"%w\".\"%w_%s\" WHERE seq=?1");
+  if( rc!=SQLITE_OK ) return rc;
+  *pPrint = 0;
+  sqlite3_bind_int64(p->pLogRow, 1, seq);
+  if( sqlite3_step(p->pLogRow)==SQLITE_ROW ){
+    const unsigned char *a = (const unsigned char*)sqlite3_column_blob(p->pLogRow, 0);
+    *pPrint = vdbLogPrint(a, a ? sqlite3_column_bytes(p->pLogRow, 0) : 1);
+  }
+  return sqlite3_reset(p->pLogRow);
+}
+
 /* What the next log row will name: a node id and the chunk whose vectors
 ** changed with it, or 0. */
 typedef struct VdbLogBuf {
@@ -538,6 +562,13 @@ static int vdbLogFlush(VdbHnswIndex *p){
   int i, rc = SQLITE_OK;
   if( !p->hasLog || (p->pDirty==0 && p->nMoved==0) ) return SQLITE_OK;
   memset(&buf, 0, sizeof(buf));
+  {
+    /* The row's random entry (node id 0: readers skip it). */
+    VdbSlot nonce;
+    sqlite3_randomness(sizeof(nonce.offset), &nonce.offset);
+    nonce.chunkId = 0;
+    rc = vdbLogBufAdd(&buf, 0, &nonce);
+  }
   for(c=p->pDirty; rc==SQLITE_OK && c; c=c->pDirtyNext){
     rc = vdbLogBufAdd(&buf, c->node.nid, (c->isNew || c->isRemoved) ? &c->slot : 0);
   }
@@ -550,8 +581,10 @@ static int vdbLogFlush(VdbHnswIndex *p){
     sqlite3_bind_int64(p->pLogAdd, 1, seq+1);
     if( buf.nEntry>VDB_HNSW_LOG_MAX_ENTRIES ){
       sqlite3_bind_null(p->pLogAdd, 2);
+      p->logPrint = vdbLogPrint(0, 1);
     }else{
       sqlite3_bind_blob(p->pLogAdd, 2, buf.a, VDB_LOG_ENTRY*buf.nEntry, SQLITE_STATIC);
+      p->logPrint = vdbLogPrint(buf.a, VDB_LOG_ENTRY*buf.nEntry);
     }
     rc = vdbStepReset(p->pLogAdd);
     sqlite3_clear_bindings(p->pLogAdd);
@@ -599,7 +632,7 @@ static int vdbPatchChunk(VdbHnswIndex *p, const VdbSlot *pSlot){
   }
   sqlite3_free(b->aVec);
   b->aVec = 0;
-  p->nChunk--;
+  p->chunks.n--;
   p->cacheBytes -= vdbChunkBytes(p);
   return 1;
 }
@@ -609,8 +642,17 @@ static int vdbPatchChunk(VdbHnswIndex *p, const VdbSlot *pSlot){
 ** "reload everything"); the caller then drops the whole cache. */
 static int vdbLogApply(VdbHnswIndex *p, int *pFull){
   sqlite3_int64 expect = p->logSeq+1;
+  sqlite3_uint64 print = 0;
   int rc, nDropped = 0;
   *pFull = 0;
+  /* The last row applied must still be what it was (a restore rewrites
+  ** history). */
+  rc = vdbLogRowPrint(p, p->logSeq, &print);
+  if( rc!=SQLITE_OK ) return rc;
+  if( print!=p->logPrint ){
+    *pFull = 1;
+    return SQLITE_OK;
+  }
   rc = vdbPrepareLog(p, &p->pLogAfter, "SELECT seq, changes FROM \"%w\".\"%w_%s\" WHERE seq>?1 ORDER BY seq");
   if( rc!=SQLITE_OK ) return rc;
   sqlite3_bind_int64(p->pLogAfter, 1, p->logSeq);
@@ -626,6 +668,7 @@ static int vdbLogApply(VdbHnswIndex *p, int *pFull){
       VdbSlot slot;
       slot.chunkId = vdbGetLe64(a+i+8);
       slot.offset = (int)vdbGetLe64(a+i+16);
+      if( vdbGetLe64(a+i)==0 ) continue;       /* the row's random entry */
       vdbDropNode(p, vdbGetLe64(a+i));
       if( slot.chunkId ) nDropped += vdbPatchChunk(p, &slot);
       p->nRefreshedNodes++;
@@ -657,6 +700,7 @@ static int vdbLoadInfo(VdbHnswIndex *p){
   p->nextNidChanged = 0;
   if( p->hasLog ){
     rc = vdbLogMax(p, &p->logSeq);
+    if( rc==SQLITE_OK ) rc = vdbLogRowPrint(p, p->logSeq, &p->logPrint);
     if( rc!=SQLITE_OK ) return rc;
   }
   p->infoLoaded = 1;
@@ -665,7 +709,9 @@ static int vdbLoadInfo(VdbHnswIndex *p){
 
 /* ---- loading and saving nodes ------------------------------------------------------- */
 
-static int vdbLoadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
+/* Read node nid's row into a new node (its vector not attached); the
+** caller owns it. SQLITE_NOTFOUND when there is no such row. */
+static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbCNode *c = 0;
   int rc, level, l, i;
   const unsigned char *aLinks;
@@ -718,9 +764,22 @@ static int vdbLoadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
     }
   }
   sqlite3_reset(p->pLoad);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(c);
+    return rc;
+  }
+  *ppNode = c;
+  return SQLITE_OK;
+}
+
+/* Read node nid into the private cache. */
+static int vdbLoadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
+  VdbCNode *c = 0;
+  int rc = vdbReadNode(p, nid, &c);
   if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
   if( rc!=SQLITE_OK ){
     sqlite3_free(c);
+    *ppNode = 0;
     return rc;
   }
   p->nLoaded++;
@@ -818,7 +877,7 @@ static int vdbFlushOp(VdbHnswIndex *p){
 ** largest one cached). */
 static sqlite3_int64 vdbTableBytes(const VdbHnswIndex *p){
   return p->nByNid*(sqlite3_int64)sizeof(VdbNidEntry) + (sqlite3_int64)p->nHash*(sqlite3_int64)sizeof(VdbNodeEntry)
-       + (sqlite3_int64)p->nChunkSlot*(sqlite3_int64)sizeof(VdbChunkBuf);
+       + (sqlite3_int64)p->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf);
 }
 
 /* What nodes and chunks may take: the budget less the tables, but never
@@ -937,16 +996,18 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, fl
 
 /* Touch the lines of a cached node that an expansion reads: the header
 ** (flags, link counts and pointers) and the first layer-0 links. */
+static void vdbPrefetchNode(const VdbHnswIndex *p, const VdbCNode *c){
+  const char *z = (const char*)c;
+  const char *zLinks = (const char*)(c+1);       /* see vdbNewCNode */
+  size_t i, nLinks = (size_t)vdbCap(p, 0)*sizeof(sqlite3_int64);
+  for(i=0; i<sizeof(VdbCNode); i+=64) __builtin_prefetch(z+i);
+  for(i=0; i<nLinks; i+=64) __builtin_prefetch(zLinks+i);
+}
+
 static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbLookup(p, nid);
-  if( c ){
-    const char *z = (const char*)c;
-    const char *zLinks = (const char*)(c+1);       /* see vdbNewCNode */
-    size_t i, nLinks = (size_t)vdbCap(p, 0)*sizeof(sqlite3_int64);
-    for(i=0; i<sizeof(VdbCNode); i+=64) __builtin_prefetch(z+i);
-    for(i=0; i<nLinks; i+=64) __builtin_prefetch(zLinks+i);
-  }
+  if( c ) vdbPrefetchNode(p, c);
 }
 
 static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void *pVec, VdbHnswNode **ppNode){
@@ -1013,6 +1074,249 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
     rc = vdbGraphCorrupt(p, "node %lld has level %d", *pNid, *pLevel);
   }
   return rc;
+}
+
+/* ---- the process-wide copy ---------------------------------------------------------
+** A walk uses the shared copy when the copy is at this connection's
+** snapshot (p->logSeq, the last change-log row the transaction sees) and
+** the transaction has not changed the graph. Then every node it finds
+** there is the node as of its snapshot, and every node it reads from the
+** table (at that same snapshot) may be published for the others. */
+
+/* The index's token, from the name of its rowid index (vdb_format.h):
+** "vectordb_" TOKEN "_hnswNN_rowid". */
+static int vdbSharedToken(VdbHnswIndex *p, char *zToken){
+  VdbStore *s = p->pStore;
+  sqlite3_stmt *pStmt = 0;
+  const int nPrefix = 9;            /* "vectordb_" */
+  int rc, found = 0;
+  char zTail[32];
+  sqlite3_snprintf(sizeof(zTail), zTail, "_%s_rowid", p->zSuffix);
+  rc = vdbStorePrepare(s, sqlite3_mprintf("SELECT name FROM \"%w\".sqlite_master WHERE type='index'"
+                                          " AND tbl_name='%q_%q'", s->zDb, s->zName, p->zSuffix), &pStmt);
+  while( rc==SQLITE_OK && !found && sqlite3_step(pStmt)==SQLITE_ROW ){
+    const char *zName = (const char*)sqlite3_column_text(pStmt, 0);
+    if( zName && strlen(zName)==(size_t)nPrefix+VDB_INDEX_TOKEN_CHARS+strlen(zTail)
+     && strncmp(zName, "vectordb_", nPrefix)==0
+     && strcmp(zName+nPrefix+VDB_INDEX_TOKEN_CHARS, zTail)==0 ){
+      memcpy(zToken, zName+nPrefix, VDB_INDEX_TOKEN_CHARS);
+      zToken[VDB_INDEX_TOKEN_CHARS] = 0;
+      found = 1;
+    }
+  }
+  rc = vdbFinalize(pStmt, rc);
+  return rc==SQLITE_OK && !found ? SQLITE_NOTFOUND : rc;
+}
+
+/* Find or create the shared copy, once per open index. An index that
+** cannot be identified (an in-memory or temporary database, whose file
+** name is empty) walks its private cache only. */
+static int vdbSharedAttach(VdbHnswIndex *p){
+  VdbStore *s = p->pStore;
+  const char *zFile = sqlite3_db_filename(s->db, s->zDb);
+  char zToken[VDB_INDEX_TOKEN_CHARS+1];
+  int rc;
+  p->sharedLooked = 1;
+  if( zFile==0 || zFile[0]==0 ) return SQLITE_OK;
+  rc = vdbSharedToken(p, zToken);
+  if( rc==SQLITE_NOTFOUND ) return SQLITE_OK;
+  if( rc==SQLITE_OK ){
+    rc = vdbSharedAcquire(zFile, zToken, p->nVecBytes, s->pDef->chunkSize, p->graph.params.m, &p->pShared);
+  }
+  return rc;
+}
+
+/* Bring the copy from its version to this connection's snapshot with the
+** change-log rows in between (write lock held): drop the nodes they name,
+** read again the vectors of the slots they name. When the log cannot say
+** (a gap, a "reload everything" row, a failed read), the copy empties. */
+static int vdbSharedApplyLog(VdbHnswIndex *p, int *pFull){
+  VdbHnswShared *s = p->pShared;
+  sqlite3_int64 expect = s->version+1;
+  int rc;
+  *pFull = 0;
+  rc = vdbPrepareLog(p, &p->pLogAfter, "SELECT seq, changes FROM \"%w\".\"%w_%s\" WHERE seq>?1 ORDER BY seq");
+  if( rc!=SQLITE_OK ) return rc;
+  sqlite3_bind_int64(p->pLogAfter, 1, s->version);
+  while( !*pFull && expect<=p->logSeq && sqlite3_step(p->pLogAfter)==SQLITE_ROW ){
+    const unsigned char *a = (const unsigned char*)sqlite3_column_blob(p->pLogAfter, 1);
+    int i, n = sqlite3_column_bytes(p->pLogAfter, 1);
+    if( sqlite3_column_int64(p->pLogAfter, 0)!=expect++
+     || sqlite3_column_type(p->pLogAfter, 1)!=SQLITE_BLOB || n%VDB_LOG_ENTRY ){
+      *pFull = 1;
+      break;
+    }
+    for(i=0; i<n && !*pFull; i+=VDB_LOG_ENTRY){
+      VdbSlot slot;
+      unsigned char *pDst;
+      slot.chunkId = vdbGetLe64(a+i+8);
+      slot.offset = (int)vdbGetLe64(a+i+16);
+      if( vdbGetLe64(a+i)==0 ) continue;       /* the row's random entry */
+      vdbSharedDropNode(s, vdbGetLe64(a+i));
+      pDst = slot.chunkId ? vdbSharedChunkVectorAt(s, &slot, p->nVecBytes) : 0;
+      if( pDst && vdbStoreReadVector(p->pStore, p->base.iVec, &slot, pDst)!=SQLITE_OK ) *pFull = 1;
+      s->nRefreshedNodes++;
+    }
+  }
+  rc = sqlite3_reset(p->pLogAfter);
+  if( expect<=p->logSeq ) *pFull = 1;   /* rows missing before the snapshot's last */
+  if( !*pFull ) s->nRefreshes++;
+  return rc;
+}
+
+/* Make the copy reflect this connection's snapshot (write lock held). */
+static int vdbSharedAdvance(VdbHnswIndex *p){
+  VdbHnswShared *s = p->pShared;
+  sqlite3_uint64 print = 0;
+  int full = s->version<0, rc = SQLITE_OK;
+  s->budgetBytes = p->budgetBytes;
+  /* The row the copy reflects must still be what it was (vdbLogPrint). */
+  if( !full ) rc = vdbLogRowPrint(p, s->version, &print);
+  if( rc==SQLITE_OK && !full && print!=s->versionPrint ) full = 1;
+  if( rc==SQLITE_OK && !full ) rc = vdbSharedApplyLog(p, &full);
+  if( rc==SQLITE_OK && full && s->version>=0 ){
+    s->nFullReloads++;
+    sqlite3_log(SQLITE_NOTICE, "vectordb: table %s, column %s: the change log cannot describe "
+                "a commit; the process's shared graph cache is reloaded", p->pStore->zName,
+                p->base.pCol->zName);
+  }
+  if( rc!=SQLITE_OK || full ) vdbSharedClear(s);
+  if( rc==SQLITE_OK ) rc = vdbSharedCover(s, p->nextNid);
+  if( rc==SQLITE_OK ) rc = vdbLogRowPrint(p, p->logSeq, &s->versionPrint);
+  if( rc==SQLITE_OK ){
+    s->version = p->logSeq;
+  }else{
+    vdbSharedClear(s);
+  }
+  return rc;
+}
+
+/* Start a walk on the shared copy: returns 1 holding its read lock with
+** the copy at this connection's snapshot, or 0 holding nothing (the
+** private cache answers; *pRc says if something failed). */
+static int vdbSharedBegin(VdbHnswIndex *p, int *pRc){
+  VdbHnswShared *s;
+  int attempt;
+  *pRc = SQLITE_OK;
+  if( !p->hasLog || p->txnDirty || p->pDirty || p->nextNid>VDB_NID_TABLE_MAX ) return 0;
+  if( !p->sharedLooked ){
+    *pRc = vdbSharedAttach(p);
+    if( *pRc!=SQLITE_OK ) return 0;
+  }
+  if( (s = p->pShared)==0 ) return 0;
+  for(attempt=0; attempt<2; attempt++){
+    sqlite3_int64 v;
+    int isSameRow;
+    vdbSharedReadLock(s);
+    v = s->version;
+    /* The same seq in another history (a restore, then as many commits)
+    ** is not the same version. */
+    isSameRow = s->versionPrint==p->logPrint;
+    if( v==p->logSeq && isSameRow ) return 1;
+    vdbSharedReadUnlock(s);
+    /* A snapshot older than the copy (a long read transaction): the copy
+    ** may hold nodes it must not see. */
+    if( v>p->logSeq ) return 0;
+    vdbSharedWriteLock(s);
+    if( s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint) ){
+      *pRc = vdbSharedAdvance(p);
+    }
+    vdbSharedWriteUnlock(s);
+    if( *pRc!=SQLITE_OK ) return 0;
+  }
+  return 0;
+}
+
+/* End a walk on the shared copy: hand over the counts, release the read
+** lock, and evict if the walks overfilled the copy. */
+static void vdbSharedEnd(VdbHnswIndex *p){
+  VdbHnswShared *s = p->pShared;
+  int isOver;
+  __atomic_add_fetch(&s->nHits, p->nSharedHits, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&s->nMisses, p->nSharedMisses, __ATOMIC_RELAXED);
+  p->nSharedHits = p->nSharedMisses = 0;
+  isOver = vdbSharedOverBudget(s);
+  vdbSharedReadUnlock(s);
+  if( isOver ){
+    vdbSharedWriteLock(s);
+    vdbSharedEvict(s, vdbChunkBytes(p));
+    vdbSharedWriteUnlock(s);
+  }
+}
+
+/* A miss: read node nid and (unless the copy has it) its chunk of vectors
+** at this snapshot, and publish them. Two walks may read the same node;
+** the first to publish wins and the other's copy is freed. */
+static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
+  VdbHnswShared *s = p->pShared;
+  VdbCNode *c = 0;
+  unsigned char *aVec;
+  int rc = vdbReadNode(p, nid, &c);
+  if( rc==SQLITE_NOTFOUND ) rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
+  if( rc!=SQLITE_OK ) return rc;
+  aVec = vdbSharedChunkFind(s, c->slot.chunkId);
+  if( aVec==0 ){
+    unsigned char *aRead = 0;
+    rc = vdbChunkRead(p, c->slot.chunkId, &aRead);
+    if( rc==SQLITE_OK ){
+      aVec = vdbSharedChunkAdopt(s, c->slot.chunkId, aRead, vdbChunkBytes(p));
+      if( aVec==0 ) rc = SQLITE_NOMEM;
+    }
+  }
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(c);
+    return rc;
+  }
+  c->node.pVec = aVec + (size_t)c->slot.offset*(size_t)p->nVecBytes;
+  c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
+  *ppNode = vdbSharedPublish(s, c);
+  p->nSharedMisses++;
+  return SQLITE_OK;
+}
+
+static int vdbSharedAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  VdbCNode *c;
+  /* The copy's node-id table covers every node of the version. */
+  if( nid<1 || nid>=p->pShared->nSlot ){
+    return vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
+  }
+  c = vdbSharedNode(p->pShared, nid);
+  if( c ){
+    p->nSharedHits++;
+    if( !__atomic_load_n(&c->isReferenced, __ATOMIC_RELAXED) ){
+      __atomic_store_n(&c->isReferenced, 1, __ATOMIC_RELAXED);
+    }
+  }else{
+    int rc = vdbSharedLoad(p, nid, &c);
+    if( rc!=SQLITE_OK ) return rc;
+  }
+  *ppNode = &c->node;
+  return SQLITE_OK;
+}
+
+static int vdbSharedAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  VdbHnswNode *pNode;
+  const void *pVec = vdbSharedVector(p->pShared, nid, pAux);
+  int rc;
+  if( pVec ){
+    p->nSharedHits++;
+    *ppVec = pVec;
+    return SQLITE_OK;
+  }
+  rc = vdbSharedAccessGet(pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ){
+    *ppVec = pNode->pVec;
+    *pAux = pNode->aux;
+  }
+  return rc;
+}
+
+static void vdbSharedAccessPrefetch(void *pCtx, sqlite3_int64 nid){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  VdbCNode *c = vdbSharedNode(p->pShared, nid);
+  if( c ) vdbPrefetchNode(p, c);
 }
 
 /* ---- the declaration -------------------------------------------------------------------- */
@@ -1133,6 +1437,11 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   access.xTopNode = vdbAccessTopNode;
   access.xVector = vdbAccessVector;
   access.xPrefetch = vdbAccessPrefetch;
+  p->privateAccess = access;
+  p->sharedAccess = access;
+  p->sharedAccess.xGet = vdbSharedAccessGet;
+  p->sharedAccess.xVector = vdbSharedAccessVector;
+  p->sharedAccess.xPrefetch = vdbSharedAccessPrefetch;
   rc = vdbHnswSpaceInit(&space, pCol->eElem, pCol->eMetric, pCol->nDim, pK);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
   if( rc!=SQLITE_OK ){
@@ -1151,9 +1460,10 @@ static void vdbHnswClose(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   if( p==0 ) return;
   vdbDiscardNow(p);
+  vdbSharedRelease(p->pShared);
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
-  sqlite3_free(p->aChunk);
+  sqlite3_free(p->chunks.a);
   sqlite3_free(p->aByNid);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
@@ -1165,6 +1475,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_finalize(p->pLogAfter);
   sqlite3_finalize(p->pLogAdd);
   sqlite3_finalize(p->pLogPrune);
+  sqlite3_finalize(p->pLogRow);
   sqlite3_free(p->aMoved);
   sqlite3_free(p);
 }
@@ -1174,8 +1485,16 @@ static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
   if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_EF].zName)==0 ){
     p->efSearch = v;
   }else if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_CACHE_MB].zName)==0 ){
+    sqlite3_int64 nOld = p->budgetBytes;
     p->budgetBytes = (sqlite3_int64)v << 20;
     vdbEvictClean(p);
+    if( p->pShared && p->budgetBytes!=nOld ){
+      /* A stored setting: every connection of the process reads the same. */
+      vdbSharedWriteLock(p->pShared);
+      p->pShared->budgetBytes = p->budgetBytes;
+      vdbSharedEvict(p->pShared, vdbChunkBytes(p));
+      vdbSharedWriteUnlock(p->pShared);
+    }
   }else{
     return SQLITE_NOTFOUND;
   }
@@ -1188,7 +1507,11 @@ static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
   /* Another connection committed: what is cached may be stale. Our own
   ** pending changes cannot coexist with that (we would hold the write
   ** lock), so nothing dirty is lost. Nothing loaded: nothing to refresh. */
-  if( bOtherCommit && p->pDirty==0 && p->infoLoaded ){
+  if( bOtherCommit && p->pDirty==0 && p->infoLoaded && p->nNode==0 && p->chunks.n==0 ){
+    /* Nothing cached privately (a connection that walks the shared copy):
+    ** only the entry point and the snapshot's log seq need reading. */
+    p->infoLoaded = 0;
+  }else if( bOtherCommit && p->pDirty==0 && p->infoLoaded ){
     int full = !p->hasLog;
     if( !full ) rc = vdbLogApply(p, &full);
     if( rc==SQLITE_OK && full ){
@@ -1212,6 +1535,7 @@ static int vdbInsertOp(VdbHnswIndex *p, sqlite3_int64 rowid, const VdbSlot *pSlo
   int rc = vdbLoadInfo(p);
   sqlite3_int64 nid;
   if( rc!=SQLITE_OK ) return rc;
+  p->txnDirty = 1;
   nid = p->nextNid++;
   p->nextNidChanged = 1;
   p->pendingRowid = rowid;
@@ -1239,6 +1563,7 @@ static int vdbNidOfRowid(VdbHnswIndex *p, sqlite3_int64 rowid, sqlite3_int64 *pN
 static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
   sqlite3_int64 nid;
   int rc = vdbLoadInfo(p);
+  p->txnDirty = 1;
   if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
   if( rc==SQLITE_NOTFOUND ){
     return vdbGraphCorrupt(p, "row %lld has no node", rowid);
@@ -1260,7 +1585,9 @@ static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
 static int vdbMoveRowidOp(VdbHnswIndex *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
   sqlite3_int64 nid;
   VdbCNode *c;
-  int rc = vdbNidOfRowid(p, oldRowid, &nid);
+  int rc;
+  p->txnDirty = 1;
+  rc = vdbNidOfRowid(p, oldRowid, &nid);
   if( rc==SQLITE_NOTFOUND ){
     return vdbGraphCorrupt(p, "row %lld has no node", oldRowid);
   }
@@ -1289,6 +1616,7 @@ static int vdbMoveRowidOp(VdbHnswIndex *p, sqlite3_int64 oldRowid, sqlite3_int64
 
 typedef struct VdbFilterAdapter {
   VdbHnswIndex *p;
+  int isShared;                     /* the walk is on the shared copy */
   int (*xKeep)(void *pArg, sqlite3_int64 rowid);
   void *pArg;
 } VdbFilterAdapter;
@@ -1297,7 +1625,7 @@ typedef struct VdbFilterAdapter {
 ** the filter are always cached (their distance was just computed). */
 static int vdbNidFilter(void *pArg, sqlite3_int64 nid){
   VdbFilterAdapter *a = (VdbFilterAdapter*)pArg;
-  VdbCNode *c = vdbLookup(a->p, nid);
+  VdbCNode *c = a->isShared ? vdbSharedNode(a->p->pShared, nid) : vdbLookup(a->p, nid);
   return c && !c->isRemoved && a->xKeep(a->pArg, c->rowid);
 }
 
@@ -1309,28 +1637,34 @@ static int vdbWalk(VdbHnswIndex *p, const void *pQuery, int k, int ef,
   VdbFilterAdapter adapter;
   VdbHnswHit *aHit = 0;
   VdbHit *aOut = 0;
-  int nHit = 0, nVisited = 0, i, rc;
+  int nHit = 0, nVisited = 0, i, rc, isShared = 0;
   *paHit = 0;
   *pnHit = 0;
   rc = vdbLoadInfo(p);
+  if( rc==SQLITE_OK ) isShared = vdbSharedBegin(p, &rc);
   adapter.p = p;
+  adapter.isShared = isShared;
   adapter.xKeep = xKeep;
   adapter.pArg = pKeepArg;
   if( rc==SQLITE_OK ){
+    if( isShared ) p->graph.access = p->sharedAccess;
     rc = vdbHnswSearch(&p->graph, pQuery, k, ef, xKeep ? vdbNidFilter : 0, &adapter,
                        &aHit, &nHit, &nVisited);
+    p->graph.access = p->privateAccess;
   }
   if( rc==SQLITE_OK && nHit>0 ){
     aOut = (VdbHit*)sqlite3_malloc64(sizeof(VdbHit)*(sqlite3_uint64)nHit);
     if( aOut==0 ) rc = SQLITE_NOMEM;
     for(i=0; rc==SQLITE_OK && i<nHit; i++){
-      VdbCNode *c = vdbLookup(p, aHit[i].nid);
+      VdbCNode *c = isShared ? vdbSharedNode(p->pShared, aHit[i].nid) : vdbLookup(p, aHit[i].nid);
       if( c==0 ){ rc = SQLITE_CORRUPT_VTAB; break; }
       aOut[i].dist = aHit[i].dist;
       aOut[i].rowid = c->rowid;
     }
     if( rc==SQLITE_OK ) vdbHitSort(aOut, nHit);
   }
+  /* The hits' rowids are copied out: the copy may now change. */
+  if( isShared ) vdbSharedEnd(p);
   sqlite3_free(aHit);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aOut);
@@ -1572,18 +1906,51 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "ef_construction", 0, p->graph.params.efConstruction);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "ef_search", 0, p->efSearch);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_mb", 0, (double)(p->budgetBytes>>20));
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_nodes", 0, p->nNode);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_chunks", 0, p->nChunk);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_bytes", 0, (double)(p->cacheBytes + vdbTableBytes(p)));
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_table_bytes", 0, (double)vdbTableBytes(p));
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "hits", 0, (double)p->nHits);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "misses", 0, (double)p->nLoaded);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "discards", 0, (double)p->nDiscards);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "full_reloads", 0, (double)p->nFullReloads);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshes", 0, (double)p->nRefreshes);
-  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshed_nodes", 0, (double)p->nRefreshedNodes);
+  /* The shared copy's figures (every connection of the process) plus this
+  ** connection's private cache's. */
+  {
+    VdbHnswShared *sh = p->pShared;
+    sqlite3_int64 nNode = p->nNode, nChunk = p->chunks.n, nTable = vdbTableBytes(p);
+    sqlite3_int64 nShared = 0, nHits = p->nHits, nMisses = p->nLoaded;
+    sqlite3_int64 nFull = p->nFullReloads, nRefresh = p->nRefreshes, nRefreshed = p->nRefreshedNodes;
+    sqlite3_int64 nEvict = 0;
+    if( sh ){
+      vdbSharedReadLock(sh);
+      pthread_mutex_lock(&sh->publishLock);
+      nNode += sh->nNode;
+      nChunk += sh->chunks.n;
+      nTable += vdbSharedTableBytes(sh);
+      nShared = sh->cacheBytes + vdbSharedTableBytes(sh);
+      pthread_mutex_unlock(&sh->publishLock);
+      nHits += __atomic_load_n(&sh->nHits, __ATOMIC_RELAXED);
+      nMisses += __atomic_load_n(&sh->nMisses, __ATOMIC_RELAXED);
+      nFull += sh->nFullReloads;
+      nRefresh += sh->nRefreshes;
+      nRefreshed += sh->nRefreshedNodes;
+      nEvict = sh->nEvictions;
+      vdbSharedReadUnlock(sh);
+    }
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_nodes", 0, (double)nNode);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_chunks", 0, (double)nChunk);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_bytes", 0, (double)(p->cacheBytes + vdbTableBytes(p) + nShared));
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_table_bytes", 0, (double)nTable);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "shared_cache_bytes", 0, (double)nShared);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "private_cache_bytes", 0, (double)(p->cacheBytes + vdbTableBytes(p)));
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "shared_connections", 0, (double)vdbSharedUsers(sh));
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "hits", 0, (double)nHits);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "misses", 0, (double)nMisses);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "discards", 0, (double)p->nDiscards);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "evictions", 0, (double)nEvict);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "full_reloads", 0, (double)nFull);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshes", 0, (double)nRefresh);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshed_nodes", 0, (double)nRefreshed);
+  }
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "repair_searches", 0, (double)p->graph.nRepairSearch);
   return rc;
+}
+
+static void vdbHnswEndTransaction(VdbIndex *pIdx){
+  ((VdbHnswIndex*)pIdx)->txnDirty = 0;
 }
 
 const VdbIndexKind vdbIndexHnsw = {
@@ -1592,5 +1959,5 @@ const VdbIndexKind vdbIndexHnsw = {
   vdbHnswCreate, vdbHnswDrop, vdbHnswRename,
   vdbHnswOpen, vdbHnswClose, vdbHnswConfigure, vdbHnswSync,
   vdbHnswInsertRow, vdbHnswDeleteRow, vdbHnswMoveRowid, vdbHnswSearchRows,
-  vdbHnswFlush, vdbHnswDiscard, vdbHnswCheckIndex, vdbHnswStats
+  vdbHnswFlush, vdbHnswDiscard, vdbHnswCheckIndex, vdbHnswStats, vdbHnswEndTransaction
 };

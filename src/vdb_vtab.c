@@ -471,10 +471,22 @@ static int vdbVtabSync(sqlite3_vtab *pVtab){
   VdbVtab *p = (VdbVtab*)pVtab;
   return vdbVtabResult(p, vdbFlushIndexes(p));
 }
-static int vdbVtabCommit(sqlite3_vtab *pVtab){ (void)pVtab; return SQLITE_OK; }
+/* The transaction is over: indexes may share again what they kept
+** private while it had changes of its own. */
+static void vdbEndIndexes(VdbVtab *p){
+  int i;
+  for(i=0; vdbIndexesOpen(p) && i<p->store.nVec; i++){
+    if( p->apIndex[i]->pKind->xEndTransaction ) p->apIndex[i]->pKind->xEndTransaction(p->apIndex[i]);
+  }
+}
+static int vdbVtabCommit(sqlite3_vtab *pVtab){
+  vdbEndIndexes((VdbVtab*)pVtab);
+  return SQLITE_OK;
+}
 static int vdbVtabRollback(sqlite3_vtab *pVtab){
   ((VdbVtab*)pVtab)->iFailedSavepoint = 0;
   vdbDiscardIndexes((VdbVtab*)pVtab);
+  vdbEndIndexes((VdbVtab*)pVtab);
   return SQLITE_OK;
 }
 /* Savepoints that SQLite opens for this module's own shadow-table

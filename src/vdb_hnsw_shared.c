@@ -1,0 +1,278 @@
+/*
+** The process-wide copy of an hnsw index: one per (database file, index)
+** in the process, shared by every connection that opens the index, on any
+** thread. vdb_index_hnsw.h gives the rules (who holds which lock when);
+** this file keeps the registry and the copy's tables, and never reads the
+** database: connections read rows and hand over what they read.
+**
+** Identity. A file is known by its device and inode, not its path, so two
+** paths to one file share and a file replaced by another (a restore that
+** renames a copy into place) does not. An index is known by the random
+** token in its shadow index names (vdb_format.h), so two tables, or a
+** table and a VACUUM INTO copy opened later at the same inode, do not
+** share by accident.
+**
+** Memory. The copy is bounded by cache_mb like a private cache: nodes,
+** chunk buffers and the node-id table all count. Eviction runs under the
+** write lock, so no walk holds a pointer to what it frees: CLOCK over the
+** nodes (a node a walk used since the last sweep stays), then every chunk
+** buffer no remaining node points into.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "vdb_index_hnsw.h"
+
+/* ---- the registry --------------------------------------------------------------- */
+
+static pthread_mutex_t vdbSharedRegistryLock = PTHREAD_MUTEX_INITIALIZER;
+static VdbHnswShared *vdbSharedList = 0;
+
+static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const char *zToken,
+                                   int nVecBytes, int chunkSize, int m){
+  VdbHnswShared *s = (VdbHnswShared*)sqlite3_malloc(sizeof(*s));
+  pthread_rwlockattr_t attr;
+  if( s==0 ) return 0;
+  memset(s, 0, sizeof(*s));
+  s->dev = dev;
+  s->ino = ino;
+  sqlite3_snprintf(sizeof(s->zToken), s->zToken, "%s", zToken);
+  s->nVecBytes = nVecBytes;
+  s->chunkSize = chunkSize;
+  s->m = m;
+  s->version = -1;
+  pthread_rwlockattr_init(&attr);
+#ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
+  /* glibc prefers readers by default: with walks running back to back on
+  ** every thread, a refresh after a commit would wait for a gap that
+  ** never comes. No walk takes the read lock twice, so this is safe. */
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+  pthread_rwlock_init(&s->walkLock, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  pthread_mutex_init(&s->publishLock, 0);
+  return s;
+}
+
+int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int chunkSize, int m,
+                     VdbHnswShared **pp){
+  struct stat st;
+  VdbHnswShared *s;
+  *pp = 0;
+  if( zFile==0 || zFile[0]==0 || stat(zFile, &st)!=0 ) return SQLITE_OK;
+  pthread_mutex_lock(&vdbSharedRegistryLock);
+  for(s=vdbSharedList; s; s=s->pNext){
+    if( s->dev==(sqlite3_uint64)st.st_dev && s->ino==(sqlite3_uint64)st.st_ino
+     && strcmp(s->zToken, zToken)==0 ) break;
+  }
+  if( s && (s->nVecBytes!=nVecBytes || s->chunkSize!=chunkSize || s->m!=m) ){
+    /* Same file and token, other shape: a table dropped and created again
+    ** by a build with a token clash is not worth sharing with. */
+    s = 0;
+  }else if( s==0 ){
+    s = vdbSharedNew((sqlite3_uint64)st.st_dev, (sqlite3_uint64)st.st_ino, zToken, nVecBytes, chunkSize, m);
+    if( s ){
+      s->pNext = vdbSharedList;
+      vdbSharedList = s;
+    }
+  }
+  if( s ) s->nRef++;
+  pthread_mutex_unlock(&vdbSharedRegistryLock);
+  *pp = s;
+  return SQLITE_OK;
+}
+
+void vdbSharedRelease(VdbHnswShared *s){
+  VdbHnswShared **pp;
+  int isLast;
+  if( s==0 ) return;
+  pthread_mutex_lock(&vdbSharedRegistryLock);
+  isLast = --s->nRef==0;
+  if( isLast ){
+    for(pp=&vdbSharedList; *pp && *pp!=s; pp=&(*pp)->pNext){}
+    if( *pp ) *pp = s->pNext;
+  }
+  pthread_mutex_unlock(&vdbSharedRegistryLock);
+  if( !isLast ) return;
+  vdbSharedClear(s);
+  sqlite3_free(s->aSlot);
+  sqlite3_free(s->chunks.a);
+  pthread_rwlock_destroy(&s->walkLock);
+  pthread_mutex_destroy(&s->publishLock);
+  sqlite3_free(s);
+}
+
+int vdbSharedUsers(VdbHnswShared *s){
+  int n;
+  if( s==0 ) return 0;
+  pthread_mutex_lock(&vdbSharedRegistryLock);
+  n = s->nRef;
+  pthread_mutex_unlock(&vdbSharedRegistryLock);
+  return n;
+}
+
+void vdbSharedReadLock(VdbHnswShared *s){ pthread_rwlock_rdlock(&s->walkLock); }
+void vdbSharedReadUnlock(VdbHnswShared *s){ pthread_rwlock_unlock(&s->walkLock); }
+void vdbSharedWriteLock(VdbHnswShared *s){ pthread_rwlock_wrlock(&s->walkLock); }
+void vdbSharedWriteUnlock(VdbHnswShared *s){ pthread_rwlock_unlock(&s->walkLock); }
+
+/* ---- publishing (read lock held) --------------------------------------------------- */
+
+unsigned char *vdbSharedChunkFind(VdbHnswShared *s, sqlite3_int64 chunkId){
+  VdbChunkBuf *b;
+  unsigned char *aVec = 0;
+  pthread_mutex_lock(&s->publishLock);
+  b = vdbChunkTableFind(&s->chunks, chunkId);
+  if( b ){
+    aVec = b->aVec;
+    b->isReferenced = 1;
+  }
+  pthread_mutex_unlock(&s->publishLock);
+  return aVec;
+}
+
+unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsigned char *aVec,
+                                   sqlite3_int64 chunkBytes){
+  VdbChunkBuf *b;
+  unsigned char *aKept = 0;
+  pthread_mutex_lock(&s->publishLock);
+  b = vdbChunkTableFind(&s->chunks, chunkId);
+  if( b ){
+    aKept = b->aVec;
+  }else if( vdbChunkTableAdd(&s->chunks, chunkId, aVec, &b)==SQLITE_OK ){
+    aKept = aVec;
+    aVec = 0;
+    s->cacheBytes += chunkBytes;
+  }
+  if( b ) b->isReferenced = 1;
+  pthread_mutex_unlock(&s->publishLock);
+  /* Lost the race (aKept is the winner's), or no memory to grow the table
+  ** (aKept is NULL: the walk fails with SQLITE_NOMEM). */
+  sqlite3_free(aVec);
+  return aKept;
+}
+
+int vdbSharedOverBudget(VdbHnswShared *s){
+  sqlite3_int64 budget;
+  int isOver;
+  pthread_mutex_lock(&s->publishLock);       /* the chunk table grows under it */
+  budget = s->budgetBytes - vdbSharedTableBytes(s);
+  if( budget < s->budgetBytes/4 ) budget = s->budgetBytes/4;
+  isOver = s->cacheBytes > budget;
+  pthread_mutex_unlock(&s->publishLock);
+  return isOver;
+}
+
+VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c){
+  sqlite3_int64 nid = c->node.nid;
+  VdbCNode *pKept;
+  pthread_mutex_lock(&s->publishLock);
+  pKept = s->aSlot[nid].pNode;
+  if( pKept==0 ){
+    s->aSlot[nid].aux = c->node.aux;
+    __atomic_store_n(&s->aSlot[nid].pVec, c->node.pVec, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->aSlot[nid].pNode, c, __ATOMIC_RELEASE);
+    c->isReferenced = 1;
+    s->nNode++;
+    s->cacheBytes += (sqlite3_int64)c->nByte;
+    pKept = c;
+    c = 0;
+  }
+  pthread_mutex_unlock(&s->publishLock);
+  sqlite3_free(c);
+  return pKept;
+}
+
+/* ---- changes (write lock held) --------------------------------------------------------- */
+
+void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid){
+  VdbCNode *c;
+  if( nid<=0 || nid>=s->nSlot ) return;
+  c = s->aSlot[nid].pNode;
+  s->aSlot[nid].pNode = 0;
+  s->aSlot[nid].pVec = 0;
+  if( c ){
+    s->nNode--;
+    s->cacheBytes -= (sqlite3_int64)c->nByte;
+    sqlite3_free(c);
+  }
+}
+
+/* Where the vector of a slot lives in the copy, to be read again after a
+** commit changed it; NULL when the copy does not hold that chunk. Patching
+** in place keeps every pointer into the chunk valid. */
+unsigned char *vdbSharedChunkVectorAt(VdbHnswShared *s, const VdbSlot *pSlot, int nVecBytes){
+  VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, pSlot->chunkId);
+  if( b==0 || pSlot->offset<0 || pSlot->offset>=s->chunkSize ) return 0;
+  return b->aVec + (size_t)pSlot->offset*(size_t)nVecBytes;
+}
+
+void vdbSharedClear(VdbHnswShared *s){
+  sqlite3_int64 i;
+  for(i=0; i<s->nSlot; i++) vdbSharedDropNode(s, i);
+  vdbChunkTableClear(&s->chunks);
+  s->cacheBytes = 0;
+  s->nNode = 0;
+  s->version = -1;
+}
+
+/* Grow the node-id table to cover nids below nNid. Walks index it
+** without a bound check beyond nSlot, so it must cover every nid of the
+** version before the version is set. */
+int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid){
+  sqlite3_int64 n = s->nSlot ? s->nSlot : 4096;
+  VdbSharedSlot *a;
+  if( nNid<=s->nSlot ) return SQLITE_OK;
+  while( n<nNid ) n *= 2;
+  a = (VdbSharedSlot*)sqlite3_realloc64(s->aSlot, sizeof(VdbSharedSlot)*(sqlite3_uint64)n);
+  if( a==0 ) return SQLITE_NOMEM;
+  memset(a + s->nSlot, 0, sizeof(VdbSharedSlot)*(size_t)(n - s->nSlot));
+  s->aSlot = a;
+  s->nSlot = n;
+  return SQLITE_OK;
+}
+
+sqlite3_int64 vdbSharedTableBytes(const VdbHnswShared *s){
+  return s->nSlot*(sqlite3_int64)sizeof(VdbSharedSlot) + (sqlite3_int64)s->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf);
+}
+
+/* Over budget: one CLOCK pass over the nodes frees those no walk used
+** since the last pass (and clears the others' marks), then every chunk
+** buffer no remaining node points into goes. A second pass runs if the
+** first freed too little (every node had been used). */
+void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes){
+  sqlite3_int64 budget = s->budgetBytes - vdbSharedTableBytes(s), i;
+  int pass, j;
+  if( budget < s->budgetBytes/4 ) budget = s->budgetBytes/4;
+  if( s->cacheBytes<=budget ) return;
+  for(pass=0; pass<2 && s->cacheBytes>budget - budget/4; pass++){
+    for(j=0; j<s->chunks.nSlot; j++) s->chunks.a[j].nLive = 0;
+    for(i=0; i<s->nSlot; i++){
+      VdbCNode *c = s->aSlot[i].pNode;
+      if( c==0 ) continue;
+      if( c->isReferenced ){
+        VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, c->slot.chunkId);
+        c->isReferenced = 0;
+        if( b ) b->nLive++;
+      }else{
+        vdbSharedDropNode(s, i);
+      }
+    }
+    for(j=0; j<s->chunks.nSlot; j++){
+      VdbChunkBuf *b = &s->chunks.a[j];
+      if( b->chunkId && b->aVec && b->nLive==0 ){
+        sqlite3_free(b->aVec);
+        b->aVec = 0;
+        s->chunks.n--;
+        s->cacheBytes -= chunkBytes;
+      }
+    }
+    /* Same size: drops the freed entries; if even that fails for memory,
+    ** the whole copy goes (the next walk reloads it). */
+    if( vdbChunkTableRehash(&s->chunks, s->chunks.nSlot)!=SQLITE_OK ){
+      vdbSharedClear(s);
+      break;
+    }
+    s->nEvictions++;
+  }
+}

@@ -1,0 +1,167 @@
+/*
+** Inside the hnsw index kind: what its two files share.
+**
+**   vdb_index_hnsw.c   the kind's methods, the connection's statements and
+**                      its private node cache (used inside a transaction
+**                      that changed the graph, and by snapshots older than
+**                      the shared copy);
+**   vdb_hnsw_shared.c  the process-wide copy of an index's committed
+**                      graph, shared by every connection of the process
+**                      that opens the same index in the same file.
+**
+** The shared copy holds only committed state, at one commit of the change
+** log (its version, a log seq). A connection walks it when its snapshot is
+** exactly that version and its transaction has not changed the graph;
+** otherwise it uses its private cache, so a query always sees exactly its
+** own transaction's state.
+**
+** Concurrency of the shared copy (see vdb_hnsw_shared.c):
+**   - walks hold its read lock for the whole search: nothing they can
+**     reach is freed or changed under them;
+**   - a walk that misses reads the node (and its chunk of vectors) from
+**     its own connection, at the version, and publishes it under a mutex
+**     with release stores; other walks find it with acquire loads;
+**     published nodes and chunk buffers are never changed afterwards;
+**   - moving to a newer version (applying change-log rows), eviction and
+**     growing the node-id table take the write lock.
+*/
+#ifndef VDB_INDEX_HNSW_H
+#define VDB_INDEX_HNSW_H
+#include <pthread.h>
+#include "vdb_hnsw.h"
+#include "vdb_index.h"
+
+/* A cached node: the algorithm's view first, then bookkeeping; the link
+** arrays live in the same allocation, after the struct. In the private
+** cache the vector is not copied: node.pVec points into the cached chunk
+** of vectors it belongs to, and is valid while chunkEpoch equals the
+** cache's. In the shared copy nothing of a published node changes but
+** isReferenced (set with relaxed atomic stores). */
+typedef struct VdbCNode VdbCNode;
+struct VdbCNode {
+  VdbHnswNode node;
+  sqlite3_int64 rowid;
+  VdbSlot slot;
+  unsigned int chunkEpoch;          /* 0: node.pVec not resolved yet */
+  unsigned char isDirty;
+  unsigned char isRemoved;
+  unsigned char isNew;              /* created since the last flush: its vector is new */
+  unsigned char isReferenced;       /* used since the clock hand last passed */
+  VdbCNode *pDirtyNext;
+  size_t nByte;
+};
+
+/* The vectors of one chunk (T_vectorsNN row), read with one sequential
+** BLOB read. Reading a single vector at an offset of a chunk BLOB makes
+** SQLite walk the BLOB's overflow-page chain up to that offset, about 64
+** page reads for a 1,024-row chunk, so loading nodes one vector at a time
+** cost ~40 ms per cold query at 200,000 rows; reading whole chunks makes
+** every later node of the chunk free. */
+typedef struct VdbChunkBuf {
+  sqlite3_int64 chunkId;            /* 0: empty slot */
+  unsigned char *aVec;              /* chunkSize vectors */
+  unsigned char isReferenced;       /* used since the clock hand last passed */
+  int nLive;                        /* shared copy's eviction: nodes still pointing here */
+} VdbChunkBuf;
+
+/* chunk_id -> buffer, open addressing, at most half full. */
+typedef struct VdbChunkTable {
+  VdbChunkBuf *a;
+  int nSlot;                        /* 0 or a power of two */
+  int n;                            /* buffers held */
+} VdbChunkTable;
+
+VdbChunkBuf *vdbChunkTableFind(const VdbChunkTable *t, sqlite3_int64 chunkId);
+/* Rebuild with nSlot slots (a power of two), keeping entries with vectors. */
+int vdbChunkTableRehash(VdbChunkTable *t, int nSlot);
+/* Add a buffer (the table takes aVec); grows first when it must. */
+int vdbChunkTableAdd(VdbChunkTable *t, sqlite3_int64 chunkId, unsigned char *aVec, VdbChunkBuf **ppBuf);
+/* Free every buffer. */
+void vdbChunkTableClear(VdbChunkTable *t);
+
+/* ---- the process-wide copy (vdb_hnsw_shared.c) ------------------------------------- */
+
+/* What a slot of the shared node-id table holds. pNode and pVec are
+** written with release stores and read with acquire loads; aux is written
+** before pVec. */
+typedef struct VdbSharedSlot {
+  VdbCNode *pNode;
+  const void *pVec;
+  float aux;
+} VdbSharedSlot;
+
+typedef struct VdbHnswShared VdbHnswShared;
+struct VdbHnswShared {
+  /* The registry's (under its mutex). */
+  VdbHnswShared *pNext;
+  int nRef;
+  sqlite3_uint64 dev, ino;          /* the database file's identity */
+  char zToken[VDB_INDEX_TOKEN_CHARS+1];  /* the index's, from its name */
+  int nVecBytes, chunkSize, m;      /* must agree for a connection to share */
+
+  pthread_rwlock_t walkLock;        /* read: walks; write: everything below changes */
+  pthread_mutex_t publishLock;      /* misses publishing, under the read lock */
+
+  /* Changed under the write lock only. */
+  sqlite3_int64 version;            /* the log seq reflected; -1: nothing usable */
+  sqlite3_uint64 versionPrint;      /* the print of log row version (vdbLogPrint) */
+  VdbSharedSlot *aSlot;             /* by nid; covers every nid below the version's next nid */
+  sqlite3_int64 nSlot;
+  sqlite3_int64 budgetBytes;
+  sqlite3_int64 clockHand;
+
+  /* Changed under the publish lock (or the write lock). */
+  VdbChunkTable chunks;
+  sqlite3_int64 nNode;
+  sqlite3_int64 cacheBytes;         /* nodes and chunk buffers */
+
+  /* Statistics, added to with atomic adds. */
+  sqlite3_int64 nHits, nMisses, nFullReloads, nRefreshes, nRefreshedNodes, nEvictions;
+};
+
+/* The shared copy of the index zToken in file zFile, created on first use;
+** *pp is NULL (and SQLITE_OK returned) when the file cannot be identified.
+** Each successful call is paired with vdbSharedRelease. */
+int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int chunkSize, int m,
+                     VdbHnswShared **pp);
+void vdbSharedRelease(VdbHnswShared *s);
+/* Connections holding s (0 for NULL). */
+int vdbSharedUsers(VdbHnswShared *s);
+
+void vdbSharedReadLock(VdbHnswShared *s);
+void vdbSharedReadUnlock(VdbHnswShared *s);
+void vdbSharedWriteLock(VdbHnswShared *s);
+void vdbSharedWriteUnlock(VdbHnswShared *s);
+
+/* The published node nid, or NULL (caller holds the read lock). */
+static inline VdbCNode *vdbSharedNode(VdbHnswShared *s, sqlite3_int64 nid){
+  return (nid>0 && nid<s->nSlot) ? __atomic_load_n(&s->aSlot[nid].pNode, __ATOMIC_ACQUIRE) : 0;
+}
+/* The vector of published node nid, or NULL (caller holds the read lock). */
+static inline const void *vdbSharedVector(VdbHnswShared *s, sqlite3_int64 nid, float *pAux){
+  const void *pVec = (nid>0 && nid<s->nSlot) ? __atomic_load_n(&s->aSlot[nid].pVec, __ATOMIC_ACQUIRE) : 0;
+  if( pVec ) *pAux = s->aSlot[nid].aux;
+  return pVec;
+}
+
+/* Under the read lock: the chunk's vectors if the copy holds them. */
+unsigned char *vdbSharedChunkFind(VdbHnswShared *s, sqlite3_int64 chunkId);
+/* Under the read lock: adopt aVec (chunkBytes) as chunkId's vectors, or
+** free it when another walk got there first; returns the buffer kept. */
+unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsigned char *aVec,
+                                   sqlite3_int64 chunkBytes);
+/* Under the read lock: publish node c (its pVec into an adopted chunk),
+** or free it when another walk got there first; returns the node kept. */
+VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c);
+/* Under the read lock: do nodes and chunks exceed their part of cache_mb? */
+int vdbSharedOverBudget(VdbHnswShared *s);
+
+/* Under the write lock. */
+void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid);
+unsigned char *vdbSharedChunkVectorAt(VdbHnswShared *s, const VdbSlot *pSlot, int nVecBytes);
+void vdbSharedClear(VdbHnswShared *s);
+int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid);
+sqlite3_int64 vdbSharedTableBytes(const VdbHnswShared *s);
+void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes);
+
+#endif
