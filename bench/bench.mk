@@ -6,6 +6,12 @@
 #   make bench-quick   Fashion-MNIST, every system, 4 ef values (~5 min)
 #   make bench         every data set and system (~30 min; peers' builds are
 #                      cached by input checksum, so re-runs are shorter)
+#   make bench-serving readers while another process commits, on the three
+#                      data sets (bench/serving.py; SERVING_ARGS, e.g.
+#                      --readers 2 --baseline OLD/vectordb); builds its
+#                      tables once (the 1M one takes about half an hour)
+#   make bench-shared  8 connections' memory, a new connection's first
+#                      query, 2 threads (bench/shared.py; SHARED_ARGS)
 # BENCH_ARGS passes further options to bench/run.py, e.g. --datasets
 # fashion-mnist,cosine-200k or --base my.fvecs --queries q.fvecs --metric cosine;
 # --rebuild builds every system afresh, so build times come from one run.
@@ -43,5 +49,14 @@ bench: deps
 	@$(MAKE) --no-print-directory bench-drivers
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
+SERVING_DATASETS ?= fashion-mnist cosine-200k mixture-1m
+bench-serving: deps vectordb.so
+	@$(MAKE) --no-print-directory build/bench/groundtruth
+	for d in $(SERVING_DATASETS); do $(PYTHON) bench/serving.py --dataset $$d $(SERVING_ARGS) || exit 1; done
+
+bench-shared: deps vectordb.so
+	@$(MAKE) --no-print-directory build/bench/groundtruth
+	$(PYTHON) bench/shared.py $(SHARED_ARGS)
+
 EXTRA_TEST_DEPS += bench-drivers
-.PHONY: bench bench-quick bench-data bench-drivers
+.PHONY: bench bench-quick bench-data bench-drivers bench-serving bench-shared
