@@ -123,6 +123,17 @@ struct VdbHnswIndex {
   VdbHnswShared *pShared;
   int sharedLooked;                 /* vdbSharedAttach ran */
   int txnDirty;                     /* this transaction changed the graph */
+  /* While it does, nodes it has not changed may be copied from the shared
+  ** copy when that is at the snapshot the transaction began from (a write
+  ** transaction sees no other commit): cheaper than reading rows and whole
+  ** chunks into a cold private cache. A node the transaction wrote and the
+  ** private cache then evicted would come back stale, so the first such
+  ** eviction (or a rowid move, which changes a node without a write) ends
+  ** the copying for the rest of the transaction. */
+  sqlite3_int64 txnBaseSeq;
+  sqlite3_uint64 txnBasePrint;
+  unsigned int txnCount;            /* transactions ended, stamps nodes written */
+  int txnNoCopy;
   VdbHnswAccess privateAccess, sharedAccess;
   sqlite3_int64 nSharedHits, nSharedMisses;   /* this walk's, added to the copy's after it */
 };
@@ -256,7 +267,10 @@ static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
   unsigned int mask = (unsigned)(p->nHash-1), h, j;
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid && p->aHash[h].pNode!=c; h=(h+1)&mask){}
   if( p->aHash[h].nid==0 ) return;
-  if( c->node.nid<p->nByNid ) p->aByNid[c->node.nid].pNode = 0;
+  if( c->node.nid<p->nByNid ){
+    p->aByNid[c->node.nid].pNode = 0;
+    if( c->ownsVector ) p->aByNid[c->node.nid].pVec = 0;   /* it points into c */
+  }
   p->aHash[h].nid = 0;
   for(j=(h+1)&mask; p->aHash[j].nid; j=(j+1)&mask){
     unsigned int home = vdbBucket(p, p->aHash[j].nid);
@@ -272,13 +286,13 @@ static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
 }
 
 /* A node with room for its level's links and its vector. */
-static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
+static VdbCNode *vdbNewCNodeV(VdbHnswIndex *p, sqlite3_int64 nid, int level, int withVector){
   size_t nLinks = 0, nByte;
   VdbCNode *c;
   sqlite3_int64 *pLink;
   int l;
   for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
-  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64);
+  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64) + (withVector ? (size_t)p->nVecBytes : 0);
   c = (VdbCNode*)sqlite3_malloc64(nByte);
   if( c==0 ) return 0;
   memset(c, 0, sizeof(VdbCNode));
@@ -290,7 +304,14 @@ static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
     c->node.aaLink[l] = pLink;
     pLink += vdbCap(p, l);
   }
+  if( withVector ){
+    c->ownsVector = 1;
+    c->node.pVec = pLink;
+  }
   return c;
+}
+static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
+  return vdbNewCNodeV(p, nid, level, 0);
 }
 
 /* ---- chunks of vectors ---------------------------------------------------------- */
@@ -910,6 +931,7 @@ static void vdbEvictClean(VdbHnswIndex *p){
       c->isReferenced = 0;
       p->clockHand = (i+1) & (p->nHash-1);
     }else{
+      if( p->txnDirty && c->txnStamp==p->txnCount ) p->txnNoCopy = 1;
       /* Removal may shift a later entry into slot i: look at it next. */
       vdbHashRemove(p, c);
       sqlite3_free(c);
@@ -950,13 +972,17 @@ static void vdbDiscardNow(VdbHnswIndex *p){
 
 /* ---- the access layer the algorithm sees ------------------------------------------- */
 
+static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode);
+static int vdbSharedAttach(VdbHnswIndex *p);
+
 static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbLookup(p, nid);
   int rc = SQLITE_OK;
   if( c ) p->nHits++;
   if( c==0 ){
-    rc = vdbLoadNode(p, nid, &c);
+    rc = vdbCopyFromShared(p, nid, &c);
+    if( rc==SQLITE_NOTFOUND ) rc = vdbLoadNode(p, nid, &c);
     /* An edge to a node that is not there: the graph is damaged. */
     if( rc==SQLITE_NOTFOUND ){
       rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
@@ -966,7 +992,7 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
     ** was one-sided in the stored graph. */
     rc = vdbGraphCorrupt(p, "a one-sided link leads to deleted node %lld", nid);
   }
-  if( rc==SQLITE_OK && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
+  if( rc==SQLITE_OK && !c->ownsVector && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ){
     c->isReferenced = 1;
     *ppNode = &c->node;
@@ -1035,6 +1061,7 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void 
 static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = (VdbCNode*)pNode;
+  c->txnStamp = p->txnCount;
   if( !c->isDirty ){
     c->isDirty = 1;
     c->pDirtyNext = p->pDirty;
@@ -1319,6 +1346,44 @@ static void vdbSharedAccessPrefetch(void *pCtx, sqlite3_int64 nid){
   if( c ) vdbPrefetchNode(p, c);
 }
 
+/* A private-cache miss inside a transaction that changed the graph: copy
+** the node, links and vector, from the shared copy if that holds it at the
+** snapshot the transaction began from (see txnBaseSeq). SQLITE_NOTFOUND:
+** read it from the table instead. */
+static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
+  VdbHnswShared *s = p->pShared;
+  VdbCNode *c = 0, *src;
+  int rc = SQLITE_NOTFOUND, l;
+  if( s==0 || !p->txnDirty || p->txnNoCopy ) return SQLITE_NOTFOUND;
+  vdbSharedReadLock(s);
+  if( s->version==p->txnBaseSeq && s->versionPrint==p->txnBasePrint
+   && (src = vdbSharedNode(s, nid))!=0 ){
+    c = vdbNewCNodeV(p, nid, src->node.level, 1);
+    if( c==0 ){
+      rc = SQLITE_NOMEM;
+    }else{
+      for(l=0; l<=src->node.level; l++){
+        c->node.anLink[l] = src->node.anLink[l];
+        memcpy(c->node.aaLink[l], src->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)src->node.anLink[l]);
+      }
+      memcpy((void*)c->node.pVec, src->node.pVec, (size_t)p->nVecBytes);
+      c->node.aux = src->node.aux;
+      c->rowid = src->rowid;
+      c->slot = src->slot;
+      rc = SQLITE_OK;
+    }
+  }
+  vdbSharedReadUnlock(s);
+  if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(c);
+    return rc;
+  }
+  p->nHits++;
+  *ppNode = c;
+  return SQLITE_OK;
+}
+
 /* ---- the declaration -------------------------------------------------------------------- */
 
 static int vdbHnswValidate(const VdbColumnDef *pCol, char **pzErr){
@@ -1531,11 +1596,23 @@ static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
 
 /* ---- operations ----------------------------------------------------------------------- */
 
+/* The first change of a transaction: remember the snapshot it began from. */
+static void vdbTxnWrites(VdbHnswIndex *p){
+  if( p->txnDirty ) return;
+  p->txnDirty = 1;
+  p->txnBaseSeq = p->logSeq;
+  p->txnBasePrint = p->logPrint;
+  p->txnNoCopy = !p->hasLog;
+  /* A connection that has only written so far joins the shared copy too;
+  ** if it cannot, it reads the table as before. */
+  if( !p->sharedLooked && p->hasLog && vdbSharedAttach(p)!=SQLITE_OK ) p->txnNoCopy = 1;
+}
+
 static int vdbInsertOp(VdbHnswIndex *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const void *pVec){
   int rc = vdbLoadInfo(p);
   sqlite3_int64 nid;
   if( rc!=SQLITE_OK ) return rc;
-  p->txnDirty = 1;
+  vdbTxnWrites(p);
   nid = p->nextNid++;
   p->nextNidChanged = 1;
   p->pendingRowid = rowid;
@@ -1563,7 +1640,7 @@ static int vdbNidOfRowid(VdbHnswIndex *p, sqlite3_int64 rowid, sqlite3_int64 *pN
 static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
   sqlite3_int64 nid;
   int rc = vdbLoadInfo(p);
-  p->txnDirty = 1;
+  if( rc==SQLITE_OK ) vdbTxnWrites(p);
   if( rc==SQLITE_OK ) rc = vdbNidOfRowid(p, rowid, &nid);
   if( rc==SQLITE_NOTFOUND ){
     return vdbGraphCorrupt(p, "row %lld has no node", rowid);
@@ -1585,8 +1662,10 @@ static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
 static int vdbMoveRowidOp(VdbHnswIndex *p, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
   sqlite3_int64 nid;
   VdbCNode *c;
-  int rc;
-  p->txnDirty = 1;
+  int rc = vdbLoadInfo(p);
+  if( rc!=SQLITE_OK ) return rc;
+  vdbTxnWrites(p);
+  p->txnNoCopy = 1;                 /* the shared copy knows the old rowid */
   rc = vdbNidOfRowid(p, oldRowid, &nid);
   if( rc==SQLITE_NOTFOUND ){
     return vdbGraphCorrupt(p, "row %lld has no node", oldRowid);
@@ -1950,7 +2029,10 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
 }
 
 static void vdbHnswEndTransaction(VdbIndex *pIdx){
-  ((VdbHnswIndex*)pIdx)->txnDirty = 0;
+  VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  p->txnDirty = 0;
+  p->txnNoCopy = 0;
+  p->txnCount++;
 }
 
 const VdbIndexKind vdbIndexHnsw = {

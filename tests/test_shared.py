@@ -164,6 +164,37 @@ def test_uncommitted_rows_stay_private_to_their_writer():
     other.close()
 
 
+def test_writer_copies_from_the_shared_copy_and_keeps_the_graph_sound():
+    """A write transaction reads the nodes it has not changed from the
+    shared copy. With a 2 MiB budget the shared copy holds the whole graph
+    before the transaction while the transaction's private cache overflows:
+    nodes it wrote are flushed and evicted, and must then come from the
+    table, not from the (older) shared copy, or the links written back
+    would be one-sided."""
+    path = os.path.join(TMP, "writer.db")
+    w = open_db(path)
+    w.execute("PRAGMA journal_mode=WAL")
+    w.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[32] INDEXED BY hnsw(m=8, ef_construction=64), tag integer)")
+    w.executemany("INSERT INTO t(rowid, e, tag) VALUES (?, ?, 0)", ((i + 1, BASE[i].tobytes()) for i in range(1500)))
+    w.execute("INSERT INTO t(t) VALUES ('cache_mb=2')")
+    reader = open_db(path)
+    for q in BASE[:1500:3]:
+        knn(reader, q)
+    assert stats(reader)["cached_nodes"] > 1400, stats(reader)
+    more = np.random.default_rng(11).standard_normal((3000, DIM)).astype(np.float32)
+    w.execute("BEGIN")
+    for i in range(3000):                    # one statement each: each flushes at its savepoint
+        w.execute("INSERT INTO t(rowid, e, tag) VALUES (?, ?, 1)", (10000 + i, more[i].tobytes()))
+        if i % 5 == 0:
+            w.execute("DELETE FROM t WHERE rowid = ?", (i // 5 + 1,))
+    w.execute("COMMIT")
+    integrity(w)
+    w.execute("INSERT INTO t(t) VALUES ('cache_mb=256')")
+    assert recall(reader) > 0.85 and recall(w) > 0.85
+    w.close()
+    reader.close()
+
+
 def test_rollback_to_and_failed_statements_leave_the_copy_exact():
     writer, other = open_db(), open_db()
     qs = QUERIES[5:15]
