@@ -10,7 +10,7 @@ package main
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../src -Wall -Wextra
-#cgo LDFLAGS: ${SRCDIR}/../../libvectordb.a -lsqlite3 -lm
+#cgo LDFLAGS: ${SRCDIR}/../../libvectordb.a -lsqlite3 -lraft -ldl -lm
 #include <stdlib.h>
 #include "ext.h"
 */
@@ -44,6 +44,24 @@ func statementCount(q string) int {
 	cs := C.CString(q)
 	defer C.free(unsafe.Pointer(cs))
 	return int(C.vdbnodeStatementCount(cs))
+}
+
+// raftIndexes returns this node's raft figures as of raft's last tick
+// (raftidx.c): the index of the last entry applied to the database, the
+// commit index, the last index in the local log, and the term. ok is false
+// before the first tick, or if the hook did not take (then never true).
+func raftIndexes() (applied, commit, last, term uint64, ok bool) {
+	var a, c, l, t C.uint64_t
+	if C.vdbnodeRaftIndexes(&a, &c, &l, &t) != 1 {
+		return 0, 0, 0, 0, false
+	}
+	return uint64(a), uint64(c), uint64(l), uint64(t), true
+}
+
+// raftHooked reports whether raft_init came through raftidx.c.
+func raftHooked() bool {
+	var a, c, l, t C.uint64_t
+	return C.vdbnodeRaftIndexes(&a, &c, &l, &t) >= 0
 }
 
 type config struct {
@@ -238,6 +256,9 @@ func main() {
 	cancel()
 	if err != nil {
 		log.Fatalf("node not ready: %v", err)
+	}
+	if !raftHooked() {
+		log.Printf("raft indexes unavailable: libdqlite's raft_init did not come through raftidx.c; /health reports them as null")
 	}
 	db, err := node.Open(context.Background(), c.dbName)
 	if err != nil {

@@ -798,12 +798,23 @@ func (s *server) stop() {
 func (s *server) handleHealth(ctx context.Context, _ []byte, _ bool) (interface{}, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return map[string]interface{}{
+	reply := map[string]interface{}{
 		"id":             s.node.ID(),
 		"address":        s.node.Address(),
 		"role":           s.role,
 		"leader":         s.leader,
 		"leader_changes": s.leaderChanges,
 		"database":       s.c.dbName,
-	}, nil
+		"applied_index":  nil,
+		"commit_index":   nil,
+		"last_index":     nil,
+		"term":           nil,
+	}
+	if applied, commit, last, term, ok := raftIndexes(); ok {
+		reply["applied_index"] = applied
+		reply["commit_index"] = commit
+		reply["last_index"] = last
+		reply["term"] = term
+	}
+	return reply, nil
 }
