@@ -65,25 +65,26 @@ func raftHooked() bool {
 }
 
 type config struct {
-	id         uint64
-	address    string
-	dir        string
-	join       []string
-	latency    time.Duration
-	httpAddr   string
-	httpPublic bool
-	tokensFile string
-	noAuth     bool
-	certFile   string
-	keyFile    string
-	dbName     string
-	maxBody    int64
-	bulkRows   int
-	bulkBytes  int64
-	reqTimeout time.Duration
-	snapEvery  uint64
-	snapKeep   uint64
-	verbose    bool
+	id            uint64
+	address       string
+	dir           string
+	join          []string
+	latency       time.Duration
+	httpAddr      string
+	httpPublic    bool
+	tokensFile    string
+	noAuth        bool
+	certFile      string
+	keyFile       string
+	dbName        string
+	maxBody       int64
+	bulkRows      int
+	bulkBytes     int64
+	reqTimeout    time.Duration
+	snapEvery     uint64
+	snapKeep      uint64
+	statsInterval time.Duration
+	verbose       bool
 }
 
 func parseFlags() (*config, error) {
@@ -108,6 +109,7 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.reqTimeout, "timeout", 10*time.Second, "deadline of one request, including finding a leader")
 	flag.Uint64Var(&c.snapEvery, "snapshot-every", 256, "raft entries between snapshots (dqlite: 1024)")
 	flag.Uint64Var(&c.snapKeep, "snapshot-keep", 256, "raft entries kept after a snapshot, for followers that fall behind (dqlite: 8192)")
+	flag.DurationVar(&c.statsInterval, "stats-interval", 10*time.Second, "/metrics reads the index figures (vectordb_stats on the leader) at most this often")
 	flag.BoolVar(&c.verbose, "v", false, "log dqlite's debug messages")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -160,6 +162,9 @@ func parseFlags() (*config, error) {
 	}
 	if c.snapEvery < 1 || c.snapKeep < 1 {
 		return nil, errors.New("-snapshot-every and -snapshot-keep must be at least 1")
+	}
+	if c.statsInterval < time.Second || c.statsInterval > time.Hour {
+		return nil, errors.New("-stats-interval must be 1s to 1h")
 	}
 	if c.bulkRows < 1 || c.bulkBytes < 1024 {
 		return nil, errors.New("-bulk-rows must be at least 1 and -bulk-bytes at least 1024")

@@ -36,6 +36,11 @@ type server struct {
 	leaderChanges uint64
 	quit          chan struct{}
 	done          chan struct{}
+
+	statsMu   sync.Mutex // one read of the index figures at a time
+	statsAt   time.Time  // when statsText/statsErr were read
+	statsText string
+	statsErr  error
 }
 
 func newServer(c *config, node *app.App, db *sql.DB, tokens *tokenSet) *server {
