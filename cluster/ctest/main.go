@@ -470,6 +470,7 @@ func scenario(c *cluster) error {
 	st := &stats{}
 	failovers := killLoop(c, db, st)
 	verify(c, db, st, before)
+	appliedConverge(c)
 	report(st, failovers)
 	return tlsCheck(c)
 }
@@ -741,6 +742,18 @@ func metricsChecks(c *cluster) {
 	check(vals["vectordb_graph_nodes"] == 500 && vals["vectordb_graph_cache_budget_bytes"] == 256<<20 &&
 		vals["vectordb_graph_cache_bytes"] >= vals["vectordb_graph_cache_table_bytes"],
 		"metrics: 500 nodes, a 256 MiB budget, cache bytes include the lookup tables", "%v", vals)
+	levels, perLevel := 0.0, 0
+	for l := 0; l < 16; l++ {
+		if v, ok := metricLine(r.raw, fmt.Sprintf(`vectordb_graph_level_nodes{table="frozen",column="embedding",level="%d"}`, l)); ok {
+			levels += v
+			perLevel++
+		}
+	}
+	deg, ok1 := metricLine(r.raw, "vectordb_graph_degree_mean"+col)
+	maxDeg, ok2 := metricLine(r.raw, "vectordb_graph_degree_max"+col)
+	graphBytes, ok3 := metricLine(r.raw, `vectordb_table_shadow_bytes{table="frozen",shadow="hnsw00"}`)
+	check(levels == 500 && perLevel >= 2 && ok1 && ok2 && ok3 && deg > 0 && maxDeg >= deg && maxDeg <= 24 && graphBytes > 0,
+		"metrics: nodes per level add up to 500, degrees within 3m, graph bytes", "levels %v (%d) degree %v %v bytes %v", levels, perLevel, deg, maxDeg, graphBytes)
 	_, ok := metricLine(r.raw, `vectordb_graph_nodes{table="items",column="embedding"}`)
 	check(ok, "metrics: figures for the second table too", "no vectordb_graph_nodes for items")
 	v, ok := metricLine(r.raw, "vectordb_index_scrape_error")
@@ -837,6 +850,31 @@ func raftIndexChecks(c *cluster) {
 		return true
 	})
 	check(all, "health: every node applied the write (applied <= commit <= last index)", "target %d: %s", target, strings.Join(desc, "; "))
+}
+
+// appliedConverge: once writes stop, every node (the restarted one too)
+// reports the same applied index, the leader's.
+func appliedConverge(c *cluster) {
+	var desc []string
+	same := waitFor(10*time.Second, func() bool {
+		desc = desc[:0]
+		var first uint64
+		for i, n := range c.nodes {
+			h, err := c.health(n)
+			if err != nil {
+				desc = append(desc, err.Error())
+				return false
+			}
+			a, ok := uintField(h, "applied_index")
+			desc = append(desc, fmt.Sprintf("node %d applied %d", n.idx+1, a))
+			if !ok || a == 0 || (i > 0 && a != first) {
+				return false
+			}
+			first = a
+		}
+		return true
+	})
+	check(same, "health: after the kills every node reports the same applied index", "%s", strings.Join(desc, "; "))
 }
 
 func statusOf(r *reply) string {

@@ -93,6 +93,8 @@ type indexFigure struct {
 // index kind does not report (a flat index has no graph) are left out.
 var indexFigures = []indexFigure{
 	{"nodes", "vectordb_graph_nodes", "gauge", "Nodes in the HNSW graph of each indexed column.", 1},
+	{"degree_mean", "vectordb_graph_degree_mean", "gauge", "Mean number of bottom-layer links per node.", 1},
+	{"degree_max", "vectordb_graph_degree_max", "gauge", "Most bottom-layer links of one node.", 1},
 	{"cached_nodes", "vectordb_graph_cached_nodes", "gauge", "Graph nodes decoded in the cache read by the scrape.", 1},
 	{"cache_bytes", "vectordb_graph_cache_bytes", "gauge", "Bytes held by the graph cache read by the scrape: nodes, vector chunks and lookup tables.", 1},
 	{"cache_table_bytes", "vectordb_graph_cache_table_bytes", "gauge", "Of vectordb_graph_cache_bytes, the bytes of the cache's lookup tables.", 1},
@@ -104,6 +106,13 @@ var indexFigures = []indexFigure{
 type columnStats struct {
 	table, column string
 	values        map[string]float64
+}
+
+// tableStats holds a table's own figures: rows, and bytes per shadow table.
+type tableStats struct {
+	rows    float64
+	hasRows bool
+	shadow  map[string]float64 // "rows", "chunks", "hnsw00", ...
 }
 
 // readIndexStats reads, on the leader and through the same database/sql
@@ -129,7 +138,7 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 	if err := rows.Err(); err != nil {
 		return "", err
 	}
-	tableRows := map[string]float64{}
+	tableFigs := map[string]*tableStats{}
 	var cols []*columnStats
 	for _, t := range tables {
 		st, err := s.db.QueryContext(ctx, `SELECT "column", key, value FROM vectordb_stats(?)`, t)
@@ -137,6 +146,8 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("vectordb_stats(%q): %v", t, err)
 		}
 		byCol := map[string]*columnStats{}
+		ts := &tableStats{shadow: map[string]float64{}}
+		tableFigs[t] = ts
 		for st.Next() {
 			var col sql.NullString
 			var key string
@@ -151,7 +162,9 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 			}
 			if !col.Valid {
 				if key == "rows" {
-					tableRows[t] = f
+					ts.rows, ts.hasRows = f, true
+				} else if strings.HasPrefix(key, "bytes_") {
+					ts.shadow[strings.TrimPrefix(key, "bytes_")] = f
 				}
 				continue
 			}
@@ -178,8 +191,23 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 	var b strings.Builder
 	b.WriteString("# HELP vectordb_table_rows Rows in each vectordb table.\n# TYPE vectordb_table_rows gauge\n")
 	for _, t := range tables {
-		if n, ok := tableRows[t]; ok {
-			fmt.Fprintf(&b, "vectordb_table_rows{table=\"%s\"} %s\n", label(t), num(n))
+		if ts := tableFigs[t]; ts.hasRows {
+			fmt.Fprintf(&b, "vectordb_table_rows{table=\"%s\"} %s\n", label(t), num(ts.rows))
+		}
+	}
+	b.WriteString("# HELP vectordb_table_shadow_bytes Bytes of each shadow table of a vectordb table (SQLite's dbstat).\n# TYPE vectordb_table_shadow_bytes gauge\n")
+	for _, t := range tables {
+		ts := tableFigs[t]
+		for _, sh := range sortedKeysF(ts.shadow) {
+			fmt.Fprintf(&b, "vectordb_table_shadow_bytes{table=\"%s\",shadow=\"%s\"} %s\n", label(t), label(sh), num(ts.shadow[sh]))
+		}
+	}
+	b.WriteString("# HELP vectordb_graph_level_nodes Nodes of each HNSW graph by top level.\n# TYPE vectordb_graph_level_nodes gauge\n")
+	for _, cs := range cols {
+		for _, k := range sortedKeysF(cs.values) {
+			if lv := strings.TrimPrefix(k, "nodes_level_"); lv != k {
+				fmt.Fprintf(&b, "vectordb_graph_level_nodes{table=\"%s\",column=\"%s\",level=\"%s\"} %s\n", label(cs.table), label(cs.column), label(lv), num(cs.values[k]))
+			}
 		}
 	}
 	for _, fig := range indexFigures {
@@ -199,6 +227,15 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+func sortedKeysF(m map[string]float64) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
 }
 
 // number reads an SQLite value as a float64 when it is a number.
