@@ -108,11 +108,14 @@ type columnStats struct {
 	values        map[string]float64
 }
 
-// tableStats holds a table's own figures: rows, and bytes per shadow table.
+// tableStats holds a table's own figures. vectordb_stats's bytes_* keys
+// are not used: they come from SQLite's dbstat, which under dqlite 1.11
+// reports nonsense sizes (dqlite's VFS answers SQLITE_OK to every file
+// control, so dbstat takes it for ZIPVFS and reads a page size it never
+// got).
 type tableStats struct {
 	rows    float64
 	hasRows bool
-	shadow  map[string]float64 // "rows", "chunks", "hnsw00", ...
 }
 
 // readIndexStats reads, on the leader and through the same database/sql
@@ -146,7 +149,7 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("vectordb_stats(%q): %v", t, err)
 		}
 		byCol := map[string]*columnStats{}
-		ts := &tableStats{shadow: map[string]float64{}}
+		ts := &tableStats{}
 		tableFigs[t] = ts
 		for st.Next() {
 			var col sql.NullString
@@ -163,8 +166,6 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 			if !col.Valid {
 				if key == "rows" {
 					ts.rows, ts.hasRows = f, true
-				} else if strings.HasPrefix(key, "bytes_") {
-					ts.shadow[strings.TrimPrefix(key, "bytes_")] = f
 				}
 				continue
 			}
@@ -193,13 +194,6 @@ func (s *server) readIndexStats(ctx context.Context) (string, error) {
 	for _, t := range tables {
 		if ts := tableFigs[t]; ts.hasRows {
 			fmt.Fprintf(&b, "vectordb_table_rows{table=\"%s\"} %s\n", label(t), num(ts.rows))
-		}
-	}
-	b.WriteString("# HELP vectordb_table_shadow_bytes Bytes of each shadow table of a vectordb table (SQLite's dbstat).\n# TYPE vectordb_table_shadow_bytes gauge\n")
-	for _, t := range tables {
-		ts := tableFigs[t]
-		for _, sh := range sortedKeysF(ts.shadow) {
-			fmt.Fprintf(&b, "vectordb_table_shadow_bytes{table=\"%s\",shadow=\"%s\"} %s\n", label(t), label(sh), num(ts.shadow[sh]))
 		}
 	}
 	b.WriteString("# HELP vectordb_graph_level_nodes Nodes of each HNSW graph by top level.\n# TYPE vectordb_graph_level_nodes gauge\n")
