@@ -3,7 +3,7 @@
 # Debian's packages. Does nothing (and needs no network) when all is present.
 set -eu
 PKGS="gcc make libsqlite3-dev sqlite3 libsimde-dev python3 python3-numpy
-      golang-go golang-github-canonical-go-dqlite-dev libdqlite-dev go-dqlite
+      golang-go golang-github-canonical-go-dqlite-dev libdqlite-dev libraft-dev go-dqlite
       dataset-fashion-mnist libhnswlib-dev libfaiss-dev g++ gnuplot-nox
       clang libclang-rt-14-dev valgrind pkg-config python3-venv
       python3-pil"

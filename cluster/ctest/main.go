@@ -37,6 +37,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,7 +131,7 @@ func freePorts(n int) ([]int, error) {
 func (c *cluster) start(n *node) error {
 	args := []string{"-address", n.raft, "-dir", n.dir, "-http", n.http,
 		"-tokens", filepath.Join(c.tmp, "tokens"), "-latency", "20",
-		"-max-body", "1048576", "-bulk-rows", "100", "-timeout", "5s"}
+		"-max-body", "1048576", "-bulk-rows", "100", "-timeout", "5s", "-stats-interval", "1s"}
 	if n.joinAddr != "" {
 		args = append(args, "-join", n.joinAddr)
 	}
@@ -460,6 +461,8 @@ func scenario(c *cluster) error {
 		return err
 	}
 	accessChecks(c, db)
+	metricsChecks(c)
+	raftIndexChecks(c)
 	before, err := knnAll(c, c.nodes[0])
 	if !check(err == nil, "KNN before the kills", "%v", err) {
 		return err
@@ -467,6 +470,7 @@ func scenario(c *cluster) error {
 	st := &stats{}
 	failovers := killLoop(c, db, st)
 	verify(c, db, st, before)
+	appliedConverge(c)
 	report(st, failovers)
 	return tlsCheck(c)
 }
@@ -692,12 +696,184 @@ func accessChecks(c *cluster, db *sql.DB) {
 		check(c.running(m) && err == nil && r.status == 200, fmt.Sprintf("node %d up after the refused requests", m.idx+1), "%v %v", err, r)
 	}
 	r, err = c.get(n, "/metrics", roToken)
-	check(err == nil && r.status == 200 && strings.Contains(r.raw, `vectordb_graph_nodes{table="frozen",graph="hnsw00"} 500`) &&
+	check(err == nil && r.status == 200 && strings.Contains(r.raw, `vectordb_graph_nodes{table="frozen",column="embedding"} 500`) &&
 		strings.Contains(r.raw, `vectordb_http_requests_total{endpoint="sql",code="403"}`) &&
 		strings.Contains(r.raw, `vectordb_http_request_duration_seconds_count{endpoint="search"}`) &&
 		strings.Contains(r.raw, `vectordb_table_rows{table="frozen"} 500`) &&
 		strings.Contains(r.raw, `vectordb_raft_role{role="`),
 		"metrics: rows, graph nodes, requests by status, latency, raft role", "%v %s", err, statusOf(r))
+}
+
+// metricLine finds the sample of name{labels} in Prometheus text and
+// parses its value; ok is false if it is absent or not a number.
+func metricLine(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(line[len(series)+1:]), 64)
+			return v, err == nil && !math.IsNaN(v) && !math.IsInf(v, 0)
+		}
+	}
+	return 0, false
+}
+
+// metricsChecks: the per-column graph and cache figures of /metrics are
+// present and numeric, and the cache hits grow after searches (the node
+// runs with -stats-interval 1s, so the figures are read again within a
+// second).
+func metricsChecks(c *cluster) {
+	n := c.nodes[0]
+	col := `{table="frozen",column="embedding"}`
+	r, err := c.get(n, "/metrics", roToken)
+	if !check(err == nil && r.status == 200, "metrics: GET /metrics", "%v %s", err, statusOf(r)) {
+		return
+	}
+	vals := map[string]float64{}
+	var bad []string
+	for _, m := range []string{"vectordb_graph_nodes", "vectordb_graph_cached_nodes", "vectordb_graph_cache_bytes",
+		"vectordb_graph_cache_table_bytes", "vectordb_graph_cache_budget_bytes",
+		"vectordb_graph_cache_hits_total", "vectordb_graph_cache_misses_total"} {
+		v, ok := metricLine(r.raw, m+col)
+		if !ok || v < 0 {
+			bad = append(bad, m)
+		}
+		vals[m] = v
+	}
+	check(len(bad) == 0, "metrics: graph and cache figures of frozen.embedding are numbers", "missing or not numbers: %v", bad)
+	check(vals["vectordb_graph_nodes"] == 500 && vals["vectordb_graph_cache_budget_bytes"] == 256<<20 &&
+		vals["vectordb_graph_cache_bytes"] >= vals["vectordb_graph_cache_table_bytes"],
+		"metrics: 500 nodes, a 256 MiB budget, cache bytes include the lookup tables", "%v", vals)
+	levels, perLevel := 0.0, 0
+	for l := 0; l < 16; l++ {
+		if v, ok := metricLine(r.raw, fmt.Sprintf(`vectordb_graph_level_nodes{table="frozen",column="embedding",level="%d"}`, l)); ok {
+			levels += v
+			perLevel++
+		}
+	}
+	deg, ok1 := metricLine(r.raw, "vectordb_graph_degree_mean"+col)
+	maxDeg, ok2 := metricLine(r.raw, "vectordb_graph_degree_max"+col)
+	check(levels == 500 && perLevel >= 2 && ok1 && ok2 && deg > 0 && maxDeg >= deg && maxDeg <= 24,
+		"metrics: nodes per level add up to 500, degrees within 3m", "levels %v (%d) degree %v %v", levels, perLevel, deg, maxDeg)
+	_, ok := metricLine(r.raw, `vectordb_graph_nodes{table="items",column="embedding"}`)
+	check(ok, "metrics: figures for the second table too", "no vectordb_graph_nodes for items")
+	v, ok := metricLine(r.raw, "vectordb_index_scrape_error")
+	check(ok && v == 0, "metrics: the index figures were read", "vectordb_index_scrape_error %v %v", v, ok)
+
+	// The searches go through the node that is scraped: each node reaches
+	// the leader through its own dqlite connections, and while vectordb
+	// keeps one graph cache per connection a scrape reads the cache of one
+	// of the scraped node's connections (database/sql hands out the one
+	// used last, so the one the last search used).
+	h0 := vals["vectordb_graph_cache_hits_total"]
+	rnd := rand.New(rand.NewSource(3))
+	var last float64
+	var text string
+	grew := waitFor(10*time.Second, func() bool {
+		req := map[string]interface{}{"table": "frozen", "vector": vecJSON(randVec(rnd)), "k": 10}
+		if r, err := c.post(n, "/search", roToken, req); err != nil || r.status != 200 {
+			return false
+		}
+		r, err := c.get(n, "/metrics", roToken)
+		if err != nil || r.status != 200 {
+			return false
+		}
+		text = r.raw
+		last, _ = metricLine(text, "vectordb_graph_cache_hits_total"+col)
+		return last > h0
+	})
+	check(grew, "metrics: cache hits grow after searches", "hits %v, then %v", h0, last)
+	ratio, ok := metricLine(text, "vectordb_graph_cache_hit_ratio"+col)
+	check(ok && ratio > 0 && ratio <= 1, "metrics: a hit ratio above 0, at most 1, after searches", "%v %v", ok, ratio)
+}
+
+// health reads a node's /health figures.
+func (c *cluster) health(n *node) (map[string]interface{}, error) {
+	r, err := c.get(n, "/health", roToken)
+	if err != nil {
+		return nil, err
+	}
+	if r.status != 200 {
+		return nil, fmt.Errorf("%s", statusOf(r))
+	}
+	return r.body, nil
+}
+
+func uintField(m map[string]interface{}, k string) (uint64, bool) {
+	n, ok := m[k].(json.Number)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(n), 10, 64)
+	return v, err == nil
+}
+
+// raftIndexChecks: /health reports raft's indexes on every node; a write
+// acknowledged by the leader is applied on every node.
+func raftIndexChecks(c *cluster) {
+	r, err := c.post(c.nodes[1], "/sql", rwToken, map[string]interface{}{"sql": "CREATE TABLE raft_probe(x)"})
+	if !check(err == nil && r.status == 200, "health: a write to follow", "%v %s", err, statusOf(r)) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	addr, err := c.leader(ctx)
+	cancel()
+	leader := c.byRaft(addr)
+	if !check(err == nil && leader != nil, "health: a leader is known", "%v %q", err, addr) {
+		return
+	}
+	h, err := c.health(leader)
+	target, ok := uint64(0), false
+	if err == nil {
+		target, ok = uintField(h, "applied_index")
+	}
+	if !check(ok && target > 0, "health: the leader reports its applied index", "%v %v", err, h) {
+		return
+	}
+	var desc []string
+	all := waitFor(10*time.Second, func() bool {
+		desc = desc[:0]
+		for _, n := range c.nodes {
+			h, err := c.health(n)
+			if err != nil {
+				desc = append(desc, err.Error())
+				return false
+			}
+			a, ok1 := uintField(h, "applied_index")
+			cm, ok2 := uintField(h, "commit_index")
+			l, ok3 := uintField(h, "last_index")
+			t, ok4 := uintField(h, "term")
+			desc = append(desc, fmt.Sprintf("node %d applied %d commit %d last %d term %d", n.idx+1, a, cm, l, t))
+			if !(ok1 && ok2 && ok3 && ok4) || a < target || cm < a || l < cm || t < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	check(all, "health: every node applied the write (applied <= commit <= last index)", "target %d: %s", target, strings.Join(desc, "; "))
+}
+
+// appliedConverge: once writes stop, every node (the restarted one too)
+// reports the same applied index, the leader's.
+func appliedConverge(c *cluster) {
+	var desc []string
+	same := waitFor(10*time.Second, func() bool {
+		desc = desc[:0]
+		var first uint64
+		for i, n := range c.nodes {
+			h, err := c.health(n)
+			if err != nil {
+				desc = append(desc, err.Error())
+				return false
+			}
+			a, ok := uintField(h, "applied_index")
+			desc = append(desc, fmt.Sprintf("node %d applied %d", n.idx+1, a))
+			if !ok || a == 0 || (i > 0 && a != first) {
+				return false
+			}
+			first = a
+		}
+		return true
+	})
+	check(same, "health: after the kills every node reports the same applied index", "%s", strings.Join(desc, "; "))
 }
 
 func statusOf(r *reply) string {

@@ -10,7 +10,7 @@ package main
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../src -Wall -Wextra
-#cgo LDFLAGS: ${SRCDIR}/../../libvectordb.a -lsqlite3 -lm
+#cgo LDFLAGS: ${SRCDIR}/../../libvectordb.a -lsqlite3 -lraft -ldl -lm
 #include <stdlib.h>
 #include "ext.h"
 */
@@ -46,26 +46,45 @@ func statementCount(q string) int {
 	return int(C.vdbnodeStatementCount(cs))
 }
 
+// raftIndexes returns this node's raft figures as of raft's last tick
+// (raftidx.c): the index of the last entry applied to the database, the
+// commit index, the last index in the local log, and the term. ok is false
+// before the first tick, or if the hook did not take (then never true).
+func raftIndexes() (applied, commit, last, term uint64, ok bool) {
+	var a, c, l, t C.uint64_t
+	if C.vdbnodeRaftIndexes(&a, &c, &l, &t) != 1 {
+		return 0, 0, 0, 0, false
+	}
+	return uint64(a), uint64(c), uint64(l), uint64(t), true
+}
+
+// raftHooked reports whether raft_init came through raftidx.c.
+func raftHooked() bool {
+	var a, c, l, t C.uint64_t
+	return C.vdbnodeRaftIndexes(&a, &c, &l, &t) >= 0
+}
+
 type config struct {
-	id         uint64
-	address    string
-	dir        string
-	join       []string
-	latency    time.Duration
-	httpAddr   string
-	httpPublic bool
-	tokensFile string
-	noAuth     bool
-	certFile   string
-	keyFile    string
-	dbName     string
-	maxBody    int64
-	bulkRows   int
-	bulkBytes  int64
-	reqTimeout time.Duration
-	snapEvery  uint64
-	snapKeep   uint64
-	verbose    bool
+	id            uint64
+	address       string
+	dir           string
+	join          []string
+	latency       time.Duration
+	httpAddr      string
+	httpPublic    bool
+	tokensFile    string
+	noAuth        bool
+	certFile      string
+	keyFile       string
+	dbName        string
+	maxBody       int64
+	bulkRows      int
+	bulkBytes     int64
+	reqTimeout    time.Duration
+	snapEvery     uint64
+	snapKeep      uint64
+	statsInterval time.Duration
+	verbose       bool
 }
 
 func parseFlags() (*config, error) {
@@ -90,6 +109,7 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.reqTimeout, "timeout", 10*time.Second, "deadline of one request, including finding a leader")
 	flag.Uint64Var(&c.snapEvery, "snapshot-every", 256, "raft entries between snapshots (dqlite: 1024)")
 	flag.Uint64Var(&c.snapKeep, "snapshot-keep", 256, "raft entries kept after a snapshot, for followers that fall behind (dqlite: 8192)")
+	flag.DurationVar(&c.statsInterval, "stats-interval", 10*time.Second, "/metrics reads the index figures (vectordb_stats on the leader) at most this often")
 	flag.BoolVar(&c.verbose, "v", false, "log dqlite's debug messages")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -142,6 +162,9 @@ func parseFlags() (*config, error) {
 	}
 	if c.snapEvery < 1 || c.snapKeep < 1 {
 		return nil, errors.New("-snapshot-every and -snapshot-keep must be at least 1")
+	}
+	if c.statsInterval < time.Second || c.statsInterval > time.Hour {
+		return nil, errors.New("-stats-interval must be 1s to 1h")
 	}
 	if c.bulkRows < 1 || c.bulkBytes < 1024 {
 		return nil, errors.New("-bulk-rows must be at least 1 and -bulk-bytes at least 1024")
@@ -238,6 +261,9 @@ func main() {
 	cancel()
 	if err != nil {
 		log.Fatalf("node not ready: %v", err)
+	}
+	if !raftHooked() {
+		log.Printf("raft indexes unavailable: libdqlite's raft_init did not come through raftidx.c; /health reports them as null")
 	}
 	db, err := node.Open(context.Background(), c.dbName)
 	if err != nil {

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"log"
+	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,58 +82,195 @@ func label(s string) string {
 	return r.Replace(s)
 }
 
-// indexStats reads, on the leader, each vectordb table's row count and
-// each HNSW graph's node count (the shadow tables T_rows and T_hnswNN).
-func (s *server) indexStats(ctx context.Context, b *strings.Builder) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT t.name, g.name FROM sqlite_schema t
-	  LEFT JOIN sqlite_schema g ON g.type = 'table' AND g.name GLOB t.name || '_hnsw[0-9][0-9]'
-	  WHERE t.type = 'table' AND t.sql LIKE 'CREATE VIRTUAL TABLE%USING vectordb%' ORDER BY 1, 2`)
+// indexFigure is one vectordb_stats figure turned into a metric: the key
+// it comes from, the metric's name, type and help.
+type indexFigure struct {
+	key, name, kind, help string
+	scale                 float64
+}
+
+// The per-column figures exported, in this order. Keys that a column's
+// index kind does not report (a flat index has no graph) are left out.
+var indexFigures = []indexFigure{
+	{"nodes", "vectordb_graph_nodes", "gauge", "Nodes in the HNSW graph of each indexed column.", 1},
+	{"degree_mean", "vectordb_graph_degree_mean", "gauge", "Mean number of bottom-layer links per node.", 1},
+	{"degree_max", "vectordb_graph_degree_max", "gauge", "Most bottom-layer links of one node.", 1},
+	{"cached_nodes", "vectordb_graph_cached_nodes", "gauge", "Graph nodes decoded in the cache read by the scrape.", 1},
+	{"cache_bytes", "vectordb_graph_cache_bytes", "gauge", "Bytes held by the graph cache read by the scrape: nodes, vector chunks and lookup tables.", 1},
+	{"cache_table_bytes", "vectordb_graph_cache_table_bytes", "gauge", "Of vectordb_graph_cache_bytes, the bytes of the cache's lookup tables.", 1},
+	{"cache_mb", "vectordb_graph_cache_budget_bytes", "gauge", "The graph cache's budget (the table's cache_mb).", 1 << 20},
+	{"hits", "vectordb_graph_cache_hits_total", "counter", "Graph node lookups answered from the cache read by the scrape.", 1},
+	{"misses", "vectordb_graph_cache_misses_total", "counter", "Graph nodes read from the shadow table into the cache read by the scrape.", 1},
+}
+
+type columnStats struct {
+	table, column string
+	values        map[string]float64
+}
+
+// tableStats holds a table's own figures. vectordb_stats's bytes_* keys
+// are not used: they come from SQLite's dbstat, which under dqlite 1.11
+// reports nonsense sizes (dqlite's VFS answers SQLITE_OK to every file
+// control, so dbstat takes it for ZIPVFS and reads a page size it never
+// got).
+type tableStats struct {
+	rows    float64
+	hasRows bool
+}
+
+// readIndexStats reads, on the leader and through the same database/sql
+// pool (so the same dqlite connections) that serves queries, each vectordb
+// table's row count and each vector column's graph and cache figures from
+// vectordb_stats, and renders them as Prometheus text.
+func (s *server) readIndexStats(ctx context.Context) (string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_schema
+	  WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING vectordb%' ORDER BY 1`)
 	if err != nil {
-		return err
+		return "", err
 	}
-	type pair struct{ table, graph string }
-	var list []pair
+	var tables []string
 	for rows.Next() {
 		var t string
-		var g *string
-		if err := rows.Scan(&t, &g); err != nil {
+		if err := rows.Scan(&t); err != nil {
 			rows.Close()
-			return err
+			return "", err
 		}
-		p := pair{table: t}
-		if g != nil {
-			p.graph = *g
-		}
-		list = append(list, p)
+		tables = append(tables, t)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return "", err
 	}
-	var tables, graphs strings.Builder
-	seen := map[string]bool{}
-	for _, p := range list {
-		var n int64
-		if !seen[p.table] {
-			seen[p.table] = true
-			if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(p.table+"_rows")).Scan(&n); err != nil {
-				return err
-			}
-			fmt.Fprintf(&tables, "vectordb_table_rows{table=\"%s\"} %d\n", label(p.table), n)
+	tableFigs := map[string]*tableStats{}
+	var cols []*columnStats
+	for _, t := range tables {
+		st, err := s.db.QueryContext(ctx, `SELECT "column", key, value FROM vectordb_stats(?)`, t)
+		if err != nil {
+			return "", fmt.Errorf("vectordb_stats(%q): %v", t, err)
 		}
-		if p.graph != "" {
-			if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(p.graph)).Scan(&n); err != nil {
-				return err
+		byCol := map[string]*columnStats{}
+		ts := &tableStats{}
+		tableFigs[t] = ts
+		for st.Next() {
+			var col sql.NullString
+			var key string
+			var v interface{}
+			if err := st.Scan(&col, &key, &v); err != nil {
+				st.Close()
+				return "", err
 			}
-			col := strings.TrimPrefix(p.graph, p.table+"_")
-			fmt.Fprintf(&graphs, "vectordb_graph_nodes{table=\"%s\",graph=\"%s\"} %d\n", label(p.table), label(col), n)
+			f, isNum := number(v)
+			if !isNum {
+				continue // text figures (the index kind)
+			}
+			if !col.Valid {
+				if key == "rows" {
+					ts.rows, ts.hasRows = f, true
+				}
+				continue
+			}
+			cs := byCol[col.String]
+			if cs == nil {
+				cs = &columnStats{table: t, column: col.String, values: map[string]float64{}}
+				byCol[col.String] = cs
+				cols = append(cols, cs)
+			}
+			cs.values[key] = f
+		}
+		st.Close()
+		if err := st.Err(); err != nil {
+			return "", fmt.Errorf("vectordb_stats(%q): %v", t, err)
 		}
 	}
-	b.WriteString("# HELP vectordb_table_rows Rows in each vectordb table (read on the leader).\n# TYPE vectordb_table_rows gauge\n")
-	b.WriteString(tables.String())
-	b.WriteString("# HELP vectordb_graph_nodes Nodes in each HNSW graph (read on the leader).\n# TYPE vectordb_graph_nodes gauge\n")
-	b.WriteString(graphs.String())
-	return nil
+	sort.SliceStable(cols, func(i, j int) bool {
+		if cols[i].table != cols[j].table {
+			return cols[i].table < cols[j].table
+		}
+		return cols[i].column < cols[j].column
+	})
+
+	var b strings.Builder
+	b.WriteString("# HELP vectordb_table_rows Rows in each vectordb table.\n# TYPE vectordb_table_rows gauge\n")
+	for _, t := range tables {
+		if ts := tableFigs[t]; ts.hasRows {
+			fmt.Fprintf(&b, "vectordb_table_rows{table=\"%s\"} %s\n", label(t), num(ts.rows))
+		}
+	}
+	b.WriteString("# HELP vectordb_graph_level_nodes Nodes of each HNSW graph by top level.\n# TYPE vectordb_graph_level_nodes gauge\n")
+	for _, cs := range cols {
+		for _, k := range sortedKeysF(cs.values) {
+			if lv := strings.TrimPrefix(k, "nodes_level_"); lv != k {
+				fmt.Fprintf(&b, "vectordb_graph_level_nodes{table=\"%s\",column=\"%s\",level=\"%s\"} %s\n", label(cs.table), label(cs.column), label(lv), num(cs.values[k]))
+			}
+		}
+	}
+	for _, fig := range indexFigures {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", fig.name, fig.help, fig.name, fig.kind)
+		for _, cs := range cols {
+			if v, ok := cs.values[fig.key]; ok {
+				fmt.Fprintf(&b, "%s{table=\"%s\",column=\"%s\"} %s\n", fig.name, label(cs.table), label(cs.column), num(v*fig.scale))
+			}
+		}
+	}
+	b.WriteString("# HELP vectordb_graph_cache_hit_ratio hits / (hits + misses) of the cache read by the scrape; absent before the first lookup.\n# TYPE vectordb_graph_cache_hit_ratio gauge\n")
+	for _, cs := range cols {
+		h, ok1 := cs.values["hits"]
+		m, ok2 := cs.values["misses"]
+		if ok1 && ok2 && h+m > 0 {
+			fmt.Fprintf(&b, "vectordb_graph_cache_hit_ratio{table=\"%s\",column=\"%s\"} %s\n", label(cs.table), label(cs.column), num(h/(h+m)))
+		}
+	}
+	return b.String(), nil
+}
+
+func sortedKeysF(m map[string]float64) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// number reads an SQLite value as a float64 when it is a number.
+func number(v interface{}) (float64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
+// num prints a figure the way Prometheus reads it: integers in full.
+func num(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// indexStats returns the index figures, read again only when the copy in
+// hand is older than -stats-interval: vectordb_stats reads every graph
+// row and walks every page of the table's shadow tables (dbstat) on the
+// leader, so scrapes must not be able to repeat it at will. One read runs
+// at a time; scrapes arriving meanwhile wait for it and share its result.
+// A failed read is kept as long, so a failing leader is not asked again
+// at every scrape either.
+func (s *server) indexStats() (text string, age time.Duration, err error) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if s.statsAt.IsZero() || time.Since(s.statsAt) >= s.c.statsInterval {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.statsText, s.statsErr = s.readIndexStats(ctx)
+		cancel()
+		s.statsAt = time.Now()
+		if s.statsErr != nil {
+			log.Printf("metrics: reading the index figures: %v", s.statsErr)
+		}
+	}
+	return s.statsText, time.Since(s.statsAt), s.statsErr
 }
 
 func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
@@ -145,15 +286,15 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b strings.Builder
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	err := s.indexStats(ctx, &b)
-	cancel()
+	text, age, err := s.indexStats()
 	scrapeErr := 0
 	if err != nil {
-		b.Reset()
 		scrapeErr = 1
+	} else {
+		b.WriteString(text)
 	}
-	fmt.Fprintf(&b, "# HELP vectordb_index_scrape_error 1 if the table and graph counts could not be read from the leader.\n# TYPE vectordb_index_scrape_error gauge\nvectordb_index_scrape_error %d\n", scrapeErr)
+	fmt.Fprintf(&b, "# HELP vectordb_index_scrape_error 1 if the index figures could not be read from the leader.\n# TYPE vectordb_index_scrape_error gauge\nvectordb_index_scrape_error %d\n", scrapeErr)
+	fmt.Fprintf(&b, "# HELP vectordb_index_stats_age_seconds Age of the index figures (read again at most every -stats-interval).\n# TYPE vectordb_index_stats_age_seconds gauge\nvectordb_index_stats_age_seconds %.3f\n", age.Seconds())
 
 	s.mu.Lock()
 	role, changes := s.role, s.leaderChanges

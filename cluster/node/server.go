@@ -36,6 +36,11 @@ type server struct {
 	leaderChanges uint64
 	quit          chan struct{}
 	done          chan struct{}
+
+	statsMu   sync.Mutex // one read of the index figures at a time
+	statsAt   time.Time  // when statsText/statsErr were read
+	statsText string
+	statsErr  error
 }
 
 func newServer(c *config, node *app.App, db *sql.DB, tokens *tokenSet) *server {
@@ -798,12 +803,23 @@ func (s *server) stop() {
 func (s *server) handleHealth(ctx context.Context, _ []byte, _ bool) (interface{}, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return map[string]interface{}{
+	reply := map[string]interface{}{
 		"id":             s.node.ID(),
 		"address":        s.node.Address(),
 		"role":           s.role,
 		"leader":         s.leader,
 		"leader_changes": s.leaderChanges,
 		"database":       s.c.dbName,
-	}, nil
+		"applied_index":  nil,
+		"commit_index":   nil,
+		"last_index":     nil,
+		"term":           nil,
+	}
+	if applied, commit, last, term, ok := raftIndexes(); ok {
+		reply["applied_index"] = applied
+		reply["commit_index"] = commit
+		reply["last_index"] = last
+		reply["term"] = term
+	}
+	return reply, nil
 }
