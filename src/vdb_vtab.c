@@ -1561,7 +1561,10 @@ static int vdbStatAdd(void *pCtx, const char *zKey, const char *zText, double rV
   return SQLITE_OK;
 }
 
-/* Bytes of every shadow table, where SQLite has dbstat. */
+/* Bytes of every shadow table, where SQLite has dbstat: its pages times
+** the page size. Not sum(pgsize): a VFS that answers SQLITE_OK to every
+** file control (dqlite 1.11's) makes dbstat take the file for ZIPVFS and
+** report page sizes it never had. */
 static int vdbStatsSizes(VdbVtab *p, VdbStatsCursor *pCur){
   sqlite3_stmt *pList = 0, *pSize = 0;
   char *zSql = sqlite3_mprintf("SELECT name FROM \"%w\".sqlite_schema WHERE type='table'"
@@ -1569,7 +1572,8 @@ static int vdbStatsSizes(VdbVtab *p, VdbStatsCursor *pCur){
                                p->store.zDb, (int)strlen(p->store.zName)+1, p->store.zName);
   int rc;
   if( zSql==0 ) return SQLITE_NOMEM;
-  if( sqlite3_prepare_v2(p->db, "SELECT sum(pgsize) FROM dbstat(?1) WHERE name=?2", -1, &pSize, 0)!=SQLITE_OK ){
+  if( sqlite3_prepare_v2(p->db, "SELECT count(*)*(SELECT page_size FROM pragma_page_size WHERE schema=?1)"
+                                  " FROM dbstat(?1) WHERE name=?2", -1, &pSize, 0)!=SQLITE_OK ){
     sqlite3_free(zSql);
     return SQLITE_OK;                 /* no dbstat in this SQLite: no sizes */
   }
