@@ -169,10 +169,11 @@ VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c){
   pthread_mutex_lock(&s->publishLock);
   pKept = s->aSlot[nid].pNode;
   if( pKept==0 ){
+    /* Everything of c is written before the release stores publish it. */
+    c->isReferenced = 1;
     s->aSlot[nid].aux = c->node.aux;
     __atomic_store_n(&s->aSlot[nid].pVec, c->node.pVec, __ATOMIC_RELEASE);
     __atomic_store_n(&s->aSlot[nid].pNode, c, __ATOMIC_RELEASE);
-    c->isReferenced = 1;
     s->nNode++;
     s->cacheBytes += (sqlite3_int64)c->nByte;
     pKept = c;

@@ -974,6 +974,7 @@ static void vdbDiscardNow(VdbHnswIndex *p){
 
 static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode);
 static int vdbSharedAttach(VdbHnswIndex *p);
+static void vdbSharedCatchUp(VdbHnswIndex *p);
 
 static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
@@ -1252,6 +1253,30 @@ static int vdbSharedBegin(VdbHnswIndex *p, int *pRc){
     if( *pRc!=SQLITE_OK ) return 0;
   }
   return 0;
+}
+
+/* At the start of a statement that has changed nothing yet: bring the
+** shared copy to this connection's snapshot now, so that a write
+** transaction about to begin finds it there and can copy nodes from it
+** (vdbCopyFromShared), even in a process whose queries are rare. A
+** failure here only costs speed: the copy is left empty, and a walk that
+** needs it tries again and reports what fails. */
+static void vdbSharedCatchUp(VdbHnswIndex *p){
+  VdbHnswShared *s;
+  int isBehind;
+  if( !p->hasLog || p->txnDirty || p->pDirty || p->nextNid>VDB_NID_TABLE_MAX ) return;
+  if( !p->sharedLooked && vdbSharedAttach(p)!=SQLITE_OK ) return;
+  if( (s = p->pShared)==0 ) return;
+  vdbSharedReadLock(s);
+  isBehind = s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint);
+  vdbSharedReadUnlock(s);
+  if( isBehind ){
+    vdbSharedWriteLock(s);
+    if( s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint) ){
+      vdbSharedAdvance(p);
+    }
+    vdbSharedWriteUnlock(s);
+  }
 }
 
 /* End a walk on the shared copy: hand over the counts, release the read
@@ -1591,6 +1616,7 @@ static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
     }
   }
   if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
+  if( rc==SQLITE_OK ) vdbSharedCatchUp(p);
   return rc;
 }
 
