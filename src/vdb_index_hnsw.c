@@ -267,10 +267,7 @@ static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
   unsigned int mask = (unsigned)(p->nHash-1), h, j;
   for(h=vdbBucket(p, c->node.nid); p->aHash[h].nid && p->aHash[h].pNode!=c; h=(h+1)&mask){}
   if( p->aHash[h].nid==0 ) return;
-  if( c->node.nid<p->nByNid ){
-    p->aByNid[c->node.nid].pNode = 0;
-    if( c->ownsVector ) p->aByNid[c->node.nid].pVec = 0;   /* it points into c */
-  }
+  if( c->node.nid<p->nByNid ) p->aByNid[c->node.nid].pNode = 0;
   p->aHash[h].nid = 0;
   for(j=(h+1)&mask; p->aHash[j].nid; j=(j+1)&mask){
     unsigned int home = vdbBucket(p, p->aHash[j].nid);
@@ -286,13 +283,13 @@ static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
 }
 
 /* A node with room for its level's links and its vector. */
-static VdbCNode *vdbNewCNodeV(VdbHnswIndex *p, sqlite3_int64 nid, int level, int withVector){
+static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
   size_t nLinks = 0, nByte;
   VdbCNode *c;
   sqlite3_int64 *pLink;
   int l;
   for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
-  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64) + (withVector ? (size_t)p->nVecBytes : 0);
+  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64);
   c = (VdbCNode*)sqlite3_malloc64(nByte);
   if( c==0 ) return 0;
   memset(c, 0, sizeof(VdbCNode));
@@ -304,14 +301,7 @@ static VdbCNode *vdbNewCNodeV(VdbHnswIndex *p, sqlite3_int64 nid, int level, int
     c->node.aaLink[l] = pLink;
     pLink += vdbCap(p, l);
   }
-  if( withVector ){
-    c->ownsVector = 1;
-    c->node.pVec = pLink;
-  }
   return c;
-}
-static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
-  return vdbNewCNodeV(p, nid, level, 0);
 }
 
 /* ---- chunks of vectors ---------------------------------------------------------- */
@@ -993,7 +983,7 @@ static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
     ** was one-sided in the stored graph. */
     rc = vdbGraphCorrupt(p, "a one-sided link leads to deleted node %lld", nid);
   }
-  if( rc==SQLITE_OK && !c->ownsVector && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
+  if( rc==SQLITE_OK && c->chunkEpoch!=p->chunkEpoch ) rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ){
     c->isReferenced = 1;
     *ppNode = &c->node;
@@ -1372,9 +1362,11 @@ static void vdbSharedAccessPrefetch(void *pCtx, sqlite3_int64 nid){
 }
 
 /* A private-cache miss inside a transaction that changed the graph: copy
-** the node, links and vector, from the shared copy if that holds it at the
-** snapshot the transaction began from (see txnBaseSeq). SQLITE_NOTFOUND:
-** read it from the table instead. */
+** the node's links from the shared copy if that holds it at the snapshot
+** the transaction began from (see txnBaseSeq), instead of reading its row.
+** Its vector is attached from the private chunk cache as usual: pointing
+** into the shared copy would outlive the read lock. SQLITE_NOTFOUND: read
+** it from the table instead. */
 static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbHnswShared *s = p->pShared;
   VdbCNode *c = 0, *src;
@@ -1383,7 +1375,7 @@ static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNo
   vdbSharedReadLock(s);
   if( s->version==p->txnBaseSeq && s->versionPrint==p->txnBasePrint
    && (src = vdbSharedNode(s, nid))!=0 ){
-    c = vdbNewCNodeV(p, nid, src->node.level, 1);
+    c = vdbNewCNode(p, nid, src->node.level);
     if( c==0 ){
       rc = SQLITE_NOMEM;
     }else{
@@ -1391,8 +1383,6 @@ static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNo
         c->node.anLink[l] = src->node.anLink[l];
         memcpy(c->node.aaLink[l], src->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)src->node.anLink[l]);
       }
-      memcpy((void*)c->node.pVec, src->node.pVec, (size_t)p->nVecBytes);
-      c->node.aux = src->node.aux;
       c->rowid = src->rowid;
       c->slot = src->slot;
       rc = SQLITE_OK;

@@ -47,7 +47,6 @@ struct VdbCNode {
   unsigned char isRemoved;
   unsigned char isNew;              /* created since the last flush: its vector is new */
   unsigned char isReferenced;       /* used since the clock hand last passed */
-  unsigned char ownsVector;         /* node.pVec is a copy after the links (private only) */
   unsigned int txnStamp;            /* private: the connection's transaction count when last written */
   VdbCNode *pDirtyNext;
   size_t nByte;
