@@ -14,7 +14,11 @@ ef_construction=100, WAL; bench/serving.py builds it into
   - first query: with one warm connection open, a new connection is
     opened and its first query timed (the median of 5 new connections);
   - threads: queries/s of 1 thread, then of 2 threads each with its own
-    connection, after warming, for S seconds each; the ratio 2/1.
+    connection, after warming, for S seconds each; the ratio 2/1;
+  - writer: on a copy of the database, one connection runs 300 queries,
+    then 300 single-row inserts (one transaction each) and 300 more; the
+    CPU time per insert of each batch (the first batch warms the writer's
+    private cache, the second is its steady state).
 With --baseline the same runs use that build too, interleaved round by
 round, each build on its own copy of the database. Ratios within a build,
 and between builds in the same run, are what to compare: the machine is
@@ -75,6 +79,28 @@ elif mode == "first":
         times.append(time.perf_counter() - t0)
         db.close()
     out["first_ms"] = statistics.median(times) * 1000
+elif mode == "writer":
+    import shutil
+    copy = path + ".writer"
+    for suffix in ("", "-wal"):
+        if os.path.exists(path + suffix):
+            shutil.copy(path + suffix, copy + suffix)
+        elif os.path.exists(copy + suffix):
+            os.remove(copy + suffix)
+    path = copy
+    db = connect()
+    warm(db)
+    rng = np.random.default_rng(5)
+    for batch in ("writer_first_ms", "writer_next_ms"):
+        t0 = time.process_time()
+        for i in range(300):
+            v = queries[rng.integers(len(queries))] + rng.normal(0, 1, queries.shape[1]).astype(np.float32)
+            db.execute("INSERT INTO t(rowid, e) VALUES (?, ?)", (20_000_000 + (batch == "writer_next_ms") * 300 + i, v.tobytes()))
+        out[batch] = (time.process_time() - t0) / 300 * 1000
+    db.close()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(copy + suffix):
+            os.remove(copy + suffix)
 elif mode == "threads":
     def qps(nthreads):
         conns = [connect() for _ in range(nthreads)]
@@ -138,12 +164,16 @@ def main():
         paths[name] = os.path.join(out_dir, f"fashion-{name}.db")
         serving.build(ext, paths[name], base)
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    res = {name: {"mem_one": [], "mem_many": [], "first_ms": [], "qps1": [], "qps2": []} for name, _ in runs}
+    res = {name: {"mem_one": [], "mem_many": [], "first_ms": [], "qps1": [], "qps2": [],
+                  "writer_first_ms": [], "writer_next_ms": []} for name, _ in runs}
     for r in range(rounds):
         for name, ext in runs:
             m = child("memory", ext, paths[name], qfile, n, seconds)
             f = child("first", ext, paths[name], qfile, n, seconds)
             t = child("threads", ext, paths[name], qfile, n, seconds)
+            w = child("writer", ext, paths[name], qfile, n, seconds)
+            for key in ("writer_first_ms", "writer_next_ms"):
+                res[name][key].append(w[key])
             res[name]["mem_one"].append(m["one"])
             res[name]["mem_many"].append(m["many"])
             res[name]["first_ms"].append(f["first_ms"])
@@ -151,14 +181,17 @@ def main():
             res[name]["qps2"].append(t["qps2"])
             print(f"  round {r + 1} {name}: memory 1 conn {m['one'] / 2**20:.0f} MiB, {n} conns "
                   f"{m['many'] / 2**20:.0f} MiB; first query {f['first_ms']:.1f} ms; "
-                  f"{t['qps1']:.0f} / {t['qps2']:.0f} queries/s (1 / 2 threads)", flush=True)
+                  f"{t['qps1']:.0f} / {t['qps2']:.0f} queries/s (1 / 2 threads); insert CPU "
+                  f"{w['writer_first_ms']:.2f} then {w['writer_next_ms']:.2f} ms", flush=True)
     for name, _ in runs:
         x = res[name]
         one, many = statistics.median(x["mem_one"]), statistics.median(x["mem_many"])
         q1, q2 = statistics.median(x["qps1"]), statistics.median(x["qps2"])
         print(f"{name}: memory {n} connections / 1 = {many / one:.2f}x ({many / 2**20:.0f} / {one / 2**20:.0f} MiB); "
               f"new connection's first query {statistics.median(x['first_ms']):.1f} ms; "
-              f"2 threads / 1 = {q2 / q1:.2f}x ({q2:.0f} / {q1:.0f} queries/s)  [medians of {rounds}]")
+              f"2 threads / 1 = {q2 / q1:.2f}x ({q2:.0f} / {q1:.0f} queries/s); insert CPU after 300 queries "
+              f"{statistics.median(x['writer_first_ms']):.2f} ms, then {statistics.median(x['writer_next_ms']):.2f} ms"
+              f"  [medians of {rounds}]")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
