@@ -175,10 +175,11 @@ def test_writer_copies_from_the_shared_copy_and_keeps_the_graph_sound():
     w = open_db(path)
     w.execute("PRAGMA journal_mode=WAL")
     w.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[32] INDEXED BY hnsw(m=8, ef_construction=64), tag integer)")
-    w.executemany("INSERT INTO t(rowid, e, tag) VALUES (?, ?, 0)", ((i + 1, BASE[i].tobytes()) for i in range(1500)))
+    first = np.random.default_rng(12).standard_normal((1500, DIM)).astype(np.float32)
+    w.executemany("INSERT INTO t(rowid, e, tag) VALUES (?, ?, 0)", ((i + 1, first[i].tobytes()) for i in range(1500)))
     w.execute("INSERT INTO t(t) VALUES ('cache_mb=2')")
     reader = open_db(path)
-    for q in BASE[:1500:3]:
+    for q in first[::3]:
         knn(reader, q)
     assert stats(reader)["cached_nodes"] > 1400, stats(reader)
     more = np.random.default_rng(11).standard_normal((3000, DIM)).astype(np.float32)
