@@ -363,6 +363,7 @@ class StagedFixture(Fixture):
         self.env["DESTDIR"] = os.path.join(self.dir, "stage")
         self.env["HOME"] = os.path.join(self.dir, "home")
         os.mkdir(self.env["HOME"])
+        self.installed = []
         self.files = re.findall(r"^\| `\$\(PREFIX\)/([^`]+)` \|", readme_text(), re.M)
         m = re.search(r"removes exactly those (\w+) files", readme_text())
         assert m and len(self.files) == NUMBER_WORDS.get(m.group(1)), (m and m.group(1), self.files)
@@ -376,7 +377,9 @@ class StagedFixture(Fixture):
         if m.group(1) == "install":
             missing = [f for f in self.files if not os.path.isfile(os.path.join(prefix, f))]
             assert not missing, f"{code}: not installed under {prefix}: {missing}"
+            self.installed.append(prefix)
         else:
+            assert prefix in self.installed, f"{code}: nothing was installed under {prefix}"
             left = [os.path.join(d, f) for d, _, fs in os.walk(prefix) for f in fs]
             assert not left, f"{code}: left behind {left}"
 
@@ -579,9 +582,15 @@ def run_sh_block(fx, heading, text, subs, line_no):
                     break
                 time.sleep(0.1)
             assert not problems, f"{where}: " + "; ".join(problems)
-            fx.after_command(code, out)
+            try:
+                fx.after_command(code, out)
+            except AssertionError as e:
+                raise AssertionError(f"{where}: {e}") from None
             results.append((code, out))
-    fx.after_block(results)
+    try:
+        fx.after_block(results)
+    except AssertionError as e:
+        raise AssertionError(f"README.md:{line_no} ({heading}): {e}") from None
     return len(results)
 
 
