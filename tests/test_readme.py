@@ -1,5 +1,5 @@
-"""README.md's SQL and Python examples run as printed, so the README cannot
-drift from what the extension does.
+"""README.md's examples run as printed, so the README cannot drift from what
+vectordb does.
 
 usage: /usr/bin/python3 tests/test_readme.py EXTENSION_PATH [unused] [name-filter]
 
@@ -13,6 +13,59 @@ the fixture its section needs (below). The ```python blocks that start with
 an import run as scripts from the repository's root. The C examples are
 built and run by tests/test_install.sh, the Python and Node packages' by
 their own suites.
+
+The ```sh blocks. Each must have, on the last non-blank line before its
+fence, a comment saying how it is tested (a block without one fails):
+
+  <!-- readme-test: run [FIXTURE][; OLD => NEW; ...] -->
+      The commands run as printed, in order, each in bash with -e and
+      pipefail, in a fresh scratch directory that holds a symlink to each of
+      the repository's top-level entries (so `build/bin/vectordb`, `src`,
+      `./vectordb`, `./bindings/python` work as from the root); a command
+      starting with `make` runs in the repository root. Every command must
+      exit 0. OLD => NEW substitutions are applied to the block's text
+      first (a placeholder such as `PREFIX=...`, or a size: the 1M-row
+      import runs on 2,000 rows). Further rules:
+      - a variable assignment (`A='...'`) is prefixed to the commands after it;
+      - a command ending in `&` is started in the background as its own
+        process, killed when the block's fixture ends or this test dies;
+      - an optional flag `[--json]` runs the command without and with it;
+      - `app.c` is the nearest ```c block above the command; after a `cc`
+        command its ./a.out is run, must exit 0, and the claims below are
+        about what it prints;
+      - claims in a command's comment are checked: `prints "A" and "B"`
+        (the output lines; "..." ends a prefix), `prints WORD`, `three
+        voters` (dqlite's .cluster), `itself first` (a --row query's first
+        row); a command whose comment says "after about" a time is re-run
+        until its claim holds, for at most RETRY_DEADLINE seconds.
+      FIXTURE (SH_FIXTURES below, each class says what it provides):
+        staged        DESTDIR and HOME in the scratch directory; each make
+                      install must install every file of the README's table,
+                      each make uninstall leave nothing under that prefix
+        installed     make install into a scratch prefix, PKG_CONFIG_PATH set
+        amalgamation  build/amalgamation/vectordb.[ch] linked in
+        cli           the files the CLI synopsis names, `vectordb` on PATH;
+                      `[a, b, ...]` vectors filled out to 128 elements; the
+                      tables checked against the files afterwards
+        cluster       the README's loopback ports 9001-9003 and 8001-8003
+                      replaced by ports free at run time, /tmp/vdb by a
+                      scratch directory; shared by the consecutive cluster
+                      blocks; the HTTP and dqlite replies checked against the
+                      rows the /bulk request loads; after the last block the
+                      prose's node removal is run and the nodes stopped with
+                      SIGTERM (each must exit 0)
+  <!-- readme-test: names (reason) -->
+      For commands that take minutes (make demo, make bench, the serving
+      benchmark) or need a live writer (Litestream): nothing runs, but every
+      make target must pass `make -n`, every repository path must exist (a
+      build/ path: a make rule must make it), every option given to one of
+      the repository's Python scripts (directly or through a make variable
+      such as BENCH_ARGS) must be one the script parses, and Litestream's
+      options must be in its -h output.
+  <!-- readme-test: suite NAME -->
+      The suite NAME of make test runs the block itself: its program must
+      name the block's section (the python-package suite takes its install
+      command from the README).
 """
 import atexit
 import ctypes
