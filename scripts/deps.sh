@@ -6,7 +6,7 @@ PKGS="gcc make libsqlite3-dev sqlite3 libsimde-dev python3 python3-numpy
       golang-go golang-github-canonical-go-dqlite-dev libdqlite-dev libraft-dev go-dqlite
       dataset-fashion-mnist libhnswlib-dev libfaiss-dev g++ gnuplot-nox
       clang libclang-rt-14-dev valgrind pkg-config python3-venv
-      python3-pil"
+      python3-pil curl time"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

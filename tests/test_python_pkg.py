@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), ".."))
 TMP = tempfile.TemporaryDirectory(prefix="vdb-py-")
-VENV = os.path.join(TMP.name, "venv")
+VENV = os.path.join(TMP.name, "env")
 VPY = os.path.join(VENV, "bin", "python")
 
 
@@ -33,13 +33,24 @@ def sh(cmd, **kw):
     return p.stdout
 
 
+def readme_install_command():
+    """README.md's install command (section "Python package"), which is run
+    as printed in a directory that links the checkout's bindings/ in, with
+    pip kept off every index: "offline: nothing comes from PyPI"."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        sec = f.read().split("\n### Python package\n", 1)[1]
+    cmd = sec.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    assert "venv env" in cmd and "./bindings/python" in cmd, cmd
+    return cmd
+
+
 # Install once; every test below uses the installed copy.
 INSTALL_LOG = None
 INSTALL_ERROR = None
 try:
-    sh(["/usr/bin/python3", "-m", "venv", VENV])
-    INSTALL_LOG = sh([VPY, "-m", "pip", "install", "--no-index", "--no-cache-dir",
-                      os.path.join(ROOT, "bindings", "python")])
+    os.symlink(os.path.join(ROOT, "bindings"), os.path.join(TMP.name, "bindings"))
+    INSTALL_LOG = sh(["bash", "-e", "-c", readme_install_command()],
+                     env=dict(os.environ, PIP_NO_INDEX="1", PIP_NO_CACHE_DIR="1"))
     SITE = sh([VPY, "-c", "import sysconfig; print(sysconfig.get_paths()['platlib'])"]).strip()
     # The same Python version: this process can import the installed package
     # (and use Debian's numpy, which the venv cannot get without a registry).

@@ -21,7 +21,9 @@ import sysconfig
 import zipfile
 
 NAME = "vectordb"
-HERE = os.path.dirname(os.path.abspath(__file__))
+# realpath: reached through a symlink (pip install ./bindings/python from a
+# directory that links the checkout in), the checkout is still found.
+HERE = os.path.dirname(os.path.realpath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
