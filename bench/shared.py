@@ -142,7 +142,7 @@ def main():
     i = 1
     while i < len(sys.argv):
         a = sys.argv[i]
-        if a[2:] in args and a.startswith("--") and i + 1 < len(sys.argv):
+        if a in ("--ext", "--baseline", "--connections", "--seconds", "--rounds") and i + 1 < len(sys.argv):
             args[a[2:]] = sys.argv[i + 1]
             i += 2
         else:
