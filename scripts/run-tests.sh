@@ -12,13 +12,32 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 SQLITE_VEC=.cache/sqlite-vec-0.1.9/vec0
 
+# Each suite's wall time and the CPU time (user+sys) of its processes,
+# printed after its result: the machine may be shared, so wall time alone
+# says little. `times` reports this shell's children's CPU time only when
+# this shell runs it (not in $(...) or a pipe, which are subshells), so
+# mark_cpu writes it to a file and cpu_mark reads that file.
+mkdir -p build/test-logs
+times_file=build/test-logs/.times
+now() { date +%s.%N; }
+mark_cpu() { times >"$times_file"; }
+cpu_mark() {
+  awk 'NR==2 { split($1,u,"m"); split($2,s,"m"); printf "%.2f", u[1]*60+u[2]+s[1]*60+s[2] }' "$times_file"
+}
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b-a }'; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null; }
+echo "load average at start: $(loadavg)"
+run_start=$(now); mark_cpu; run_cpu0=$(cpu_mark)
+
 total_pass=0; total_fail=0; failed_suites=""
 run_suite() {
   name=$1; shift
   log=build/test-logs/$name.log
-  mkdir -p build/test-logs
+  suite_start=$(now); mark_cpu; suite_cpu0=$(cpu_mark)
   "$@" >"$log" 2>&1
   status=$?
+  suite_end=$(now); mark_cpu
+  took="$(elapsed "$suite_start" "$suite_end") s, cpu $(elapsed "$suite_cpu0" "$(cpu_mark)") s"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
   if [ -z "$line" ]; then
     pass=0; fail=1
@@ -30,10 +49,10 @@ run_suite() {
   total_pass=$((total_pass + pass)); total_fail=$((total_fail + fail))
   if [ "$fail" -ne 0 ]; then
     failed_suites="$failed_suites $name"
-    echo "== $name: $pass passed, $fail failed (exit $status); log $log:"
+    echo "== $name: $pass passed, $fail failed (exit $status; $took); log $log:"
     grep -E 'FAIL|Error|ERROR|error:|runtime error|Sanitizer' "$log" | head -n 30
   else
-    echo "== $name: $pass passed, 0 failed"
+    echo "== $name: $pass passed, 0 failed ($took)"
   fi
 }
 
@@ -70,6 +89,8 @@ for fragment in tests/suites/*.sh; do
   [ -f "$fragment" ] && . "./$fragment"
 done
 
+run_end=$(now); mark_cpu
+echo "suites took $(elapsed "$run_start" "$run_end") s, cpu $(elapsed "$run_cpu0" "$(cpu_mark)") s; load average at end: $(loadavg)"
 echo "failed suites:${failed_suites:- none}"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
