@@ -116,15 +116,17 @@ run_suite asan-sql env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
 run_suite vtab                $PY tests/test_vtab.py ./vectordb
 run_suite asan-vtab env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
           $PY tests/test_vtab.py ./build/asan-so/vectordb
-run_suite hnsw-table          $PY tests/test_hnsw_table.py ./vectordb 10000
+# The indexed-table suite on 5,000, 1,000 and (newer SQLite) 2,000 rows;
+# `make longtest` runs it on 10,000, 2,000 and 3,000 (tests/mk/longtest.mk).
+run_suite hnsw-table          $PY tests/test_hnsw_table.py ./vectordb 5000
 run_suite asan-hnsw-table env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=0 \
-          $PY tests/test_hnsw_table.py ./build/asan-so/vectordb 2000
+          $PY tests/test_hnsw_table.py ./build/asan-so/vectordb 1000
 run_suite differential        $PY tests/test_differential.py ./vectordb $SQLITE_VEC
 # The same SQL-level suites inside a newer SQLite than the system's.
 if [ -n "${SQLITE_NEWER:-}" ]; then
   run_suite sql-newer-sqlite  env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_sql.py ./vectordb
   run_suite vtab-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_vtab.py ./vectordb
-  run_suite hnsw-table-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_hnsw_table.py ./vectordb 3000
+  run_suite hnsw-table-newer-sqlite env LD_PRELOAD="$PWD/$SQLITE_NEWER" $PY tests/test_hnsw_table.py ./vectordb 2000
 fi
 # Further suites, each in its own fragment that calls run_suite.
 for fragment in tests/suites/*.sh; do
