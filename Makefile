@@ -2,7 +2,9 @@
 #
 #   make            vectordb.so (loadable) and libvectordb.a (static, SQLITE_CORE)
 #   make deps       install missing Debian packages and the sqlite-vec peer
-#   make test       everything above, then every test suite (ends "N passed, N failed")
+#   make test       everything above, then every test suite (ends "N passed, N failed");
+#                   TEST_JOBS build jobs and suites at once (default: the cores)
+#   make longtest   the suites make test runs at reduced sizes, at full size
 #   make demo       nearest neighbours on Fashion-MNIST in the sqlite3 shell
 #   make bench-kernels   SIMD vs scalar kernel micro-benchmark
 #   make bench-quick     the harness on Fashion-MNIST, all systems (~5 min)
