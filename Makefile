@@ -2,7 +2,9 @@
 #
 #   make            vectordb.so (loadable) and libvectordb.a (static, SQLITE_CORE)
 #   make deps       install missing Debian packages and the sqlite-vec peer
-#   make test       everything above, then every test suite (ends "N passed, N failed")
+#   make test       everything above, then every test suite (ends "N passed, N failed");
+#                   TEST_JOBS build jobs and suites at once (default: the cores)
+#   make longtest   the suites make test runs at reduced sizes, at full size
 #   make demo       nearest neighbours on Fashion-MNIST in the sqlite3 shell
 #   make bench-kernels   SIMD vs scalar kernel micro-benchmark
 #   make bench-quick     the harness on Fashion-MNIST, all systems (~5 min)
@@ -126,9 +128,18 @@ $(SQLITE_VEC):
 $(SQLITE_NEWER):
 	@sh scripts/fetch-sqlite-newer.sh $(BETTER_SQLITE3_VERSION) $(dir $@)
 
+# The build for the tests runs TEST_JOBS jobs at once (default: the number
+# of cores), each job's output printed whole when it ends; the suites then
+# run TEST_JOBS at a time too (scripts/run-tests.sh).
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+export TEST_JOBS
+
 test: deps
-	@$(MAKE) --no-print-directory all unit-tests build/asan-so/vectordb.so $(SQLITE_VEC) $(SQLITE_NEWER) $(EXTRA_TEST_DEPS)
-	@SQLITE_NEWER=$(SQLITE_NEWER) sh scripts/run-tests.sh
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target all unit-tests build/asan-so/vectordb.so \
+	  $(SQLITE_VEC) $(SQLITE_NEWER) $(EXTRA_TEST_DEPS) || exit 1; \
+	echo "build for the tests took $$(( $$(date +%s) - start )) s"
+	@SQLITE_NEWER=$(SQLITE_NEWER) bash scripts/run-tests.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
