@@ -1209,38 +1209,48 @@ static int vdbSharedAdvance(VdbHnswIndex *p){
   return rc;
 }
 
+/* The shared copy this connection may use now, attaching on first use;
+** NULL when it has none or its transaction changed the graph. */
+static VdbHnswShared *vdbSharedUsable(VdbHnswIndex *p, int *pRc){
+  *pRc = SQLITE_OK;
+  if( !p->hasLog || p->txnDirty || p->pDirty || p->nextNid>VDB_NID_TABLE_MAX ) return 0;
+  if( !p->sharedLooked ) *pRc = vdbSharedAttach(p);
+  return *pRc==SQLITE_OK ? p->pShared : 0;
+}
+
+/* Is the copy older than this connection's snapshot? The same seq in
+** another history (a restore, then as many commits) is older too. Either
+** lock held. */
+static int vdbSharedIsBehind(const VdbHnswShared *s, const VdbHnswIndex *p){
+  return s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint);
+}
+
+/* Bring the copy to this connection's snapshot if it is still behind once
+** the write lock is held (another connection may have done it). */
+static int vdbSharedBringForward(VdbHnswIndex *p){
+  VdbHnswShared *s = p->pShared;
+  int rc = SQLITE_OK;
+  vdbSharedWriteLock(s);
+  if( vdbSharedIsBehind(s, p) ) rc = vdbSharedAdvance(p);
+  vdbSharedWriteUnlock(s);
+  return rc;
+}
+
 /* Start a walk on the shared copy: returns 1 holding its read lock with
 ** the copy at this connection's snapshot, or 0 holding nothing (the
 ** private cache answers; *pRc says if something failed). */
 static int vdbSharedBegin(VdbHnswIndex *p, int *pRc){
-  VdbHnswShared *s;
-  int attempt;
-  *pRc = SQLITE_OK;
-  if( !p->hasLog || p->txnDirty || p->pDirty || p->nextNid>VDB_NID_TABLE_MAX ) return 0;
-  if( !p->sharedLooked ){
-    *pRc = vdbSharedAttach(p);
-    if( *pRc!=SQLITE_OK ) return 0;
-  }
-  if( (s = p->pShared)==0 ) return 0;
-  for(attempt=0; attempt<2; attempt++){
-    sqlite3_int64 v;
-    int isSameRow;
+  VdbHnswShared *s = vdbSharedUsable(p, pRc);
+  int attempt, isBehind;
+  for(attempt=0; s && attempt<2 && *pRc==SQLITE_OK; attempt++){
     vdbSharedReadLock(s);
-    v = s->version;
-    /* The same seq in another history (a restore, then as many commits)
-    ** is not the same version. */
-    isSameRow = s->versionPrint==p->logPrint;
-    if( v==p->logSeq && isSameRow ) return 1;
+    if( s->version==p->logSeq && s->versionPrint==p->logPrint ) return 1;
+    isBehind = vdbSharedIsBehind(s, p);
     vdbSharedReadUnlock(s);
-    /* A snapshot older than the copy (a long read transaction): the copy
-    ** may hold nodes it must not see. */
-    if( v>p->logSeq ) return 0;
-    vdbSharedWriteLock(s);
-    if( s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint) ){
-      *pRc = vdbSharedAdvance(p);
-    }
-    vdbSharedWriteUnlock(s);
-    if( *pRc!=SQLITE_OK ) return 0;
+    /* Otherwise a snapshot older than the copy (a long read transaction):
+    ** the copy may hold nodes it must not see. */
+    if( !isBehind ) return 0;
+    *pRc = vdbSharedBringForward(p);
   }
   return 0;
 }
@@ -1252,32 +1262,25 @@ static int vdbSharedBegin(VdbHnswIndex *p, int *pRc){
 ** failure here only costs speed: the copy is left empty, and a walk that
 ** needs it tries again and reports what fails. */
 static void vdbSharedCatchUp(VdbHnswIndex *p){
-  VdbHnswShared *s;
-  int isBehind;
-  if( !p->hasLog || p->txnDirty || p->pDirty || p->nextNid>VDB_NID_TABLE_MAX ) return;
-  if( !p->sharedLooked && vdbSharedAttach(p)!=SQLITE_OK ) return;
-  if( (s = p->pShared)==0 ) return;
+  int rc, isBehind;
+  VdbHnswShared *s = vdbSharedUsable(p, &rc);
+  if( s==0 ) return;
   vdbSharedReadLock(s);
-  isBehind = s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint);
+  isBehind = vdbSharedIsBehind(s, p);
   vdbSharedReadUnlock(s);
-  if( isBehind ){
-    vdbSharedWriteLock(s);
-    if( s->version<p->logSeq || (s->version==p->logSeq && s->versionPrint!=p->logPrint) ){
-      vdbSharedAdvance(p);
-    }
-    vdbSharedWriteUnlock(s);
-  }
+  if( isBehind ) vdbSharedBringForward(p);
 }
 
 /* End a walk on the shared copy: hand over the counts, release the read
 ** lock, and evict if the walks overfilled the copy. */
 static void vdbSharedEnd(VdbHnswIndex *p){
   VdbHnswShared *s = p->pShared;
-  int isOver;
+  /* Only a walk that published can have overfilled the copy: a warm walk
+  ** skips the check and its mutex. */
+  int isOver = p->nSharedMisses>0 && vdbSharedOverBudget(s);
   __atomic_add_fetch(&s->nHits, p->nSharedHits, __ATOMIC_RELAXED);
   __atomic_add_fetch(&s->nMisses, p->nSharedMisses, __ATOMIC_RELAXED);
   p->nSharedHits = p->nSharedMisses = 0;
-  isOver = vdbSharedOverBudget(s);
   vdbSharedReadUnlock(s);
   if( isOver ){
     vdbSharedWriteLock(s);
