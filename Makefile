@@ -38,9 +38,9 @@ ARCH := $(shell uname -m)
 
 # Plain C sources and the one SIMD source compiled once per level.
 SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_import vdb_schema vdb_store vdb_knn vdb_index \
-           vdb_index_flat vdb_hnsw vdb_hnsw_shared vdb_index_hnsw vdb_vtab vdb_main
+           vdb_index_flat vdb_hnsw vdb_quant vdb_hnsw_shared vdb_index_hnsw vdb_vtab vdb_main
 ifeq ($(ARCH),x86_64)
-KLEVELS  = base avx2 avx512
+KLEVELS  = base avx2 avx512 avx512vnni
 else
 KLEVELS  = base
 endif
@@ -49,6 +49,8 @@ KFLAGS_avx2   = -DVDB_KERNEL_TABLE=vdbKernelsAvx2 -DVDB_KERNEL_NAME='"avx2"' \
                 -mavx2 -mfma -mpopcnt
 KFLAGS_avx512 = -DVDB_KERNEL_TABLE=vdbKernelsAvx512 -DVDB_KERNEL_NAME='"avx512"' \
                 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mpopcnt
+KFLAGS_avx512vnni = -DVDB_KERNEL_TABLE=vdbKernelsAvx512Vnni -DVDB_KERNEL_NAME='"avx512vnni"' \
+                -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx2 -mfma -mpopcnt
 # The scalar reference must stay scalar to be a fair baseline.
 CFLAGS_vdb_kernels = -fno-tree-vectorize
 GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)

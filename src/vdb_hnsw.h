@@ -67,6 +67,16 @@ struct VdbHnswSpace {
   float (*xAux)(const VdbHnswSpace*, const void *a);
   /* The metric's distance from a walk distance; NULL: use xExact. */
   double (*xReport)(double walkDist);
+  /* Compact codes (vdb_quant.h): when nCodeBytes is non-zero a search
+  ** walks codes, not vectors, and measures its final candidates again
+  ** with their vectors. xEncode codes a stored vector (nCodeBytes),
+  ** xEncodeQuery a query (nQueryCodeBytes); xCodeWalk approximates xWalk
+  ** between a query's code and a vector's code. */
+  int nCodeBytes;
+  int nQueryCodeBytes;
+  void (*xEncode)(const VdbHnswSpace*, const void *pVec, void *pCode);
+  void (*xEncodeQuery)(const VdbHnswSpace*, const void *pQuery, void *pQueryCode);
+  double (*xCodeWalk)(const VdbHnswSpace*, const void *pQueryCode, const void *pCode);
 };
 /* SQLITE_OK, or SQLITE_ERROR for an element type or metric the graph
 ** cannot index (float32 with l2, cosine or dot). */
@@ -82,6 +92,7 @@ typedef struct VdbHnswNode {
   int level;
   const void *pVec;               /* the node's vector, in the space's form */
   float aux;                      /* vdbHnswAux(pVec), set by the access layer */
+  const void *pCode;              /* its code when the space has codes (else NULL) */
   int anLink[VDB_HNSW_MAX_LEVEL+1];            /* links per layer */
   sqlite3_int64 *aaLink[VDB_HNSW_MAX_LEVEL+1]; /* capacity: vdbHnswLayerCap() */
 } VdbHnswNode;
@@ -95,6 +106,9 @@ typedef struct VdbHnswAccess {
   /* Optional fast path for the search: just the vector of node nid and
   ** its aux value, valid like xGet's nodes; NULL to use xGet. */
   int (*xVector)(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux);
+  /* Optional fast path for a search that walks codes: node nid's code,
+  ** valid like xGet's nodes; NULL to use xGet's pCode. */
+  int (*xCode)(void *pCtx, sqlite3_int64 nid, const void **ppCode);
   /* Optional hint: the search will soon read node nid's links, so start
   ** bringing them towards the CPU cache. NULL: no hint. */
   void (*xPrefetch)(void *pCtx, sqlite3_int64 nid);
@@ -130,6 +144,7 @@ typedef struct VdbHnsw {
   int entryLevel;
   int entryChanged;               /* set when the entry point moved; the owner persists it */
   VdbHnswVisited *pVisited;       /* scratch, reused across operations */
+  void *pQueryCode;               /* scratch: the query's code (space.nQueryCodeBytes) */
   sqlite3_uint64 nDistance;       /* distance evaluations, for benchmarks */
   sqlite3_uint64 nRepairSearch;   /* deletes' repairs that had to search the graph */
 } VdbHnsw;
@@ -158,7 +173,10 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid);
 
 /* The k nearest nodes to pQuery that pass xFilter (all if NULL), found by
 ** a beam of width max(ef, k); sorted by distance, ties by nid. *paHit is
-** sqlite3_malloc'd. *pnVisited counts nodes whose distance was computed. */
+** sqlite3_malloc'd. *pnVisited counts nodes whose distance was computed.
+** When the space has codes the beam walks them, and the whole beam is
+** measured again with vectors before the k are chosen; the distances
+** returned are always the vectors'. */
 int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
                   VdbHnswFilter xFilter, void *pFilterArg,
                   VdbHnswHit **paHit, int *pnHit, int *pnVisited);

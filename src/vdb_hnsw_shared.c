@@ -29,7 +29,7 @@ static pthread_mutex_t vdbSharedRegistryLock = PTHREAD_MUTEX_INITIALIZER;
 static VdbHnswShared *vdbSharedList = 0;
 
 static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const char *zToken,
-                                   int nVecBytes, int chunkSize, int m){
+                                   int nSlotBytes, int chunkSize, int m){
   VdbHnswShared *s = (VdbHnswShared*)sqlite3_malloc(sizeof(*s));
   pthread_rwlockattr_t attr;
   if( s==0 ) return 0;
@@ -37,7 +37,7 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   s->dev = dev;
   s->ino = ino;
   sqlite3_snprintf(sizeof(s->zToken), s->zToken, "%s", zToken);
-  s->nVecBytes = nVecBytes;
+  s->nSlotBytes = nSlotBytes;
   s->chunkSize = chunkSize;
   s->m = m;
   s->version = -1;
@@ -54,7 +54,7 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   return s;
 }
 
-int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int chunkSize, int m,
+int vdbSharedAcquire(const char *zFile, const char *zToken, int nSlotBytes, int chunkSize, int m,
                      VdbHnswShared **pp){
   struct stat st;
   VdbHnswShared *s;
@@ -65,12 +65,12 @@ int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int c
     if( s->dev==(sqlite3_uint64)st.st_dev && s->ino==(sqlite3_uint64)st.st_ino
      && strcmp(s->zToken, zToken)==0 ) break;
   }
-  if( s && (s->nVecBytes!=nVecBytes || s->chunkSize!=chunkSize || s->m!=m) ){
+  if( s && (s->nSlotBytes!=nSlotBytes || s->chunkSize!=chunkSize || s->m!=m) ){
     /* Same file and token, other shape: a table dropped and created again
     ** by a build with a token clash is not worth sharing with. */
     s = 0;
   }else if( s==0 ){
-    s = vdbSharedNew((sqlite3_uint64)st.st_dev, (sqlite3_uint64)st.st_ino, zToken, nVecBytes, chunkSize, m);
+    s = vdbSharedNew((sqlite3_uint64)st.st_dev, (sqlite3_uint64)st.st_ino, zToken, nSlotBytes, chunkSize, m);
     if( s ){
       s->pNext = vdbSharedList;
       vdbSharedList = s;
@@ -172,6 +172,7 @@ VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c){
     /* Everything of c is written before the release stores publish it. */
     c->isReferenced = 1;
     s->aSlot[nid].aux = c->node.aux;
+    s->aSlot[nid].pCode = c->node.pCode;
     __atomic_store_n(&s->aSlot[nid].pVec, c->node.pVec, __ATOMIC_RELEASE);
     __atomic_store_n(&s->aSlot[nid].pNode, c, __ATOMIC_RELEASE);
     s->nNode++;
@@ -192,6 +193,7 @@ void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid){
   c = s->aSlot[nid].pNode;
   s->aSlot[nid].pNode = 0;
   s->aSlot[nid].pVec = 0;
+  s->aSlot[nid].pCode = 0;
   if( c ){
     s->nNode--;
     s->cacheBytes -= (sqlite3_int64)c->nByte;
@@ -199,13 +201,12 @@ void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid){
   }
 }
 
-/* Where the vector of a slot lives in the copy, to be read again after a
-** commit changed it; NULL when the copy does not hold that chunk. Patching
-** in place keeps every pointer into the chunk valid. */
-unsigned char *vdbSharedChunkVectorAt(VdbHnswShared *s, const VdbSlot *pSlot, int nVecBytes){
-  VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, pSlot->chunkId);
-  if( b==0 || pSlot->offset<0 || pSlot->offset>=s->chunkSize ) return 0;
-  return b->aVec + (size_t)pSlot->offset*(size_t)nVecBytes;
+/* A chunk buffer of the copy, to patch after a commit changed one of its
+** vectors; NULL when the copy does not hold that chunk. Patching in place
+** keeps every pointer into the chunk valid. */
+unsigned char *vdbSharedChunkAt(VdbHnswShared *s, sqlite3_int64 chunkId){
+  VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, chunkId);
+  return b ? b->aVec : 0;
 }
 
 void vdbSharedClear(VdbHnswShared *s){

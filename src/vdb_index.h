@@ -36,7 +36,8 @@ struct VdbIndex {
 /* A parameter of a kind: INDEXED BY kind(name=value) when DECLARED, and a
 ** table command 'name=value' that the store keeps in T_info when STORED
 ** (it then applies to every index of the table that has the parameter).
-** Values are integers from iMin to iMax. */
+** Values are integers from iMin to iMax; a parameter with names (azName)
+** is given as one of them, and its value is the name's position. */
 #define VDB_PARAM_DECLARED 0x01
 #define VDB_PARAM_STORED   0x02
 typedef struct VdbIndexParam {
@@ -44,6 +45,7 @@ typedef struct VdbIndexParam {
   int iDefault, iMin, iMax;
   unsigned flags;
   const char *zDoc;              /* one line, for messages and the README */
+  const char *const *azName;     /* NULL-terminated names of iMin..iMax, or NULL */
 } VdbIndexParam;
 
 /* Where an index reports its statistics (vectordb_stats): one call per

@@ -25,24 +25,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vdb_index_hnsw.h"
+#include "vdb_quant.h"
 
 extern const VdbIndexKind vdbIndexHnsw;
 
 /* The kind's parameters, in the order of VdbIndexDef.aParam. Defaults
 ** follow hnswlib's M and ef_construction and, unlike hnswlib's ef=10, a
 ** search breadth that reaches high recall. */
-enum { VDB_HNSW_P_M, VDB_HNSW_P_EFC, VDB_HNSW_P_EF, VDB_HNSW_P_CACHE_MB, VDB_HNSW_NPARAM };
+enum { VDB_HNSW_P_M, VDB_HNSW_P_EFC, VDB_HNSW_P_EF, VDB_HNSW_P_CACHE_MB, VDB_HNSW_P_QUANT,
+       VDB_HNSW_NPARAM };
 #define VDB_HNSW_MAX_EF 4096
 #define VDB_HNSW_MAX_CACHE_MB 1048576   /* 1 TiB */
 static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
   { "m", 16, 2, VDB_HNSW_MAX_M, VDB_PARAM_DECLARED,
-    "links per node (3m on the bottom layer)" },
+    "links per node (3m on the bottom layer)", 0 },
   { "ef_construction", 200, 1, VDB_HNSW_MAX_EF, VDB_PARAM_DECLARED,
-    "beam width while inserting, at least m" },
+    "beam width while inserting, at least m", 0 },
   { "ef_search", 64, 1, VDB_HNSW_MAX_EF, VDB_PARAM_DECLARED|VDB_PARAM_STORED,
-    "beam width while searching (0 in a query: exact search)" },
+    "beam width while searching (0 in a query: exact search)", 0 },
   { "cache_mb", 256, 1, VDB_HNSW_MAX_CACHE_MB, VDB_PARAM_STORED,
-    "graph cache budget per index and connection, MiB" },
+    "graph cache budget per index and connection, MiB", 0 },
+  { "quantizer", VDB_QUANT_INT8, VDB_QUANT_NONE, VDB_QUANT_INT8, VDB_PARAM_DECLARED,
+    "what the search walks: int8 codes re-ranked with the vectors, or none (the vectors)",
+    vdbQuantNames },
 };
 
 typedef struct VdbNodeEntry {
@@ -65,6 +70,7 @@ typedef struct VdbNodeEntry {
 typedef struct VdbNidEntry {
   struct VdbCNode *pNode;          /* the cached node; NULL: not cached */
   const void *pVec;                /* its vector in a chunk buffer; NULL: not known */
+  const void *pCode;               /* its code there (with pVec; NULL without codes) */
   float aux;                       /* vdbHnswAux(pVec) */
 } VdbNidEntry;
 
@@ -73,6 +79,7 @@ struct VdbHnswIndex {
   VdbIndex base;
   VdbStore *pStore;                 /* base.pStore */
   int nVecBytes;                    /* bytes of one vector */
+  int nCodeBytes;                   /* bytes of one vector's code (vdb_quant.h); 0: none */
   int efSearch;                     /* the table's default breadth */
   VdbHnsw graph;
   char zSuffix[16];                 /* "hnswNN" */
@@ -197,7 +204,10 @@ static void vdbSlotPut(VdbHnswIndex *p, VdbCNode *c){
 /* Chunk buffers went: no remembered vector pointer may be used. */
 static void vdbForgetVectors(VdbHnswIndex *p){
   sqlite3_int64 i;
-  for(i=0; i<p->nByNid; i++) p->aByNid[i].pVec = 0;
+  for(i=0; i<p->nByNid; i++){
+    p->aByNid[i].pVec = 0;
+    p->aByNid[i].pCode = 0;
+  }
 }
 
 /* Grow the flat table to cover nid, if nid is small enough. Nodes already
@@ -224,10 +234,12 @@ static int vdbNidTableCover(VdbHnswIndex *p, sqlite3_int64 nid){
   return 1;
 }
 
-/* Remember where nid's vector is (or forget it, pVec NULL). */
-static void vdbRememberVector(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec, float aux){
+/* Remember where nid's vector and code are (or forget them, pVec NULL). */
+static void vdbRememberVector(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec, const void *pCode,
+                              float aux){
   if( pVec==0 ? (nid<0 || nid>=p->nByNid) : !vdbNidTableCover(p, nid) ) return;
   p->aByNid[nid].pVec = pVec;
+  p->aByNid[nid].pCode = pVec ? pCode : 0;
   p->aByNid[nid].aux = aux;
 }
 
@@ -367,21 +379,44 @@ static VdbChunkBuf *vdbChunkFind(VdbHnswIndex *p, sqlite3_int64 chunkId){
   return vdbChunkTableFind(&p->chunks, chunkId);
 }
 
-/* Bytes of one chunk's vectors. */
+/* Bytes of one chunk buffer: the chunk's vectors as stored, then, when
+** the walk uses codes, every slot's code (so a walk reads codes packed
+** together, and a code lives exactly as long as its vector). */
 static sqlite3_int64 vdbChunkBytes(const VdbHnswIndex *p){
-  return (sqlite3_int64)p->nVecBytes*p->pStore->pDef->chunkSize;
+  return (sqlite3_int64)(p->nVecBytes + p->nCodeBytes)*p->pStore->pDef->chunkSize;
 }
 
-/* A chunk's vectors, read into a new buffer. */
+/* Where slot `offset`'s vector and code are in a chunk buffer. */
+static unsigned char *vdbChunkVector(const VdbHnswIndex *p, unsigned char *aChunk, int offset){
+  return aChunk + (size_t)offset*(size_t)p->nVecBytes;
+}
+static unsigned char *vdbChunkCode(const VdbHnswIndex *p, unsigned char *aChunk, int offset){
+  if( p->nCodeBytes==0 ) return 0;
+  return aChunk + (size_t)p->pStore->pDef->chunkSize*(size_t)p->nVecBytes
+                + (size_t)offset*(size_t)p->nCodeBytes;
+}
+
+/* Code slot `offset` from its vector (after the vector changed). */
+static void vdbChunkEncode(const VdbHnswIndex *p, unsigned char *aChunk, int offset){
+  if( p->nCodeBytes ){
+    p->graph.space.xEncode(&p->graph.space, vdbChunkVector(p, aChunk, offset),
+                           vdbChunkCode(p, aChunk, offset));
+  }
+}
+
+/* A chunk's vectors (and codes), read into a new buffer. */
 static int vdbChunkRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paVec){
   unsigned char *aVec = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
-  int rc;
+  int rc, j;
   *paVec = 0;
   if( aVec==0 ) return SQLITE_NOMEM;
   rc = vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, aVec);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aVec);
     return rc;
+  }
+  if( p->nCodeBytes ){
+    for(j=0; j<p->pStore->pDef->chunkSize; j++) vdbChunkEncode(p, aVec, j);
   }
   *paVec = aVec;
   return SQLITE_OK;
@@ -449,7 +484,8 @@ static int vdbAttachVector(VdbHnswIndex *p, VdbCNode *c){
     if( rc!=SQLITE_OK ) return rc;
   }
   b->isReferenced = 1;
-  c->node.pVec = b->aVec + (size_t)c->slot.offset*(size_t)p->nVecBytes;
+  c->node.pVec = vdbChunkVector(p, b->aVec, c->slot.offset);
+  c->node.pCode = vdbChunkCode(p, b->aVec, c->slot.offset);
   c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
   c->chunkEpoch = p->chunkEpoch;
   return SQLITE_OK;
@@ -624,7 +660,7 @@ static void vdbDropNode(VdbHnswIndex *p, sqlite3_int64 nid){
     vdbHashRemove(p, c);
     sqlite3_free(c);
   }
-  if( nid>=0 && nid<p->nByNid ) p->aByNid[nid].pVec = 0;
+  vdbRememberVector(p, nid, 0, 0, 0);
 }
 
 /* A slot's vector changed: read it into the cached chunk, if that chunk
@@ -638,7 +674,8 @@ static int vdbPatchChunk(VdbHnswIndex *p, const VdbSlot *pSlot){
   if( b==0 || b->aVec==0 ) return 0;
   if( pSlot->offset>=0 && pSlot->offset<p->pStore->pDef->chunkSize
    && vdbStoreReadVector(p->pStore, p->base.iVec, pSlot,
-                         b->aVec + (size_t)pSlot->offset*(size_t)p->nVecBytes)==SQLITE_OK ){
+                         vdbChunkVector(p, b->aVec, pSlot->offset))==SQLITE_OK ){
+    vdbChunkEncode(p, b->aVec, pSlot->offset);
     return 0;
   }
   sqlite3_free(b->aVec);
@@ -1006,7 +1043,25 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, fl
   if( rc==SQLITE_OK ){
     *ppVec = pNode->pVec;
     *pAux = pNode->aux;
-    vdbRememberVector(p, nid, pNode->pVec, pNode->aux);
+    vdbRememberVector(p, nid, pNode->pVec, pNode->pCode, pNode->aux);
+  }
+  return rc;
+}
+
+/* The search's fast path when it walks codes. */
+static int vdbAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  VdbHnswNode *pNode;
+  int rc;
+  if( nid>=0 && nid<p->nByNid && p->aByNid[nid].pCode ){
+    p->nHits++;
+    *ppCode = p->aByNid[nid].pCode;
+    return SQLITE_OK;
+  }
+  rc = vdbAccessGet(pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ){
+    *ppCode = pNode->pCode;
+    vdbRememberVector(p, nid, pNode->pVec, pNode->pCode, pNode->aux);
   }
   return rc;
 }
@@ -1040,7 +1095,8 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void 
   ** predates it. */
   b = vdbChunkFind(p, c->slot.chunkId);
   if( b ){
-    memcpy(b->aVec + (size_t)c->slot.offset*(size_t)p->nVecBytes, pVec, (size_t)p->nVecBytes);
+    memcpy(vdbChunkVector(p, b->aVec, c->slot.offset), pVec, (size_t)p->nVecBytes);
+    vdbChunkEncode(p, b->aVec, c->slot.offset);
   }
   rc = vdbAttachVector(p, c);
   if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
@@ -1062,7 +1118,7 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
 }
 
 static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
-  vdbRememberVector((VdbHnswIndex*)pCtx, pNode->nid, 0, 0);
+  vdbRememberVector((VdbHnswIndex*)pCtx, pNode->nid, 0, 0, 0);
   ((VdbCNode*)pNode)->isRemoved = 1;
   return vdbAccessDirty(pCtx, pNode);
 }
@@ -1139,7 +1195,8 @@ static int vdbSharedAttach(VdbHnswIndex *p){
   rc = vdbSharedToken(p, zToken);
   if( rc==SQLITE_NOTFOUND ) return SQLITE_OK;
   if( rc==SQLITE_OK ){
-    rc = vdbSharedAcquire(zFile, zToken, p->nVecBytes, s->pDef->chunkSize, p->graph.params.m, &p->pShared);
+    rc = vdbSharedAcquire(zFile, zToken, p->nVecBytes + p->nCodeBytes, s->pDef->chunkSize,
+                          p->graph.params.m, &p->pShared);
   }
   return rc;
 }
@@ -1166,13 +1223,22 @@ static int vdbSharedApplyLog(VdbHnswIndex *p, int *pFull){
     }
     for(i=0; i<n && !*pFull; i+=VDB_LOG_ENTRY){
       VdbSlot slot;
-      unsigned char *pDst;
+      unsigned char *aChunk;
       slot.chunkId = vdbGetLe64(a+i+8);
       slot.offset = (int)vdbGetLe64(a+i+16);
       if( vdbGetLe64(a+i)==0 ) continue;       /* the row's random entry */
       vdbSharedDropNode(s, vdbGetLe64(a+i));
-      pDst = slot.chunkId ? vdbSharedChunkVectorAt(s, &slot, p->nVecBytes) : 0;
-      if( pDst && vdbStoreReadVector(p->pStore, p->base.iVec, &slot, pDst)!=SQLITE_OK ) *pFull = 1;
+      aChunk = slot.chunkId ? vdbSharedChunkAt(s, slot.chunkId) : 0;
+      if( aChunk && (slot.offset<0 || slot.offset>=s->chunkSize) ){
+        *pFull = 1;
+      }else if( aChunk ){
+        if( vdbStoreReadVector(p->pStore, p->base.iVec, &slot,
+                               vdbChunkVector(p, aChunk, slot.offset))!=SQLITE_OK ){
+          *pFull = 1;
+        }else{
+          vdbChunkEncode(p, aChunk, slot.offset);
+        }
+      }
       s->nRefreshedNodes++;
     }
   }
@@ -1312,7 +1378,8 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
     sqlite3_free(c);
     return rc;
   }
-  c->node.pVec = aVec + (size_t)c->slot.offset*(size_t)p->nVecBytes;
+  c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
+  c->node.pCode = vdbChunkCode(p, aVec, c->slot.offset);
   c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
   *ppNode = vdbSharedPublish(s, c);
   p->nSharedMisses++;
@@ -1355,6 +1422,21 @@ static int vdbSharedAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppV
     *ppVec = pNode->pVec;
     *pAux = pNode->aux;
   }
+  return rc;
+}
+
+static int vdbSharedAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  VdbHnswNode *pNode;
+  const void *pCode = vdbSharedCode(p->pShared, nid);
+  int rc;
+  if( pCode ){
+    p->nSharedHits++;
+    *ppCode = pCode;
+    return SQLITE_OK;
+  }
+  rc = vdbSharedAccessGet(pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ) *ppCode = pNode->pCode;
   return rc;
 }
 
@@ -1519,14 +1601,18 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   access.xRemove = vdbAccessRemove;
   access.xTopNode = vdbAccessTopNode;
   access.xVector = vdbAccessVector;
+  access.xCode = vdbAccessCode;
   access.xPrefetch = vdbAccessPrefetch;
   p->privateAccess = access;
   p->sharedAccess = access;
   p->sharedAccess.xGet = vdbSharedAccessGet;
   p->sharedAccess.xVector = vdbSharedAccessVector;
+  p->sharedAccess.xCode = vdbSharedAccessCode;
   p->sharedAccess.xPrefetch = vdbSharedAccessPrefetch;
   rc = vdbHnswSpaceInit(&space, pCol->eElem, pCol->eMetric, pCol->nDim, pK);
+  if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, (VdbQuantizer)pCol->index.aParam[VDB_HNSW_P_QUANT]);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
+  p->nCodeBytes = space.nCodeBytes;
   if( rc!=SQLITE_OK ){
     /* The declaration was validated when it was parsed: only a build
     ** whose limits differ from the one that created the table gets here. */

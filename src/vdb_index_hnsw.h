@@ -88,6 +88,7 @@ void vdbChunkTableClear(VdbChunkTable *t);
 typedef struct VdbSharedSlot {
   VdbCNode *pNode;
   const void *pVec;
+  const void *pCode;                /* written before pVec, like aux */
   float aux;
 } VdbSharedSlot;
 
@@ -98,7 +99,7 @@ struct VdbHnswShared {
   int nRef;
   sqlite3_uint64 dev, ino;          /* the database file's identity */
   char zToken[VDB_INDEX_TOKEN_CHARS+1];  /* the index's, from its name */
-  int nVecBytes, chunkSize, m;      /* must agree for a connection to share */
+  int nSlotBytes, chunkSize, m;     /* must agree for a connection to share */
 
   pthread_rwlock_t walkLock;        /* read: walks; write: everything below changes */
   pthread_mutex_t publishLock;      /* misses publishing, under the read lock */
@@ -123,7 +124,7 @@ struct VdbHnswShared {
 /* The shared copy of the index zToken in file zFile, created on first use;
 ** *pp is NULL (and SQLITE_OK returned) when the file cannot be identified.
 ** Each successful call is paired with vdbSharedRelease. */
-int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int chunkSize, int m,
+int vdbSharedAcquire(const char *zFile, const char *zToken, int nSlotBytes, int chunkSize, int m,
                      VdbHnswShared **pp);
 void vdbSharedRelease(VdbHnswShared *s);
 /* Connections holding s (0 for NULL). */
@@ -145,6 +146,12 @@ static inline const void *vdbSharedVector(VdbHnswShared *s, sqlite3_int64 nid, f
   return pVec;
 }
 
+/* The code of published node nid, or NULL (caller holds the read lock). */
+static inline const void *vdbSharedCode(VdbHnswShared *s, sqlite3_int64 nid){
+  return (nid>0 && nid<s->nSlot && __atomic_load_n(&s->aSlot[nid].pVec, __ATOMIC_ACQUIRE))
+         ? s->aSlot[nid].pCode : 0;
+}
+
 /* Under the read lock: the chunk's vectors if the copy holds them. */
 unsigned char *vdbSharedChunkFind(VdbHnswShared *s, sqlite3_int64 chunkId);
 /* Under the read lock: adopt aVec (chunkBytes) as chunkId's vectors, or
@@ -159,7 +166,7 @@ int vdbSharedOverBudget(VdbHnswShared *s);
 
 /* Under the write lock. */
 void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid);
-unsigned char *vdbSharedChunkVectorAt(VdbHnswShared *s, const VdbSlot *pSlot, int nVecBytes);
+unsigned char *vdbSharedChunkAt(VdbHnswShared *s, sqlite3_int64 chunkId);
 void vdbSharedClear(VdbHnswShared *s);
 int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid);
 sqlite3_int64 vdbSharedTableBytes(const VdbHnswShared *s);

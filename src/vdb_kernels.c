@@ -68,6 +68,13 @@ static VdbCosParts vdbScalarI8Cos(const int8_t *a, const int8_t *b, size_t n){
   return r;
 }
 
+static int64_t vdbScalarU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
+  int64_t sum = 0;
+  size_t i;
+  for(i=0; i<n; i++) sum += (int)a[i]*(int)b[i];
+  return sum;
+}
+
 /* Byte at a time with a bit-twiddling count: no POPCNT instruction. */
 static uint64_t vdbScalarBitHamming(const uint8_t *a, const uint8_t *b, size_t nByte){
   uint64_t sum = 0;
@@ -85,7 +92,7 @@ const VdbKernels vdbKernelsScalar = {
   "scalar",
   vdbScalarF32L2Sq, vdbScalarF32Dot, vdbScalarF32L1, vdbScalarF32Cos,
   vdbScalarI8L2Sq, vdbScalarI8Dot, vdbScalarI8L1, vdbScalarI8Cos,
-  vdbScalarBitHamming
+  vdbScalarBitHamming, vdbScalarU8I8Dot
 };
 
 const VdbKernels *vdbKernelsAt(VdbKernelLevel level){
@@ -109,6 +116,12 @@ const VdbKernels *vdbKernelsAt(VdbKernelLevel level){
        && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
        && __builtin_cpu_supports("popcnt") ){
         return &vdbKernelsAvx512;
+      }
+      return 0;
+    case VDB_KLEVEL_AVX512VNNI:
+      __builtin_cpu_init();
+      if( vdbKernelsAt(VDB_KLEVEL_AVX512) && __builtin_cpu_supports("avx512vnni") ){
+        return &vdbKernelsAvx512Vnni;
       }
       return 0;
 #endif

@@ -26,6 +26,7 @@ typedef enum VdbKernelLevel {
   VDB_KLEVEL_BASE,         /* simde on the baseline ISA (SSE2 / NEON) */
   VDB_KLEVEL_AVX2,         /* AVX2 + FMA + POPCNT */
   VDB_KLEVEL_AVX512,       /* AVX-512 F/BW/DQ/VL */
+  VDB_KLEVEL_AVX512VNNI,   /* the same and VNNI (vpdpbusd: u8 x s8 dot products) */
   VDB_KLEVEL_COUNT
 } VdbKernelLevel;
 
@@ -43,6 +44,9 @@ typedef struct VdbKernels {
   int64_t (*i8L1)(const int8_t *a, const int8_t *b, size_t n);
   VdbCosParts (*i8Cos)(const int8_t *a, const int8_t *b, size_t n);
   uint64_t (*bitHamming)(const uint8_t *a, const uint8_t *b, size_t nByte);
+  /* Sum of a[i]*b[i] with a unsigned and b signed bytes: the int8 code
+  ** distance (vdb_quant.h), one VNNI instruction per 64 pairs. */
+  int64_t (*u8i8Dot)(const uint8_t *a, const int8_t *b, size_t n);
 } VdbKernels;
 
 /* The kernel table for a level, or NULL if this build lacks it or the
@@ -59,6 +63,7 @@ extern const VdbKernels vdbKernelsBase;
 #if defined(__x86_64__) || defined(__i386__)
 extern const VdbKernels vdbKernelsAvx2;
 extern const VdbKernels vdbKernelsAvx512;
+extern const VdbKernels vdbKernelsAvx512Vnni;
 #endif
 
 #endif /* VDB_KERNELS_H */

@@ -74,6 +74,7 @@ typedef simde__m256i VdbI;
 # define vdbFSet1(x)       simde_mm256_set1_ps(x)
 # define vdbIZero()        simde_mm256_setzero_si256()
 # define vdbLoadI8(p)      simde_mm256_cvtepi8_epi16(simde_mm_loadu_si128((const void*)(p)))
+# define vdbLoadU8(p)      simde_mm256_cvtepu8_epi16(simde_mm_loadu_si128((const void*)(p)))
 # define vdbISub16(a,b)    simde_mm256_sub_epi16(a,b)
 # define vdbIAbs16(a)      simde_mm256_abs_epi16(a)
 # define vdbIMadd16(a,b)   simde_mm256_madd_epi16(a,b)
@@ -97,6 +98,7 @@ typedef simde__m128i VdbI;
 # define vdbFSet1(x)       simde_mm_set1_ps(x)
 # define vdbIZero()        simde_mm_setzero_si128()
 # define vdbLoadI8(p)      simde_mm_cvtepi8_epi16(simde_mm_loadl_epi64((const void*)(p)))
+# define vdbLoadU8(p)      simde_mm_cvtepu8_epi16(simde_mm_loadl_epi64((const void*)(p)))
 # define vdbISub16(a,b)    simde_mm_sub_epi16(a,b)
 # define vdbIAbs16(a)      simde_mm_abs_epi16(a)
 # define vdbIMadd16(a,b)   simde_mm_madd_epi16(a,b)
@@ -243,6 +245,84 @@ static int64_t vdbI8Dot(const int8_t *a, const int8_t *b, size_t n){
   return total;
 }
 
+/* Unsigned by signed bytes, the int8 code distance (vdb_quant.h). With
+** VNNI, vpdpbusd multiplies 64 byte pairs and adds each 4 products into
+** an int32 lane in one instruction (a lane gains at most 4*255*128 per
+** step); 16-byte blocks take most of the rest. Without it both sides are
+** widened to int16 (255*128 fits an int16 product exactly). At 512 bits
+** this simde has no u8 widening: unpacking against zero interleaves both
+** sides the same way, which a sum of products does not mind. */
+#if defined(__AVX512VNNI__)
+static int64_t vdbU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
+  int64_t total = 0;
+  size_t i = 0;
+  while( i+64<=n ){
+    VdbI acc0 = vdbIZero(), acc1 = vdbIZero();
+    int steps = 0;
+    for(; i+128<=n && steps<VDB_I8_FLUSH; i+=128, steps++){
+      acc0 = simde_mm512_dpbusd_epi32(acc0, simde_mm512_loadu_si512((const void*)(a+i)),
+                                      simde_mm512_loadu_si512((const void*)(b+i)));
+      acc1 = simde_mm512_dpbusd_epi32(acc1, simde_mm512_loadu_si512((const void*)(a+i+64)),
+                                      simde_mm512_loadu_si512((const void*)(b+i+64)));
+    }
+    if( steps<VDB_I8_FLUSH && i+64<=n ){
+      acc0 = simde_mm512_dpbusd_epi32(acc0, simde_mm512_loadu_si512((const void*)(a+i)),
+                                      simde_mm512_loadu_si512((const void*)(b+i)));
+      i += 64;
+    }
+    total += vdbReduceI32(vdbIAdd32(acc0, acc1));
+  }
+  if( i+16<=n ){
+    simde__m128i acc = simde_mm_setzero_si128();
+    int32_t lane[4];
+    for(; i+16<=n; i+=16){
+      acc = simde_mm_dpbusd_epi32(acc, simde_mm_loadu_si128((const void*)(a+i)),
+                                  simde_mm_loadu_si128((const void*)(b+i)));
+    }
+    simde_mm_storeu_si128((void*)lane, acc);
+    total += (int64_t)lane[0] + lane[1] + lane[2] + lane[3];
+  }
+  for(; i<n; i++) total += (int)a[i] * (int)b[i];
+  return total;
+}
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+static int64_t vdbU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
+  const simde__m512i zero = simde_mm512_setzero_si512();
+  int64_t total = 0;
+  size_t i = 0;
+  while( i+64<=n ){
+    VdbI acc = vdbIZero();
+    int steps = 0;
+    for(; i+64<=n && steps<VDB_I8_FLUSH; i+=64, steps++){
+      simde__m512i va = simde_mm512_loadu_si512((const void*)(a+i));
+      simde__m512i vb = simde_mm512_loadu_si512((const void*)(b+i));
+      simde__m512i bLo = simde_mm512_srai_epi16(simde_mm512_unpacklo_epi8(zero, vb), 8);
+      simde__m512i bHi = simde_mm512_srai_epi16(simde_mm512_unpackhi_epi8(zero, vb), 8);
+      acc = vdbIAdd32(acc, vdbIMadd16(simde_mm512_unpacklo_epi8(va, zero), bLo));
+      acc = vdbIAdd32(acc, vdbIMadd16(simde_mm512_unpackhi_epi8(va, zero), bHi));
+    }
+    total += vdbReduceI32(acc);
+  }
+  for(; i<n; i++) total += (int)a[i] * (int)b[i];
+  return total;
+}
+#else
+static int64_t vdbU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
+  int64_t total = 0;
+  size_t i = 0;
+  while( i+VDB_I8_STEP<=n ){
+    VdbI acc = vdbIZero();
+    int steps = 0;
+    for(; i+VDB_I8_STEP<=n && steps<VDB_I8_FLUSH; i+=VDB_I8_STEP, steps++){
+      acc = vdbIAdd32(acc, vdbIMadd16(vdbLoadU8(a+i), vdbLoadI8(b+i)));
+    }
+    total += vdbReduceI32(acc);
+  }
+  for(; i<n; i++) total += (int)a[i] * (int)b[i];
+  return total;
+}
+#endif
+
 static int64_t vdbI8L1(const int8_t *a, const int8_t *b, size_t n){
   const VdbI ones = vdbISet1_16(1);
   int64_t total = 0;
@@ -287,5 +367,5 @@ const VdbKernels VDB_KERNEL_TABLE = {
   VDB_KERNEL_NAME,
   vdbF32L2Sq, vdbF32Dot, vdbF32L1, vdbF32Cos,
   vdbI8L2Sq, vdbI8Dot, vdbI8L1, vdbI8Cos,
-  vdbBitHamming
+  vdbBitHamming, vdbU8I8Dot
 };

@@ -249,6 +249,35 @@ static int vdbParseIndex(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
                             pKind->zName, name.n, name.z);
     }
     vdbLexNext(p);
+    if( pParam->azName ){
+      /* A named value: its position among the names. */
+      int nName = 0;
+      value = -1;
+      while( pParam->azName[nName] ) nName++;
+      for(i=0; i<nName; i++){
+        if( p->tk.eType==VDB_TK_IDENT && vdbTokenIs(&p->tk, pParam->azName[i]) ) value = i;
+      }
+      if( value<pParam->iMin || value>pParam->iMax ){
+        sqlite3_str *s = sqlite3_str_new(0);
+        char *zKnown;
+        int j = 0;
+        for(i=pParam->iMin; i<=pParam->iMax && i<nName; i++){
+          sqlite3_str_appendf(s, "%s%s", vdbListSep(j++, pParam->iMax - pParam->iMin + 1), pParam->azName[i]);
+        }
+        zKnown = sqlite3_str_finish(s);
+        i = vdbSchemaError(pzErr, p->zArg, "%s parameter %.*s must be %s", pKind->zName,
+                           name.n, name.z, zKnown ? zKnown : "");
+        sqlite3_free(zKnown);
+        return i;
+      }
+      pIdx->aParam[iParam] = value;
+      vdbLexNext(p);
+      if( vdbTokenPunct(&p->tk, ',') ) vdbLexNext(p);
+      else if( !vdbTokenPunct(&p->tk, ')') ){
+        return vdbSchemaError(pzErr, p->zArg, "expected ',' or ')' in the index parameters");
+      }
+      continue;
+    }
     value = vdbTokenInt(&p->tk);
     if( value<pParam->iMin || value>pParam->iMax ){
       return vdbSchemaError(pzErr, p->zArg, "%s parameter %.*s must be an integer from %d to %d",

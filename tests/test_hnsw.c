@@ -15,6 +15,7 @@
 #include <string.h>
 #include "testutil.h"
 #include "vdb_hnsw.h"
+#include "vdb_quant.h"
 
 #define DIM 784
 #define NQUERY 200
@@ -56,6 +57,11 @@ static int memCreate(void *pCtx, sqlite3_int64 nid, int level, const void *pVec,
   p->level = level;
   p->pVec = pCopy;
   p->aux = vdbHnswAux(g->pSpace, pCopy);
+  if( g->pSpace->nCodeBytes ){
+    void *pCode = malloc((size_t)g->pSpace->nCodeBytes);
+    g->pSpace->xEncode(g->pSpace, pCopy, pCode);
+    p->pCode = pCode;
+  }
   for(l=0; l<=level; l++){
     p->aaLink[l] = (sqlite3_int64*)calloc((size_t)vdbHnswLayerCap(g->m, l), sizeof(sqlite3_int64));
   }
@@ -74,6 +80,7 @@ static void memFreeNode(VdbHnswNode *p){
   int l;
   for(l=0; l<=VDB_HNSW_MAX_LEVEL; l++) free(p->aaLink[l]);
   free((void*)p->pVec);
+  free((void*)p->pCode);
   free(p);
 }
 
@@ -104,7 +111,7 @@ static void memFree(MemGraph *g){
   memset(g, 0, sizeof(*g));
 }
 
-static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc){
+static void openIndexQ(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc, VdbQuantizer eQuant){
   VdbHnswParams params;
   VdbHnswSpace space;
   VdbHnswAccess access;
@@ -113,6 +120,8 @@ static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc
   g->m = m;
   rc = vdbHnswSpaceInit(&space, VDB_ELEM_F32, eMetric, DIM, vdbKernelsBest());
   CHECK(rc==SQLITE_OK, "space for metric %d: rc=%d", (int)eMetric, rc);
+  rc = vdbQuantInit(&space, eQuant);
+  CHECK(rc==SQLITE_OK, "quantizer %d: rc=%d", (int)eQuant, rc);
   params.m = m;
   params.efConstruction = efc;
   params.seed = 12345;
@@ -123,10 +132,15 @@ static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc
   access.xRemove = memRemove;
   access.xTopNode = memTopNode;
   access.xVector = 0;             /* the algorithm falls back on xGet */
+  access.xCode = 0;
   access.xPrefetch = 0;
   rc = vdbHnswInit(h, &params, &space, &access);
   CHECK(rc==SQLITE_OK, "vdbHnswInit m=%d efc=%d: rc=%d", m, efc, rc);
   g->pSpace = &h->space;
+}
+
+static void openIndex(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int efc){
+  openIndexQ(h, g, eMetric, m, efc, VDB_QUANT_NONE);
 }
 
 /* m must fit the fixed arrays the walk and the linking use; spaces exist
@@ -473,6 +487,64 @@ static void testOtherMetrics(const float *aBase, const float *aQuery){
   free(aNorm);
 }
 
+/* A walk over int8 codes, re-ranked with the vectors, finds what the walk
+** over vectors finds at the same ef, and reports exact distances: on the
+** images, on the same images moved far from the origin and shrunk (where a
+** code that ignored the offset would see every vector alike), and under
+** cosine and dot. The two indexes get the same inserts, so the same graph:
+** only the walk differs. */
+static void testQuantized(int nBase, const float *aBase, const float *aQuery){
+  static const int aEf[] = { 10, 16, 64 };
+  int n = nBase<3000 ? nBase : 3000, variant, i, j;
+  float *aData = (float*)malloc(sizeof(float)*DIM*(size_t)(n+NQUERY));
+  for(variant=0; variant<4; variant++){
+    VdbMetric eMetric = variant<2 ? VDB_METRIC_L2 : variant==2 ? VDB_METRIC_COSINE : VDB_METRIC_DOT;
+    VdbHnsw hq, hf;
+    MemGraph gq, gf;
+    int ei;
+    for(i=0; i<n+NQUERY; i++){
+      const float *src = i<n ? aBase + (size_t)i*DIM : aQuery + (size_t)(i-n)*DIM;
+      double norm = 0;
+      for(j=0; j<DIM; j++) norm += (double)src[j]*src[j];
+      for(j=0; j<DIM; j++){
+        float *x = &aData[(size_t)i*DIM+j];
+        if( variant==0 ) *x = src[j];
+        else if( variant==1 ) *x = 1000.0f + src[j]*0.001f;
+        else *x = (float)(src[j]/sqrt(norm));
+      }
+    }
+    openIndexQ(&hq, &gq, eMetric, 16, 100, VDB_QUANT_INT8);
+    openIndexQ(&hf, &gf, eMetric, 16, 100, VDB_QUANT_NONE);
+    for(i=0; i<n; i++){
+      vdbHnswInsert(&hq, i+1, aData + (size_t)i*DIM);
+      vdbHnswInsert(&hf, i+1, aData + (size_t)i*DIM);
+    }
+    for(ei=0; ei<3; ei++){
+      double rq = recallAt(&hq, &gq, aData + (size_t)n*DIM, NQUERY/2, aEf[ei], 0);
+      double rf = recallAt(&hf, &gf, aData + (size_t)n*DIM, NQUERY/2, aEf[ei], 0);
+      printf("int8 codes, variant %d, ef=%d: recall@10 %.4f (vectors %.4f)\n", variant, aEf[ei], rq, rf);
+      CHECK(rq >= rf - 0.005, "variant %d ef=%d: int8 recall %.4f, vectors %.4f", variant, aEf[ei], rq, rf);
+    }
+    /* Distances come from the vectors, not the codes. */
+    for(i=0; i<20; i++){
+      const float *q = aData + (size_t)(n+i)*DIM;
+      VdbHnswHit *aHit = 0;
+      int nHit = 0, nVisited = 0;
+      CHECK(vdbHnswSearch(&hq, q, K, 16, 0, 0, &aHit, &nHit, &nVisited)==SQLITE_OK, "search");
+      for(j=0; j<nHit; j++){
+        double want;
+        vdbRawDistance(hq.space.pK, VDB_ELEM_F32, eMetric, DIM, q, gq.apNode[aHit[j].nid]->pVec, &want);
+        CHECK(fabs(aHit[j].dist - want) <= 1e-6*fabs(want) + 1e-9,
+              "variant %d: distance %.9g, exact %.9g", variant, aHit[j].dist, want);
+      }
+      sqlite3_free(aHit);
+    }
+    closeIndex(&hq, &gq);
+    closeIndex(&hf, &gf);
+  }
+  free(aData);
+}
+
 int main(int argc, char **argv){
   int n = argc>1 ? atoi(argv[1]) : 10000;
   float *aBase, *aExtra, *aQuery;
@@ -488,6 +560,7 @@ int main(int argc, char **argv){
     testDeleteEverything(aBase);
     testOutliers(aBase);
     testOtherMetrics(aBase, aQuery);
+    testQuantized(n, aBase, aQuery);
     testRepeatedChurn(aBase, aQuery);
     testBuildSearchChurn(n, aBase, aExtra, aQuery);
   }

@@ -499,10 +499,53 @@ def test_check_function_and_pragma_integrity_check():
     expect_error(d, "SELECT * FROM v", "unsafe use of vectordb_check")
 
 
+def test_int8_codes_walk_like_vectors():
+    """The default walk over int8 codes finds what the walk over vectors
+    finds, at every ef, and reports the same exact distances; the two tables
+    get the same inserts and hold the same graph (codes live in memory)."""
+    n = min(N, 3000)
+    rows = ROWS[:n]
+    d = connect(EXT, os.path.join(TMP, "quant.db"))
+    build(d, rows, "tq", DECL.replace("ef_construction=100", "ef_construction=100, quantizer=int8"))
+    build(d, rows, "tf", DECL.replace("ef_construction=100", "ef_construction=100, quantizer=none"))
+    assert digest(d, "tq") == digest(d, "tf"), "same inserts, same stored graph"
+    for ef in (10, 16, 64):
+        rq, rf = recall(d, "tq", ef), recall(d, "tf", ef)
+        print(f"ef_search={ef}: recall@10 int8 {rq:.4f}, vectors {rf:.4f}")
+        assert rq >= rf - 0.005, (ef, rq, rf)
+    for q in QUERIES[:20]:
+        got_q = dict(knn(d, q, 10, "AND ef_search = 16", table="tq"))
+        got_f = dict(knn(d, q, 10, "AND ef_search = 16", table="tf"))
+        for rid in set(got_q) & set(got_f):
+            assert got_q[rid] == got_f[rid], (rid, got_q[rid], got_f[rid])
+    integrity(d, "tq")
+
+
+def test_int8_codes_follow_data_that_drifts():
+    """Rows whose values move far from the first rows' (here: an offset of
+    1000 and a thousandth of the spread) are coded on their own ranges, so
+    queries among them keep the recall of the walk over vectors."""
+    n = min(N, 2000)
+    drifted = [(i + 1 + n, 1000.0 + BASE[i] * 0.001) for i in range(n)]
+    queries = [(1000.0 + q * 0.001).astype(np.float32) for q in QUERIES]
+    d = connect(EXT, os.path.join(TMP, "drift.db"))
+    for table, quant in (("dq", "int8"), ("df", "none")):
+        build(d, ROWS[:n] + [(r, v.astype(np.float32)) for r, v in drifted], table,
+              DECL.replace("ef_construction=100", f"ef_construction=100, quantizer={quant}"))
+    rq, rf = recall(d, "dq", 16, queries), recall(d, "df", 16, queries)
+    print(f"drifted rows at ef_search=16: recall@10 int8 {rq:.4f}, vectors {rf:.4f}")
+    assert rq >= rf - 0.005, (rq, rf)
+    assert rf >= 0.9, rf
+
+
 def test_declaration_and_layout():
     d = connect(EXT)
     expect_error(d, "CREATE VIRTUAL TABLE x USING vectordb(e float[4] INDEXED BY hnsw(m=200))",
                  "m must be an integer from 2 to 128")
+    expect_error(d, "CREATE VIRTUAL TABLE x USING vectordb(e float[4] INDEXED BY hnsw(quantizer=int4))",
+                 "hnsw parameter quantizer must be none or int8")
+    expect_error(d, "CREATE VIRTUAL TABLE x USING vectordb(e float[4] INDEXED BY hnsw(quantizer=1))",
+                 "hnsw parameter quantizer must be none or int8")
     d.execute("CREATE VIRTUAL TABLE x USING vectordb(e float[4] distance_metric=cosine "
               "INDEXED BY hnsw(m=8, ef_construction=40, ef_search=20), f float[4])")
     names = sorted(r[0] for r in d.execute("SELECT name FROM sqlite_master WHERE type='table'"))

@@ -68,6 +68,13 @@ static void checkI8(const VdbKernels *k, size_t n){
   CHECK(k->i8Dot(a, b, n)==dot, "%s i8Dot n=%zu", k->zName, n);
   CHECK(k->i8L1(a, b, n)==l1, "%s i8L1 n=%zu", k->zName, n);
   {
+    /* a's bytes read as unsigned: 0..255 against -128..127. */
+    const uint8_t *u = (const uint8_t*)a;
+    int64_t udot = 0;
+    for(i=0; i<n; i++) udot += (int)u[i]*b[i];
+    CHECK(k->u8i8Dot(u, b, n)==udot, "%s u8i8Dot n=%zu", k->zName, n);
+  }
+  {
     VdbCosParts c = k->i8Cos(a, b, n);
     CHECK(c.dot==(double)dot && c.normA==(double)na && c.normB==(double)nb,
           "%s i8Cos n=%zu", k->zName, n);
@@ -96,6 +103,23 @@ static void checkI8Extremes(const VdbKernels *k){
   CHECK(k->i8Dot(a, a, n)==(int64_t)n*128*128, "%s i8Dot extremes", k->zName);
 }
 
+/* u8 x s8 at its extremes over more elements than the VNNI kernel adds
+** into its int32 lanes before flushing them (1,024 steps of 128). */
+static void checkU8I8Extremes(const VdbKernels *k){
+  size_t n = 300001, i;
+  uint8_t *a = (uint8_t*)malloc(n);
+  int8_t *b = (int8_t*)malloc(n);
+  CHECK(a && b, "malloc");
+  if( a && b ){
+    for(i=0; i<n; i++){ a[i] = 255; b[i] = -128; }
+    CHECK(k->u8i8Dot(a, b, n)==-(int64_t)n*255*128, "%s u8i8Dot extremes", k->zName);
+    for(i=0; i<n; i++) b[i] = 127;
+    CHECK(k->u8i8Dot(a, b, n)==(int64_t)n*255*127, "%s u8i8Dot extremes", k->zName);
+  }
+  free(a);
+  free(b);
+}
+
 int main(void){
   int level, nLevels = 0;
   for(level=0; level<VDB_KLEVEL_COUNT; level++){
@@ -106,7 +130,7 @@ int main(void){
     for(n=0; n<=1024; n++){ checkF32(k, n); checkI8(k, n); }
     for(n=1; n<=1024; n++) checkBits(k, n);
     for(n=1025; n<=MAXN; n += 1 + (size_t)(tuRand() % 97)){ checkF32(k, n); checkI8(k, n); checkBits(k, n); }
-    checkF32(k, MAXN); checkI8(k, MAXN); checkI8Extremes(k);
+    checkF32(k, MAXN); checkI8(k, MAXN); checkI8Extremes(k); checkU8I8Extremes(k);
     printf("kernel level %s checked\n", k->zName);
   }
   CHECK(vdbKernelsAt(VDB_KLEVEL_SCALAR)!=0 && vdbKernelsAt(VDB_KLEVEL_BASE)!=0, "scalar and base always exist");

@@ -34,7 +34,7 @@ def test_version_and_debug():
     dbg = one(db, "SELECT vec_debug()")
     assert f"Version: {v}" in dbg, dbg
     simd = [line for line in dbg.splitlines() if line.startswith("SIMD: ")]
-    assert simd and simd[0].split()[1] in ("scalar", "base", "avx2", "avx512"), dbg
+    assert simd and simd[0].split()[1] in ("scalar", "base", "avx2", "avx512", "avx512vnni"), dbg
     assert "SQLite: " + sqlite3.sqlite_version in dbg, dbg
 
 
