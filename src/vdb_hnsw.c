@@ -673,12 +673,34 @@ static int vdbSelectNeighbors(VdbHnsw *p, VdbHnswHit *aCand, int nCand,
   return rc;
 }
 
+
+/* Whether inserts walk codes too (when the space has them): the beam
+** search that finds a new node's neighbours is most of an insert's time. */
+#ifndef VDB_HNSW_BUILD_WITH_CODES
+# define VDB_HNSW_BUILD_WITH_CODES 1
+#endif
+
+static int vdbRerank(VdbHnsw *p, const void *pQuery, float queryAux, VdbHeap *pW);
+
+/* Code pQuery into the scratch buffer and point s at the code. */
+static int vdbQueryCode(VdbHnsw *p, const void *pQuery, VdbLayerSearch *s){
+  if( p->pQueryCode==0 ){
+    p->pQueryCode = sqlite3_malloc(p->space.nQueryCodeBytes);
+    if( p->pQueryCode==0 ) return SQLITE_NOMEM;
+  }
+  p->space.xEncodeQuery(&p->space, pQuery, p->pQueryCode);
+  s->pQuery = p->pQueryCode;
+  s->isCode = 1;
+  return SQLITE_OK;
+}
+
 /* ---- insert (algorithm 1) ------------------------------------------------------ */
 
 int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
   VdbHnswNode *pNew;
   VdbHnswHit ep;
   VdbHeap w;
+  VdbLayerSearch tmpl;
   VdbHnswHit *aEp = 0;
   int level = vdbHnswLevel(&p->params, nid);
   int layer, nEp = 1, rc;
@@ -693,13 +715,13 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
     return p->access.xDirty(p->access.pCtx, pNew);
   }
   memset(&w, 0, sizeof(w));
-  {
-    VdbLayerSearch tmpl;
-    memset(&tmpl, 0, sizeof(tmpl));
-    tmpl.pQuery = pNew->pVec;
-    tmpl.queryAux = pNew->aux;
-    rc = vdbDescend(p, &tmpl, level, &ep);
+  memset(&tmpl, 0, sizeof(tmpl));
+  tmpl.pQuery = pNew->pVec;
+  tmpl.queryAux = pNew->aux;
+  if( VDB_HNSW_BUILD_WITH_CODES && p->space.nCodeBytes && pNew->pCode ){
+    rc = vdbQueryCode(p, pNew->pVec, &tmpl);
   }
+  if( rc==SQLITE_OK ) rc = vdbDescend(p, &tmpl, level, &ep);
   aEp = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit) * (sqlite3_uint64)(p->params.efConstruction + 1));
   if( aEp==0 ) rc = SQLITE_NOMEM;
   if( rc==SQLITE_OK ) aEp[0] = ep;
@@ -707,8 +729,9 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
     VdbLayerSearch s;
     int nChosen = 0;
     memset(&s, 0, sizeof(s));
-    s.pQuery = pNew->pVec;
-    s.queryAux = pNew->aux;
+    s.pQuery = tmpl.pQuery;
+    s.queryAux = tmpl.queryAux;
+    s.isCode = tmpl.isCode;
     s.layer = layer;
     s.ef = p->params.efConstruction;
     rc = vdbVisitedReset(&p->pVisited);
@@ -720,6 +743,13 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
     /* The whole beam seeds the next layer down. */
     nEp = w.n;
     memcpy(aEp, w.a, sizeof(VdbHnswHit)*(size_t)w.n);
+    if( s.isCode ){
+      /* The neighbour choice compares candidates with each other through
+      ** their vectors: give it the vectors' distances to the new node too. */
+      rc = vdbRerank(p, pNew->pVec, pNew->aux, &w);
+      if( rc!=SQLITE_OK ) break;
+      if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
+    }
     rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
     if( rc==SQLITE_OK ) rc = vdbConnectAll(p, pNew, w.a, nChosen, layer);
   }
@@ -1078,16 +1108,8 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
   queryAux = vdbHnswAux(&p->space, pQuery);
   s.pQuery = pQuery;
   s.queryAux = queryAux;
-  if( p->space.nCodeBytes ){
-    if( p->pQueryCode==0 ){
-      p->pQueryCode = sqlite3_malloc(p->space.nQueryCodeBytes);
-      if( p->pQueryCode==0 ) return SQLITE_NOMEM;
-    }
-    p->space.xEncodeQuery(&p->space, pQuery, p->pQueryCode);
-    s.pQuery = p->pQueryCode;
-    s.isCode = 1;
-  }
-  rc = vdbDescend(p, &s, 0, &ep);
+  if( p->space.nCodeBytes ) rc = vdbQueryCode(p, pQuery, &s);
+  if( rc==SQLITE_OK ) rc = vdbDescend(p, &s, 0, &ep);
   s.layer = 0;
   s.ef = ef>k ? ef : k;
   s.xFilter = xFilter;

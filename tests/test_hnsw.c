@@ -491,8 +491,8 @@ static void testOtherMetrics(const float *aBase, const float *aQuery){
 ** over vectors finds at the same ef, and reports exact distances: on the
 ** images, on the same images moved far from the origin and shrunk (where a
 ** code that ignored the offset would see every vector alike), and under
-** cosine and dot. The two indexes get the same inserts, so the same graph:
-** only the walk differs. */
+** cosine and dot. Inserts walk codes too, so the two graphs may differ a
+** little; the recall of each is measured against exact search. */
 static void testQuantized(int nBase, const float *aBase, const float *aQuery){
   static const int aEf[] = { 10, 16, 64 };
   int n = nBase<3000 ? nBase : 3000, variant, i, j;

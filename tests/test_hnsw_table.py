@@ -500,15 +500,14 @@ def test_check_function_and_pragma_integrity_check():
 
 
 def test_int8_codes_walk_like_vectors():
-    """The default walk over int8 codes finds what the walk over vectors
-    finds, at every ef, and reports the same exact distances; the two tables
-    get the same inserts and hold the same graph (codes live in memory)."""
+    """The default walk over int8 codes (searches and inserts) finds what the
+    walk over vectors finds, at every ef, and reports the same exact
+    distances."""
     n = min(N, 3000)
     rows = ROWS[:n]
     d = connect(EXT, os.path.join(TMP, "quant.db"))
     build(d, rows, "tq", DECL.replace("ef_construction=100", "ef_construction=100, quantizer=int8"))
     build(d, rows, "tf", DECL.replace("ef_construction=100", "ef_construction=100, quantizer=none"))
-    assert digest(d, "tq") == digest(d, "tf"), "same inserts, same stored graph"
     for ef in (10, 16, 64):
         rq, rf = recall(d, "tq", ef), recall(d, "tf", ef)
         print(f"ef_search={ef}: recall@10 int8 {rq:.4f}, vectors {rf:.4f}")
