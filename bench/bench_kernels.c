@@ -20,15 +20,15 @@ static double nowSeconds(void){
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef enum { K_F32_L2, K_F32_DOT, K_F32_COS, K_F32_L1, K_I8_L2, K_I8_DOT, K_BIT_HAM, K_COUNT } KernelId;
+typedef enum { K_F32_L2, K_F32_DOT, K_F32_COS, K_F32_L1, K_I8_L2, K_I8_DOT, K_U8I8_DOT, K_BIT_HAM, K_COUNT } KernelId;
 static const char *azKernel[K_COUNT] = {
-  "f32 l2sq", "f32 dot", "f32 cosine", "f32 l1", "int8 l2sq", "int8 dot", "bit hamming"
+  "f32 l2sq", "f32 dot", "f32 cosine", "f32 l1", "int8 l2sq", "int8 dot", "u8 x i8 dot", "bit hamming"
 };
 
 /* Bytes of one vector of d dimensions for the kernel. */
 static size_t vectorBytes(KernelId id, size_t d){
   if( id<=K_F32_L1 ) return d*4;
-  if( id<=K_I8_DOT ) return d;
+  if( id<=K_U8I8_DOT ) return d;
   return d/8;
 }
 
@@ -47,6 +47,7 @@ static void onePass(const VdbKernels *k, KernelId id, const void *q, const void 
       case K_F32_L1:  acc += k->f32L1((const float*)q, (const float*)b, d); break;
       case K_I8_L2:   acc += (double)k->i8L2Sq((const int8_t*)q, (const int8_t*)b, d); break;
       case K_I8_DOT:  acc += (double)k->i8Dot((const int8_t*)q, (const int8_t*)b, d); break;
+      case K_U8I8_DOT: acc += (double)k->u8i8Dot((const uint8_t*)q, (const int8_t*)b, d); break;
       default:        acc += (double)k->bitHamming((const uint8_t*)q, (const uint8_t*)b, d/8); break;
     }
   }

@@ -251,6 +251,12 @@ int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid){
   return level > VDB_HNSW_MAX_LEVEL ? VDB_HNSW_MAX_LEVEL : level;
 }
 
+/* Candidates of a walk over codes measured again with their vectors, per
+** result wanted (see vdbRerank). */
+#ifndef VDB_RERANK_FACTOR
+# define VDB_RERANK_FACTOR 2
+#endif
+
 /* ---- spaces: float32 vectors under l2, cosine and dot -------------------- */
 
 /* L2: the squared distance, same order, no square root per step. */
@@ -461,7 +467,9 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
             if( s->pReserve ) rc = vdbReserveOffer(s, out);
           }
         }
-      }else if( s->pReserve && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
+      }else if( s->pReserve
+             && (s->pReserve->n<s->nReserve || vdbHitLess(&h, &s->pReserve->a[0]))
+             && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
         rc = vdbReserveOffer(s, h);
       }
     }
@@ -1064,28 +1072,23 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
 /* ---- search (algorithm 5) ----------------------------------------------------------- */
 
 /* A walk over codes ends with a beam ordered by approximate distances:
-** measure every hit again with its vector, so the k chosen and the
-** distances reported are the vectors'. The caller adds to the beam the k
-** best nodes the walk measured but left out of it: with ef close to k a
+** the best VDB_RERANK_FACTOR*k are measured again with their vectors, so
+** the k chosen and the distances reported are the vectors'. Measuring the
+** whole beam cost speed at large ef_search (each vector a cold read) for
+** no recall. The caller first adds to the beam the best nodes the walk
+** measured but left out of it, up to 2k in all: with ef close to k a
 ** true neighbour the codes ranked a little too far would otherwise be
 ** lost (Fashion-MNIST at ef_search=10, k=10: recall@10 0.944 with the beam
 ** alone, against 0.968 walking vectors). */
-#ifndef VDB_RERANK_FACTOR
-# define VDB_RERANK_FACTOR 2
-#endif
 static int vdbRerank(VdbHnsw *p, const void *pQuery, float queryAux, VdbHeap *pW){
   int i, rc = SQLITE_OK;
   for(i=0; rc==SQLITE_OK && i<pW->n; i++){
-    const void *pVec;
-    float aux;
-    if( p->access.xVector ){
-      rc = p->access.xVector(p->access.pCtx, pW->a[i].nid, &pVec, &aux);
-    }else{
-      VdbHnswNode *pNode;
-      rc = p->access.xGet(p->access.pCtx, pW->a[i].nid, &pNode);
-      if( rc==SQLITE_OK ){ pVec = pNode->pVec; aux = pNode->aux; }
-    }
-    if( rc==SQLITE_OK ) pW->a[i].dist = vdbHnswDist(p, pQuery, queryAux, pVec, aux);
+    /* xGet, not the xVector fast path: a result must be a node the access
+    ** layer holds (the reserve's nodes were measured but never expanded,
+    ** and the fast path does not load nodes). */
+    VdbHnswNode *pNode;
+    rc = p->access.xGet(p->access.pCtx, pW->a[i].nid, &pNode);
+    if( rc==SQLITE_OK ) pW->a[i].dist = vdbHnswDist(p, pQuery, queryAux, pNode->pVec, pNode->aux);
   }
   return rc;
 }
@@ -1114,11 +1117,11 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
   s.ef = ef>k ? ef : k;
   s.xFilter = xFilter;
   s.pFilterArg = pFilterArg;
-  if( s.isCode ){
-    memset(&reserve, 0, sizeof(reserve));
+  if( s.isCode && s.ef<VDB_RERANK_FACTOR*k ){
+    /* With a wider beam the reserve could never reach the best 2k. */
     reserve.isMax = 1;
     s.pReserve = &reserve;
-    s.nReserve = k;
+    s.nReserve = VDB_RERANK_FACTOR*k - s.ef;
   }
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);

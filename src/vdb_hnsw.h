@@ -174,7 +174,8 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid);
 /* The k nearest nodes to pQuery that pass xFilter (all if NULL), found by
 ** a beam of width max(ef, k); sorted by distance, ties by nid. *paHit is
 ** sqlite3_malloc'd. *pnVisited counts nodes whose distance was computed.
-** When the space has codes the beam walks them, and the whole beam is
+** When the space has codes (and then the access layer must give every
+** node its pCode) the beam walks them, and the best 2k candidates are
 ** measured again with vectors before the k are chosen; the distances
 ** returned are always the vectors'. */
 int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,

@@ -29,7 +29,7 @@ static pthread_mutex_t vdbSharedRegistryLock = PTHREAD_MUTEX_INITIALIZER;
 static VdbHnswShared *vdbSharedList = 0;
 
 static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const char *zToken,
-                                   int nSlotBytes, int chunkSize, int m){
+                                   int nVecBytes, int nCodeBytes, int chunkSize, int m){
   VdbHnswShared *s = (VdbHnswShared*)sqlite3_malloc(sizeof(*s));
   pthread_rwlockattr_t attr;
   if( s==0 ) return 0;
@@ -37,7 +37,8 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   s->dev = dev;
   s->ino = ino;
   sqlite3_snprintf(sizeof(s->zToken), s->zToken, "%s", zToken);
-  s->nSlotBytes = nSlotBytes;
+  s->nVecBytes = nVecBytes;
+  s->nCodeBytes = nCodeBytes;
   s->chunkSize = chunkSize;
   s->m = m;
   s->version = -1;
@@ -54,8 +55,8 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   return s;
 }
 
-int vdbSharedAcquire(const char *zFile, const char *zToken, int nSlotBytes, int chunkSize, int m,
-                     VdbHnswShared **pp){
+int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int nCodeBytes,
+                     int chunkSize, int m, VdbHnswShared **pp){
   struct stat st;
   VdbHnswShared *s;
   *pp = 0;
@@ -65,12 +66,14 @@ int vdbSharedAcquire(const char *zFile, const char *zToken, int nSlotBytes, int 
     if( s->dev==(sqlite3_uint64)st.st_dev && s->ino==(sqlite3_uint64)st.st_ino
      && strcmp(s->zToken, zToken)==0 ) break;
   }
-  if( s && (s->nSlotBytes!=nSlotBytes || s->chunkSize!=chunkSize || s->m!=m) ){
+  if( s && (s->nVecBytes!=nVecBytes || s->nCodeBytes!=nCodeBytes || s->chunkSize!=chunkSize
+            || s->m!=m) ){
     /* Same file and token, other shape: a table dropped and created again
     ** by a build with a token clash is not worth sharing with. */
     s = 0;
   }else if( s==0 ){
-    s = vdbSharedNew((sqlite3_uint64)st.st_dev, (sqlite3_uint64)st.st_ino, zToken, nSlotBytes, chunkSize, m);
+    s = vdbSharedNew((sqlite3_uint64)st.st_dev, (sqlite3_uint64)st.st_ino, zToken, nVecBytes, nCodeBytes,
+                     chunkSize, m);
     if( s ){
       s->pNext = vdbSharedList;
       vdbSharedList = s;

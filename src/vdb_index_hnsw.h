@@ -31,8 +31,9 @@
 #include "vdb_hnsw.h"
 #include "vdb_index.h"
 
-/* A cached node: the algorithm's view first, then bookkeeping; the link
-** arrays live in the same allocation, after the struct. In the private
+/* A cached node: the algorithm's view first, then bookkeeping; its code
+** (when the walk uses codes) and then its link arrays live in the same
+** allocation, after the struct. In the private
 ** cache the vector is not copied: node.pVec points into the cached chunk
 ** of vectors it belongs to, and is valid while chunkEpoch equals the
 ** cache's. In the shared copy nothing of a published node changes but
@@ -99,7 +100,7 @@ struct VdbHnswShared {
   int nRef;
   sqlite3_uint64 dev, ino;          /* the database file's identity */
   char zToken[VDB_INDEX_TOKEN_CHARS+1];  /* the index's, from its name */
-  int nSlotBytes, chunkSize, m;     /* must agree for a connection to share */
+  int nVecBytes, nCodeBytes, chunkSize, m;   /* must agree for a connection to share */
 
   pthread_rwlock_t walkLock;        /* read: walks; write: everything below changes */
   pthread_mutex_t publishLock;      /* misses publishing, under the read lock */
@@ -124,8 +125,8 @@ struct VdbHnswShared {
 /* The shared copy of the index zToken in file zFile, created on first use;
 ** *pp is NULL (and SQLITE_OK returned) when the file cannot be identified.
 ** Each successful call is paired with vdbSharedRelease. */
-int vdbSharedAcquire(const char *zFile, const char *zToken, int nSlotBytes, int chunkSize, int m,
-                     VdbHnswShared **pp);
+int vdbSharedAcquire(const char *zFile, const char *zToken, int nVecBytes, int nCodeBytes,
+                     int chunkSize, int m, VdbHnswShared **pp);
 void vdbSharedRelease(VdbHnswShared *s);
 /* Connections holding s (0 for NULL). */
 int vdbSharedUsers(VdbHnswShared *s);

@@ -8,10 +8,17 @@
 const char *const vdbQuantNames[] = { "none", "int8", 0 };
 
 /* The header before a code's bytes, for vectors and for queries. */
-typedef struct VdbI8Head { double norm2; float base, scale; int32_t sum; float aux; } VdbI8Head;
+typedef struct VdbI8Head { double norm2; float lo, scale; int32_t sum; float aux; } VdbI8Head;
 typedef struct VdbU8Head { double norm2; float qmin, qscale; int32_t sum; float aux; } VdbU8Head;
 
 static int vdbRound8(int n){ return (n + 7) & ~7; }
+
+/* The level of c = 0, in double: rounding it to float would move every
+** element of a vector far from the origin by the same few ulps, many
+** levels of its grid. */
+static double vdbI8Base(const VdbI8Head *h){
+  return (double)h->lo + 128.0*(double)h->scale;
+}
 
 /* cosine: 1/|v| of the float32 vector (0 when it has none); otherwise 0.
 ** The cosine walk divides the codes' dot product by the exact norms. */
@@ -46,13 +53,15 @@ static void vdbI8Encode(const VdbHnswSpace *s, const void *pVec, void *pCode){
   vdbRange(x, s->dim, &lo, &hi);
   memset(&h, 0, sizeof(h));
   memset(c, 0, (size_t)(s->nCodeBytes - (int)sizeof(VdbI8Head)));
-  h.base = lo;
+  h.lo = lo;
   h.scale = (hi - lo)/255.0f;
   if( isnan(h.scale) || isinf(h.scale) ){
     h.scale = NAN;                      /* no distance: +Inf */
-  }else if( h.scale>0 ){
+  }else if( h.scale>0 && !isfinite(1.0f/h.scale) ){
+    h.scale = 0;                        /* a range too small to divide by: constant */
+  }
+  if( h.scale>0 ){
     float inv = 1.0f/h.scale;
-    h.base = lo + 128*h.scale;
     for(i=0; i<s->dim; i++){
       long q = lrintf((x[i] - lo)*inv) - 128;
       if( q>127 ) q = 127;
@@ -65,7 +74,7 @@ static void vdbI8Encode(const VdbHnswSpace *s, const void *pVec, void *pCode){
   ** codes is exactly |q^ - x^|^2 even where the vectors sit far from the
   ** origin (its parts cancel in double, not float). */
   for(i=0; i<s->dim; i++){
-    double v = (double)h.base + (double)h.scale*c[i];
+    double v = vdbI8Base(&h) + (double)h.scale*c[i];
     norm2 += v*v;
   }
   h.norm2 = norm2;
@@ -88,7 +97,10 @@ static void vdbI8EncodeQuery(const VdbHnswSpace *s, const void *pQuery, void *pQ
   h.qscale = (hi - lo)/255.0f;
   if( isnan(h.qscale) || isinf(h.qscale) ){
     h.qscale = NAN;                     /* every distance becomes +Inf */
-  }else if( h.qscale>0 ){
+  }else if( h.qscale>0 && !isfinite(1.0f/h.qscale) ){
+    h.qscale = 0;                       /* a range too small to divide by: constant */
+  }
+  if( h.qscale>0 ){
     float inv = 1.0f/h.qscale;
     for(i=0; i<s->dim; i++){
       long x = lrintf((q[i] - lo)*inv);
@@ -113,8 +125,9 @@ static double vdbI8Dot(const VdbHnswSpace *s, const VdbU8Head *q, const VdbI8Hea
                        const void *pQueryCode, const void *pCode){
   int64_t d = s->pK->u8i8Dot((const uint8_t*)pQueryCode + sizeof(VdbU8Head),
                              (const int8_t*)pCode + sizeof(VdbI8Head), (size_t)s->dim);
-  return (double)s->dim*q->qmin*h->base + (double)q->qmin*h->scale*h->sum
-       + (double)q->qscale*h->base*q->sum + (double)q->qscale*h->scale*(double)d;
+  double base = vdbI8Base(h);
+  return (double)s->dim*q->qmin*base + (double)q->qmin*h->scale*h->sum
+       + (double)q->qscale*base*q->sum + (double)q->qscale*h->scale*(double)d;
 }
 
 static double vdbI8WalkL2(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){

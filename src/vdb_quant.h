@@ -34,8 +34,9 @@
 **
 ** A vector's code (in memory, host byte order; nCodeBytes in all):
 **     double norm2       |x^|^2
-**     float  base        the level of c = 0 (lo + 128*scale)
-**     float  scale       (max - min) / 255; 0 for a constant vector; NaN
+**     float  lo          min; c = 0 stands for base = lo + 128*scale (in double)
+**     float  scale       (max - min) / 255; 0 for a constant vector (or a
+**                        range too small to divide by); NaN
 **                        when x has a non-finite element (no distance: +Inf)
 **     int32  sum         sum(c)
 **     float  aux         cosine: 1/|x| (0: a zero vector); otherwise 0
