@@ -44,7 +44,7 @@ static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
   { "ef_search", 64, 1, VDB_HNSW_MAX_EF, VDB_PARAM_DECLARED|VDB_PARAM_STORED,
     "beam width while searching (0 in a query: exact search)", 0 },
   { "cache_mb", 256, 1, VDB_HNSW_MAX_CACHE_MB, VDB_PARAM_STORED,
-    "graph cache budget per index and connection, MiB", 0 },
+    "graph cache budget per index (the shared copy, and each private cache), MiB", 0 },
   { "quantizer", VDB_QUANT_INT8, VDB_QUANT_NONE, VDB_QUANT_INT8, VDB_PARAM_DECLARED,
     "what the search walks: int8 codes re-ranked with the vectors, or none (the vectors)",
     vdbQuantNames },
