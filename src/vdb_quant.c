@@ -7,18 +7,17 @@
 
 const char *const vdbQuantNames[] = { "none", "int8", 0 };
 
-/* The header before a code's bytes, for vectors and for queries. */
-typedef struct VdbI8Head { double norm2; float lo, scale; int32_t sum; float aux; } VdbI8Head;
-typedef struct VdbU8Head { double norm2; float qmin, qscale; int32_t sum; float aux; } VdbU8Head;
+/* The header before a code's bytes, vectors and queries alike: level v
+** (0..255) of element i stands for lo + scale*v. A vector stores c = v-128
+** as int8, a query u = v as uint8; sum is the sum of the stored bytes. */
+typedef struct VdbCodeHead {
+  double norm2;                     /* |x^|^2 of the coded vector */
+  float lo, scale;
+  int32_t sum;
+  float aux;                        /* cosine: 1/|x| of the float32 vector */
+} VdbCodeHead;
 
 static int vdbRound8(int n){ return (n + 7) & ~7; }
-
-/* The level of c = 0, in double: rounding it to float would move every
-** element of a vector far from the origin by the same few ulps, many
-** levels of its grid. */
-static double vdbI8Base(const VdbI8Head *h){
-  return (double)h->lo + 128.0*(double)h->scale;
-}
 
 /* cosine: 1/|v| of the float32 vector (0 when it has none); otherwise 0.
 ** The cosine walk divides the codes' dot product by the exact norms. */
@@ -30,134 +29,103 @@ static float vdbCodeAux(const VdbHnswSpace *s, const float *v){
   return (float)(1.0/sqrt(n2));
 }
 
-/* The smallest and largest element; NaN when one is not finite. */
-static void vdbRange(const float *x, int n, float *pLo, float *pHi){
+/* Code x on its own grid of 256 levels between its smallest and largest
+** element: the levels into aLevel (dim bytes), everything of *h but the
+** byte sum, which is returned (the sum of the levels). */
+static int vdbCodeGrid(const VdbHnswSpace *s, const float *x, VdbCodeHead *h, uint8_t *aLevel){
   float lo = x[0], hi = x[0];
-  int i, bad = !isfinite(x[0]);
-  for(i=1; i<n; i++){
+  int i, bad = !isfinite(x[0]), sum = 0;
+  double norm2 = 0;
+  for(i=1; i<s->dim; i++){
     if( x[i]<lo ) lo = x[i];
     if( x[i]>hi ) hi = x[i];
     bad |= !isfinite(x[i]);
   }
-  *pLo = bad ? NAN : lo;
-  *pHi = bad ? NAN : hi;
-}
-
-static void vdbI8Encode(const VdbHnswSpace *s, const void *pVec, void *pCode){
-  const float *x = (const float*)pVec;
-  VdbI8Head h;
-  int8_t *c = (int8_t*)pCode + sizeof(VdbI8Head);
-  float lo, hi;
-  int i, sum = 0;
-  double norm2 = 0;
-  vdbRange(x, s->dim, &lo, &hi);
-  memset(&h, 0, sizeof(h));
-  memset(c, 0, (size_t)(s->nCodeBytes - (int)sizeof(VdbI8Head)));
-  h.lo = lo;
-  h.scale = (hi - lo)/255.0f;
-  if( isnan(h.scale) || isinf(h.scale) ){
-    h.scale = NAN;                      /* no distance: +Inf */
-  }else if( h.scale>0 && !isfinite(1.0f/h.scale) ){
-    h.scale = 0;                        /* a range too small to divide by: constant */
+  memset(h, 0, sizeof(*h));
+  memset(aLevel, 0, (size_t)s->dim);
+  h->lo = lo;
+  h->scale = (hi - lo)/255.0f;
+  if( bad || isinf(h->scale) ){
+    h->scale = NAN;                     /* no distance: +Inf */
+  }else if( h->scale>0 && !isfinite(1.0f/h->scale) ){
+    h->scale = 0;                       /* a range too small to divide by: constant */
   }
-  if( h.scale>0 ){
-    float inv = 1.0f/h.scale;
+  if( h->scale>0 ){
+    float inv = 1.0f/h->scale;
     for(i=0; i<s->dim; i++){
-      long q = lrintf((x[i] - lo)*inv) - 128;
-      if( q>127 ) q = 127;
-      if( q<-128 ) q = -128;
-      c[i] = (int8_t)q;
-      sum += (int)q;
+      long v = lrintf((x[i] - lo)*inv);
+      aLevel[i] = (uint8_t)(v<0 ? 0 : v>255 ? 255 : v);
+      sum += aLevel[i];
     }
   }
   /* |x^|^2 of the coded vector itself, so that an l2 distance between
   ** codes is exactly |q^ - x^|^2 even where the vectors sit far from the
   ** origin (its parts cancel in double, not float). */
   for(i=0; i<s->dim; i++){
-    double v = vdbI8Base(&h) + (double)h.scale*c[i];
+    double v = (double)h->lo + (double)h->scale*aLevel[i];
     norm2 += v*v;
   }
-  h.norm2 = norm2;
-  h.sum = sum;
-  h.aux = vdbCodeAux(s, x);
+  h->norm2 = norm2;
+  h->aux = vdbCodeAux(s, x);
+  return sum;
+}
+
+static void vdbI8Encode(const VdbHnswSpace *s, const void *pVec, void *pCode){
+  uint8_t *c = (uint8_t*)pCode + sizeof(VdbCodeHead);
+  VdbCodeHead h;
+  int i, sum = vdbCodeGrid(s, (const float*)pVec, &h, c);
+  /* v - 128 as int8: flipping the top bit of the level. */
+  for(i=0; i<s->dim; i++) c[i] ^= 0x80;
+  memset(c + s->dim, 0, (size_t)(s->nCodeBytes - (int)sizeof(VdbCodeHead) - s->dim));
+  h.sum = sum - 128*s->dim;
   memcpy(pCode, &h, sizeof(h));
 }
 
 static void vdbI8EncodeQuery(const VdbHnswSpace *s, const void *pQuery, void *pQueryCode){
-  const float *q = (const float*)pQuery;
-  VdbU8Head h;
-  uint8_t *u = (uint8_t*)pQueryCode + sizeof(VdbU8Head);
-  float lo, hi;
-  int i, sum = 0;
-  double norm2 = 0;
-  vdbRange(q, s->dim, &lo, &hi);
-  memset(&h, 0, sizeof(h));
-  memset(u, 0, (size_t)(s->nQueryCodeBytes - (int)sizeof(VdbU8Head)));
-  h.qmin = lo;
-  h.qscale = (hi - lo)/255.0f;
-  if( isnan(h.qscale) || isinf(h.qscale) ){
-    h.qscale = NAN;                     /* every distance becomes +Inf */
-  }else if( h.qscale>0 && !isfinite(1.0f/h.qscale) ){
-    h.qscale = 0;                       /* a range too small to divide by: constant */
-  }
-  if( h.qscale>0 ){
-    float inv = 1.0f/h.qscale;
-    for(i=0; i<s->dim; i++){
-      long x = lrintf((q[i] - lo)*inv);
-      u[i] = (uint8_t)(x<0 ? 0 : x>255 ? 255 : x);
-      sum += u[i];
-    }
-  }
-  for(i=0; i<s->dim; i++){
-    double v = (double)h.qmin + (double)h.qscale*u[i];
-    norm2 += v*v;
-  }
-  h.norm2 = norm2;
+  uint8_t *u = (uint8_t*)pQueryCode + sizeof(VdbCodeHead);
+  VdbCodeHead h;
+  int sum = vdbCodeGrid(s, (const float*)pQuery, &h, u);
   h.sum = sum;
-  h.aux = vdbCodeAux(s, q);
+  memset(u + s->dim, 0, (size_t)(s->nQueryCodeBytes - (int)sizeof(VdbCodeHead) - s->dim));
   memcpy(pQueryCode, &h, sizeof(h));
 }
 
-/* q^.x^ from the two codes: with q^[i] = qmin + qscale*u[i] and
-** x^[i] = base + scale*c[i], the sum expands into four terms of which
-** only sum(u[i]*c[i]) depends on both (the byte kernel). */
-static double vdbI8Dot(const VdbHnswSpace *s, const VdbU8Head *q, const VdbI8Head *h,
-                       const void *pQueryCode, const void *pCode){
-  int64_t d = s->pK->u8i8Dot((const uint8_t*)pQueryCode + sizeof(VdbU8Head),
-                             (const int8_t*)pCode + sizeof(VdbI8Head), (size_t)s->dim);
-  double base = vdbI8Base(h);
-  return (double)s->dim*q->qmin*base + (double)q->qmin*h->scale*h->sum
-       + (double)q->qscale*base*q->sum + (double)q->qscale*h->scale*(double)d;
+/* q^.x^ from the two codes, and their headers: with q^[i] = lo_q +
+** scale_q*u[i] and x^[i] = base + scale*c[i] (base = lo + 128*scale, in
+** double: rounding it to float would move every element of a vector far
+** from the origin by the same few ulps, many levels of its grid), the sum
+** expands into four terms of which only sum(u[i]*c[i]) depends on both
+** (the byte kernel). */
+static double vdbI8Dot(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode,
+                       VdbCodeHead *q, VdbCodeHead *h){
+  int64_t d = s->pK->u8i8Dot((const uint8_t*)pQueryCode + sizeof(VdbCodeHead),
+                             (const int8_t*)pCode + sizeof(VdbCodeHead), (size_t)s->dim);
+  double base;
+  memcpy(q, pQueryCode, sizeof(*q));
+  memcpy(h, pCode, sizeof(*h));
+  base = (double)h->lo + 128.0*(double)h->scale;
+  return (double)s->dim*q->lo*base + (double)q->lo*h->scale*h->sum
+       + (double)q->scale*base*q->sum + (double)q->scale*h->scale*(double)d;
 }
 
 static double vdbI8WalkL2(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbU8Head q;
-  VdbI8Head h;
-  double d;
-  memcpy(&q, pQueryCode, sizeof(q));
-  memcpy(&h, pCode, sizeof(h));
-  d = q.norm2 + h.norm2 - 2*vdbI8Dot(s, &q, &h, pQueryCode, pCode);
+  VdbCodeHead q, h;
+  double ip = vdbI8Dot(s, pQueryCode, pCode, &q, &h);
+  double d = q.norm2 + h.norm2 - 2*ip;
   return isnan(d) ? INFINITY : d;
 }
 
 static double vdbI8WalkCos(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbU8Head q;
-  VdbI8Head h;
-  double d;
-  memcpy(&q, pQueryCode, sizeof(q));
-  memcpy(&h, pCode, sizeof(h));
+  VdbCodeHead q, h;
+  double ip = vdbI8Dot(s, pQueryCode, pCode, &q, &h), d;
   if( h.aux==0 || q.aux==0 ) return INFINITY;
-  d = 1.0 - vdbI8Dot(s, &q, &h, pQueryCode, pCode)*q.aux*h.aux;
+  d = 1.0 - ip*q.aux*h.aux;
   return isnan(d) ? INFINITY : d;
 }
 
 static double vdbI8WalkDot(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbU8Head q;
-  VdbI8Head h;
-  double d;
-  memcpy(&q, pQueryCode, sizeof(q));
-  memcpy(&h, pCode, sizeof(h));
-  d = -vdbI8Dot(s, &q, &h, pQueryCode, pCode);
+  VdbCodeHead q, h;
+  double d = -vdbI8Dot(s, pQueryCode, pCode, &q, &h);
   return isnan(d) ? INFINITY : d;
 }
 
@@ -169,8 +137,8 @@ int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   pSpace->xCodeWalk = 0;
   if( eQuant==VDB_QUANT_NONE ) return SQLITE_OK;
   if( eQuant!=VDB_QUANT_INT8 || pSpace->eElem!=VDB_ELEM_F32 ) return SQLITE_ERROR;
-  pSpace->nCodeBytes = (int)sizeof(VdbI8Head) + vdbRound8(pSpace->dim);
-  pSpace->nQueryCodeBytes = (int)sizeof(VdbU8Head) + vdbRound8(pSpace->dim);
+  pSpace->nCodeBytes = (int)sizeof(VdbCodeHead) + vdbRound8(pSpace->dim);
+  pSpace->nQueryCodeBytes = (int)sizeof(VdbCodeHead) + vdbRound8(pSpace->dim);
   pSpace->xEncode = vdbI8Encode;
   pSpace->xEncodeQuery = vdbI8EncodeQuery;
   switch( pSpace->eMetric ){

@@ -32,17 +32,18 @@
 ** origin lose nothing to cancellation), cosine 1 - q^.x^ / (|q| |x|) with
 ** the float32 vectors' norms, dot -q^.x^.
 **
-** A vector's code (in memory, host byte order; nCodeBytes in all):
+** A code (in memory, host byte order), vectors and queries alike:
 **     double norm2       |x^|^2
-**     float  lo          min; c = 0 stands for base = lo + 128*scale (in double)
-**     float  scale       (max - min) / 255; 0 for a constant vector (or a
-**                        range too small to divide by); NaN
-**                        when x has a non-finite element (no distance: +Inf)
-**     int32  sum         sum(c)
-**     float  aux         cosine: 1/|x| (0: a zero vector); otherwise 0
-**     int8   c[dim]      then zero bytes up to a multiple of 8
-** A query's code: the same header (norm2, qmin, qscale, sum(u), aux), then
-** uint8 u[dim] and zero bytes up to a multiple of 8.
+**     float  lo, scale   level v in 0..255 stands for lo + scale*v; scale is
+**                        (max - min) / 255, 0 for a constant vector (or a
+**                        range too small to divide by), NaN when an element
+**                        is not finite (no distance: +Inf)
+**     int32  sum         the sum of the stored bytes
+**     float  aux         cosine: 1/|x| of the float32 vector (0: a zero
+**                        vector); otherwise 0
+** then dim bytes, zero-padded to a multiple of 8: a vector's c = v - 128
+** (int8, so base = lo + 128*scale), a query's u = v (uint8). nCodeBytes and
+** nQueryCodeBytes are both 24 + dim rounded up to 8.
 */
 #ifndef VDB_QUANT_H
 #define VDB_QUANT_H

@@ -188,6 +188,33 @@ static void vdbIndexDefaults(VdbIndexDef *pIdx, const VdbIndexKind *pKind){
   for(i=0; i<pKind->nParam; i++) pIdx->aParam[i] = pKind->aParam[i].iDefault;
 }
 
+/* A named parameter value's position among the parameter's names; -1 for
+** a token that is none of them. */
+static int vdbNamedValue(const VdbIndexParam *pParam, const VdbToken *t){
+  int i;
+  for(i=0; pParam->azName[i]; i++){
+    if( t->eType==VDB_TK_IDENT && vdbTokenIs(t, pParam->azName[i]) ) return i;
+  }
+  return -1;
+}
+
+/* "kind parameter NAME must be a, b or c", naming the allowed values. */
+static int vdbNamedValueError(VdbLexer *p, const VdbIndexKind *pKind, const VdbIndexParam *pParam,
+                              const VdbToken *pName, char **pzErr){
+  sqlite3_str *s = sqlite3_str_new(0);
+  char *zKnown;
+  int i, rc;
+  for(i=pParam->iMin; i<=pParam->iMax && pParam->azName[i]; i++){
+    sqlite3_str_appendf(s, "%s%s", vdbListSep(i - pParam->iMin, pParam->iMax - pParam->iMin + 1),
+                        pParam->azName[i]);
+  }
+  zKnown = sqlite3_str_finish(s);
+  rc = vdbSchemaError(pzErr, p->zArg, "%s parameter %.*s must be %s", pKind->zName,
+                      pName->n, pName->z, zKnown ? zKnown : "");
+  sqlite3_free(zKnown);
+  return rc;
+}
+
 /* After "INDEXED BY": kind(name=int, ...), a kind of the registry with
 ** the parameters its table declares. */
 static int vdbParseIndex(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
@@ -249,37 +276,9 @@ static int vdbParseIndex(VdbLexer *p, VdbColumnDef *pCol, char **pzErr){
                             pKind->zName, name.n, name.z);
     }
     vdbLexNext(p);
-    if( pParam->azName ){
-      /* A named value: its position among the names. */
-      int nName = 0;
-      value = -1;
-      while( pParam->azName[nName] ) nName++;
-      for(i=0; i<nName; i++){
-        if( p->tk.eType==VDB_TK_IDENT && vdbTokenIs(&p->tk, pParam->azName[i]) ) value = i;
-      }
-      if( value<pParam->iMin || value>pParam->iMax ){
-        sqlite3_str *s = sqlite3_str_new(0);
-        char *zKnown;
-        int j = 0;
-        for(i=pParam->iMin; i<=pParam->iMax && i<nName; i++){
-          sqlite3_str_appendf(s, "%s%s", vdbListSep(j++, pParam->iMax - pParam->iMin + 1), pParam->azName[i]);
-        }
-        zKnown = sqlite3_str_finish(s);
-        i = vdbSchemaError(pzErr, p->zArg, "%s parameter %.*s must be %s", pKind->zName,
-                           name.n, name.z, zKnown ? zKnown : "");
-        sqlite3_free(zKnown);
-        return i;
-      }
-      pIdx->aParam[iParam] = value;
-      vdbLexNext(p);
-      if( vdbTokenPunct(&p->tk, ',') ) vdbLexNext(p);
-      else if( !vdbTokenPunct(&p->tk, ')') ){
-        return vdbSchemaError(pzErr, p->zArg, "expected ',' or ')' in the index parameters");
-      }
-      continue;
-    }
-    value = vdbTokenInt(&p->tk);
+    value = pParam->azName ? vdbNamedValue(pParam, &p->tk) : vdbTokenInt(&p->tk);
     if( value<pParam->iMin || value>pParam->iMax ){
+      if( pParam->azName ) return vdbNamedValueError(p, pKind, pParam, &name, pzErr);
       return vdbSchemaError(pzErr, p->zArg, "%s parameter %.*s must be an integer from %d to %d",
                             pKind->zName, name.n, name.z, pParam->iMin, pParam->iMax);
     }
