@@ -38,7 +38,7 @@ ARCH := $(shell uname -m)
 
 # Plain C sources and the one SIMD source compiled once per level.
 SRCS     = vdb_kernels vdb_vector vdb_func vdb_each vdb_import vdb_schema vdb_store vdb_knn vdb_index \
-           vdb_index_flat vdb_hnsw vdb_quant vdb_hnsw_shared vdb_index_hnsw vdb_vtab vdb_main
+           vdb_index_flat vdb_hnsw vdb_quant vdb_hnsw_records vdb_hnsw_shared vdb_index_hnsw vdb_vtab vdb_main
 ifeq ($(ARCH),x86_64)
 KLEVELS  = base avx2 avx512 avx512vnni
 else

@@ -109,6 +109,13 @@ typedef struct VdbHnswAccess {
   /* Optional fast path for a search that walks codes: node nid's code,
   ** valid like xGet's nodes; NULL to use xGet's pCode. */
   int (*xCode)(void *pCtx, sqlite3_int64 nid, const void **ppCode);
+  /* Optional fast path for the search on layer 0: node nid's layer-0
+  ** links as 32-bit node ids, valid like xGet's nodes. Returns 0 when it
+  ** cannot answer (use xGet). NULL: always use xGet. */
+  int (*xLinks0)(void *pCtx, sqlite3_int64 nid, const unsigned int **paLink, int *pnLink);
+  /* Optional hint: the search will soon read node nid's code; bring its
+  ** first line towards the CPU cache. NULL: no hint. */
+  void (*xPrefetchCode)(void *pCtx, sqlite3_int64 nid);
   /* Optional hint: the search will soon read node nid's links, so start
   ** bringing them towards the CPU cache. NULL: no hint. */
   void (*xPrefetch)(void *pCtx, sqlite3_int64 nid);

@@ -13,10 +13,10 @@
 ** share by accident.
 **
 ** Memory. The copy is bounded by cache_mb like a private cache: nodes,
-** chunk buffers and the node-id table all count. Eviction runs under the
-** write lock, so no walk holds a pointer to what it frees: CLOCK over the
-** nodes (a node a walk used since the last sweep stays), then every chunk
-** buffer no remaining node points into.
+** chunk buffers, walk records and the node-id tables all count. Eviction
+** runs under the write lock, so no walk holds a pointer to what it frees:
+** CLOCK over the nodes (a node a walk used since the last sweep stays),
+** then every chunk buffer and record page no remaining node points into.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +42,7 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   s->chunkSize = chunkSize;
   s->m = m;
   s->version = -1;
+  vdbRecordsInit(&s->recs, nCodeBytes, vdbHnswLayerCap(m, 0));
   pthread_rwlockattr_init(&attr);
 #ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
   /* glibc prefers readers by default: with walks running back to back on
@@ -98,6 +99,7 @@ void vdbSharedRelease(VdbHnswShared *s){
   pthread_mutex_unlock(&vdbSharedRegistryLock);
   if( !isLast ) return;
   vdbSharedClear(s);
+  vdbRecordsFree(&s->recs);
   sqlite3_free(s->aSlot);
   sqlite3_free(s->chunks.a);
   pthread_rwlock_destroy(&s->walkLock);
@@ -166,16 +168,27 @@ int vdbSharedOverBudget(VdbHnswShared *s){
   return isOver;
 }
 
-VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c){
+VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode){
   sqlite3_int64 nid = c->node.nid;
   VdbCNode *pKept;
   pthread_mutex_lock(&s->publishLock);
   pKept = s->aSlot[nid].pNode;
   if( pKept==0 ){
+    sqlite3_int64 nNew = 0;
+    const void *pRecCode = vdbRecordsPublish(&s->recs, nid, pCode, c->node.aaLink[0],
+                                             c->node.anLink[0], &nNew);
+    s->cacheBytes += nNew;
+    if( pRecCode==0 ){
+      pthread_mutex_unlock(&s->publishLock);
+      sqlite3_free(c);
+      return 0;
+    }
+    if( s->recs.nCodeBytes ) c->node.pCode = pRecCode;
+  }
+  if( pKept==0 ){
     /* Everything of c is written before the release stores publish it. */
     c->isReferenced = 1;
     s->aSlot[nid].aux = c->node.aux;
-    s->aSlot[nid].pCode = c->node.pCode;
     __atomic_store_n(&s->aSlot[nid].pVec, c->node.pVec, __ATOMIC_RELEASE);
     __atomic_store_n(&s->aSlot[nid].pNode, c, __ATOMIC_RELEASE);
     s->nNode++;
@@ -196,7 +209,7 @@ void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid){
   c = s->aSlot[nid].pNode;
   s->aSlot[nid].pNode = 0;
   s->aSlot[nid].pVec = 0;
-  s->aSlot[nid].pCode = 0;
+  vdbRecordsDropLinks(&s->recs, nid);
   if( c ){
     s->nNode--;
     s->cacheBytes -= (sqlite3_int64)c->nByte;
@@ -216,6 +229,7 @@ void vdbSharedClear(VdbHnswShared *s){
   sqlite3_int64 i;
   for(i=0; i<s->nSlot; i++) vdbSharedDropNode(s, i);
   vdbChunkTableClear(&s->chunks);
+  vdbRecordsClear(&s->recs);
   s->cacheBytes = 0;
   s->nNode = 0;
   s->version = -1;
@@ -234,17 +248,37 @@ int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid){
   memset(a + s->nSlot, 0, sizeof(VdbSharedSlot)*(size_t)(n - s->nSlot));
   s->aSlot = a;
   s->nSlot = n;
-  return SQLITE_OK;
+  return vdbRecordsCover(&s->recs, n);
 }
 
 sqlite3_int64 vdbSharedTableBytes(const VdbHnswShared *s){
-  return s->nSlot*(sqlite3_int64)sizeof(VdbSharedSlot) + (sqlite3_int64)s->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf);
+  return s->nSlot*(sqlite3_int64)sizeof(VdbSharedSlot) + (sqlite3_int64)s->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf)
+       + vdbRecordsTableBytes(&s->recs);
+}
+
+/* Free the record pages of which no node remains. Without memory to say
+** which, the whole copy goes (the next walk reloads it). */
+static void vdbSharedEvictRecords(VdbHnswShared *s){
+  unsigned char *aLive;
+  sqlite3_int64 i;
+  if( s->recs.nPageAlloc==0 ) return;
+  aLive = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)s->recs.nPage);
+  if( aLive==0 ){
+    vdbSharedClear(s);
+    return;
+  }
+  memset(aLive, 0, (size_t)s->recs.nPage);
+  for(i=0; i<s->nSlot; i++){
+    if( s->aSlot[i].pNode ) aLive[i >> VDB_REC_PAGE_SHIFT] = 1;
+  }
+  s->cacheBytes -= vdbRecordsKeep(&s->recs, aLive);
+  sqlite3_free(aLive);
 }
 
 /* Over budget: one CLOCK pass over the nodes frees those no walk used
 ** since the last pass (and clears the others' marks), then every chunk
-** buffer no remaining node points into goes. A second pass runs if the
-** first freed too little (every node had been used). */
+** buffer and code page no remaining node points into goes. A second pass
+** runs if the first freed too little (every node had been used). */
 void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes){
   sqlite3_int64 budget = s->budgetBytes - vdbSharedTableBytes(s), i;
   int pass, j;
@@ -278,6 +312,7 @@ void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes){
       vdbSharedClear(s);
       break;
     }
+    vdbSharedEvictRecords(s);
     s->nEvictions++;
   }
 }

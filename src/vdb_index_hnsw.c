@@ -99,6 +99,7 @@ struct VdbHnswIndex {
   VdbNidEntry *aByNid;
   sqlite3_int64 nByNid;
   VdbChunkTable chunks;             /* chunk_id -> vectors */
+  void *pCodeScratch;               /* a code on its way to the shared copy */
   unsigned int chunkEpoch;          /* bumped whenever a chunk buffer is freed */
   sqlite3_int64 cacheBytes, budgetBytes;
   int infoLoaded;
@@ -303,23 +304,25 @@ static size_t vdbCodeRoom(const VdbHnswIndex *p){
 }
 
 /* A node in one allocation: the struct, its code (when the walk uses
-** codes; filled in by vdbNodeEncode once its vector is known), then room
-** for its level's links. A walk that scores a neighbour and then expands
-** it reads one record. */
-static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level){
+** codes and withCode is set; filled in by vdbNodeEncode once its vector
+** is known), then room for its level's links. A walk that scores a
+** neighbour and then expands it reads one record. The shared copy's nodes
+** have their code in their walk record instead (vdb_hnsw_records.c). */
+static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level, int withCode){
   size_t nLinks = 0, nByte;
   VdbCNode *c;
   sqlite3_int64 *pLink;
   int l;
   for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
-  nByte = sizeof(VdbCNode) + vdbCodeRoom(p) + nLinks*sizeof(sqlite3_int64);
+  size_t nCodeRoom = withCode ? vdbCodeRoom(p) : 0;
+  nByte = sizeof(VdbCNode) + nCodeRoom + nLinks*sizeof(sqlite3_int64);
   c = (VdbCNode*)sqlite3_malloc64(nByte);
   if( c==0 ) return 0;
   memset(c, 0, sizeof(VdbCNode));
   c->nByte = nByte;
   c->node.nid = nid;
   c->node.level = level;
-  pLink = (sqlite3_int64*)((char*)(c+1) + vdbCodeRoom(p));
+  pLink = (sqlite3_int64*)((char*)(c+1) + nCodeRoom);
   for(l=0; l<=level; l++){
     c->node.aaLink[l] = pLink;
     pLink += vdbCap(p, l);
@@ -761,9 +764,10 @@ static int vdbLoadInfo(VdbHnswIndex *p){
 
 /* ---- loading and saving nodes ------------------------------------------------------- */
 
-/* Read node nid's row into a new node (its vector not attached); the
-** caller owns it. SQLITE_NOTFOUND when there is no such row. */
-static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
+/* Read node nid's row into a new node (its vector not attached, room for
+** its code if withCode); the caller owns it. SQLITE_NOTFOUND when there
+** is no such row. */
+static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, int withCode, VdbCNode **ppNode){
   VdbCNode *c = 0;
   int rc, level, l, i;
   const unsigned char *aLinks;
@@ -791,7 +795,7 @@ static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   }else if( sqlite3_column_int64(p->pLoad, 2)<0
          || sqlite3_column_int64(p->pLoad, 2)>=p->pStore->pDef->chunkSize ){
     rc = vdbGraphCorrupt(p, "node %lld has chunk offset %lld", nid, sqlite3_column_int64(p->pLoad, 2));
-  }else if( (c = vdbNewCNode(p, nid, level))==0 ){
+  }else if( (c = vdbNewCNode(p, nid, level, withCode))==0 ){
     rc = SQLITE_NOMEM;
   }else{
     c->rowid = sqlite3_column_int64(p->pLoad, 0);
@@ -827,7 +831,7 @@ static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
 /* Read node nid into the private cache. */
 static int vdbLoadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbCNode *c = 0;
-  int rc = vdbReadNode(p, nid, &c);
+  int rc = vdbReadNode(p, nid, 1, &c);
   if( rc==SQLITE_OK ) rc = vdbHashInsert(p, c);
   if( rc!=SQLITE_OK ){
     sqlite3_free(c);
@@ -1080,6 +1084,13 @@ static void vdbPrefetchNode(const VdbHnswIndex *p, const VdbCNode *c){
   for(i=0; i<nLinks; i+=64) __builtin_prefetch(zLinks+i);
 }
 
+/* The entry that leads to node nid's code: the private cache's codes sit
+** in their nodes, found through the flat nid table. */
+static void vdbAccessPrefetchCode(void *pCtx, sqlite3_int64 nid){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  if( nid>=0 && nid<p->nByNid ) __builtin_prefetch(&p->aByNid[nid]);
+}
+
 static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = vdbLookup(p, nid);
@@ -1088,7 +1099,7 @@ static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
 
 static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void *pVec, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  VdbCNode *c = vdbNewCNode(p, nid, level);
+  VdbCNode *c = vdbNewCNode(p, nid, level, 1);
   int rc;
   VdbChunkBuf *b;
   if( c==0 ) return SQLITE_NOMEM;
@@ -1363,7 +1374,8 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbHnswShared *s = p->pShared;
   VdbCNode *c = 0;
   unsigned char *aVec;
-  int rc = vdbReadNode(p, nid, &c);
+  const void *pCode = 0;
+  int rc = vdbReadNode(p, nid, 0, &c);
   if( rc==SQLITE_NOTFOUND ) rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
   if( rc!=SQLITE_OK ) return rc;
   aVec = vdbSharedChunkFind(s, c->slot.chunkId);
@@ -1381,8 +1393,19 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   }
   c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
   c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
-  vdbNodeEncode(p, c);              /* before publishing: nothing published changes */
-  *ppNode = vdbSharedPublish(s, c);
+  /* Coded before publishing (nothing published changes), into scratch:
+  ** the copy's records are written under its publish lock. */
+  if( p->nCodeBytes && vdbSharedCode(s, nid)==0 ){
+    if( p->pCodeScratch==0 ) p->pCodeScratch = sqlite3_malloc(p->nCodeBytes);
+    if( p->pCodeScratch==0 ){
+      sqlite3_free(c);
+      return SQLITE_NOMEM;
+    }
+    p->graph.space.xEncode(&p->graph.space, c->node.pVec, p->pCodeScratch);
+    pCode = p->pCodeScratch;
+  }
+  *ppNode = vdbSharedPublish(s, c, pCode);
+  if( *ppNode==0 ) return SQLITE_NOMEM;
   p->nSharedMisses++;
   return SQLITE_OK;
 }
@@ -1441,10 +1464,31 @@ static int vdbSharedAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCod
   return rc;
 }
 
+/* The walk's fast path on layer 0: the links in node nid's record. */
+static int vdbSharedAccessLinks(void *pCtx, sqlite3_int64 nid, const unsigned int **paLink, int *pnLink){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  *paLink = vdbRecordsLinks(&p->pShared->recs, nid, pnLink);
+  if( *paLink==0 ) return 0;
+  p->nSharedHits++;
+  return 1;
+}
+
+/* The lines of node nid's record an expansion reads (mark and links). */
 static void vdbSharedAccessPrefetch(void *pCtx, sqlite3_int64 nid){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  VdbCNode *c = vdbSharedNode(p->pShared, nid);
-  if( c ) vdbPrefetchNode(p, c);
+  const VdbRecords *a = &p->pShared->recs;
+  const char *z = (const char*)vdbRecordsAddress(a, nid);
+  int i;
+  if( z==0 ) return;
+  __builtin_prefetch(z);
+  for(i=a->iLinks & ~63; i<a->nStride; i+=64) __builtin_prefetch(z+i);
+}
+
+/* The first line of node nid's record: its mark and the code's head. */
+static void vdbSharedAccessPrefetchCode(void *pCtx, sqlite3_int64 nid){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  const char *z = (const char*)vdbRecordsAddress(&p->pShared->recs, nid);
+  if( z ) __builtin_prefetch(z);
 }
 
 /* A private-cache miss inside a transaction that changed the graph: copy
@@ -1461,7 +1505,7 @@ static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNo
   vdbSharedReadLock(s);
   if( s->version==p->txnBaseSeq && s->versionPrint==p->txnBasePrint
    && (src = vdbSharedNode(s, nid))!=0 ){
-    c = vdbNewCNode(p, nid, src->node.level);
+    c = vdbNewCNode(p, nid, src->node.level, 1);
     if( c==0 ){
       rc = SQLITE_NOMEM;
     }else{
@@ -1599,6 +1643,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   params.m = pCol->index.aParam[VDB_HNSW_P_M];
   params.efConstruction = pCol->index.aParam[VDB_HNSW_P_EFC];
   params.seed = VDB_HNSW_SEED + (sqlite3_uint64)iVec;
+  memset(&access, 0, sizeof(access));
   access.pCtx = p;
   access.xGet = vdbAccessGet;
   access.xCreate = vdbAccessCreate;
@@ -1608,12 +1653,15 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   access.xVector = vdbAccessVector;
   access.xCode = vdbAccessCode;
   access.xPrefetch = vdbAccessPrefetch;
+  access.xPrefetchCode = vdbAccessPrefetchCode;
   p->privateAccess = access;
   p->sharedAccess = access;
   p->sharedAccess.xGet = vdbSharedAccessGet;
   p->sharedAccess.xVector = vdbSharedAccessVector;
   p->sharedAccess.xCode = vdbSharedAccessCode;
   p->sharedAccess.xPrefetch = vdbSharedAccessPrefetch;
+  p->sharedAccess.xLinks0 = vdbSharedAccessLinks;
+  p->sharedAccess.xPrefetchCode = vdbSharedAccessPrefetchCode;
   rc = vdbHnswSpaceInit(&space, pCol->eElem, pCol->eMetric, pCol->nDim, pK);
   if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, (VdbQuantizer)pCol->index.aParam[VDB_HNSW_P_QUANT]);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
@@ -1639,6 +1687,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_free(p->aHash);
   sqlite3_free(p->chunks.a);
   sqlite3_free(p->aByNid);
+  sqlite3_free(p->pCodeScratch);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);

@@ -19,9 +19,11 @@
 **   - walks hold its read lock for the whole search: nothing they can
 **     reach is freed or changed under them;
 **   - a walk that misses reads the node (and its chunk of vectors) from
-**     its own connection, at the version, and publishes it under a mutex
-**     with release stores; other walks find it with acquire loads;
-**     published nodes and chunk buffers are never changed afterwards;
+**     its own connection, at the version, and publishes it (and its code)
+**     under a mutex with release stores; other walks find it with acquire
+**     loads; published nodes, codes and chunk buffers never change
+**     afterwards (a walk record's links are only cleared, under the write
+**     lock, when its node is dropped, and set again when it is published);
 **   - moving to a newer version (applying change-log rows), eviction and
 **     growing the node-id table take the write lock.
 */
@@ -31,9 +33,83 @@
 #include "vdb_hnsw.h"
 #include "vdb_index.h"
 
-/* A cached node: the algorithm's view first, then bookkeeping; its code
-** (when the walk uses codes) and then its link arrays live in the same
-** allocation, after the struct. In the private
+/* ---- the shared copy's walk records (vdb_hnsw_records.c) -------------------------- */
+
+#define VDB_REC_PAGE_SHIFT 8                        /* 256 records per page */
+#define VDB_REC_PAGE_NODES (1<<VDB_REC_PAGE_SHIFT)
+#define VDB_REC_CODE  1u                            /* marks: the code is there */
+#define VDB_REC_LINKS 2u                            /* ... the layer-0 links are */
+
+typedef struct VdbRecords {
+  unsigned char **apPage;           /* records of nids [i<<SHIFT, (i+1)<<SHIFT); NULL: none */
+  void **apRaw;                     /* what each page's allocation returned */
+  sqlite3_int64 nPage;              /* entries of apPage (nids covered >> SHIFT) */
+  sqlite3_int64 nPageAlloc;         /* pages allocated */
+  int nCodeBytes;                   /* 0: the walk compares vectors; records hold links */
+  int nLinkCap;                     /* layer-0 links a record has room for */
+  int iCode;                        /* where the code starts in a record */
+  int iLinks;                       /* where the links start */
+  int nStride;                      /* bytes per record, a multiple of 64 */
+} VdbRecords;
+
+void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap);
+/* Grow the page table to cover nids below nNid (write lock). */
+int vdbRecordsCover(VdbRecords *a, sqlite3_int64 nNid);
+/* Publish node nid's code (pCode, unless the record has it) and, if aLink
+** is not NULL and the record has none, its layer-0 links (publish lock).
+** Returns the record's code (or, without codes, the record); NULL when
+** memory ran out or there is no code to publish. *pnNew grows by the
+** bytes allocated. */
+const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCode,
+                              const sqlite3_int64 *aLink, int nLink, sqlite3_int64 *pnNew);
+/* Node nid's links changed: its record no longer holds them (write lock). */
+void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid);
+sqlite3_int64 vdbRecordsPageBytes(const VdbRecords *a);
+/* Free pages (all, or those whose aLive[] entry is 0); return bytes freed. */
+sqlite3_int64 vdbRecordsClear(VdbRecords *a);
+sqlite3_int64 vdbRecordsKeep(VdbRecords *a, const unsigned char *aLive);
+void vdbRecordsFree(VdbRecords *a);
+static inline sqlite3_int64 vdbRecordsTableBytes(const VdbRecords *a){
+  return a->nPage*(sqlite3_int64)(sizeof(unsigned char*) + sizeof(void*));
+}
+/* Node nid's record and its mark (acquire: published by other threads),
+** or NULL. */
+static inline const unsigned int *vdbRecordsFind(const VdbRecords *a, sqlite3_int64 nid, unsigned int *pMark){
+  const unsigned char *aPage;
+  const unsigned int *aHead;
+  if( nid<0 || (nid >> VDB_REC_PAGE_SHIFT)>=a->nPage ) return 0;
+  aPage = __atomic_load_n(&a->apPage[nid >> VDB_REC_PAGE_SHIFT], __ATOMIC_ACQUIRE);
+  if( aPage==0 ) return 0;
+  aHead = (const unsigned int*)(aPage + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride);
+  *pMark = __atomic_load_n(&aHead[0], __ATOMIC_ACQUIRE);
+  return aHead;
+}
+/* Node nid's code, or NULL when its record does not hold it. */
+static inline const void *vdbRecordsCode(const VdbRecords *a, sqlite3_int64 nid){
+  unsigned int mark = 0;
+  const unsigned int *aHead = vdbRecordsFind(a, nid, &mark);
+  return (mark & VDB_REC_CODE) ? (const void*)((const unsigned char*)aHead + a->iCode) : 0;
+}
+/* Node nid's layer-0 links, or NULL when its record does not hold them. */
+static inline const unsigned int *vdbRecordsLinks(const VdbRecords *a, sqlite3_int64 nid, int *pnLink){
+  unsigned int mark = 0;
+  const unsigned int *aHead = vdbRecordsFind(a, nid, &mark);
+  if( !(mark & VDB_REC_LINKS) ) return 0;
+  *pnLink = (int)aHead[1];
+  return (const unsigned int*)((const unsigned char*)aHead + a->iLinks);
+}
+/* The start of node nid's record if its page exists (for prefetching). */
+static inline const void *vdbRecordsAddress(const VdbRecords *a, sqlite3_int64 nid){
+  const unsigned char *aPage;
+  if( nid<0 || (nid >> VDB_REC_PAGE_SHIFT)>=a->nPage ) return 0;
+  aPage = __atomic_load_n(&a->apPage[nid >> VDB_REC_PAGE_SHIFT], __ATOMIC_ACQUIRE);
+  return aPage ? aPage + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride : 0;
+}
+
+/* A cached node: the algorithm's view first, then bookkeeping; in a
+** private cache its code (when the walk uses codes) and then its link
+** arrays live in the same allocation, after the struct (in the shared
+** copy the code lives in the node's walk record). In the private
 ** cache the vector is not copied: node.pVec points into the cached chunk
 ** of vectors it belongs to, and is valid while chunkEpoch equals the
 ** cache's. In the shared copy nothing of a published node changes but
@@ -89,7 +165,6 @@ void vdbChunkTableClear(VdbChunkTable *t);
 typedef struct VdbSharedSlot {
   VdbCNode *pNode;
   const void *pVec;
-  const void *pCode;                /* written before pVec, like aux */
   float aux;
 } VdbSharedSlot;
 
@@ -115,8 +190,9 @@ struct VdbHnswShared {
 
   /* Changed under the publish lock (or the write lock). */
   VdbChunkTable chunks;
+  VdbRecords recs;                  /* walk records; the page table grows under the write lock */
   sqlite3_int64 nNode;
-  sqlite3_int64 cacheBytes;         /* nodes and chunk buffers */
+  sqlite3_int64 cacheBytes;         /* nodes, chunk buffers and code pages */
 
   /* Statistics, added to with atomic adds. */
   sqlite3_int64 nHits, nMisses, nFullReloads, nRefreshes, nRefreshedNodes, nEvictions;
@@ -147,10 +223,9 @@ static inline const void *vdbSharedVector(VdbHnswShared *s, sqlite3_int64 nid, f
   return pVec;
 }
 
-/* The code of published node nid, or NULL (caller holds the read lock). */
+/* The code of node nid, or NULL (caller holds the read lock). */
 static inline const void *vdbSharedCode(VdbHnswShared *s, sqlite3_int64 nid){
-  return (nid>0 && nid<s->nSlot && __atomic_load_n(&s->aSlot[nid].pVec, __ATOMIC_ACQUIRE))
-         ? s->aSlot[nid].pCode : 0;
+  return vdbRecordsCode(&s->recs, nid);
 }
 
 /* Under the read lock: the chunk's vectors if the copy holds them. */
@@ -159,9 +234,12 @@ unsigned char *vdbSharedChunkFind(VdbHnswShared *s, sqlite3_int64 chunkId);
 ** free it when another walk got there first; returns the buffer kept. */
 unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsigned char *aVec,
                                    sqlite3_int64 chunkBytes);
-/* Under the read lock: publish node c (its pVec into an adopted chunk),
-** or free it when another walk got there first; returns the node kept. */
-VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c);
+/* Under the read lock: publish node c (its pVec into an adopted chunk)
+** and its walk record, or free it when another walk got there first;
+** returns the node kept, or NULL when memory ran out (c is freed). With
+** codes, pCode is c's code (NULL if the record has it already); the node
+** kept points at the record's. */
+VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode);
 /* Under the read lock: do nodes and chunks exceed their part of cache_mb? */
 int vdbSharedOverBudget(VdbHnswShared *s);
 

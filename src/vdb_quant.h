@@ -8,8 +8,9 @@
 ** ends with are then measured again with their float32 vectors, so the
 ** distances a query returns are exact (vdbHnswSearch, "re-ranking").
 **
-** Codes live only in memory: they are computed from the stored float32
-** vectors when a chunk of vectors is read (vdb_index_hnsw.c), so the
+** Codes live only in memory: a node's code is computed from its stored
+** float32 vector when a walk first reaches it (vdb_index_hnsw.c keeps it
+** in the node's record, or in the shared copy's walk record), so the
 ** on-disk format does not change and a table can switch quantizers with
 ** nothing to rebuild.
 **

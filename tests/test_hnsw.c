@@ -117,6 +117,7 @@ static void openIndexQ(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int ef
   VdbHnswAccess access;
   int rc;
   memset(g, 0, sizeof(*g));
+  memset(&access, 0, sizeof(access));   /* no fast paths: the algorithm falls back on xGet */
   g->m = m;
   rc = vdbHnswSpaceInit(&space, VDB_ELEM_F32, eMetric, DIM, vdbKernelsBest());
   CHECK(rc==SQLITE_OK, "space for metric %d: rc=%d", (int)eMetric, rc);
@@ -131,9 +132,6 @@ static void openIndexQ(VdbHnsw *h, MemGraph *g, VdbMetric eMetric, int m, int ef
   access.xDirty = memDirty;
   access.xRemove = memRemove;
   access.xTopNode = memTopNode;
-  access.xVector = 0;             /* the algorithm falls back on xGet */
-  access.xCode = 0;
-  access.xPrefetch = 0;
   rc = vdbHnswInit(h, &params, &space, &access);
   CHECK(rc==SQLITE_OK, "vdbHnswInit m=%d efc=%d: rc=%d", m, efc, rc);
   g->pSpace = &h->space;

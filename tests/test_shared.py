@@ -322,6 +322,46 @@ def test_threads_with_their_own_connections_agree_with_exact():
     db.close()
 
 
+def private_copy(db):
+    """The same database in memory: its walks use a private cache only."""
+    copy = connect(EXT, ":memory:")
+    db.backup(copy)
+    assert stats(copy)["shared_connections"] == 0
+    return copy
+
+
+def answers(db, queries, ef):
+    return [list(db.execute("SELECT rowid, distance FROM t WHERE e MATCH ? AND k = 10 AND ef_search = ?",
+                            (q.tobytes(), ef))) for q in queries]
+
+
+def test_shared_walk_answers_exactly_like_a_private_walk():
+    # The shared copy walks compact records (layer-0 links and codes by
+    # node id); a private cache walks its nodes. Over the same graph the two
+    # must return the same rows at the same distances, also after commits
+    # that re-link nodes the shared copy holds (their records must drop the
+    # old links and get the new ones).
+    reader, writer = open_db(), open_db()
+    queries = rng.standard_normal((60, DIM)).astype(np.float32)
+    for ef in (10, 40):
+        assert answers(reader, queries, ef) == answers(private_copy(reader), queries, ef)
+    for round_ in range(3):
+        writer.execute("BEGIN")
+        for i in range(40):
+            # Near the queries: the new nodes link into the neighbourhoods
+            # the reader's walks hold.
+            writer.execute("INSERT INTO t(e, tag) VALUES (?, 0)",
+                           ((queries[i] + 0.05 * rng.standard_normal(DIM)).astype(np.float32).tobytes(),))
+        writer.execute("DELETE FROM t WHERE rowid IN (SELECT rowid FROM t ORDER BY rowid LIMIT 5 OFFSET ?)",
+                       (100 * round_,))
+        writer.execute("COMMIT")
+        for ef in (10, 40):
+            got = answers(reader, queries, ef)
+            assert got == answers(private_copy(reader), queries, ef), f"round {round_}, ef {ef}"
+    assert stats(reader)["shared_connections"] >= 2
+    integrity(reader)
+
+
 def test_last_connection_frees_the_copy():
     path = os.path.join(TMP, "lonely.db")
     a = open_db(path)
