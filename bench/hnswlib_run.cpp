@@ -1,19 +1,24 @@
 // hnswlib (Debian's libhnswlib-dev, header-only) under the same measurement
 // loop as every other system (bench/driver.h).
 //
-//   hnswlib_run build  base=F dim=D metric=l2|cosine m=M efc=E index=PATH
+//   hnswlib_run build  base=F dim=D metric=l2|cosine m=M efc=E index=PATH [threads=1]
 //   hnswlib_run search index=PATH queries=F truth=F dim=D metric=.. settings=EF,..
 //                      [nq=N k=10 truthk=100 repeats=3 threads=2]
 //
-// build: adds every base vector (id = row number) on one thread, saves the
-// index to PATH and prints {"build_s", "rows", "index_bytes"}. search: loads
+// build: adds every base vector (id = row number), on one thread or, with
+// threads=N, on N threads each taking the next row (hnswlib's addPoint is
+// thread-safe; its own examples build this way), saves the index to PATH
+// and prints {"build_s", "rows", "index_bytes", "threads"}. search: loads
 // PATH, answers the first query ({"cold_s"}), then one line per ef. For
 // cosine the inputs are unit vectors and the inner-product space is used,
 // which ranks exactly as cosine distance does.
 #include <hnswlib/hnswlib.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "driver.h"
 
@@ -29,12 +34,25 @@ static int build(int argc, char **argv) {
   std::unique_ptr<hnswlib::SpaceInterface<float>> space(makeSpace(benchArg(argc, argv, "metric", "l2"), dim));
   hnswlib::HierarchicalNSW<float> index(space.get(), n, benchArgInt(argc, argv, "m", nullptr),
                                         benchArgInt(argc, argv, "efc", nullptr), 100);
+  int nThread = benchArgInt(argc, argv, "threads", "1");
   double t0 = benchNow();
-  for (size_t i = 0; i < n; i++) index.addPoint(base + i * dim, i);
+  if (nThread <= 1) {
+    for (size_t i = 0; i < n; i++) index.addPoint(base + i * dim, i);
+  } else {
+    std::atomic<size_t> next(0);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < nThread; t++) {
+      workers.emplace_back([&]() {
+        for (size_t i; (i = next.fetch_add(1)) < n;) index.addPoint(base + i * dim, i);
+      });
+    }
+    for (auto &w : workers) w.join();
+  }
   double buildS = benchNow() - t0;
   const char *path = benchArg(argc, argv, "index", nullptr);
   index.saveIndex(path);
-  std::printf("{\"build_s\": %.6f, \"rows\": %zu, \"index_bytes\": %lld}\n", buildS, n, benchFileSize(path));
+  std::printf("{\"build_s\": %.6f, \"rows\": %zu, \"index_bytes\": %lld, \"threads\": %d}\n", buildS, n,
+              benchFileSize(path), nThread < 1 ? 1 : nThread);
   return 0;
 }
 

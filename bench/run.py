@@ -3,6 +3,7 @@
 usage: /usr/bin/python3 bench/run.py [--quick | --smoke] [--datasets a,b,...]
            [--base F --queries F --metric l2|cosine --name NAME]
            [--out DIR] [--repeats N] [--threads N] [--rebuild[=SYSTEM,...]]
+           [--systems SYSTEM,...]
            [--baseline EXTENSION]
 
 Systems (each a separate driver process, so peak RSS is its own):
@@ -10,6 +11,7 @@ Systems (each a separate driver process, so peak RSS is its own):
   vectordb-exact   the same table with ef_search = 0       bench/sqlite_run.c
   sqlite-vec       vec0 0.1.9 from npm, exact KNN          bench/sqlite_run.c
   hnswlib          Debian libhnswlib-dev, several ef       bench/hnswlib_run.cpp
+  hnswlib-mt       the same, built on --threads threads    (build only)
   faiss-hnsw       Debian libfaiss-dev IndexHNSWFlat       bench/faiss_run.cpp
   faiss-flat       Debian libfaiss-dev IndexFlat, exact    bench/faiss_run.cpp
 All HNSW systems use M=16, ef_construction=200; k=10; one query at a time;
@@ -18,11 +20,15 @@ setting is timed `repeats` times (median); the threaded QPS uses separate
 connections (SQLite systems) or a shared index (the libraries).
 
 Builds are cached under .cache/bench/index by a key of the data checksum,
-the system's parameters and the SHA-256 of the driver (and extension)
-binaries, so a re-run rebuilds only what changed; a reused build reports
+the system's parameters, the SHA-256 of the driver (and extension)
+binaries and the version of the Debian package the peer comes from, so a
+re-run rebuilds only what changed (a new vectordb does not rebuild FAISS); a reused build reports
 the time measured when it was made. --rebuild builds every system afresh
 (and replaces its cached build), so that build-time ratios come from one
 run: do that for results you publish; --rebuild=a,b only those systems.
+
+--systems runs only those systems (for a quick look; published results
+run them all).
 
 --baseline EXTENSION adds "vectordb-baseline": the same table and queries
 with another build of the extension (for example the main branch's), so a
@@ -52,6 +58,7 @@ HNSWLIB_RUN = "build/bench/hnswlib_run"
 FAISS_RUN = "build/bench/faiss_run"
 VECTORDB_EXT = "./vectordb.so"
 BASELINE_EXT = None            # --baseline: another build to compare with
+BUILD_THREADS = 2              # --threads: also hnswlib-mt's build threads
 SQLITE_VEC_EXT = ".cache/sqlite-vec-0.1.9/vec0.so"
 M, EFC = 16, 200
 ANN = ("vectordb", "hnswlib", "faiss-hnsw")
@@ -122,21 +129,34 @@ def systems_for(data):
             "search": ["ext=" + SQLITE_VEC_EXT, f"sql={knn} -- %d"],
         },
         "hnswlib": {
-            "driver": HNSWLIB_RUN, "binaries": [HNSWLIB_RUN], "ext": ".hnsw",
+            "driver": HNSWLIB_RUN, "binaries": [HNSWLIB_RUN], "packages": ["libhnswlib-dev"], "ext": ".hnsw",
             "build": [f"metric={metric}", f"m={M}", f"efc={EFC}"],
             "search": [f"metric={metric}"],
         },
+        # hnswlib's own multi-threaded build, for the build-throughput
+        # ratios; its graph is searched like the single-threaded one's.
+        "hnswlib-mt": {
+            "driver": HNSWLIB_RUN, "binaries": [HNSWLIB_RUN], "packages": ["libhnswlib-dev"], "ext": ".hnsw",
+            "build": [f"metric={metric}", f"m={M}", f"efc={EFC}", f"threads={BUILD_THREADS}"],
+            "build_only": True,
+        },
         "faiss-hnsw": {
-            "driver": FAISS_RUN, "binaries": [FAISS_RUN], "ext": ".faiss",
+            "driver": FAISS_RUN, "binaries": [FAISS_RUN], "packages": ["libfaiss-dev"], "ext": ".faiss",
             "build": ["kind=hnsw", f"metric={metric}", f"m={M}", f"efc={EFC}"],
             "search": [],
         },
         "faiss-flat": {
-            "driver": FAISS_RUN, "binaries": [FAISS_RUN], "ext": ".faiss",
+            "driver": FAISS_RUN, "binaries": [FAISS_RUN], "packages": ["libfaiss-dev"], "ext": ".faiss",
             "build": ["kind=flat", f"metric={metric}"],
             "search": [],
         },
     }
+
+
+def package_version(name):
+    """The installed version of a Debian package ("" if not installed)."""
+    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def build_system(name, spec, data, index_dir, rebuild=False):
@@ -145,7 +165,9 @@ def build_system(name, spec, data, index_dir, rebuild=False):
     if missing:
         return {"missing": "not built: " + ", ".join(missing)}, None
     key = hashlib.sha256(json.dumps({"data": data["checksum"], "build": spec["build"],
-                                     "bin": [sha256_file(b) for b in spec["binaries"]]}).encode()).hexdigest()[:16]
+                                     "bin": [sha256_file(b) for b in spec["binaries"]],
+                                     "packages": [f"{p}={package_version(p)}" for p in spec.get("packages", [])]}
+                                    ).encode()).hexdigest()[:16]
     path = os.path.join(index_dir, f"{name}-{key}{spec['ext']}")
     record_path = path + ".json"
     rebuild = rebuild is True or (isinstance(rebuild, list) and name in rebuild)
@@ -205,6 +227,12 @@ def bench_dataset(name, profile, args, generator=None):
     index_dir = os.path.join(CACHE, "index", name)
     os.makedirs(index_dir, exist_ok=True)
     specs = systems_for(data)
+    if args.get("systems"):
+        wanted = args["systems"].split(",")
+        unknown = [w for w in wanted if w not in specs]
+        if unknown:
+            sys.exit(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+        specs = {k: v for k, v in specs.items() if k in wanted}
     results = {}
     for sys_name, spec in specs.items():
         if "same_build_as" in spec:
@@ -218,6 +246,9 @@ def bench_dataset(name, profile, args, generator=None):
             if path is None:
                 results[sys_name] = record
                 log(f"  {sys_name}: MISSING ({record['missing']})")
+                continue
+            if spec.get("build_only"):
+                results[sys_name] = {"build": record, "points": [], "nq": "-", "cold_s": None}
                 continue
         exact = sys_name in EXACT
         settings = [0] if exact else profile["efs"]
@@ -258,13 +289,14 @@ def summary_lines(ds):
         for ex in EXACT:
             parts.append(f"vs {ex} {ratio(ours, exact_qps[ex])}")
         lines.append("; ".join(parts))
-    b = {s: (get(s).get("build") or {}) for s in ("vectordb", "hnswlib", "faiss-hnsw", "sqlite-vec")}
+    b = {s: (get(s).get("build") or {}) for s in ("vectordb", "hnswlib", "hnswlib-mt", "faiss-hnsw", "sqlite-vec")}
     if b["vectordb"].get("build_s"):
         parts = [f"build: vectordb {b['vectordb']['build_s']:.1f} s ({data['n'] / b['vectordb']['build_s']:,.0f} vectors/s)"]
-        for peer in ("hnswlib", "faiss-hnsw", "sqlite-vec"):
+        for peer in ("hnswlib", "hnswlib-mt", "faiss-hnsw", "sqlite-vec"):
             if b[peer].get("build_s"):
                 parts.append(f"vectordb/{peer} throughput {ratio(b[peer]['build_s'], b['vectordb']['build_s'])}"
-                             + (" (sqlite-vec builds no index)" if peer == "sqlite-vec" else ""))
+                             + (" (sqlite-vec builds no index)" if peer == "sqlite-vec" else "")
+                             + (f" ({b[peer].get('threads')} threads)" if peer == "hnswlib-mt" else ""))
         lines.append("; ".join(parts))
     if exact_qps["vectordb-exact"] and exact_qps["sqlite-vec"]:
         lines.append(f"exact search: vectordb/sqlite-vec {ratio(exact_qps['vectordb-exact'], exact_qps['sqlite-vec'])}, "
@@ -341,7 +373,8 @@ def write_markdown(run, out_dir):
              f"Machine: {run['cpu']}, {run['cores']} cores; SQLite {run['sqlite']}. Single-thread figures unless "
              "marked; k = 10; recall@10 against exact ground truth; QPS is the median of "
              f"{run['repeats']} timed passes after a warm-up pass; the threaded column uses {run['threads']} threads "
-             "(separate connections for the SQLite systems). Builds are single-threaded; a build reused from the "
+             "(separate connections for the SQLite systems). Builds are single-threaded but hnswlib-mt's (on "
+             f"{run['threads']} threads, not searched); a build reused from the "
              "cache shows the time measured when it was made. Peak RSS includes the driver's copy of the input "
              "vectors. Cold start: a new process opens the index (for SQLite: opens the database and loads the "
              "extension) and answers one query, with the OS page cache warm.", ""]
@@ -398,7 +431,7 @@ def parse_args(argv):
         elif a.startswith("--rebuild="):
             args["rebuild"] = a.split("=", 1)[1].split(",")
         elif a in ("--datasets", "--out", "--repeats", "--threads", "--base", "--queries", "--metric", "--name",
-                   "--baseline"):
+                   "--baseline", "--systems"):
             i += 1
             args[a[2:]] = argv[i]
         else:
@@ -409,8 +442,9 @@ def parse_args(argv):
 
 
 def main():
-    global BASELINE_EXT
+    global BASELINE_EXT, BUILD_THREADS
     args = parse_args(sys.argv)
+    BUILD_THREADS = args["threads"]
     if args.get("baseline"):
         BASELINE_EXT = os.path.abspath(args["baseline"])
     profile = PROFILES[args["profile"]]

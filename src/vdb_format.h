@@ -37,7 +37,9 @@
 **            level INTEGER NOT NULL, links BLOB NOT NULL)     owner: hnsw kind
 **       only for vector column NN declared INDEXED BY hnsw(...): one row per
 **       graph node, with a UNIQUE index vectordb_<token>_hnswNN_rowid on
-**       rowid and an index vectordb_<token>_hnswNN_level on level.
+**       rowid and an index vectordb_<token>_hnswNN_level on level (from
+**       format 3 a partial index, WHERE level>0: only the nodes above the
+**       bottom layer, about 1 in m, are ever looked up by level).
 **       nid is allocated from T_info's hnswNN_next_nid and never reused,
 **       so no edge can alias a later node; (chunk_id, chunk_offset) is the
 **       row's slot, which never moves while the node lives (a new vector
@@ -99,11 +101,25 @@
 **                       remembers a hash of the last row it applied can tell
 **                       when that row was rewritten (a restore from a backup
 **                       followed by new commits) and reload instead.
-**   T_hnswNN.links      for each layer 0..level, in order: a uint16 link
+**   T_hnswNN.links      format 3: for each layer 0..level, in order, a
+**                       varint link count n (at most cap(layer): 3M on
+**                       layer 0, M above, vdbHnswLayerCap), then the n
+**                       linked node ids in ascending order as varints: the
+**                       first id itself, then each id less the one before
+**                       it (so at least 1: no link repeats). The BLOB ends
+**                       exactly after layer `level`. Ids are below 2^63.
+**                       At 1M nodes a layer-0 link takes 2.7 bytes on
+**                       average instead of 8, and a node's row holds its
+**                       links only, not its free slots.
+**                       Formats 1 and 2: for each layer, a uint16 link
 **                       count n, then cap(layer) int64 node ids of which
-**                       the first n are links and the rest zero; cap is
-**                       3M on layer 0 and M above (vdbHnswLayerCap), so the
-**                       BLOB's size follows from (M, level) alone.
+**                       the first n are links (in any order) and the rest
+**                       zero, so the BLOB's size follows from (M, level).
+**   varint              LEB128, unsigned: 7 bits per byte, least
+**                       significant group first, the high bit set on every
+**                       byte but the last; at most 9 bytes (63 bits), and
+**                       no final byte of zero after the first (one
+**                       encoding per value).
 **
 ** ---- Layout signature -----------------------------------------------------
 **
@@ -126,11 +142,16 @@
 **       connections keep stale nodes, so format 1 builds must refuse it.
 **       This build reads and writes both: a format 1 table has no log, and
 **       its readers drop their whole graph cache when another connection
-**       commits, as format 1 builds did. New tables are format 2.
+**       commits, as format 1 builds did.
+**   3   T_hnswNN.links as varints without free slots, and the level index
+**       partial (above). About 2.4x smaller graph rows at 1M x 128; a
+**       format 2 reader would misread the links, hence the new number.
+**       This build reads and writes formats 1 to 3, each in its own
+**       layout (a table keeps its format); new tables are format 3.
 **
 ** A reader refuses a table whose format it does not know: xConnect fails
 ** with SQLITE_ERROR "vectordb table T has storage format N; this build
-** reads formats 1 to 2", and nothing is read or written. A missing format
+** reads formats 1 to 3", and nothing is read or written. A missing format
 ** key is SQLITE_CORRUPT_VTAB. A change that an older build would misread
 ** gets a new version number and a line above; a reader never guesses.
 */
@@ -138,7 +159,7 @@
 #define VDB_FORMAT_H
 #include "vdb_sqlite.h"
 
-#define VDB_FORMAT_VERSION 2      /* what new tables get */
+#define VDB_FORMAT_VERSION 3      /* what new tables get */
 #define VDB_FORMAT_OLDEST  1      /* the oldest this build reads */
 
 /* The hnsw change log (format 2): rows kept, and the most node entries
@@ -170,6 +191,34 @@ static inline sqlite3_int64 vdbGetLe64(const unsigned char *a){
 static inline void vdbPutLe64(unsigned char *a, sqlite3_int64 x){
   int i;
   for(i=0; i<8; i++) a[i] = (unsigned char)((sqlite3_uint64)x >> (8*i));
+}
+
+/* Varints (format 3 link lists). VDB_VARINT_MAX bytes hold any value
+** below 2^63. vdbPutVarint returns the bytes written; vdbGetVarint the
+** bytes read, or 0 when a[0..n) does not start with a well-formed varint
+** (truncated, longer than VDB_VARINT_MAX, or not the shortest encoding). */
+#define VDB_VARINT_MAX 9
+static inline int vdbPutVarint(unsigned char *a, sqlite3_uint64 x){
+  int n = 0;
+  while( x>=0x80 ){
+    a[n++] = (unsigned char)(x | 0x80);
+    x >>= 7;
+  }
+  a[n++] = (unsigned char)x;
+  return n;
+}
+static inline int vdbGetVarint(const unsigned char *a, int n, sqlite3_uint64 *pX){
+  sqlite3_uint64 x = 0;
+  int i;
+  for(i=0; i<n && i<VDB_VARINT_MAX; i++){
+    x |= (sqlite3_uint64)(a[i] & 0x7f) << (7*i);
+    if( (a[i] & 0x80)==0 ){
+      if( a[i]==0 && i>0 ) return 0;
+      *pX = x;
+      return i+1;
+    }
+  }
+  return 0;
 }
 
 #endif

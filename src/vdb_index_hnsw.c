@@ -111,12 +111,17 @@ struct VdbHnswIndex {
   /* The row a node being created belongs to (set around vdbHnswInsert). */
   sqlite3_int64 pendingRowid;
   VdbSlot pendingSlot;
-  sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pMoveRowid;
+  sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pTopAny, *pMoveRowid;
   /* The change log (vdb_format.h); hasLog is 0 for a format 1 table. */
   int hasLog;
+  int varintLinks;                  /* format 3: links BLOBs are varint lists */
   sqlite3_int64 logSeq;             /* the last log row this cache reflects */
   sqlite3_int64 *aMoved;            /* nodes whose rowid changed since the last flush */
   int nMoved, nMovedAlloc;
+  /* The nodes the current write operation changed (vdbWriteEnd). */
+  unsigned int opCount;             /* write operations begun; never 0 while one runs */
+  sqlite3_int64 *aTouched;
+  int nTouched, nTouchedAlloc;
   sqlite3_uint64 logPrint;          /* vdbLogPrint of row logSeq */
   sqlite3_stmt *pLogMax, *pLogAfter, *pLogAdd, *pLogPrune, *pLogRow;
   sqlite3_int64 nHits;              /* node or vector lookups the cache answered */
@@ -174,7 +179,7 @@ static int vdbCap(const VdbHnswIndex *p, int layer){
   return vdbHnswLayerCap(p->graph.params.m, layer);
 }
 
-/* Bytes of the links blob of a node of this level. */
+/* Bytes of the links blob of a node of this level (formats 1 and 2). */
 static int vdbLinksBytes(const VdbHnswIndex *p, int level){
   int l, n = 0;
   for(l=0; l<=level; l++) n += 2 + 8*vdbCap(p, l);
@@ -764,13 +769,114 @@ static int vdbLoadInfo(VdbHnswIndex *p){
 
 /* ---- loading and saving nodes ------------------------------------------------------- */
 
+/* qsort/bsearch order of 64-bit ids (node ids, rowids). */
+static int vdbCompareInt64(const void *a, const void *b){
+  sqlite3_int64 x = *(const sqlite3_int64*)a, y = *(const sqlite3_int64*)b;
+  return x<y ? -1 : x>y;
+}
+
+/* Decode a links BLOB (vdb_format.h) of a node of this level into c's
+** link arrays, checking every count and id. */
+static int vdbDecodeLinks(VdbHnswIndex *p, VdbCNode *c, const unsigned char *a, int nByte){
+  sqlite3_int64 nid = c->node.nid;
+  int level = c->node.level, l, i, off = 0;
+  if( !p->varintLinks ){
+    if( nByte!=vdbLinksBytes(p, level) ){
+      return vdbGraphCorrupt(p, "node %lld has %d bytes of links, not %d", nid, nByte, vdbLinksBytes(p, level));
+    }
+    for(l=0; l<=level; l++){
+      int n = a[off] | (a[off+1]<<8);
+      if( n>vdbCap(p, l) ){
+        return vdbGraphCorrupt(p, "node %lld has %d links on layer %d, more than %d", nid, n, l, vdbCap(p, l));
+      }
+      c->node.anLink[l] = n;
+      for(i=0; i<n; i++){
+        sqlite3_int64 x = vdbGetLe64(a + off + 2 + 8*i);
+        if( x<1 || x==nid ) return vdbGraphCorrupt(p, "node %lld links to node id %lld", nid, x);
+        c->node.aaLink[l][i] = x;
+      }
+      off += 2 + 8*vdbCap(p, l);
+    }
+    return SQLITE_OK;
+  }
+  /* (a is NULL when nByte is 0: then not even a count is read.) */
+  for(l=0; l<=level && off<nByte; l++){
+    sqlite3_uint64 n, x = 0, step;
+    int k = vdbGetVarint(a + off, nByte - off, &n);
+    if( k==0 ) break;
+    off += k;
+    if( n>(sqlite3_uint64)vdbCap(p, l) ){
+      return vdbGraphCorrupt(p, "node %lld has %llu links on layer %d, more than %d", nid, n, l, vdbCap(p, l));
+    }
+    c->node.anLink[l] = (int)n;
+    for(i=0; i<(int)n; i++){
+      k = vdbGetVarint(a + off, nByte - off, &step);
+      if( k==0 ) break;
+      off += k;
+      /* Ascending and below 2^63: each step at least 1, the sum in range. */
+      if( (i>0 && step==0) || step>=((sqlite3_uint64)1<<63) - x ){
+        return vdbGraphCorrupt(p, "node %lld has links out of order or out of range on layer %d", nid, l);
+      }
+      x += step;
+      if( x<1 || (sqlite3_int64)x==nid ) return vdbGraphCorrupt(p, "node %lld links to node id %llu", nid, x);
+      c->node.aaLink[l][i] = (sqlite3_int64)x;
+    }
+    if( i<(int)n ) break;
+  }
+  if( l<=level || off!=nByte ){
+    return vdbGraphCorrupt(p, "node %lld has %d bytes of links, not a link list for level %d", nid, nByte, level);
+  }
+  return SQLITE_OK;
+}
+
+/* Encode c's links as a links BLOB (vdb_format.h) into a new buffer. */
+static int vdbEncodeLinks(VdbHnswIndex *p, const VdbCNode *c, unsigned char **paOut, int *pnOut){
+  int level = c->node.level, l, i, nByte = 0;
+  unsigned char *a;
+  *paOut = 0;
+  if( !p->varintLinks ){
+    nByte = vdbLinksBytes(p, level);
+  }else{
+    for(l=0; l<=level; l++) nByte += VDB_VARINT_MAX*(1 + c->node.anLink[l]);
+  }
+  a = (unsigned char*)sqlite3_malloc(nByte>0 ? nByte : 1);
+  if( a==0 ) return SQLITE_NOMEM;
+  if( !p->varintLinks ){
+    unsigned char *z = a;
+    memset(a, 0, (size_t)nByte);
+    for(l=0; l<=level; l++){
+      z[0] = (unsigned char)(c->node.anLink[l] & 0xff);
+      z[1] = (unsigned char)(c->node.anLink[l] >> 8);
+      for(i=0; i<c->node.anLink[l]; i++) vdbPutLe64(z + 2 + 8*i, c->node.aaLink[l][i]);
+      z += 2 + 8*vdbCap(p, l);
+    }
+  }else{
+    sqlite3_int64 aSorted[3*VDB_HNSW_MAX_M];
+    int off = 0;
+    for(l=0; l<=level; l++){
+      int n = c->node.anLink[l];
+      sqlite3_int64 prev = 0;
+      memcpy(aSorted, c->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)n);
+      qsort(aSorted, (size_t)n, sizeof(sqlite3_int64), vdbCompareInt64);
+      off += vdbPutVarint(a + off, (sqlite3_uint64)n);
+      for(i=0; i<n; i++){
+        off += vdbPutVarint(a + off, (sqlite3_uint64)(aSorted[i] - prev));
+        prev = aSorted[i];
+      }
+    }
+    nByte = off;
+  }
+  *paOut = a;
+  *pnOut = nByte;
+  return SQLITE_OK;
+}
+
 /* Read node nid's row into a new node (its vector not attached, room for
 ** its code if withCode); the caller owns it. SQLITE_NOTFOUND when there
 ** is no such row. */
 static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, int withCode, VdbCNode **ppNode){
   VdbCNode *c = 0;
-  int rc, level, l, i;
-  const unsigned char *aLinks;
+  int rc, level;
   *ppNode = 0;
   /* nids start at 1; 0 marks an empty slot of the node hash, where a node
   ** would be lost (and leaked). Only a damaged table names another. */
@@ -786,37 +892,23 @@ static int vdbReadNode(VdbHnswIndex *p, sqlite3_int64 nid, int withCode, VdbCNod
   }
   rc = SQLITE_OK;
   level = sqlite3_column_int(p->pLoad, 3);
-  aLinks = (const unsigned char*)sqlite3_column_blob(p->pLoad, 4);
   if( level<0 || level>VDB_HNSW_MAX_LEVEL ){
     rc = vdbGraphCorrupt(p, "node %lld has level %d", nid, level);
-  }else if( sqlite3_column_bytes(p->pLoad, 4)!=vdbLinksBytes(p, level) ){
-    rc = vdbGraphCorrupt(p, "node %lld has %d bytes of links, not %d", nid,
-                         sqlite3_column_bytes(p->pLoad, 4), vdbLinksBytes(p, level));
   }else if( sqlite3_column_int64(p->pLoad, 2)<0
          || sqlite3_column_int64(p->pLoad, 2)>=p->pStore->pDef->chunkSize ){
     rc = vdbGraphCorrupt(p, "node %lld has chunk offset %lld", nid, sqlite3_column_int64(p->pLoad, 2));
   }else if( (c = vdbNewCNode(p, nid, level, withCode))==0 ){
     rc = SQLITE_NOMEM;
   }else{
-    c->rowid = sqlite3_column_int64(p->pLoad, 0);
-    c->slot.chunkId = sqlite3_column_int64(p->pLoad, 1);
-    c->slot.offset = sqlite3_column_int(p->pLoad, 2);
-    for(l=0; rc==SQLITE_OK && l<=level; l++){
-      int n = aLinks[0] | (aLinks[1]<<8);
-      if( n>vdbCap(p, l) ){
-        rc = vdbGraphCorrupt(p, "node %lld has %d links on layer %d, more than %d", nid, n, l, vdbCap(p, l));
-        break;
-      }
-      c->node.anLink[l] = n;
-      for(i=0; i<n; i++){
-        sqlite3_int64 x = vdbGetLe64(aLinks + 2 + 8*i);
-        if( x<1 || x==nid ){
-          rc = vdbGraphCorrupt(p, "node %lld links to node id %lld", nid, x);
-          break;
-        }
-        c->node.aaLink[l][i] = x;
-      }
-      aLinks += 2 + 8*vdbCap(p, l);
+    const unsigned char *aLinks = (const unsigned char*)sqlite3_column_blob(p->pLoad, 4);
+    int nLinks = sqlite3_column_bytes(p->pLoad, 4);
+    if( aLinks==0 && sqlite3_errcode(p->pStore->db)==SQLITE_NOMEM ){
+      rc = SQLITE_NOMEM;
+    }else{
+      c->rowid = sqlite3_column_int64(p->pLoad, 0);
+      c->slot.chunkId = sqlite3_column_int64(p->pLoad, 1);
+      c->slot.offset = sqlite3_column_int(p->pLoad, 2);
+      rc = vdbDecodeLinks(p, c, aLinks, nLinks);
     }
   }
   sqlite3_reset(p->pLoad);
@@ -844,16 +936,10 @@ static int vdbLoadNode(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
 }
 
 static int vdbSaveNode(VdbHnswIndex *p, VdbCNode *c){
-  int nByte = vdbLinksBytes(p, c->node.level), l, i, rc;
-  unsigned char *a = (unsigned char*)sqlite3_malloc(nByte), *z = a;
-  if( a==0 ) return SQLITE_NOMEM;
-  memset(a, 0, (size_t)nByte);
-  for(l=0; l<=c->node.level; l++){
-    z[0] = (unsigned char)(c->node.anLink[l] & 0xff);
-    z[1] = (unsigned char)(c->node.anLink[l] >> 8);
-    for(i=0; i<c->node.anLink[l]; i++) vdbPutLe64(z + 2 + 8*i, c->node.aaLink[l][i]);
-    z += 2 + 8*vdbCap(p, l);
-  }
+  unsigned char *a = 0;
+  int nByte = 0;
+  int rc = vdbEncodeLinks(p, c, &a, &nByte);
+  if( rc!=SQLITE_OK ) return rc;
   /* Delete, then insert: see vdbStoreInfoDelete for why not INSERT OR REPLACE. */
   rc = vdbPrepare(p, &p->pErase, "DELETE FROM \"%w\".\"%w_%s\" WHERE nid=?1");
   if( rc==SQLITE_OK ){
@@ -878,6 +964,51 @@ static int vdbSaveNode(VdbHnswIndex *p, VdbCNode *c){
   return rc;
 }
 
+/* Merge two lists sorted by nid (pDirtyNext). */
+static VdbCNode *vdbMergeDirty(VdbCNode *a, VdbCNode *b){
+  VdbCNode head, *pTail = &head;
+  while( a && b ){
+    if( a->node.nid < b->node.nid ){
+      pTail->pDirtyNext = a;
+      a = a->pDirtyNext;
+    }else{
+      pTail->pDirtyNext = b;
+      b = b->pDirtyNext;
+    }
+    pTail = pTail->pDirtyNext;
+  }
+  pTail->pDirtyNext = a ? a : b;
+  return head.pDirtyNext;
+}
+
+/* The dirty list in ascending nid order (a merge sort of the list). The
+** order rows reach the table decides how full its pages are: new nodes
+** written highest nid first (the list is built by prepending) each split
+** a page in the middle and left the table's leaves half empty (52% unused
+** bytes at 200k rows); in nid order they append, and pages fill. */
+static VdbCNode *vdbSortDirty(VdbCNode *pList){
+  VdbCNode *aBin[64], *c;
+  int i, nBin = 0;
+  memset(aBin, 0, sizeof(aBin));
+  /* aBin[i] holds a sorted run of 2^i nodes or nothing (SQLite's pcache
+  ** sort does the same): merge each node up through the full bins. */
+  while( pList ){
+    c = pList;
+    pList = c->pDirtyNext;
+    c->pDirtyNext = 0;
+    for(i=0; i<64 && aBin[i]; i++){
+      c = vdbMergeDirty(aBin[i], c);
+      aBin[i] = 0;
+    }
+    if( i==64 ) i = 63;              /* unreachable: 2^64 nodes */
+    aBin[i] = c;
+    if( i>=nBin ) nBin = i+1;
+  }
+  c = 0;
+  for(i=0; i<nBin; i++) c = aBin[i] ? (c ? vdbMergeDirty(aBin[i], c) : aBin[i]) : c;
+  return c;
+}
+
 static int vdbFlushOp(VdbHnswIndex *p){
   int rc = SQLITE_OK;
   /* The statements below can make SQLite open a statement savepoint, which
@@ -885,6 +1016,7 @@ static int vdbFlushOp(VdbHnswIndex *p){
   VdbCNode *c;
   if( p->inFlush ) return SQLITE_OK;
   p->inFlush = 1;
+  p->pDirty = vdbSortDirty(p->pDirty);
   rc = vdbLogFlush(p);
   /* Removed nodes first: a row whose vector changed has a removed node and
   ** a new one with the same rowid, which is unique in the table. */
@@ -1123,6 +1255,17 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = (VdbCNode*)pNode;
   c->txnStamp = p->txnCount;
+  if( c->opStamp!=p->opCount ){
+    if( p->nTouched>=p->nTouchedAlloc ){
+      int nNew = p->nTouchedAlloc ? p->nTouchedAlloc*2 : 64;
+      sqlite3_int64 *a = (sqlite3_int64*)sqlite3_realloc64(p->aTouched, sizeof(sqlite3_int64)*(sqlite3_uint64)nNew);
+      if( a==0 ) return SQLITE_NOMEM;
+      p->aTouched = a;
+      p->nTouchedAlloc = nNew;
+    }
+    p->aTouched[p->nTouched++] = c->node.nid;
+    c->opStamp = p->opCount;
+  }
   if( !c->isDirty ){
     c->isDirty = 1;
     c->pDirtyNext = p->pDirty;
@@ -1137,27 +1280,32 @@ static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
   return vdbAccessDirty(pCtx, pNode);
 }
 
+/* The node to become the entry point: the highest level's lowest nid,
+** other than nidExcluded. Two lookups, so that the level index may be
+** partial (format 3, vdb_format.h): the nodes above layer 0 through it,
+** and if there are none, the lowest nid through the table's key. */
 static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64 *pNid, int *pLevel){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   int rc = vdbHnswFlush(&p->base);       /* the table must show every node's level */
-  if( rc==SQLITE_OK ){
-    rc = vdbPrepare(p, &p->pTop,
-        "SELECT nid, level FROM \"%w\".\"%w_%s\" WHERE nid!=?1 ORDER BY level DESC, nid LIMIT 1");
+  int iTry, found = 0;
+  for(iTry=0; rc==SQLITE_OK && !found && iTry<2; iTry++){
+    sqlite3_stmt **ppStmt = iTry==0 ? &p->pTop : &p->pTopAny;
+    rc = vdbPrepare(p, ppStmt, iTry==0
+        ? "SELECT nid, level FROM \"%w\".\"%w_%s\" WHERE level>0 AND nid!=?1 ORDER BY level DESC, nid LIMIT 1"
+        : "SELECT nid, level FROM \"%w\".\"%w_%s\" WHERE nid!=?1 ORDER BY nid LIMIT 1");
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_int64(*ppStmt, 1, nidExcluded);
+      if( sqlite3_step(*ppStmt)==SQLITE_ROW ){
+        *pNid = sqlite3_column_int64(*ppStmt, 0);
+        *pLevel = sqlite3_column_int(*ppStmt, 1);
+        found = 1;
+      }
+      /* A step that failed (out of memory, I/O) is that error, not "no
+      ** other node": that would drop the entry point of a live graph. */
+      rc = sqlite3_reset(*ppStmt);
+    }
   }
-  if( rc!=SQLITE_OK ) return rc;
-  sqlite3_bind_int64(p->pTop, 1, nidExcluded);
-  if( sqlite3_step(p->pTop)==SQLITE_ROW ){
-    *pNid = sqlite3_column_int64(p->pTop, 0);
-    *pLevel = sqlite3_column_int(p->pTop, 1);
-  }else{
-    rc = SQLITE_NOTFOUND;
-  }
-  {
-    /* A step that failed (out of memory, I/O) is that error, not "no
-    ** other node": that would drop the entry point of a live graph. */
-    int rc2 = sqlite3_reset(p->pTop);
-    if( rc2!=SQLITE_OK ) rc = rc2;
-  }
+  if( rc==SQLITE_OK && !found ) rc = SQLITE_NOTFOUND;
   if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ){
     rc = vdbGraphCorrupt(p, "node %lld has level %d", *pNid, *pLevel);
   }
@@ -1583,10 +1731,11 @@ static int vdbHnswCreate(VdbStore *pStore, int iVec){
       " chunk_id INTEGER NOT NULL, chunk_offset INTEGER NOT NULL, level INTEGER NOT NULL,"
       " links BLOB NOT NULL);"
       "CREATE UNIQUE INDEX \"%w\".\"vectordb_%s_hnsw%02d_rowid\" ON \"%w_hnsw%02d\"(rowid);"
-      "CREATE INDEX \"%w\".\"vectordb_%s_hnsw%02d_level\" ON \"%w_hnsw%02d\"(level);",
+      "CREATE INDEX \"%w\".\"vectordb_%s_hnsw%02d_level\" ON \"%w_hnsw%02d\"(level)%s;",
       pStore->zDb, pStore->zName, iVec,
       pStore->zDb, zToken, iVec, pStore->zName, iVec,
-      pStore->zDb, zToken, iVec, pStore->zName, iVec));
+      pStore->zDb, zToken, iVec, pStore->zName, iVec,
+      pStore->formatVersion>=3 ? " WHERE level>0" : ""));
   if( rc==SQLITE_OK && pStore->formatVersion>=2 ){
     rc = vdbStoreExec(pStore, sqlite3_mprintf(
         "CREATE TABLE \"%w\".\"%w_hnswlog%02d\"(seq INTEGER PRIMARY KEY, changes BLOB)",
@@ -1639,6 +1788,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   sqlite3_snprintf(sizeof(p->zSuffix), p->zSuffix, "hnsw%02d", iVec);
   sqlite3_snprintf(sizeof(p->zLog), p->zLog, "hnswlog%02d", iVec);
   p->hasLog = pStore->formatVersion>=2;
+  p->varintLinks = pStore->formatVersion>=3;
   memset(&params, 0, sizeof(params));
   params.m = pCol->index.aParam[VDB_HNSW_P_M];
   params.efConstruction = pCol->index.aParam[VDB_HNSW_P_EFC];
@@ -1693,6 +1843,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_finalize(p->pErase);
   sqlite3_finalize(p->pByRowid);
   sqlite3_finalize(p->pTop);
+  sqlite3_finalize(p->pTopAny);
   sqlite3_finalize(p->pMoveRowid);
   sqlite3_finalize(p->pLogMax);
   sqlite3_finalize(p->pLogAfter);
@@ -1700,6 +1851,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_finalize(p->pLogPrune);
   sqlite3_finalize(p->pLogRow);
   sqlite3_free(p->aMoved);
+  sqlite3_free(p->aTouched);
   sqlite3_free(p);
 }
 
@@ -1767,6 +1919,41 @@ static void vdbTxnWrites(VdbHnswIndex *p){
   if( !p->sharedLooked && p->hasLog && vdbSharedAttach(p)!=SQLITE_OK ) p->txnNoCopy = 1;
 }
 
+/* Between write operations every cached node's links are in ascending id
+** order, the order the table stores them in (vdb_format.h). The graph
+** algorithm appends, swaps and replaces links in whatever order suits it,
+** and with int8 codes equal distances are common, so the order breaks
+** ties: were a cached node's order to differ from a reloaded one's, the
+** same writes would build different graphs depending on what happened to
+** be cached (a restored backup would not match a replay of its writes).
+** Sorting once the operation is over, never during it, leaves every loop
+** over a node's links undisturbed. */
+static void vdbWriteBegin(VdbHnswIndex *p){
+  if( ++p->opCount==0 ) p->opCount = 1;
+  p->nTouched = 0;
+}
+
+static void vdbSortLinks(VdbHnswNode *pNode){
+  int l, i, j;
+  for(l=0; l<=pNode->level; l++){
+    sqlite3_int64 *a = pNode->aaLink[l];
+    for(i=1; i<pNode->anLink[l]; i++){      /* insertion sort: short, mostly sorted */
+      sqlite3_int64 x = a[i];
+      for(j=i; j>0 && a[j-1]>x; j--) a[j] = a[j-1];
+      a[j] = x;
+    }
+  }
+}
+
+static void vdbWriteEnd(VdbHnswIndex *p){
+  int i;
+  for(i=0; i<p->nTouched; i++){
+    VdbCNode *c = vdbLookup(p, p->aTouched[i]);     /* NULL: removed and freed */
+    if( c && !c->isRemoved ) vdbSortLinks(&c->node);
+  }
+  p->nTouched = 0;
+}
+
 static int vdbInsertOp(VdbHnswIndex *p, sqlite3_int64 rowid, const VdbSlot *pSlot, const void *pVec){
   int rc = vdbLoadInfo(p);
   sqlite3_int64 nid;
@@ -1776,7 +1963,9 @@ static int vdbInsertOp(VdbHnswIndex *p, sqlite3_int64 rowid, const VdbSlot *pSlo
   p->nextNidChanged = 1;
   p->pendingRowid = rowid;
   p->pendingSlot = *pSlot;
+  vdbWriteBegin(p);
   rc = vdbHnswInsert(&p->graph, nid, pVec);
+  vdbWriteEnd(p);
   if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
   return rc;
 }
@@ -1806,7 +1995,9 @@ static int vdbDeleteOp(VdbHnswIndex *p, sqlite3_int64 rowid){
   }
   if( rc==SQLITE_OK ){
     sqlite3_uint64 nSearchBefore = p->graph.nRepairSearch;
+    vdbWriteBegin(p);
     rc = vdbHnswDelete(&p->graph, nid);
+    vdbWriteEnd(p);
     /* Worth knowing, but common under churn: said once per index. */
     if( nSearchBefore==0 && p->graph.nRepairSearch>0 ){
       sqlite3_log(SQLITE_NOTICE, "vectordb: table %s, column %s: a delete's repair searched the graph "
@@ -1927,14 +2118,9 @@ static int vdbWalk(VdbHnswIndex *p, const void *pQuery, int k, int ef,
 /* A filter's matching rowids, sorted, for membership tests by the walk. */
 typedef struct VdbRowSet { sqlite3_int64 *a; int n; } VdbRowSet;
 
-static int vdbRowidCompare(const void *a, const void *b){
-  sqlite3_int64 x = *(const sqlite3_int64*)a, y = *(const sqlite3_int64*)b;
-  return x<y ? -1 : x>y;
-}
-
 static int vdbRowSetHas(void *pArg, sqlite3_int64 rowid){
   VdbRowSet *s = (VdbRowSet*)pArg;
-  return bsearch(&rowid, s->a, (size_t)s->n, sizeof(sqlite3_int64), vdbRowidCompare)!=0;
+  return bsearch(&rowid, s->a, (size_t)s->n, sizeof(sqlite3_int64), vdbCompareInt64)!=0;
 }
 
 /* A filtered query searches the graph only when more rows match than an
@@ -1973,7 +2159,7 @@ static int vdbSearchOp(VdbHnswIndex *p, VdbKnnQuery *q, int ef, VdbHit **paHit, 
   }
   want = q->k < set.n ? q->k : set.n;
   if( rc==SQLITE_OK && set.n > (sqlite3_int64)ef * VDB_EXACT_MATCHES_PER_EF ){
-    qsort(set.a, (size_t)set.n, sizeof(sqlite3_int64), vdbRowidCompare);
+    qsort(set.a, (size_t)set.n, sizeof(sqlite3_int64), vdbCompareInt64);
     rc = vdbWalk(p, q->query.pData, q->k, ef, vdbRowSetHas, &set, paHit, pnHit);
     if( rc==SQLITE_OK && *pnHit<want ){
       sqlite3_free(*paHit);
@@ -2114,16 +2300,19 @@ static int vdbShapeOp(VdbHnswIndex *p, VdbStatFn xAdd, void *pCtx){
   while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
     int level = sqlite3_column_int(pStmt, 0);
     const unsigned char *a = (const unsigned char*)sqlite3_column_blob(pStmt, 1);
-    sqlite3_int64 deg;
-    if( level<0 || level>VDB_HNSW_MAX_LEVEL || a==0 || sqlite3_column_bytes(pStmt, 1)!=2 ){
+    int nByte = sqlite3_column_bytes(pStmt, 1);
+    sqlite3_uint64 deg = 0;
+    /* The layer-0 count: a uint16, or (format 3) a varint of 1 or 2 bytes. */
+    if( level<0 || level>VDB_HNSW_MAX_LEVEL || a==0
+     || (p->varintLinks ? vdbGetVarint(a, nByte, &deg)==0 : nByte!=2) ){
       rc = vdbGraphCorrupt(p, "a node's level or links are malformed");
       break;
     }
-    deg = a[0] | (a[1]<<8);
+    if( !p->varintLinks ) deg = a[0] | (a[1]<<8);
     aLevel[level]++;
-    degSum += deg;
-    if( nNode==0 || deg<degMin ) degMin = deg;
-    if( deg>degMax ) degMax = deg;
+    degSum += (sqlite3_int64)deg;
+    if( nNode==0 || (sqlite3_int64)deg<degMin ) degMin = (sqlite3_int64)deg;
+    if( (sqlite3_int64)deg>degMax ) degMax = (sqlite3_int64)deg;
     nNode++;
   }
   rc = vdbFinalize(pStmt, rc);

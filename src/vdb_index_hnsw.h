@@ -125,6 +125,7 @@ struct VdbCNode {
   unsigned char isNew;              /* created since the last flush: its vector is new */
   unsigned char isReferenced;       /* used since the clock hand last passed */
   unsigned int txnStamp;            /* private: the connection's transaction count when last written */
+  unsigned int opStamp;             /* private: the write operation that last changed it */
   VdbCNode *pDirtyNext;
   size_t nByte;
 };

@@ -39,6 +39,54 @@ def expect_error(db, sql, *fragments, params=()):
     raise AssertionError(f"expected an error from {sql!r}")
 
 
+def varint(x):
+    """x as the LEB128 varint of vdb_format.h."""
+    out = bytearray()
+    while x >= 0x80:
+        out.append((x & 0x7F) | 0x80)
+        x >>= 7
+    out.append(x)
+    return bytes(out)
+
+
+def encode_links(layers):
+    """A format 3 T_hnswNN.links BLOB (vdb_format.h) for a list of layers,
+    each a list of node ids. Written from the format's description, not
+    from the C code, so each checks the other."""
+    out = bytearray()
+    for ids in layers:
+        out += varint(len(ids))
+        prev = 0
+        for x in sorted(ids):
+            out += varint(x - prev)
+            prev = x
+    return bytes(out)
+
+
+def decode_links(blob):
+    """The layers of node ids of a format 3 links BLOB."""
+    pos = 0
+
+    def get():
+        nonlocal pos
+        x = shift = 0
+        while True:
+            b = blob[pos]
+            pos += 1
+            x |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return x
+    layers = []
+    while pos < len(blob):
+        n, prev, ids = get(), 0, []
+        for _ in range(n):
+            prev += get()
+            ids.append(prev)
+        layers.append(ids)
+    return layers
+
+
 def run(module_globals):
     tests = [(name, fn) for name, fn in module_globals.items()
              if name.startswith("test_") and inspect.isfunction(fn)]

@@ -550,15 +550,24 @@ CORRUPTIONS = [
     ("UPDATE t_rows SET chunk_id = 77 WHERE rowid = 3", "row in a missing chunk"),
     ("DELETE FROM t_rows WHERE rowid = 4", "live slot without a row"),
     # graph rows
-    ("UPDATE t_hnsw00 SET links = substr(links, 1, 10) WHERE nid = 3", "graph links truncated"),
+    # (format 3 links, vdb_format.h: per layer a varint count, then the ids
+    # ascending as varint steps; node 3 has fewer than 128 links)
+    ("UPDATE t_hnsw00 SET links = substr(links, 1, length(links) - 1) WHERE nid = 3", "graph links truncated"),
     ("UPDATE t_hnsw00 SET links = links || x'00' WHERE nid = 3", "graph links oversized"),
     ("UPDATE t_hnsw00 SET links = x'ff' || substr(links, 2) WHERE nid = 3", "graph link count above the cap"),
-    ("UPDATE t_hnsw00 SET links = substr(links, 1, 2) || x'0300000000000000' || substr(links, 11) WHERE nid = 3",
-     "graph link to itself"),
-    ("UPDATE t_hnsw00 SET links = substr(links, 1, 2) || x'e703000000000000' || substr(links, 11) WHERE nid = 3",
-     "graph link to a missing node"),
-    ("UPDATE t_hnsw00 SET links = substr(links, 1, 2) || x'0000000000000080' || substr(links, 11) WHERE nid = 3",
-     "graph link to a negative nid"),
+    ("UPDATE t_hnsw00 SET links = x'050102' WHERE nid = 3", "graph link count above the blob"),
+    ("UPDATE t_hnsw00 SET links = x'0103' || zeroblob(level) WHERE nid = 3", "graph link to itself"),
+    ("UPDATE t_hnsw00 SET links = x'01e707' || zeroblob(level) WHERE nid = 3", "graph link to a missing node"),
+    ("UPDATE t_hnsw00 SET links = x'0100' || zeroblob(level) WHERE nid = 3", "graph link to nid 0"),
+    ("UPDATE t_hnsw00 SET links = x'020101' || zeroblob(level) WHERE nid = 3", "graph link repeated"),
+    ("UPDATE t_hnsw00 SET links = x'018080808080808080808001' || zeroblob(level) WHERE nid = 3",
+     "graph link varint too long"),
+    ("UPDATE t_hnsw00 SET links = x'01808080808080808080' || zeroblob(level) WHERE nid = 3",
+     "graph link varint unterminated"),
+    ("UPDATE t_hnsw00 SET links = x'02808080808080808040808080808080808040' || zeroblob(level) WHERE nid = 3",
+     "graph link ids past 2^63"),
+    ("UPDATE t_hnsw00 SET links = x'018100' || zeroblob(level) WHERE nid = 3", "graph link varint not shortest"),
+    ("UPDATE t_hnsw00 SET links = 'text' WHERE nid = 3", "graph links as text"),
     ("UPDATE t_hnsw00 SET level = -1 WHERE nid = 3", "negative level"),
     ("UPDATE t_hnsw00 SET level = 16 WHERE nid = 3", "level above the maximum"),
     ("UPDATE t_hnsw00 SET level = level + 1 WHERE nid = 3", "level not matching the links blob"),
@@ -566,7 +575,7 @@ CORRUPTIONS = [
     ("UPDATE t_hnsw00 SET chunk_id = 99 WHERE nid = 3", "node in a missing chunk"),
     ("UPDATE t_hnsw00 SET rowid = 999 WHERE nid = 3", "node of a missing row"),
     ("DELETE FROM t_hnsw00 WHERE nid = 5", "node missing"),
-    ("UPDATE t_hnsw00 SET links = zeroblob(length(links)) WHERE nid = 6", "node links erased"),
+    ("UPDATE t_hnsw00 SET links = zeroblob(level + 1) WHERE nid = 6", "node links erased"),
     # entry point and counters
     ("UPDATE t_info SET value = 999 WHERE key = 'hnsw00_entry'", "entry point missing"),
     ("UPDATE t_info SET value = 99 WHERE key = 'hnsw00_entry_level'", "entry level out of range"),
@@ -610,7 +619,7 @@ def test_damaged_shadow_tables():
 def test_damaged_format_and_layout():
     # Checked when the table is connected: the message says what is wrong.
     for sql, frag, code in [
-        ("UPDATE t_info SET value = 3 WHERE key = 'format'", "has storage format 3; this build reads formats 1 to 2",
+        ("UPDATE t_info SET value = 4 WHERE key = 'format'", "has storage format 4; this build reads formats 1 to 3",
          "SQLITE_ERROR"),
         ("DELETE FROM t_info WHERE key = 'format'", "has storage format -1", "SQLITE_CORRUPT_VTAB"),
         ("UPDATE t_info SET value = 'chunk=16' WHERE key = 'layout'",
@@ -727,7 +736,7 @@ def test_no_input_allocates_or_steps_without_bound():
     for corruption in ["UPDATE t_hnsw00 SET links = x'ffff' || substr(links, 3)",
                        "UPDATE t_info SET value = 15 WHERE key = 'hnsw00_entry_level'",
                        "UPDATE t_info SET value = 9223372036854775807 WHERE key = 'hnsw00_next_nid'",
-                       "UPDATE t_hnsw00 SET links = substr(links, 1, 2) || x'ffffff0000000000' || substr(links, 11)",
+                       "UPDATE t_hnsw00 SET links = x'01ffffff07' || zeroblob(level)",
                        "INSERT INTO t_info VALUES ('ef_search', 2147483647)",
                        "INSERT INTO t_info VALUES ('cache_mb', 2147483647)"]:
         d = knn_table(True)

@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import connect, expect_error, one, run  # noqa: E402
+from harness import connect, decode_links, encode_links, expect_error, one, run  # noqa: E402
 
 EXT = sys.argv[1] if len(sys.argv) > 1 else "./vectordb"
 N = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 10000
@@ -262,7 +262,7 @@ def test_other_connections_commits_refresh_only_what_changed():
     for q in qs:
         knn(reader, q, 10)
     before = stats(reader)
-    assert before["cached_nodes"] > 200 and before["format"] == 2, before
+    assert before["cached_nodes"] > 200 and before["format"] == 3, before
     # Inserts at the queries, a delete, a new vector, a rowid move: one
     # transaction each, the log's usual case.
     for i, q in enumerate(qs[:4]):
@@ -312,6 +312,109 @@ def test_other_connections_commits_refresh_only_what_changed():
     integrity(db)
 
 
+def downgrade(path, version, m=16):
+    """Rewrite a format 3 file's table t as a build of format `version`
+    (1 or 2) wrote it (vdb_format.h): fixed-size links BLOBs (per layer a
+    uint16 count and cap int64 slots, cap 3m on layer 0 and m above), a
+    level index over every node, and for format 1 no change log."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("BEGIN")
+    for nid, links in raw.execute("SELECT nid, links FROM t_hnsw00").fetchall():
+        fixed = b""
+        for layer, ids in enumerate(decode_links(links)):
+            cap = 3 * m if layer == 0 else m
+            fixed += struct.pack("<H", len(ids)) + b"".join(struct.pack("<q", x) for x in ids)
+            fixed += bytes(8 * (cap - len(ids)))
+        raw.execute("UPDATE t_hnsw00 SET links = ? WHERE nid = ?", (fixed, nid))
+    (name, sql), = raw.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%hnsw00_level'").fetchall()
+    assert sql.endswith("WHERE level>0"), sql
+    raw.execute(f'DROP INDEX "{name}"')
+    raw.execute(sql[:-len(" WHERE level>0")])
+    raw.execute("UPDATE t_info SET value = ? WHERE key = 'format'", (version,))
+    if version < 2:
+        raw.execute("DROP TABLE t_hnswlog00")
+    raw.execute("COMMIT")
+    raw.close()
+
+
+def test_format_3_links_are_compact_and_follow_the_graph():
+    """Format 3 stores each layer's links as a count and ascending varint
+    steps, with nothing for the free slots, and the level index holds only
+    the nodes above layer 0."""
+    d = connect(EXT)
+    build(d, ROWS[:2000])
+    assert stats(d)["format"] == 3
+    total_links = total_bytes = 0
+    for nid, level, links in d.execute("SELECT nid, level, links FROM t_hnsw00"):
+        layers = decode_links(links)
+        assert len(layers) == level + 1, (nid, level, layers)
+        assert encode_links(layers) == links, nid     # the one encoding, ids ascending
+        assert len(layers[0]) <= 48 and all(len(x) <= 16 for x in layers[1:])
+        assert all(0 < x < 2001 and x != nid for ids in layers for x in ids)
+        total_links += sum(len(ids) for ids in layers)
+        total_bytes += len(links)
+    # Ids below 2,001 are steps of one or two bytes: far below format 2's 8.
+    assert total_bytes < 2.2 * total_links, (total_bytes, total_links)
+    n_upper = one(d, "SELECT count(*) FROM t_hnsw00 WHERE level > 0")
+    assert 0 < n_upper < 400
+    idx = one(d, "SELECT name FROM sqlite_master WHERE name LIKE '%hnsw00_level'")
+    assert one(d, f'SELECT count(*) FROM pragma_index_info(\'{idx}\')') == 1
+    plan = " ".join(r[-1] for r in d.execute(
+        "EXPLAIN QUERY PLAN SELECT nid FROM t_hnsw00 WHERE level>0 ORDER BY level DESC, nid LIMIT 1"))
+    assert idx in plan, plan
+
+
+def test_deleting_the_entry_point_picks_the_next_highest_node():
+    """The entry point's successor comes from the partial level index, or,
+    when no node is left above layer 0, from the lowest node id."""
+    d = connect(EXT)
+    build(d, ROWS[:300])
+    while True:
+        entry = one(d, "SELECT value FROM t_info WHERE key = 'hnsw00_entry'")
+        level = one(d, "SELECT level FROM t_hnsw00 WHERE nid = ?", entry)
+        top = one(d, "SELECT max(level) FROM t_hnsw00 WHERE nid != ?", entry)
+        rowid = one(d, "SELECT rowid FROM t_hnsw00 WHERE nid = ?", entry)
+        d.execute("DELETE FROM t WHERE rowid = ?", (rowid,))
+        left = one(d, "SELECT count(*) FROM t_hnsw00")
+        if left == 0:
+            break
+        new_entry = one(d, "SELECT value FROM t_info WHERE key = 'hnsw00_entry'")
+        assert one(d, "SELECT value FROM t_info WHERE key = 'hnsw00_entry_level'") == top
+        assert one(d, "SELECT level FROM t_hnsw00 WHERE nid = ?", new_entry) == top, (entry, level)
+        if top == 0:
+            assert new_entry == one(d, "SELECT min(nid) FROM t_hnsw00")
+            break
+    integrity(d)
+    assert len(knn(d, QUERIES[0], 5)) == min(5, one(d, "SELECT count(*) FROM t"))
+
+
+def test_format_2_tables_keep_their_layout():
+    """A table made by a format 2 build (fixed 8-byte link slots, a full
+    level index) stays readable and writable, and is written in its own
+    layout, never partly in the new one."""
+    path = os.path.join(TMP, "v2.db")
+    w = connect(EXT, path)
+    build(w, ROWS[:1000])
+    w.close()
+    w = connect(EXT, path)             # the graph as read from the table
+    want = [knn(w, q, 10) for q in QUERIES[:20]]
+    w.close()
+    downgrade(path, 2)
+    w = connect(EXT, path)
+    assert stats(w)["format"] == 2
+    assert [knn(w, q, 10) for q in QUERIES[:20]] == want
+    w.execute("BEGIN")
+    w.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 1)",
+                  ((N + 20000 + i, EXTRA[i].tobytes()) for i in range(200)))
+    w.execute("DELETE FROM t WHERE rowid BETWEEN 1 AND 100")
+    w.execute("COMMIT")
+    integrity(w)
+    for level, size in w.execute("SELECT level, length(links) FROM t_hnsw00"):
+        assert size == 2 + 8 * 48 + level * (2 + 8 * 16), (level, size)
+    assert knn(w, EXTRA[5], 1) == [(N + 20005, 0.0)]
+    w.close()
+
+
 def test_format_1_tables_have_no_log_and_still_stay_coherent():
     """A table made by a format 1 build has no change log: readers drop
     their whole cache when another connection commits, as before."""
@@ -319,9 +422,8 @@ def test_format_1_tables_have_no_log_and_still_stay_coherent():
     w = connect(EXT, path)
     w.execute("PRAGMA journal_mode=WAL")
     build(w, ROWS[:500])
-    w.execute("UPDATE t_info SET value = 1 WHERE key = 'format'")
-    w.execute("DROP TABLE t_hnswlog00")
     w.close()
+    downgrade(path, 1)
     w = connect(EXT, path)
     reader = connect(EXT, path)
     q = QUERIES[0]
@@ -439,7 +541,7 @@ def test_corrupt_graph_is_reported():
     expect_error(d, "INSERT INTO t(t) VALUES ('integrity-check')", "corrupt")
     e = connect(EXT)
     build(e, ROWS[:300])
-    e.execute("UPDATE t_hnsw00 SET links = zeroblob(length(links))")
+    e.execute("UPDATE t_hnsw00 SET links = zeroblob(level + 1)")          # no links at all
     expect_error(e, "INSERT INTO t(t) VALUES ('integrity-check')", "corrupt", "reachable")
     f = connect(EXT)
     build(f, ROWS[:300])
@@ -466,9 +568,10 @@ def test_corrupt_graph_is_reported():
     h.close()
     raw = sqlite3.connect(os.path.join(TMP, "dangling.db"))
     for nid, links in rows:
-        if links[0] | links[1] << 8:
-            raw.execute("UPDATE t_hnsw00 SET links = ? WHERE nid = ?",
-                        (links[:2] + struct.pack("<q", 999999) + links[10:], nid))
+        layers = decode_links(links)
+        if layers[0]:
+            layers[0][-1] = 999999
+            raw.execute("UPDATE t_hnsw00 SET links = ? WHERE nid = ?", (encode_links(layers), nid))
     raw.commit()
     raw.close()
     h = connect(EXT, os.path.join(TMP, "dangling.db"))
@@ -484,7 +587,7 @@ def test_check_function_and_pragma_integrity_check():
     assert one(d, "SELECT vectordb_check('main', 't')") == "ok"
     assert d.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     nid = one(d, "SELECT nid FROM t_hnsw00 ORDER BY nid LIMIT 1 OFFSET 7")
-    d.execute("UPDATE t_hnsw00 SET links = zeroblob(length(links)) WHERE nid = ?", (nid,))
+    d.execute("UPDATE t_hnsw00 SET links = zeroblob(level + 1) WHERE nid = ?", (nid,))
     finding = one(d, "SELECT vectordb_check('t')")
     assert "corrupt" in finding and "not reciprocal" in finding, finding
     pragma = [r[0] for r in d.execute("PRAGMA integrity_check")]

@@ -612,9 +612,9 @@ def test_stored_format_and_layout_are_checked():
     db.execute("UPDATE t_info SET value = 99 WHERE key = 'format'")
     db.close()
     db = connect(EXT, path)
-    expect_error(db, "SELECT * FROM t", "storage format 99; this build reads formats 1 to 2")
+    expect_error(db, "SELECT * FROM t", "storage format 99; this build reads formats 1 to 3")
     db.execute("UPDATE t_info SET value = 0 WHERE key = 'format'")
-    expect_error(db, "SELECT * FROM t", "storage format 0; this build reads formats 1 to 2")
+    expect_error(db, "SELECT * FROM t", "storage format 0; this build reads formats 1 to 3")
     db.execute("UPDATE t_info SET value = 1 WHERE key = 'format'")
     db.execute("UPDATE t_info SET value = 'chunk=8' WHERE key = 'layout'")
     db.close()
@@ -706,7 +706,7 @@ def test_vectordb_stats():
     table = {k: v for c, k, v in rows if c is None}
     g = {k: v for c, k, v in rows if c == "g"}
     f = {k: v for c, k, v in rows if c == "f"}
-    assert table["rows"] == 300 and table["format"] == 2, table
+    assert table["rows"] == 300 and table["format"] == 3, table
     assert table["bytes_rows"] > 0 and table["bytes_hnsw00"] > 0 and table["bytes_vectors01"] > 0, table
     assert f == {"index": "flat"}, f
     assert g["index"] == "hnsw" and g["nodes"] == 300, g
