@@ -82,6 +82,7 @@ static unsigned char *vdbRecordsAt(VdbRecords *a, sqlite3_int64 nid, sqlite3_int
     sqlite3_int64 nByte = vdbRecordsPageBytes(a);
     void *pRaw = sqlite3_malloc64((sqlite3_uint64)nByte);
     if( pRaw==0 ) return 0;
+    vdbPrefault(pRaw, (size_t)nByte);
     memset(pRaw, 0, (size_t)nByte);
     aPage = (unsigned char*)(((sqlite3_uint64)(size_t)pRaw + VDB_REC_ALIGN-1)
                              & ~(sqlite3_uint64)(VDB_REC_ALIGN-1));

@@ -245,6 +245,7 @@ int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid){
   while( n<nNid ) n *= 2;
   a = (VdbSharedSlot*)sqlite3_realloc64(s->aSlot, sizeof(VdbSharedSlot)*(sqlite3_uint64)n);
   if( a==0 ) return SQLITE_NOMEM;
+  vdbPrefault(a + s->nSlot, sizeof(VdbSharedSlot)*(size_t)(n - s->nSlot));
   memset(a + s->nSlot, 0, sizeof(VdbSharedSlot)*(size_t)(n - s->nSlot));
   s->aSlot = a;
   s->nSlot = n;

@@ -230,6 +230,7 @@ static int vdbNidTableCover(VdbHnswIndex *p, sqlite3_int64 nid){
   while( n<=nid ) n *= 2;
   aNew = (VdbNidEntry*)sqlite3_realloc64(p->aByNid, sizeof(VdbNidEntry)*(sqlite3_uint64)n);
   if( aNew==0 ) return 0;
+  vdbPrefault(aNew + nOld, sizeof(VdbNidEntry)*(size_t)(n - nOld));
   memset(aNew + nOld, 0, sizeof(VdbNidEntry)*(size_t)(n - nOld));
   for(i=0; i<p->nHash; i++){
     sqlite3_int64 x = p->aHash[i].nid;
@@ -426,6 +427,7 @@ static int vdbChunkRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **
   int rc;
   *paVec = 0;
   if( aVec==0 ) return SQLITE_NOMEM;
+  vdbPrefault(aVec, (size_t)vdbChunkBytes(p));
   rc = vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, aVec);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aVec);

@@ -30,12 +30,39 @@
 #ifndef VDB_INDEX_HNSW_H
 #define VDB_INDEX_HNSW_H
 #include <pthread.h>
+#include <stdint.h>
+#if defined(__linux__)
+# include <sys/mman.h>
+#endif
 #include "vdb_hnsw.h"
 #include "vdb_index.h"
 
+/* Map the pages of a large new allocation (chunk buffers, record pages,
+** node-id tables) before its first write, in one system call instead of
+** one page fault per 4 KiB page. A cold query walks a few hundred nodes
+** spread over most chunks of the table and allocates a buffer for each
+** chunk: on 1M x 128 that was 147 MiB and 96,000 faults, and in this
+** virtual machine the faults cost more than reading the data (first query
+** 0.73 s, 0.45 s with this and smaller record pages). MADV_POPULATE_WRITE
+** is Linux 5.14 and later; elsewhere, or if it fails, pages fault in as
+** they are written, as before. Small allocations come from the heap and
+** are left alone. */
+#define VDB_PREFAULT_MIN (64*1024)
+static inline void vdbPrefault(void *p, size_t n){
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  if( n>=VDB_PREFAULT_MIN ){
+    uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if( e>a ) (void)madvise((void*)a, (size_t)(e - a), MADV_POPULATE_WRITE);
+  }
+#else
+  (void)p; (void)n;
+#endif
+}
+
 /* ---- the shared copy's walk records (vdb_hnsw_records.c) -------------------------- */
 
-#define VDB_REC_PAGE_SHIFT 8                        /* 256 records per page */
+#define VDB_REC_PAGE_SHIFT 5                        /* 32 records per page */
 #define VDB_REC_PAGE_NODES (1<<VDB_REC_PAGE_SHIFT)
 #define VDB_REC_CODE  1u                            /* marks: the code is there */
 #define VDB_REC_LINKS 2u                            /* ... the layer-0 links are */

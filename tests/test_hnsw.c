@@ -485,6 +485,62 @@ static void testOtherMetrics(const float *aBase, const float *aQuery){
   free(aNorm);
 }
 
+/* The int8 code's L2 walk distance against the exact one, on vectors with
+** positive and negative elements, far from the origin, constant, and not
+** finite. Each coded element is within half a grid step of the element,
+** so |q^ - x^| is within sqrt(dim) (sq + sx) / 2 of |q - x| (sq, sx: the
+** grid steps, (max - min) / 255); an element that is not finite leaves
+** no distance (+Inf) on either side. Checked from the outside, through
+** the space's own functions, against those bounds only. */
+static void testCodeDistances(void){
+  VdbHnswSpace space;
+  unsigned char *aCode, *aQCode;
+  float aQ[DIM], aX[DIM];
+  int rc, trial, i;
+  unsigned int seed = 7;
+  double got;
+  rc = vdbHnswSpaceInit(&space, VDB_ELEM_F32, VDB_METRIC_L2, DIM, vdbKernelsBest());
+  if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, VDB_QUANT_INT8);
+  CHECK(rc==SQLITE_OK, "int8 space: rc=%d", rc);
+  if( rc!=SQLITE_OK ) return;
+  aCode = (unsigned char*)malloc((size_t)space.nCodeBytes);
+  aQCode = (unsigned char*)malloc((size_t)space.nQueryCodeBytes);
+  for(trial=0; trial<200; trial++){
+    double exact = 0, bound, qlo = 1e30, qhi = -1e30, xlo = 1e30, xhi = -1e30;
+    float offset = trial%4==1 ? 1000.0f : trial%4==2 ? -50.0f : 0.0f;
+    float width = trial%4==1 ? 0.001f : 1.0f;
+    for(i=0; i<DIM; i++){
+      seed = seed*1103515245u + 12345u;
+      aQ[i] = offset + width*((float)((seed>>8) % 20001) - 10000.0f)/1000.0f;
+      seed = seed*1103515245u + 12345u;
+      aX[i] = trial%4==3 ? 2.5f : offset + width*((float)((seed>>8) % 20001) - 10000.0f)/1000.0f;
+      exact += ((double)aQ[i] - aX[i])*((double)aQ[i] - aX[i]);
+      if( aQ[i]<qlo ) qlo = aQ[i];
+      if( aQ[i]>qhi ) qhi = aQ[i];
+      if( aX[i]<xlo ) xlo = aX[i];
+      if( aX[i]>xhi ) xhi = aX[i];
+    }
+    space.xEncode(&space, aX, aCode);
+    space.xEncodeQuery(&space, aQ, aQCode);
+    got = space.xCodeWalk(&space, aQCode, aCode);
+    bound = sqrt((double)DIM)*((qhi - qlo)/255.0 + (xhi - xlo)/255.0)/2.0;
+    CHECK(got>=0 || fabs(got) <= 1e-6*exact + 1e-9, "trial %d: negative code distance %.9g", trial, got);
+    CHECK(fabs(sqrt(got>0 ? got : 0) - sqrt(exact)) <= bound*1.0001 + 1e-6*sqrt(exact) + 1e-6,
+          "trial %d: code distance %.9g, exact %.9g, bound on the root %.9g", trial, got, exact, bound);
+  }
+  for(trial=0; trial<4; trial++){
+    float bad = trial%2 ? NAN : INFINITY;
+    for(i=0; i<DIM; i++){ aQ[i] = (float)i; aX[i] = (float)(DIM-i); }
+    if( trial<2 ) aX[DIM/2] = bad; else aQ[DIM/3] = bad;
+    space.xEncode(&space, aX, aCode);
+    space.xEncodeQuery(&space, aQ, aQCode);
+    got = space.xCodeWalk(&space, aQCode, aCode);
+    CHECK(isinf(got) && got>0, "trial %d: a %s element gave code distance %g", trial, trial%2 ? "NaN" : "Inf", got);
+  }
+  free(aCode);
+  free(aQCode);
+}
+
 /* A walk over int8 codes, re-ranked with the vectors, finds what the walk
 ** over vectors finds at the same ef, and reports exact distances: on the
 ** images, on the same images moved far from the origin and shrunk (where a
@@ -546,6 +602,11 @@ static void testQuantized(int nBase, const float *aBase, const float *aQuery){
 int main(int argc, char **argv){
   int n = argc>1 ? atoi(argv[1]) : 10000;
   float *aBase, *aExtra, *aQuery;
+  if( n<2000 ){
+    /* Some tests take a fixed 1,500 or 2,000 of the rows. */
+    fprintf(stderr, "usage: %s [ROWS]: ROWS is at least 2000 (default 10000)\n", argv[0]);
+    return 2;
+  }
   sqlite3_initialize();
   aBase = loadImages("train-images-idx3-ubyte.gz", 0, n);
   aExtra = loadImages("train-images-idx3-ubyte.gz", n, (3*n)/10);
@@ -558,6 +619,7 @@ int main(int argc, char **argv){
     testDeleteEverything(aBase);
     testOutliers(aBase);
     testOtherMetrics(aBase, aQuery);
+    testCodeDistances();
     testQuantized(n, aBase, aQuery);
     testRepeatedChurn(aBase, aQuery);
     testBuildSearchChurn(n, aBase, aExtra, aQuery);
