@@ -128,6 +128,9 @@
 ** schema edited by hand) is refused instead of misread:
 **
 **   chunk=<chunk_size>;pk=<none|integer|text>
+**   (chunk_size is the declared one or the default, whose rule has changed
+**   between builds: a declaration without chunk_size takes the stored
+**   value when it is one such a declaration could have; vdb_vtab.c)
 **   then, for each declared column in order:
 **     ;v:<float32|int8|bit>[<dims>]<index part>   a vector column
 **     ;P:<type>  ;M:<type>  ;A:<type>             partition, metadata, aux

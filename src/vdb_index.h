@@ -57,6 +57,11 @@ struct VdbIndexKind {
   const char *zName;             /* as in INDEXED BY name(...) */
   int nParam;
   const VdbIndexParam *aParam;   /* at most VDB_MAX_INDEX_PARAMS */
+  /* The largest chunk of vectors (bytes of one column's chunk blob) a
+  ** table's default chunk_size should give this kind, or 0 for the
+  ** store's own target (VDB_CHUNK_TARGET_BYTES, which suits scans). A
+  ** kind that reads chunks for single vectors asks for less. */
+  int nChunkTargetBytes;
 
   /* ---- the declaration (no database) ---- */
   /* The column may carry this kind with these parameter values (pCol's

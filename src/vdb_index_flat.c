@@ -60,6 +60,7 @@ static int vdbFlatCheck(VdbIndex *p){ (void)p; return SQLITE_OK; }
 
 const VdbIndexKind vdbIndexFlat = {
   "flat", 0, 0,
+  0,                         /* nChunkTargetBytes: the store's, for scans */
   0,                         /* xValidate: any vector column, any metric */
   0,                         /* xSignature: nothing beyond the column's */
   0,                         /* xShadowName: no shadow table */

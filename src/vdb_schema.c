@@ -399,6 +399,7 @@ static int vdbParseOption(VdbLexer *p, const VdbToken *pName, VdbTableDef *pDef,
                             VDB_CHUNK_MIN_ROWS, VDB_CHUNK_MAX_ROWS);
     }
     pDef->chunkSize = v;
+    pDef->chunkSizeDeclared = 1;
   }else{
     return vdbSchemaError(pzErr, p->zArg, "unknown table option \"%.*s\"", pName->n, pName->z);
   }
@@ -530,15 +531,19 @@ void vdbSchemaFree(VdbTableDef *pDef){
 ** exact scans read bigger contiguous runs; smaller ones make each insert
 ** cheaper, because writing into a blob walks its overflow-page chain. */
 static int vdbDefaultChunkSize(const VdbTableDef *pDef){
-  size_t maxBytes = 0;
-  int i, chunk = VDB_CHUNK_MAX_DEFAULT;
+  size_t maxBytes = 0, target = VDB_CHUNK_TARGET_BYTES;
+  int i, chunk = VDB_CHUNK_MAX_DEFAULT, minChunk = VDB_CHUNK_MIN_DEFAULT;
   for(i=0; i<pDef->nCol; i++){
     const VdbColumnDef *c = &pDef->aCol[i];
-    if( c->eKind==VDB_COL_VECTOR && vdbVectorByteSize(c->eElem, c->nDim)>maxBytes ){
-      maxBytes = vdbVectorByteSize(c->eElem, c->nDim);
+    if( c->eKind!=VDB_COL_VECTOR ) continue;
+    if( vdbVectorByteSize(c->eElem, c->nDim)>maxBytes ) maxBytes = vdbVectorByteSize(c->eElem, c->nDim);
+    if( c->index.pKind && c->index.pKind->nChunkTargetBytes>0
+     && (size_t)c->index.pKind->nChunkTargetBytes<target ){
+      target = (size_t)c->index.pKind->nChunkTargetBytes;
+      minChunk = VDB_CHUNK_MIN_ROWS;
     }
   }
-  while( chunk>VDB_CHUNK_MIN_DEFAULT && (size_t)chunk*maxBytes>VDB_CHUNK_TARGET_BYTES ) chunk /= 2;
+  while( chunk>minChunk && (size_t)chunk*maxBytes>target ) chunk /= 2;
   return chunk;
 }
 

@@ -26,7 +26,9 @@
                          + VDB_MAX_METADATA_COLUMNS + VDB_MAX_AUX_COLUMNS)
 
 /* Default rows per storage chunk: from 1024 down to 64, halving while the
-** largest vector column's chunk blob exceeds 1 MiB. */
+** largest vector column's chunk blob exceeds 1 MiB; for a table with a
+** column whose index kind asks for smaller chunks (hnsw: 64 KiB), down to
+** VDB_CHUNK_MIN_ROWS while a blob exceeds that. */
 #define VDB_CHUNK_MAX_DEFAULT   1024
 #define VDB_CHUNK_MIN_DEFAULT   64
 #define VDB_CHUNK_TARGET_BYTES  (1024*1024)
@@ -78,6 +80,8 @@ typedef struct VdbTableDef {
   char *zPkName;           /* declared primary key column, or NULL */
   int pkIsText;            /* text primary key (mapped to an internal rowid) */
   int chunkSize;           /* rows per storage chunk (chunk_size=) */
+  int chunkSizeDeclared;   /* chunk_size= was given; else chunkSize is the default,
+                           ** and an existing table's stored value wins (vdbVtabInit) */
   int nCol;
   VdbColumnDef *aCol;      /* in declaration order, primary key excluded */
 } VdbTableDef;

@@ -97,6 +97,10 @@ void vdbStoreRandomToken(char *zToken);
 /* Create the shadow tables (xCreate) / check them on connect (xConnect). */
 int vdbStoreCreate(VdbStore *p);
 int vdbStoreCheck(VdbStore *p);
+/* The chunk size in the stored layout signature (vdb_format.h), if it is
+** one this declaration's columns could have: *pn is 0 otherwise (no
+** layout, a malformed one, or a size out of bounds). */
+int vdbStoreLayoutChunkSize(VdbStore *p, int *pn);
 int vdbStoreDrop(VdbStore *p);
 int vdbStoreRename(VdbStore *p, const char *zNewName);
 /* Is zSuffix (the part after "T_") one of the store's shadow tables? */

@@ -371,6 +371,15 @@ static int vdbVtabInit(sqlite3 *db, void *pAux, int argc, const char *const *arg
     if( sqlite3_libversion_number()>=3031000 ) sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
     rc = vdbStoreInit(&p->store, db, argv[1], argv[2], p->pDef);
   }
+  if( rc==SQLITE_OK && !isCreate && !p->pDef->chunkSizeDeclared ){
+    /* The default chunk size has changed between builds (vdb_schema.h):
+    ** a table declared without chunk_size keeps the one it was made with.
+    ** A read that fails fails the connect: after an I/O error SQLite may
+    ** have ended the transaction, and going on would hide that. */
+    int nStored = 0;
+    rc = vdbStoreLayoutChunkSize(&p->store, &nStored);
+    if( rc==SQLITE_OK && nStored>0 ) p->pDef->chunkSize = nStored;
+  }
   if( rc==SQLITE_OK ) rc = isCreate ? vdbCreateTables(p) : vdbStoreCheck(&p->store);
   if( rc==SQLITE_OK ) rc = vdbOpenIndexes(p);
   if( rc!=SQLITE_OK ){

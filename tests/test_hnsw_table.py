@@ -388,6 +388,44 @@ def test_deleting_the_entry_point_picks_the_next_highest_node():
     assert len(knn(d, QUERIES[0], 5)) == min(5, one(d, "SELECT count(*) FROM t"))
 
 
+def test_tables_keep_the_chunk_size_they_were_made_with():
+    """A table with an hnsw column now defaults to chunks of at most 64 KiB
+    (vdb_schema.h); one made by an older build without chunk_size has the
+    old default (1024 rows at 128 dimensions) in its stored layout, and
+    must keep working with it: reads, writes and the integrity check."""
+    path = os.path.join(TMP, "oldchunk.db")
+    rng = np.random.default_rng(5)
+    vecs = rng.normal(0, 1, (1500, 128)).astype(np.float32)
+    d = connect(EXT, path)
+    d.execute("CREATE VIRTUAL TABLE c USING vectordb(e float[128] INDEXED BY hnsw())")
+    assert one(d, "SELECT value FROM c_info WHERE key = 'layout'").startswith("chunk=128;")
+    d.execute("CREATE VIRTUAL TABLE o USING vectordb(e float[128] INDEXED BY hnsw(), chunk_size=1024)")
+    d.execute("BEGIN")
+    d.executemany("INSERT INTO o(rowid, e) VALUES (?, ?)", ((i + 1, vecs[i].tobytes()) for i in range(1000)))
+    d.execute("COMMIT")
+    d.close()
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA writable_schema = ON")
+    raw.execute("UPDATE sqlite_schema SET sql = replace(sql, ', chunk_size=1024', '') WHERE name = 'o'")
+    raw.close()
+    d = connect(EXT, path)
+    assert "chunk_size" not in one(d, "SELECT sql FROM sqlite_schema WHERE name = 'o'")
+    assert one(d, "SELECT value FROM o_info WHERE key = 'layout'").startswith("chunk=1024;")
+    q = vecs[7]
+    assert d.execute("SELECT rowid FROM o WHERE e MATCH ? AND k = 1", (q.tobytes(),)).fetchall() == [(8,)]
+    d.executemany("INSERT INTO o(rowid, e) VALUES (?, ?)", ((i + 1, vecs[i].tobytes()) for i in range(1000, 1500)))
+    d.execute("DELETE FROM o WHERE rowid <= 100")
+    assert one(d, "SELECT count(*) FROM o_chunks") == 2
+    assert d.execute("SELECT rowid FROM o WHERE e MATCH ? AND k = 1", (vecs[1200].tobytes(),)).fetchall() == [(1201,)]
+    assert one(d, "SELECT vectordb_check('o')") == "ok"
+    # A stored layout that no declaration could have is still refused.
+    d.execute("UPDATE o_info SET value = replace(value, 'chunk=1024;', 'chunk=1001;') WHERE key = 'layout'")
+    d.close()
+    d = connect(EXT, path)
+    expect_error(d, "SELECT count(*) FROM o", "does not match the stored layout")
+    d.close()
+
+
 def test_format_2_tables_keep_their_layout():
     """A table made by a format 2 build (fixed 8-byte link slots, a full
     level index) stays readable and writable, and is written in its own
