@@ -184,8 +184,6 @@ VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode){
       return 0;
     }
     if( s->recs.nCodeBytes ) c->node.pCode = pRecCode;
-  }
-  if( pKept==0 ){
     /* Everything of c is written before the release stores publish it. */
     c->isReferenced = 1;
     s->aSlot[nid].aux = c->node.aux;

@@ -771,6 +771,30 @@ static int vdbLoadInfo(VdbHnswIndex *p){
 
 /* ---- loading and saving nodes ------------------------------------------------------- */
 
+/* Append id to a growing list (*pa, *pn used of *pnAlloc). */
+static int vdbIdListAdd(sqlite3_int64 **pa, int *pn, int *pnAlloc, sqlite3_int64 id){
+  if( *pn>=*pnAlloc ){
+    int nNew = *pnAlloc ? *pnAlloc*2 : 64;
+    sqlite3_int64 *a = (sqlite3_int64*)sqlite3_realloc64(*pa, sizeof(sqlite3_int64)*(sqlite3_uint64)nNew);
+    if( a==0 ) return SQLITE_NOMEM;
+    *pa = a;
+    *pnAlloc = nNew;
+  }
+  (*pa)[(*pn)++] = id;
+  return SQLITE_OK;
+}
+
+/* Sort n ids ascending: a node's links (at most 3m, mostly in order
+** already), so by insertion. */
+static void vdbSortIds(sqlite3_int64 *a, int n){
+  int i, j;
+  for(i=1; i<n; i++){
+    sqlite3_int64 x = a[i];
+    for(j=i; j>0 && a[j-1]>x; j--) a[j] = a[j-1];
+    a[j] = x;
+  }
+}
+
 /* qsort/bsearch order of 64-bit ids (node ids, rowids). */
 static int vdbCompareInt64(const void *a, const void *b){
   sqlite3_int64 x = *(const sqlite3_int64*)a, y = *(const sqlite3_int64*)b;
@@ -859,7 +883,7 @@ static int vdbEncodeLinks(VdbHnswIndex *p, const VdbCNode *c, unsigned char **pa
       int n = c->node.anLink[l];
       sqlite3_int64 prev = 0;
       memcpy(aSorted, c->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)n);
-      qsort(aSorted, (size_t)n, sizeof(sqlite3_int64), vdbCompareInt64);
+      vdbSortIds(aSorted, n);
       off += vdbPutVarint(a + off, (sqlite3_uint64)n);
       for(i=0; i<n; i++){
         off += vdbPutVarint(a + off, (sqlite3_uint64)(aSorted[i] - prev));
@@ -998,16 +1022,15 @@ static VdbCNode *vdbSortDirty(VdbCNode *pList){
     c = pList;
     pList = c->pDirtyNext;
     c->pDirtyNext = 0;
-    for(i=0; i<64 && aBin[i]; i++){
+    for(i=0; aBin[i]; i++){          /* bin 63 would take 2^63 nodes */
       c = vdbMergeDirty(aBin[i], c);
       aBin[i] = 0;
     }
-    if( i==64 ) i = 63;              /* unreachable: 2^64 nodes */
     aBin[i] = c;
     if( i>=nBin ) nBin = i+1;
   }
   c = 0;
-  for(i=0; i<nBin; i++) c = aBin[i] ? (c ? vdbMergeDirty(aBin[i], c) : aBin[i]) : c;
+  for(i=0; i<nBin; i++) c = vdbMergeDirty(aBin[i], c);   /* either may be NULL */
   return c;
 }
 
@@ -1258,14 +1281,9 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
   VdbCNode *c = (VdbCNode*)pNode;
   c->txnStamp = p->txnCount;
   if( c->opStamp!=p->opCount ){
-    if( p->nTouched>=p->nTouchedAlloc ){
-      int nNew = p->nTouchedAlloc ? p->nTouchedAlloc*2 : 64;
-      sqlite3_int64 *a = (sqlite3_int64*)sqlite3_realloc64(p->aTouched, sizeof(sqlite3_int64)*(sqlite3_uint64)nNew);
-      if( a==0 ) return SQLITE_NOMEM;
-      p->aTouched = a;
-      p->nTouchedAlloc = nNew;
+    if( vdbIdListAdd(&p->aTouched, &p->nTouched, &p->nTouchedAlloc, c->node.nid)!=SQLITE_OK ){
+      return SQLITE_NOMEM;
     }
-    p->aTouched[p->nTouched++] = c->node.nid;
     c->opStamp = p->opCount;
   }
   if( !c->isDirty ){
@@ -1935,23 +1953,12 @@ static void vdbWriteBegin(VdbHnswIndex *p){
   p->nTouched = 0;
 }
 
-static void vdbSortLinks(VdbHnswNode *pNode){
-  int l, i, j;
-  for(l=0; l<=pNode->level; l++){
-    sqlite3_int64 *a = pNode->aaLink[l];
-    for(i=1; i<pNode->anLink[l]; i++){      /* insertion sort: short, mostly sorted */
-      sqlite3_int64 x = a[i];
-      for(j=i; j>0 && a[j-1]>x; j--) a[j] = a[j-1];
-      a[j] = x;
-    }
-  }
-}
-
 static void vdbWriteEnd(VdbHnswIndex *p){
-  int i;
+  int i, l;
   for(i=0; i<p->nTouched; i++){
     VdbCNode *c = vdbLookup(p, p->aTouched[i]);     /* NULL: removed and freed */
-    if( c && !c->isRemoved ) vdbSortLinks(&c->node);
+    if( c==0 || c->isRemoved ) continue;
+    for(l=0; l<=c->node.level; l++) vdbSortIds(c->node.aaLink[l], c->node.anLink[l]);
   }
   p->nTouched = 0;
 }
@@ -2032,16 +2039,7 @@ static int vdbMoveRowidOp(VdbHnswIndex *p, sqlite3_int64 oldRowid, sqlite3_int64
   c = vdbLookup(p, nid);
   if( rc==SQLITE_OK && c ) c->rowid = newRowid;
   /* Other connections' caches learn of it from the next log row. */
-  if( rc==SQLITE_OK && p->hasLog ){
-    if( p->nMoved>=p->nMovedAlloc ){
-      int nNew = p->nMovedAlloc ? p->nMovedAlloc*2 : 16;
-      sqlite3_int64 *a = (sqlite3_int64*)sqlite3_realloc64(p->aMoved, sizeof(sqlite3_int64)*(sqlite3_uint64)nNew);
-      if( a==0 ) return SQLITE_NOMEM;
-      p->aMoved = a;
-      p->nMovedAlloc = nNew;
-    }
-    p->aMoved[p->nMoved++] = nid;
-  }
+  if( rc==SQLITE_OK && p->hasLog ) rc = vdbIdListAdd(&p->aMoved, &p->nMoved, &p->nMovedAlloc, nid);
   return rc;
 }
 

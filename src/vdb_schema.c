@@ -530,6 +530,18 @@ void vdbSchemaFree(VdbTableDef *pDef){
 ** largest vector blob near VDB_CHUNK_TARGET_BYTES. Larger chunks make
 ** exact scans read bigger contiguous runs; smaller ones make each insert
 ** cheaper, because writing into a blob walks its overflow-page chain. */
+int vdbSchemaChunkSizeFits(const VdbTableDef *pDef, sqlite3_int64 n){
+  int i;
+  if( n<VDB_CHUNK_MIN_ROWS || n>VDB_CHUNK_MAX_ROWS || n%8 ) return 0;
+  for(i=0; i<pDef->nCol; i++){
+    const VdbColumnDef *c = &pDef->aCol[i];
+    if( c->eKind==VDB_COL_VECTOR && n*(sqlite3_int64)vdbVectorByteSize(c->eElem, c->nDim)>VDB_CHUNK_MAX_BYTES ){
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static int vdbDefaultChunkSize(const VdbTableDef *pDef){
   size_t maxBytes = 0, target = VDB_CHUNK_TARGET_BYTES;
   int i, chunk = VDB_CHUNK_MAX_DEFAULT, minChunk = VDB_CHUNK_MIN_DEFAULT;

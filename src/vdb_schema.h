@@ -90,6 +90,9 @@ typedef struct VdbTableDef {
 ** parentheses, split on top-level commas, as SQLite passes them). */
 int vdbSchemaParse(int argc, const char *const *argv, VdbTableDef **ppDef, char **pzErr);
 void vdbSchemaFree(VdbTableDef *pDef);
+/* Could a table of pDef's columns have chunks of n rows (chunk_size=
+** bounds, and no column's chunk blob above VDB_CHUNK_MAX_BYTES)? */
+int vdbSchemaChunkSizeFits(const VdbTableDef *pDef, sqlite3_int64 n);
 
 /* Number of columns of the given kind. */
 int vdbSchemaCount(const VdbTableDef *pDef, VdbColumnKind eKind);

@@ -275,6 +275,15 @@ int vdbStoreCreate(VdbStore *p){
   return rc;
 }
 
+/* T_info could not be read at connect: say so, unless something more
+** precise was said already. */
+static void vdbInfoReadError(VdbStore *p, int rc){
+  if( p->zErrMsg==0 ){
+    vdbStoreError(p, rc, "vectordb table %s: cannot read %s_info: %s",
+                  p->zName, p->zName, sqlite3_errmsg(p->db));
+  }
+}
+
 int vdbStoreLayoutChunkSize(VdbStore *p, int *pn){
   sqlite3_value *pLayout = 0;
   int rc = vdbStoreInfoGet(p, VDB_INFO_LAYOUT, &pLayout);
@@ -282,21 +291,12 @@ int vdbStoreLayoutChunkSize(VdbStore *p, int *pn){
   if( rc==SQLITE_OK && pLayout && sqlite3_value_type(pLayout)==SQLITE_TEXT ){
     const char *z = (const char*)sqlite3_value_text(pLayout);
     sqlite3_int64 n = 0;
-    int i, ok = z && strncmp(z, "chunk=", 6)==0 && z[6]>='0' && z[6]<='9';
-    if( ok ){
+    if( z && strncmp(z, "chunk=", 6)==0 && z[6]>='0' && z[6]<='9' ){
       for(z+=6; *z>='0' && *z<='9' && n<=VDB_CHUNK_MAX_ROWS; z++) n = n*10 + (*z - '0');
-      ok = *z==';' && n>=VDB_CHUNK_MIN_ROWS && n<=VDB_CHUNK_MAX_ROWS && n%8==0;
+      if( *z==';' && vdbSchemaChunkSizeFits(p->pDef, n) ) *pn = (int)n;
     }
-    for(i=0; ok && i<p->pDef->nCol; i++){
-      const VdbColumnDef *c = &p->pDef->aCol[i];
-      if( c->eKind==VDB_COL_VECTOR && n*(sqlite3_int64)vdbVectorByteSize(c->eElem, c->nDim)>VDB_CHUNK_MAX_BYTES ){
-        ok = 0;
-      }
-    }
-    if( ok ) *pn = (int)n;
-  }else if( rc!=SQLITE_OK && p->zErrMsg==0 ){
-    vdbStoreError(p, rc, "vectordb table %s: cannot read %s_info: %s",
-                  p->zName, p->zName, sqlite3_errmsg(p->db));
+  }else if( rc!=SQLITE_OK ){
+    vdbInfoReadError(p, rc);
   }
   sqlite3_value_free(pLayout);
   return rc;
@@ -322,9 +322,8 @@ int vdbStoreCheck(VdbStore *p){
     }else{
       p->formatVersion = version;
     }
-  }else if( p->zErrMsg==0 ){
-    vdbStoreError(p, rc, "vectordb table %s: cannot read %s_info: %s",
-                  p->zName, p->zName, sqlite3_errmsg(p->db));
+  }else{
+    vdbInfoReadError(p, rc);
   }
   sqlite3_value_free(pFormat);
   sqlite3_value_free(pLayout);
