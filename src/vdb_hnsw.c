@@ -365,6 +365,27 @@ static void vdbLinkRemoveAt(VdbHnswNode *pNode, int layer, int i){
   pNode->aaLink[layer][i] = pNode->aaLink[layer][--pNode->anLink[layer]];
 }
 
+/* Bracket a change to pNode's links (xEdit: other threads may be reading
+** them). */
+static void vdbEdit(VdbHnsw *p, const VdbHnswNode *pNode, int bBegin){
+  if( p->access.xEdit ) p->access.xEdit(p->access.pCtx, pNode, bBegin);
+}
+static void vdbLinkAppend(VdbHnsw *p, VdbHnswNode *pNode, int layer, sqlite3_int64 nid){
+  vdbEdit(p, pNode, 1);
+  pNode->aaLink[layer][pNode->anLink[layer]++] = nid;
+  vdbEdit(p, pNode, 0);
+}
+static void vdbLinkSet(VdbHnsw *p, VdbHnswNode *pNode, int layer, int i, sqlite3_int64 nid){
+  vdbEdit(p, pNode, 1);
+  pNode->aaLink[layer][i] = nid;
+  vdbEdit(p, pNode, 0);
+}
+static void vdbLinkDrop(VdbHnsw *p, VdbHnswNode *pNode, int layer, int i){
+  vdbEdit(p, pNode, 1);
+  vdbLinkRemoveAt(pNode, layer, i);
+  vdbEdit(p, pNode, 0);
+}
+
 /* ---- search on one layer (algorithm 2) ------------------------------------- */
 
 typedef struct VdbLayerSearch {
@@ -426,6 +447,7 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
   const void *apFreshVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   float aFreshAux[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  sqlite3_int64 aLinkCopy[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   int i, nFresh, nLink, rc = SQLITE_OK;
   const unsigned int *aLink32;
   const sqlite3_int64 *aLink64;
@@ -460,8 +482,13 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
       if( rc!=SQLITE_OK ) break;
       if( s->layer>pNode->level ) continue;
       aLink32 = 0;
-      aLink64 = pNode->aaLink[s->layer];
-      nLink = pNode->anLink[s->layer];
+      if( p->access.xLinksCopy ){
+        nLink = p->access.xLinksCopy(p->access.pCtx, pNode, s->layer, aLinkCopy);
+        aLink64 = aLinkCopy;
+      }else{
+        aLink64 = pNode->aaLink[s->layer];
+        nLink = pNode->anLink[s->layer];
+      }
     }
     /* First find the unvisited neighbours, asking for the first line of
     ** each one's code as it is found, so that their cache misses overlap;
@@ -509,8 +536,9 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
 
 /* Greedy descent (ef = 1) from the entry point down to layer `stop`+1,
 ** comparing what pTmpl says (query, code or vector); *pEp receives the
-** closest node found. */
-static int vdbDescend(VdbHnsw *p, const VdbLayerSearch *pTmpl, int stop, VdbHnswHit *pEp){
+** closest node found. Node nidSkip (0: none) is never passed through. */
+static int vdbDescend(VdbHnsw *p, const VdbLayerSearch *pTmpl, int stop, sqlite3_int64 nidSkip,
+                      VdbHnswHit *pEp){
   VdbHeap w;
   const void *pVec;
   float aux;
@@ -530,6 +558,7 @@ static int vdbDescend(VdbHnsw *p, const VdbLayerSearch *pTmpl, int stop, VdbHnsw
     s.layer = layer;
     s.ef = 1;
     rc = vdbVisitedReset(&p->pVisited);
+    if( rc==SQLITE_OK && nidSkip && vdbVisitedAdd(p->pVisited, nidSkip)<0 ) rc = SQLITE_NOMEM;
     if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, pEp, 1, &w);
     for(i=0; rc==SQLITE_OK && i<w.n; i++) *pEp = w.a[i];
   }
@@ -627,14 +656,14 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
       x = apNbr[iSplit];
       k = vdbLinkIndex(x, layer, b->nid);
       if( k<0 ) return SQLITE_CORRUPT_VTAB;     /* a one-sided link */
-      b->aaLink[layer][iSplit] = a->nid;
+      vdbLinkSet(p, b, layer, iSplit, a->nid);
       if( vdbLinkIndex(a, layer, x->nid)<0 ){
-        x->aaLink[layer][k] = a->nid;
-        a->aaLink[layer][a->anLink[layer]++] = x->nid;
+        vdbLinkSet(p, x, layer, k, a->nid);
+        vdbLinkAppend(p, a, layer, x->nid);
       }else{
-        vdbLinkRemoveAt(x, layer, k);
+        vdbLinkDrop(p, x, layer, k);
       }
-      a->aaLink[layer][a->anLink[layer]++] = b->nid;
+      vdbLinkAppend(p, a, layer, b->nid);
       *pLinked = 1;
       rc = p->access.xDirty(p->access.pCtx, x);
       if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, a);
@@ -646,14 +675,14 @@ static int vdbConnect(VdbHnsw *p, VdbHnswNode *a, VdbHnswNode *b, int layer, int
       VdbHnswNode *x = apNbr[iDrop];
       int k = vdbLinkIndex(x, layer, b->nid);
       if( k<0 ) return SQLITE_CORRUPT_VTAB;     /* a one-sided link */
-      vdbLinkRemoveAt(x, layer, k);
-      vdbLinkRemoveAt(b, layer, iDrop);
+      vdbLinkDrop(p, x, layer, k);
+      vdbLinkDrop(p, b, layer, iDrop);
       rc = p->access.xDirty(p->access.pCtx, x);
       if( rc!=SQLITE_OK ) return rc;
     }
   }
-  a->aaLink[layer][a->anLink[layer]++] = b->nid;
-  b->aaLink[layer][b->anLink[layer]++] = a->nid;
+  vdbLinkAppend(p, a, layer, b->nid);
+  vdbLinkAppend(p, b, layer, a->nid);
   *pLinked = 1;
   rc = p->access.xDirty(p->access.pCtx, a);
   if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, b);
@@ -733,38 +762,100 @@ static int vdbQueryCode(VdbHnsw *p, const void *pQuery, VdbLayerSearch *s){
 
 /* ---- insert (algorithm 1) ------------------------------------------------------ */
 
+/* The part of a link that changes the graph, one thread at a time when
+** several link at once (xWriteLock). */
+static void vdbWriteSection(VdbHnsw *p, int bEnter){
+  if( p->access.xWriteLock ) p->access.xWriteLock(p->access.pCtx, bEnter);
+}
+
 int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
   VdbHnswNode *pNew;
+  int rc = p->access.xCreate(p->access.pCtx, nid, vdbHnswLevel(&p->params, nid), pVec, &pNew);
+  if( rc==SQLITE_OK ) rc = vdbHnswLink(p, pNew);
+  return rc;
+}
+
+/* With several threads linking: every node the connects below will touch
+** -- each chosen neighbour and, since a full one may drop or split one of
+** its links, each of its neighbours -- is one the access layer holds, so
+** that the write section makes all of a node's links or none (a node
+** linked on upper layers only would lead other links' descents to a
+** bottom layer they cannot leave). Under the write lock: the lists read
+** do not change. */
+static int vdbLinkHold(VdbHnsw *p, const VdbHnswHit *aChosen, const int *anChosen, int top){
+  int layer, i, j, rc = SQLITE_OK;
+  for(layer=top; rc==SQLITE_OK && layer>=0; layer--){
+    for(i=0; rc==SQLITE_OK && i<anChosen[layer]; i++){
+      VdbHnswNode *b, *x;
+      rc = p->access.xGet(p->access.pCtx, aChosen[layer*p->params.m + i].nid, &b);
+      for(j=0; rc==SQLITE_OK && layer<=b->level && j<b->anLink[layer]; j++){
+        rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][j], &x);
+      }
+    }
+  }
+  return rc;
+}
+
+/* Algorithm 1, in two parts: the searches, layer by layer from the top,
+** choose each layer's neighbours without changing the graph; then the
+** write section makes the links, every layer's, and moves the entry
+** point. A layer's search reads only that layer's links, and a connect
+** changes only its own layer's, so this is the graph that connecting
+** each layer right after its search gives. With several threads linking
+** (a worker's graph) the searches run concurrently, reading the graph as
+** other threads change it, and the write section takes the access
+** layer's lock; the entry point lives in pHome. The walk starts from the
+** entry point as it was when this link began: a node that another thread
+** raised above it since is found through the links it made. A node that
+** already has links (an earlier link of it failed half way) is kept out
+** of its own descent. */
+int vdbHnswLink(VdbHnsw *p, VdbHnswNode *pNew){
+  VdbHnsw *pHome = p->pHome ? p->pHome : p;
   VdbHnswHit ep;
   VdbHeap w;
   VdbLayerSearch tmpl;
-  VdbHnswHit *aEp = 0;
-  int level = vdbHnswLevel(&p->params, nid);
-  int layer, nEp = 1, rc;
+  VdbHnswHit *aEp = 0, *aChosen = 0;
+  int anChosen[VDB_HNSW_MAX_LEVEL+1];
+  int level = pNew->level, m = p->params.m;
+  int layer, top, nEp = 1, rc = SQLITE_OK;
+  sqlite3_int64 nidSkip = 0;
 
-  rc = p->access.xCreate(p->access.pCtx, nid, level, pVec, &pNew);
-  if( rc!=SQLITE_OK ) return rc;
-  if( !p->hasEntry ){
-    p->hasEntry = 1;
-    p->entryNid = nid;
-    p->entryLevel = level;
-    p->entryChanged = 1;
-    return p->access.xDirty(p->access.pCtx, pNew);
+  vdbWriteSection(p, 1);
+  if( !pHome->hasEntry ){
+    pHome->hasEntry = 1;
+    pHome->entryNid = pNew->nid;
+    pHome->entryLevel = level;
+    pHome->entryChanged = 1;
+    rc = p->access.xDirty(p->access.pCtx, pNew);
+    vdbWriteSection(p, 0);
+    return rc;
   }
+  if( p!=pHome ){
+    p->hasEntry = 1;
+    p->entryNid = pHome->entryNid;
+    p->entryLevel = pHome->entryLevel;
+  }
+  for(layer=0; layer<=level; layer++){
+    if( pNew->anLink[layer] ) nidSkip = pNew->nid;
+  }
+  vdbWriteSection(p, 0);
+  if( nidSkip==p->entryNid ) nidSkip = 0;
+  top = level<p->entryLevel ? level : p->entryLevel;
   memset(&w, 0, sizeof(w));
   memset(&tmpl, 0, sizeof(tmpl));
+  memset(anChosen, 0, sizeof(anChosen));
   tmpl.pQuery = pNew->pVec;
   tmpl.queryAux = pNew->aux;
   if( VDB_HNSW_BUILD_WITH_CODES && p->space.nCodeBytes && pNew->pCode ){
     rc = vdbQueryCode(p, pNew->pVec, &tmpl);
   }
-  if( rc==SQLITE_OK ) rc = vdbDescend(p, &tmpl, level, &ep);
+  if( rc==SQLITE_OK ) rc = vdbDescend(p, &tmpl, level, nidSkip, &ep);
   aEp = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit) * (sqlite3_uint64)(p->params.efConstruction + 1));
-  if( aEp==0 ) rc = SQLITE_NOMEM;
+  aChosen = (VdbHnswHit*)sqlite3_malloc64(sizeof(VdbHnswHit) * (sqlite3_uint64)(top + 1) * (sqlite3_uint64)m);
+  if( aEp==0 || aChosen==0 ) rc = SQLITE_NOMEM;
   if( rc==SQLITE_OK ) aEp[0] = ep;
-  for(layer = level<p->entryLevel ? level : p->entryLevel; rc==SQLITE_OK && layer>=0; layer--){
+  for(layer=top; rc==SQLITE_OK && layer>=0; layer--){
     VdbLayerSearch s;
-    int nChosen = 0;
     memset(&s, 0, sizeof(s));
     s.pQuery = tmpl.pQuery;
     s.queryAux = tmpl.queryAux;
@@ -773,7 +864,7 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
     s.ef = p->params.efConstruction;
     rc = vdbVisitedReset(&p->pVisited);
     /* The new node is linked to nothing yet, but keep it out of results. */
-    if( rc==SQLITE_OK && vdbVisitedAdd(p->pVisited, nid)<0 ) rc = SQLITE_NOMEM;
+    if( rc==SQLITE_OK && vdbVisitedAdd(p->pVisited, pNew->nid)<0 ) rc = SQLITE_NOMEM;
     if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, aEp, nEp, &w);
     if( rc!=SQLITE_OK ) break;
     if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
@@ -787,18 +878,35 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
       if( rc!=SQLITE_OK ) break;
       if( w.n>1 ) qsort(w.a, (size_t)w.n, sizeof(VdbHnswHit), vdbHnswHitCompare);
     }
-    rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
-    if( rc==SQLITE_OK ) rc = vdbConnectAll(p, pNew, w.a, nChosen, layer);
+    rc = vdbSelectNeighbors(p, w.a, w.n, m, &anChosen[layer]);
+    if( rc==SQLITE_OK ) memcpy(&aChosen[layer*m], w.a, sizeof(VdbHnswHit)*(size_t)anChosen[layer]);
   }
   sqlite3_free(w.a);
   sqlite3_free(aEp);
-  if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, pNew);
-  if( rc==SQLITE_OK && level>p->entryLevel ){
-    p->entryNid = nid;
-    p->entryLevel = level;
-    p->entryChanged = 1;
+  if( rc==SQLITE_OK ){
+    vdbWriteSection(p, 1);
+    if( p->access.xWriteLock ) rc = vdbLinkHold(p, aChosen, anChosen, top);
+    for(layer=top; rc==SQLITE_OK && layer>=0; layer--){
+      rc = vdbConnectAll(p, pNew, &aChosen[layer*m], anChosen[layer], layer);
+    }
+    if( rc==SQLITE_OK ) rc = p->access.xDirty(p->access.pCtx, pNew);
+    if( rc==SQLITE_OK && level>pHome->entryLevel ){
+      pHome->entryNid = pNew->nid;
+      pHome->entryLevel = level;
+      pHome->entryChanged = 1;
+    }
+    vdbWriteSection(p, 0);
   }
+  sqlite3_free(aChosen);
   return rc;
+}
+
+void vdbHnswWorkerInit(VdbHnsw *pWorker, VdbHnsw *pHome, const VdbHnswAccess *pAccess){
+  memset(pWorker, 0, sizeof(*pWorker));
+  pWorker->params = pHome->params;
+  pWorker->space = pHome->space;
+  pWorker->access = *pAccess;
+  pWorker->pHome = pHome;
 }
 
 /* ---- delete ----------------------------------------------------------------------- */
@@ -824,7 +932,7 @@ static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
   p->nRepairSearch++;
   s.pQuery = pNode->pVec;
   s.queryAux = pNode->aux;
-  rc = vdbDescend(p, &s, layer, &ep);
+  rc = vdbDescend(p, &s, layer, 0, &ep);
   filter.pNode = pNode;
   filter.layer = layer;
   s.layer = layer;
@@ -1152,7 +1260,7 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
   s.pQuery = pQuery;
   s.queryAux = queryAux;
   if( p->space.nCodeBytes ) rc = vdbQueryCode(p, pQuery, &s);
-  if( rc==SQLITE_OK ) rc = vdbDescend(p, &s, 0, &ep);
+  if( rc==SQLITE_OK ) rc = vdbDescend(p, &s, 0, 0, &ep);
   s.layer = 0;
   s.ef = ef>k ? ef : k;
   s.xFilter = xFilter;

@@ -128,6 +128,18 @@ typedef struct VdbHnswAccess {
   /* Any node of the highest level other than nid, for re-electing the
   ** entry point; SQLITE_NOTFOUND when the graph holds no other node. */
   int (*xTopNode)(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64 *pNid, int *pLevel);
+  /* Optional, for linking new nodes from several threads at once
+  ** (vdbHnswLink with a worker's VdbHnsw, vdbHnswWorkerInit); NULL when
+  ** one thread works on the graph. Searches run concurrently; the parts
+  ** of a link that change links or the entry point run between
+  ** xWriteLock(pCtx, 1) and xWriteLock(pCtx, 0), one thread at a time.
+  ** Such a thread brackets each change to a node's links with
+  ** xEdit(pCtx, pNode, 1) and xEdit(pCtx, pNode, 0), and a search copies
+  ** a node's links with xLinksCopy (returns how many), so that it never
+  ** reads a list while another thread changes it. */
+  void (*xWriteLock)(void *pCtx, int bLock);
+  void (*xEdit)(void *pCtx, const VdbHnswNode *pNode, int bBegin);
+  int (*xLinksCopy)(void *pCtx, const VdbHnswNode *pNode, int layer, sqlite3_int64 *aOut);
 } VdbHnswAccess;
 
 /* Largest M: the walk and the linking keep a node's links in fixed
@@ -142,7 +154,8 @@ typedef struct VdbHnswParams {
 
 typedef struct VdbHnswVisited VdbHnswVisited;
 
-typedef struct VdbHnsw {
+typedef struct VdbHnsw VdbHnsw;
+struct VdbHnsw {
   VdbHnswParams params;
   VdbHnswSpace space;
   VdbHnswAccess access;
@@ -154,7 +167,10 @@ typedef struct VdbHnsw {
   void *pQueryCode;               /* scratch: the query's code (space.nQueryCodeBytes) */
   sqlite3_uint64 nDistance;       /* distance evaluations, for benchmarks */
   sqlite3_uint64 nRepairSearch;   /* deletes' repairs that had to search the graph */
-} VdbHnsw;
+  /* A worker's graph (vdbHnswWorkerInit): the graph whose entry point it
+  ** reads and moves, under the access layer's write lock. NULL: its own. */
+  VdbHnsw *pHome;
+};
 
 typedef struct VdbHnswHit {
   double dist;
@@ -175,7 +191,16 @@ void vdbHnswFree(VdbHnsw *p);
 ** derived from a hash of (nid, seed), capped at VDB_HNSW_MAX_LEVEL. */
 int vdbHnswLevel(const VdbHnswParams *pParams, sqlite3_int64 nid);
 
+/* Create node nid for pVec (xCreate) and link it (vdbHnswLink). */
 int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec);
+/* Link a node that xCreate made, at level vdbHnswLevel(nid), into the
+** graph. A link that fails leaves the graph's invariants intact and the
+** node reachable or not; linking it again later is safe. */
+int vdbHnswLink(VdbHnsw *p, VdbHnswNode *pNew);
+/* A graph for one worker thread of a parallel link: pHome's parameters
+** and space, its own scratch, pAccess (with xWriteLock, xEdit and
+** xLinksCopy), and pHome's entry point. Free with vdbHnswFree. */
+void vdbHnswWorkerInit(VdbHnsw *pWorker, VdbHnsw *pHome, const VdbHnswAccess *pAccess);
 int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid);
 
 /* The k nearest nodes to pQuery that pass xFilter (all if NULL), found by

@@ -239,7 +239,9 @@ void vdbSharedClear(VdbHnswShared *s){
 int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid){
   sqlite3_int64 n = s->nSlot ? s->nSlot : 4096;
   VdbSharedSlot *a;
-  if( nNid<=s->nSlot ) return SQLITE_OK;
+  /* The records again even when the slots cover nNid: an earlier call may
+  ** have grown the slots and then run out of memory for the records. */
+  if( nNid<=s->nSlot ) return vdbRecordsCover(&s->recs, s->nSlot);
   while( n<nNid ) n *= 2;
   a = (VdbSharedSlot*)sqlite3_realloc64(s->aSlot, sizeof(VdbSharedSlot)*(sqlite3_uint64)n);
   if( a==0 ) return SQLITE_NOMEM;

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "vdb_index_hnsw.h"
 #include "vdb_quant.h"
 
@@ -33,7 +34,7 @@ extern const VdbIndexKind vdbIndexHnsw;
 ** follow hnswlib's M and ef_construction and, unlike hnswlib's ef=10, a
 ** search breadth that reaches high recall. */
 enum { VDB_HNSW_P_M, VDB_HNSW_P_EFC, VDB_HNSW_P_EF, VDB_HNSW_P_CACHE_MB, VDB_HNSW_P_QUANT,
-       VDB_HNSW_NPARAM };
+       VDB_HNSW_P_THREADS, VDB_HNSW_NPARAM };
 #define VDB_HNSW_MAX_EF 4096
 #define VDB_HNSW_MAX_CACHE_MB 1048576   /* 1 TiB */
 static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
@@ -48,6 +49,8 @@ static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
   { "quantizer", VDB_QUANT_INT8, VDB_QUANT_NONE, VDB_QUANT_INT8, VDB_PARAM_DECLARED,
     "what the search walks: int8 codes re-ranked with the vectors, or none (the vectors)",
     vdbQuantNames },
+  { "threads", 0, 0, 64, VDB_PARAM_DECLARED|VDB_PARAM_STORED,
+    "threads that link a bulk insert (0: one per core; 1: one, and the same inserts give the same graph)", 0 },
 };
 
 typedef struct VdbNodeEntry {
@@ -148,6 +151,13 @@ struct VdbHnswIndex {
   unsigned int txnCount;            /* transactions ended, stamps nodes written */
   int txnNoCopy;
   VdbHnswAccess privateAccess, sharedAccess;
+  /* Inserts waiting to be linked (threads > 1; see vdbLinkPending). */
+  int nThreads;                     /* the threads setting; 0: one per core */
+  sqlite3_int64 *aPending;          /* their nids, ascending */
+  int nPending, nPendingAlloc;
+  sqlite3_int64 nLinkJobs;          /* parallel links run */
+  sqlite3_int64 nLinkRounds;        /* their rounds (vdbLinkRound) */
+  sqlite3_int64 nLinkedByThreads;   /* nodes they linked */
   sqlite3_int64 nSharedHits, nSharedMisses;   /* this walk's, added to the copy's after it */
 };
 
@@ -157,6 +167,7 @@ struct VdbHnswIndex {
 
 static int vdbHnswFlush(VdbIndex*);
 static void vdbHnswDiscard(VdbIndex*);
+static int vdbLinkPending(VdbHnswIndex *p);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -1040,6 +1051,8 @@ static int vdbFlushOp(VdbHnswIndex *p){
   ** calls xSavepoint, which flushes: that inner call has nothing to add. */
   VdbCNode *c;
   if( p->inFlush ) return SQLITE_OK;
+  rc = vdbLinkPending(p);
+  if( rc!=SQLITE_OK ) return rc;
   p->inFlush = 1;
   p->pDirty = vdbSortDirty(p->pDirty);
   rc = vdbLogFlush(p);
@@ -1155,6 +1168,7 @@ static void vdbDiscardNow(VdbHnswIndex *p){
   p->cacheBytes = 0;
   p->pDirty = 0;
   p->nMoved = 0;
+  p->nPending = 0;
   p->infoLoaded = 0;
   p->graph.hasEntry = 0;
   p->graph.entryChanged = 0;
@@ -1165,6 +1179,8 @@ static void vdbDiscardNow(VdbHnswIndex *p){
 /* ---- the access layer the algorithm sees ------------------------------------------- */
 
 static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode);
+static void vdbWriteBegin(VdbHnswIndex *p);
+static void vdbWriteEnd(VdbHnswIndex *p);
 static int vdbSharedAttach(VdbHnswIndex *p);
 static void vdbSharedCatchUp(VdbHnswIndex *p);
 
@@ -1276,6 +1292,16 @@ static int vdbAccessCreate(void *pCtx, sqlite3_int64 nid, int level, const void 
   return SQLITE_OK;
 }
 
+/* c is to be written at the next flush, and kept cached until then. */
+static void vdbMarkDirty(VdbHnswIndex *p, VdbCNode *c){
+  c->txnStamp = p->txnCount;
+  if( !c->isDirty ){
+    c->isDirty = 1;
+    c->pDirtyNext = p->pDirty;
+    p->pDirty = c;
+  }
+}
+
 static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c = (VdbCNode*)pNode;
@@ -1286,11 +1312,7 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
     }
     c->opStamp = p->opCount;
   }
-  if( !c->isDirty ){
-    c->isDirty = 1;
-    c->pDirtyNext = p->pDirty;
-    p->pDirty = c;
-  }
+  vdbMarkDirty(p, c);
   return SQLITE_OK;
 }
 
@@ -1329,6 +1351,335 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
   if( rc==SQLITE_OK && (*pLevel<0 || *pLevel>VDB_HNSW_MAX_LEVEL) ){
     rc = vdbGraphCorrupt(p, "node %lld has level %d", *pNid, *pLevel);
   }
+  return rc;
+}
+
+/* ---- linking a bulk insert with several threads ---------------------------------
+** With threads > 1 (the "threads" parameter; 0 means one per core) an
+** insert creates its node at once -- the row and its vector are written,
+** the node is cached and dirty -- and leaves its linking for later, so
+** that many can be linked at once by several threads: when VDB_LINK_BATCH
+** are waiting, and before anything reads or writes the graph otherwise
+** (a search, a delete, a flush at xSavepoint or xSync). A query inside
+** the transaction therefore sees every row it inserted.
+**
+** The threads never touch SQLite: they walk the private cache only. A
+** node whose link needs a node (or a vector) the cache does not hold is
+** left for the next round, and the missing node noted; between rounds
+** the calling thread reads the noted nodes, so each round reaches further
+** into a table the cache did not hold (a bulk load into a new table needs
+** one round). When a round links nothing, or after VDB_LINK_MAX_ROUNDS,
+** the calling thread links what is left, one node at a time, reading
+** what it must. Each layer's search and neighbour choice run
+** concurrently; the changes to links and to the entry point take a write
+** lock, one thread at a time, and every change to a node's links also
+** takes its stripe lock, which a search takes to copy them (hnswlib locks
+** each node's links the same way while building).
+**
+** Nothing is written to the table until the batch is linked and flushed,
+** inside the user's transaction, so a ROLLBACK, a failed statement or a
+** crash during a parallel link leaves nothing of it; a link that fails
+** leaves its node waiting, in a graph whose invariants hold, and the next
+** attempt links it again. Which thread links which node depends on timing,
+** so the graph does too: threads=1 links each row as it is inserted, and
+** the same inserts then build the same graph. */
+
+#define VDB_LINK_BATCH      1024        /* waiting nodes that start a link */
+#define VDB_LINK_PER_THREAD 16          /* waiting nodes per thread, at least */
+#define VDB_LINK_STRIPES    1024        /* link locks, by nid */
+#define VDB_LINK_MAX_ROUNDS 64
+#define VDB_LINK_MAX_MISSES 1024        /* noted per thread and round */
+#define VDB_HNSW_MAX_THREADS 64
+
+typedef struct VdbLinkJob VdbLinkJob;
+typedef struct VdbLinkWorker {
+  VdbLinkJob *pJob;
+  VdbHnsw graph;                    /* this thread's scratch; entry point in the index's */
+  int rc;
+  sqlite3_int64 *aMiss;             /* nodes it needed and the cache lacked (VDB_LINK_MAX_MISSES) */
+  int nMiss;
+  pthread_t thread;
+} VdbLinkWorker;
+
+struct VdbLinkJob {
+  VdbHnswIndex *p;
+  int nNext;                        /* the next waiting node to take (atomic) */
+  int stop;                         /* take no more: a thread failed (atomic) */
+  unsigned char *aDone;             /* per waiting node: linked */
+  pthread_mutex_t writeLock;
+  pthread_mutex_t aStripe[VDB_LINK_STRIPES];
+};
+
+/* Cores online, counted once. */
+static int vdbCoreCount(void){
+  static int nCore = 0;
+  int n = __atomic_load_n(&nCore, __ATOMIC_RELAXED);
+  if( n==0 ){
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c<1 ? 1 : c>VDB_HNSW_MAX_THREADS ? VDB_HNSW_MAX_THREADS : (int)c;
+    __atomic_store_n(&nCore, n, __ATOMIC_RELAXED);
+  }
+  return n;
+}
+
+/* The threads an index links with: its setting, where SQLite's allocator
+** may be called from several threads at once. */
+static int vdbLinkThreads(const VdbHnswIndex *p){
+  int n = p->nThreads>0 ? p->nThreads : vdbCoreCount();
+  if( n>VDB_HNSW_MAX_THREADS ) n = VDB_HNSW_MAX_THREADS;
+  return sqlite3_threadsafe() ? n : 1;
+}
+
+/* A cached node the threads may use: in the flat nid table, its vector
+** in a chunk buffer still held. NULL: the node is not in memory. */
+static VdbCNode *vdbLinkNode(const VdbLinkJob *j, sqlite3_int64 nid){
+  const VdbHnswIndex *p = j->p;
+  VdbCNode *c = (nid>0 && nid<p->nByNid) ? p->aByNid[nid].pNode : 0;
+  return (c && !c->isRemoved && c->chunkEpoch==p->chunkEpoch) ? c : 0;
+}
+
+/* The access callbacks' pCtx is the thread's VdbLinkWorker. */
+static VdbLinkJob *vdbLinkJobOf(void *pCtx){
+  return ((VdbLinkWorker*)pCtx)->pJob;
+}
+
+static int vdbLinkGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
+  VdbLinkWorker *w = (VdbLinkWorker*)pCtx;
+  VdbCNode *c = vdbLinkNode(w->pJob, nid);
+  if( c==0 ){
+    /* A miss: this node waits for the next round, which will find nid. */
+    if( w->nMiss<VDB_LINK_MAX_MISSES ) w->aMiss[w->nMiss++] = nid;
+    return SQLITE_NOTFOUND;
+  }
+  *ppNode = &c->node;
+  return SQLITE_OK;
+}
+
+static int vdbLinkVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
+  const VdbHnswIndex *p = vdbLinkJobOf(pCtx)->p;
+  VdbHnswNode *pNode;
+  int rc;
+  if( nid>0 && nid<p->nByNid && p->aByNid[nid].pVec ){
+    *ppVec = p->aByNid[nid].pVec;
+    *pAux = p->aByNid[nid].aux;
+    return SQLITE_OK;
+  }
+  rc = vdbLinkGet(pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ){
+    *ppVec = pNode->pVec;
+    *pAux = pNode->aux;
+  }
+  return rc;
+}
+
+static int vdbLinkCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
+  const VdbHnswIndex *p = vdbLinkJobOf(pCtx)->p;
+  VdbHnswNode *pNode;
+  int rc;
+  if( nid>0 && nid<p->nByNid && p->aByNid[nid].pCode ){
+    *ppCode = p->aByNid[nid].pCode;
+    return SQLITE_OK;
+  }
+  rc = vdbLinkGet(pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ) *ppCode = pNode->pCode;
+  return rc;
+}
+
+static void vdbLinkPrefetch(void *pCtx, sqlite3_int64 nid){
+  VdbLinkJob *j = vdbLinkJobOf(pCtx);
+  VdbCNode *c = vdbLinkNode(j, nid);
+  if( c ) vdbPrefetchNode(j->p, c);
+}
+
+static void vdbLinkPrefetchCode(void *pCtx, sqlite3_int64 nid){
+  vdbAccessPrefetchCode(vdbLinkJobOf(pCtx)->p, nid);
+}
+
+/* Under the write lock: the private cache's own bookkeeping. */
+static int vdbLinkDirty(void *pCtx, VdbHnswNode *pNode){
+  return vdbAccessDirty(vdbLinkJobOf(pCtx)->p, pNode);
+}
+
+static void vdbLinkWriteLock(void *pCtx, int bLock){
+  VdbLinkJob *j = vdbLinkJobOf(pCtx);
+  if( bLock ) pthread_mutex_lock(&j->writeLock);
+  else pthread_mutex_unlock(&j->writeLock);
+}
+
+static pthread_mutex_t *vdbLinkStripe(VdbLinkJob *j, sqlite3_int64 nid){
+  return &j->aStripe[(vdbFibHash(nid) >> 32) & (VDB_LINK_STRIPES-1)];
+}
+
+static void vdbLinkEdit(void *pCtx, const VdbHnswNode *pNode, int bBegin){
+  pthread_mutex_t *m = vdbLinkStripe(vdbLinkJobOf(pCtx), pNode->nid);
+  if( bBegin ) pthread_mutex_lock(m);
+  else pthread_mutex_unlock(m);
+}
+
+static int vdbLinkCopy(void *pCtx, const VdbHnswNode *pNode, int layer, sqlite3_int64 *aOut){
+  pthread_mutex_t *m = vdbLinkStripe(vdbLinkJobOf(pCtx), pNode->nid);
+  int n;
+  pthread_mutex_lock(m);
+  n = pNode->anLink[layer];
+  memcpy(aOut, pNode->aaLink[layer], sizeof(sqlite3_int64)*(size_t)n);
+  pthread_mutex_unlock(m);
+  return n;
+}
+
+static void *vdbLinkWorkerMain(void *pArg){
+  VdbLinkWorker *w = (VdbLinkWorker*)pArg;
+  VdbLinkJob *j = w->pJob;
+  while( !__atomic_load_n(&j->stop, __ATOMIC_ACQUIRE) && w->nMiss<VDB_LINK_MAX_MISSES ){
+    int i = __atomic_fetch_add(&j->nNext, 1, __ATOMIC_RELAXED);
+    VdbHnswNode *pNode;
+    int rc;
+    if( i>=j->p->nPending ) break;
+    rc = vdbLinkGet(w, j->p->aPending[i], &pNode);
+    if( rc==SQLITE_OK ) rc = vdbHnswLink(&w->graph, pNode);
+    if( rc==SQLITE_OK ){
+      j->aDone[i] = 1;
+    }else if( rc!=SQLITE_NOTFOUND ){
+      w->rc = rc;
+      __atomic_store_n(&j->stop, 1, __ATOMIC_RELEASE);
+    }
+  }
+  return 0;
+}
+
+/* One round: link the waiting nodes with nThread threads (this one and
+** nThread-1 more) as far as the cache lets them; the nodes linked leave
+** aPending, and each thread's aMiss lists nodes it missed. Returns an
+** error a thread met; a miss is not one. */
+static int vdbLinkRound(VdbLinkJob *j, VdbLinkWorker *aWorker, int nThread, int *pnLinked){
+  VdbHnswIndex *p = j->p;
+  int i, n, nStarted = 1, rc = SQLITE_OK;
+  j->nNext = 0;
+  j->stop = 0;
+  memset(j->aDone, 0, (size_t)p->nPending);
+  for(i=0; i<nThread; i++){
+    aWorker[i].rc = SQLITE_OK;
+    aWorker[i].nMiss = 0;
+  }
+  /* A thread that cannot be started leaves its share to the others. */
+  for(i=1; i<nThread; i++){
+    if( pthread_create(&aWorker[i].thread, 0, vdbLinkWorkerMain, &aWorker[i])!=0 ) break;
+    nStarted++;
+  }
+  vdbLinkWorkerMain(&aWorker[0]);
+  for(i=1; i<nStarted; i++) pthread_join(aWorker[i].thread, 0);
+  for(i=0; i<nStarted && rc==SQLITE_OK; i++) rc = aWorker[i].rc;
+  for(i=n=0; i<p->nPending; i++){
+    if( !j->aDone[i] ) p->aPending[n++] = p->aPending[i];
+  }
+  *pnLinked = p->nPending - n;
+  p->nLinkedByThreads += *pnLinked;
+  p->nPending = n;
+  return rc;
+}
+
+/* Link the waiting nodes with nThread threads, in rounds, reading what a
+** round missed before the next; what is left stays in aPending. */
+static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
+  VdbLinkWorker aWorker[VDB_HNSW_MAX_THREADS];
+  sqlite3_int64 *aMiss;
+  VdbLinkJob *j;
+  int i, k, nMiss = 0, nLinked = 0, iRound, rc = SQLITE_OK;
+  /* The threads never grow the flat nid table: it covers every node now. */
+  if( !vdbNidTableCover(p, p->nextNid-1) ) return SQLITE_OK;
+  j = (VdbLinkJob*)sqlite3_malloc(sizeof(*j));
+  aMiss = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)nThread*VDB_LINK_MAX_MISSES);
+  if( j ) memset(j, 0, sizeof(*j));
+  if( j ) j->aDone = (unsigned char*)sqlite3_malloc(p->nPending);
+  if( j==0 || aMiss==0 || j->aDone==0 ){
+    if( j ) sqlite3_free(j->aDone);
+    sqlite3_free(j);
+    sqlite3_free(aMiss);
+    return SQLITE_NOMEM;
+  }
+  j->p = p;
+  pthread_mutex_init(&j->writeLock, 0);
+  for(i=0; i<VDB_LINK_STRIPES; i++) pthread_mutex_init(&j->aStripe[i], 0);
+  for(i=0; i<nThread; i++){
+    VdbHnswAccess access;
+    memset(&access, 0, sizeof(access));
+    access.pCtx = &aWorker[i];
+    access.xGet = vdbLinkGet;
+    access.xVector = vdbLinkVector;
+    access.xCode = vdbLinkCode;
+    access.xPrefetch = vdbLinkPrefetch;
+    access.xPrefetchCode = vdbLinkPrefetchCode;
+    access.xDirty = vdbLinkDirty;
+    access.xWriteLock = vdbLinkWriteLock;
+    access.xEdit = vdbLinkEdit;
+    access.xLinksCopy = vdbLinkCopy;
+    aWorker[i].pJob = j;
+    aWorker[i].aMiss = aMiss + (size_t)i*VDB_LINK_MAX_MISSES;
+    aWorker[i].nMiss = 0;
+    vdbHnswWorkerInit(&aWorker[i].graph, &p->graph, &access);
+  }
+  for(iRound=0; rc==SQLITE_OK && p->nPending>0 && iRound<VDB_LINK_MAX_ROUNDS; iRound++){
+    /* Between rounds (and before the first): this thread reads what the
+    ** last round missed, and the waiting nodes' own vectors, into the
+    ** cache, and notes where they are for the threads. */
+    for(k=0; rc==SQLITE_OK && k<=nThread; k++){
+      const sqlite3_int64 *aNid = k<nThread ? aWorker[k].aMiss : p->aPending;
+      int n = k<nThread ? aWorker[k].nMiss : p->nPending;
+      for(i=0; rc==SQLITE_OK && i<n; i++){
+        VdbHnswNode *pNode;
+        rc = vdbAccessGet(p, aNid[i], &pNode);
+        if( rc==SQLITE_OK ) vdbRememberVector(p, aNid[i], pNode->pVec, pNode->pCode, pNode->aux);
+      }
+    }
+    if( rc!=SQLITE_OK ) break;
+    rc = vdbLinkRound(j, aWorker, nThread, &nLinked);
+    for(nMiss=k=0; k<nThread; k++) nMiss += aWorker[k].nMiss;
+    p->nLinkRounds++;
+    if( nLinked==0 && nMiss==0 ) break;
+  }
+  for(i=0; i<nThread; i++){
+    p->graph.nDistance += aWorker[i].graph.nDistance;
+    vdbHnswFree(&aWorker[i].graph);
+  }
+  p->nLinkJobs++;
+  pthread_mutex_destroy(&j->writeLock);
+  for(i=0; i<VDB_LINK_STRIPES; i++) pthread_mutex_destroy(&j->aStripe[i]);
+  sqlite3_free(j->aDone);
+  sqlite3_free(j);
+  sqlite3_free(aMiss);
+  return rc;
+}
+
+/* Link every waiting node: in parallel while the cache allows, then one by
+** one, in nid order, reading what the threads could not reach. */
+static int vdbLinkPending(VdbHnswIndex *p){
+  int nThread = vdbLinkThreads(p), nDone = 0, rc = SQLITE_OK;
+  if( p->nPending==0 ) return SQLITE_OK;
+  if( nThread > p->nPending/VDB_LINK_PER_THREAD ) nThread = p->nPending/VDB_LINK_PER_THREAD;
+  vdbWriteBegin(p);
+  if( nThread>1 ) rc = vdbLinkParallel(p, nThread);
+  while( rc==SQLITE_OK && nDone<p->nPending ){
+    VdbHnswNode *pNode;
+    rc = vdbAccessGet(p, p->aPending[nDone], &pNode);
+    if( rc==SQLITE_OK ) rc = vdbHnswLink(&p->graph, pNode);
+    if( rc==SQLITE_OK ) nDone++;
+  }
+  p->nPending -= nDone;
+  memmove(p->aPending, p->aPending + nDone, sizeof(sqlite3_int64)*(size_t)p->nPending);
+  vdbWriteEnd(p);
+  return rc;
+}
+
+/* An insert with threads > 1: the node now, its links later. The node is
+** dirty from the start, so it is never evicted before it is linked. */
+static int vdbDeferLink(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec){
+  VdbHnswNode *pNode;
+  int rc = vdbIdListAdd(&p->aPending, &p->nPending, &p->nPendingAlloc, nid);
+  if( rc==SQLITE_OK ){
+    rc = vdbAccessCreate(p, nid, vdbHnswLevel(&p->graph.params, nid), pVec, &pNode);
+    if( rc!=SQLITE_OK ) p->nPending--;
+  }
+  if( rc==SQLITE_OK ) vdbMarkDirty(p, (VdbCNode*)pNode);
+  if( rc==SQLITE_OK && p->nPending>=VDB_LINK_BATCH ) rc = vdbLinkPending(p);
   return rc;
 }
 
@@ -1804,6 +2155,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   p->nVecBytes = pStore->aVecBytes[iVec];
   p->efSearch = pCol->index.aParam[VDB_HNSW_P_EF];
   p->budgetBytes = (sqlite3_int64)pCol->index.aParam[VDB_HNSW_P_CACHE_MB] << 20;
+  p->nThreads = pCol->index.aParam[VDB_HNSW_P_THREADS];
   p->chunkEpoch = 1;
   sqlite3_snprintf(sizeof(p->zSuffix), p->zSuffix, "hnsw%02d", iVec);
   sqlite3_snprintf(sizeof(p->zLog), p->zLog, "hnswlog%02d", iVec);
@@ -1872,6 +2224,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_finalize(p->pLogRow);
   sqlite3_free(p->aMoved);
   sqlite3_free(p->aTouched);
+  sqlite3_free(p->aPending);
   sqlite3_free(p);
 }
 
@@ -1890,6 +2243,8 @@ static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
       vdbSharedEvict(p->pShared, vdbChunkBytes(p));
       vdbSharedWriteUnlock(p->pShared);
     }
+  }else if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_THREADS].zName)==0 ){
+    p->nThreads = v;
   }else{
     return SQLITE_NOTFOUND;
   }
@@ -1972,9 +2327,16 @@ static int vdbInsertOp(VdbHnswIndex *p, sqlite3_int64 rowid, const VdbSlot *pSlo
   p->nextNidChanged = 1;
   p->pendingRowid = rowid;
   p->pendingSlot = *pSlot;
-  vdbWriteBegin(p);
-  rc = vdbHnswInsert(&p->graph, nid, pVec);
-  vdbWriteEnd(p);
+  if( vdbLinkThreads(p)>1 ){
+    rc = vdbDeferLink(p, nid, pVec);
+  }else{
+    /* Linked in order as they come: with a batch still waiting (the
+    ** setting changed), after it. */
+    rc = vdbLinkPending(p);
+    vdbWriteBegin(p);
+    if( rc==SQLITE_OK ) rc = vdbHnswInsert(&p->graph, nid, pVec);
+    vdbWriteEnd(p);
+  }
   if( rc==SQLITE_OK ) rc = vdbAfterWrite(p);
   return rc;
 }
@@ -2078,6 +2440,7 @@ static int vdbWalk(VdbHnswIndex *p, const void *pQuery, int k, int ef,
   *paHit = 0;
   *pnHit = 0;
   rc = vdbLoadInfo(p);
+  if( rc==SQLITE_OK ) rc = vdbLinkPending(p);      /* the transaction's own rows */
   if( rc==SQLITE_OK ) isShared = vdbSharedBegin(p, &rc);
   adapter.p = p;
   adapter.isShared = isShared;
@@ -2386,6 +2749,10 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
     if( rc==SQLITE_OK ) rc = xAdd(pCtx, "refreshed_nodes", 0, (double)nRefreshed);
   }
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "repair_searches", 0, (double)p->graph.nRepairSearch);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "threads", 0, (double)vdbLinkThreads(p));
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "parallel_links", 0, (double)p->nLinkJobs);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "parallel_link_rounds", 0, (double)p->nLinkRounds);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "nodes_linked_in_parallel", 0, (double)p->nLinkedByThreads);
   return rc;
 }
 

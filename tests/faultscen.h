@@ -29,6 +29,9 @@
 **   savepoint  SAVEPOINT / ROLLBACK TO / RELEASE inside BEGIN, and a
 **              transaction opened by SAVEPOINT and rolled back to its start
 **   rename     ALTER TABLE RENAME there and back with graph changes pending
+**   bulk       enough inserts in one transaction for their links to be made
+**              by two threads (threads=0: one per core), a query that
+**              needs them linked inside it, and more linked at COMMIT
 ** A statement that fails inside an open transaction is retried once (the
 ** fault, if transient, is gone) to test that the statement's rollback left
 ** the table and its graph cache coherent; if it fails again, or SQLite
@@ -113,6 +116,8 @@ typedef struct ScTx {
 
 typedef struct ScScenario {
   char zName[32];
+  int timingDependent;              /* threads link its rows: how many allocations
+                                    ** and writes it makes varies from run to run */
   int nTx;
   ScTx aTx[SC_MAXTX];
 } ScScenario;
@@ -286,6 +291,19 @@ static int scBuildScenarios(ScScenario *a){
   t = &s->aTx[s->nTx++]; t->id = id++;
   scAdd(t, SC_DELETE, 1060, 0, 0);
   scAdd(t, SC_LEDGER, 0, 0, 0);
+
+  /* A bulk insert: 34 rows wait to be linked (2 threads take 16 or more
+  ** each), in rounds that read what the cold cache lacks; a query links
+  ** them inside the transaction, COMMIT links the next 34. */
+  s = &a[n++]; memset(s, 0, sizeof(*s)); sqlite3_snprintf(32, s->zName, "bulk");
+  s->timingDependent = 1;
+  t = &s->aTx[s->nTx++]; t->id = id++;
+  for(i=0; i<34; i++) scAdd(t, SC_INSERT, 1100+i, 0, i%4);
+  scAdd(t, SC_QUERY, 0, 11, 0);
+  scAdd(t, SC_LEDGER, 0, 0, 0);
+  t = &s->aTx[s->nTx++]; t->id = id++;
+  for(i=0; i<34; i++) scAdd(t, SC_INSERT, 1140+i, 1, i%4);
+  scAdd(t, SC_LEDGER, 0, 0, 1);
   return n;
 }
 

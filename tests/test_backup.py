@@ -33,8 +33,10 @@ U = _rng.standard_normal((MAX_TXN + 1, D)).astype(np.float32)              # txn
 Q = _rng.standard_normal((20, D)).astype(np.float32)                       # queries
 DEADLINE = 20.0
 
+# threads=1: the tests compare graphs with a replay of the same writes, and
+# with more threads which thread links which row depends on timing.
 SCHEMA = """
-CREATE VIRTUAL TABLE t USING vectordb(embedding float[16] INDEXED BY hnsw(m=8, ef_construction=64));
+CREATE VIRTUAL TABLE t USING vectordb(embedding float[16] INDEXED BY hnsw(m=8, ef_construction=64, threads=1));
 CREATE TABLE ledger(j INTEGER PRIMARY KEY);
 """
 

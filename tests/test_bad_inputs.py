@@ -202,7 +202,7 @@ def test_declarations():
         ("e float[4] INDEXED BY hnsw(m=16, ef_construction=8)", "hnsw ef_construction (8) must be at least m (16)"),
         ("e float[4] INDEXED BY hnsw(ef_search=0)", "hnsw parameter ef_search must be an integer from 1 to 4096"),
         ("e float[4] INDEXED BY hnsw(ef_search=4097)", "from 1 to 4096"),
-        ("e float[4] INDEXED BY hnsw(efsearch=8)", 'unknown hnsw parameter "efsearch" (expected m, ef_construction, ef_search or quantizer)'),
+        ("e float[4] INDEXED BY hnsw(efsearch=8)", 'unknown hnsw parameter "efsearch" (expected m, ef_construction, ef_search, quantizer or threads)'),
         ("e float[4] INDEXED BY hnsw(1=2)", "expected an index parameter name or ')'"),
         ("e int8[4] INDEXED BY hnsw()", "an hnsw index needs a float[N] column"),
         ("e bit[8] INDEXED BY hnsw()", "an hnsw index needs a float[N] column"),

@@ -27,6 +27,7 @@
 ** failures would not reach it; the long form also turns lookaside off so
 ** that every one of SQLite's own allocations is a fault point too.
 */
+#include <pthread.h>
 #include "faultscen.h"
 #include "faultvfs.h"
 
@@ -47,32 +48,48 @@ static struct {
 static int nOomPoints = 0;
 static int nStmtRollbacks = 0;
 
+/* The threads that link a bulk insert allocate too. */
+static pthread_mutex_t oomMutex = PTHREAD_MUTEX_INITIALIZER;
+
 /* Should this allocation fail? */
 static int oomFail(void){
+  int fail = 1;
+  pthread_mutex_lock(&oomMutex);
   oom.nCalls++;
-  if( oom.fired ){ oom.nFailed++; return 1; }
-  if( oom.countdown<=0 || --oom.countdown>0 ) return 0;
-  oom.nFailed++;
-  if( oom.persistent ) oom.fired = 1;
-  return 1;
+  if( oom.fired ){
+    oom.nFailed++;
+  }else if( oom.countdown<=0 || --oom.countdown>0 ){
+    fail = 0;
+  }else{
+    oom.nFailed++;
+    if( oom.persistent ) oom.fired = 1;
+  }
+  pthread_mutex_unlock(&oomMutex);
+  return fail;
+}
+
+static void oomCountOut(int delta){
+  pthread_mutex_lock(&oomMutex);
+  oom.nOut += delta;
+  pthread_mutex_unlock(&oomMutex);
 }
 
 static void *oomMalloc(int n){
   void *p;
   if( oomFail() ) return 0;
   p = oom.def.xMalloc(n);
-  if( p ) oom.nOut++;
+  if( p ) oomCountOut(1);
   return p;
 }
 static void oomFree(void *p){
-  if( p ) oom.nOut--;
+  if( p ) oomCountOut(-1);
   oom.def.xFree(p);
 }
 static void *oomRealloc(void *p, int n){
   void *q;
   if( oomFail() ) return 0;
   q = oom.def.xRealloc(p, n);
-  if( p==0 && q ) oom.nOut++;
+  if( p==0 && q ) oomCountOut(1);
   return q;
 }
 static int oomSize(void *p){ return oom.def.xSize(p); }
@@ -289,8 +306,10 @@ static void oomAll(const ScScenario *aScen, int nScen, int stride){
         oomRun(&aScen[iScen], &img, &base, isWal, persistent, 0, &nCalls);
         for(n=1; n<=nCalls; n+=stride){
           int nFired = oomRun(&aScen[iScen], &img, &base, isWal, persistent, n, 0);
-          CHECK(nFired>0, "%s/%s n=%d of %lld: no allocation failed", isWal ? "wal" : "delete",
-                aScen[iScen].zName, n, nCalls);
+          /* Where threads link, a run may make fewer allocations than the
+          ** one counted. */
+          CHECK(nFired>0 || aScen[iScen].timingDependent, "%s/%s n=%d of %lld: no allocation failed",
+                isWal ? "wal" : "delete", aScen[iScen].zName, n, nCalls);
           nPoints++;
         }
       }

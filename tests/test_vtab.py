@@ -645,7 +645,7 @@ def test_unknown_command():
     db.execute("CREATE VIRTUAL TABLE t USING vectordb(e float[2])")
     expect_error(db, "INSERT INTO t(t) VALUES ('frobnicate')", 'unknown command "frobnicate"')
     expect_error(db, "INSERT INTO t(t) VALUES ('m=4')", 'unknown command "m=4"',
-                 "known: ef_search=N, cache_mb=N, integrity-check")
+                 "known: ef_search=N, cache_mb=N, threads=N, integrity-check")
     expect_error(db, "INSERT INTO t(t) VALUES ('ef_search=0')", "ef_search must be an integer from 1 to 4096")
     expect_error(db, "INSERT INTO t(t) VALUES ('cache_mb=x')", "cache_mb must be an integer from 1 to 1048576")
 
