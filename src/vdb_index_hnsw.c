@@ -37,6 +37,7 @@ enum { VDB_HNSW_P_M, VDB_HNSW_P_EFC, VDB_HNSW_P_EF, VDB_HNSW_P_CACHE_MB, VDB_HNS
        VDB_HNSW_P_THREADS, VDB_HNSW_NPARAM };
 #define VDB_HNSW_MAX_EF 4096
 #define VDB_HNSW_MAX_CACHE_MB 1048576   /* 1 TiB */
+#define VDB_HNSW_MAX_THREADS 64
 static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
   { "m", 16, 2, VDB_HNSW_MAX_M, VDB_PARAM_DECLARED,
     "links per node (3m on the bottom layer)", 0 },
@@ -49,7 +50,7 @@ static const VdbIndexParam vdbHnswParams[VDB_HNSW_NPARAM] = {
   { "quantizer", VDB_QUANT_INT8, VDB_QUANT_NONE, VDB_QUANT_INT8, VDB_PARAM_DECLARED,
     "what the search walks: int8 codes re-ranked with the vectors, or none (the vectors)",
     vdbQuantNames },
-  { "threads", 0, 0, 64, VDB_PARAM_DECLARED|VDB_PARAM_STORED,
+  { "threads", 0, 0, VDB_HNSW_MAX_THREADS, VDB_PARAM_DECLARED|VDB_PARAM_STORED,
     "threads that link a bulk insert (0: one per core; 1: one, and the same inserts give the same graph)", 0 },
 };
 
@@ -1389,7 +1390,6 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
 #define VDB_LINK_STRIPES    1024        /* link locks, by nid */
 #define VDB_LINK_MAX_ROUNDS 64
 #define VDB_LINK_MAX_MISSES 1024        /* noted per thread and round */
-#define VDB_HNSW_MAX_THREADS 64
 
 typedef struct VdbLinkJob VdbLinkJob;
 typedef struct VdbLinkWorker {
@@ -1422,11 +1422,11 @@ static int vdbCoreCount(void){
   return n;
 }
 
-/* The threads an index links with: its setting, where SQLite's allocator
+/* The threads an index links with: its setting (at most
+** VDB_HNSW_MAX_THREADS, as is the core count), where SQLite's allocator
 ** may be called from several threads at once. */
 static int vdbLinkThreads(const VdbHnswIndex *p){
   int n = p->nThreads>0 ? p->nThreads : vdbCoreCount();
-  if( n>VDB_HNSW_MAX_THREADS ) n = VDB_HNSW_MAX_THREADS;
   return sqlite3_threadsafe() ? n : 1;
 }
 
@@ -1652,8 +1652,9 @@ static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
 /* Link every waiting node: in parallel while the cache allows, then one by
 ** one, in nid order, reading what the threads could not reach. */
 static int vdbLinkPending(VdbHnswIndex *p){
-  int nThread = vdbLinkThreads(p), nDone = 0, rc = SQLITE_OK;
-  if( p->nPending==0 ) return SQLITE_OK;
+  int nThread, nDone = 0, rc = SQLITE_OK;
+  if( p->nPending==0 ) return SQLITE_OK;       /* every search passes here */
+  nThread = vdbLinkThreads(p);
   if( nThread > p->nPending/VDB_LINK_PER_THREAD ) nThread = p->nPending/VDB_LINK_PER_THREAD;
   vdbWriteBegin(p);
   if( nThread>1 ) rc = vdbLinkParallel(p, nThread);
