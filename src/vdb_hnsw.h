@@ -77,6 +77,8 @@ struct VdbHnswSpace {
   void (*xEncode)(const VdbHnswSpace*, const void *pVec, void *pCode);
   void (*xEncodeQuery)(const VdbHnswSpace*, const void *pQuery, void *pQueryCode);
   double (*xCodeWalk)(const VdbHnswSpace*, const void *pQueryCode, const void *pCode);
+  /* xWalk between two vectors approximated from their codes (xEncode's). */
+  double (*xCodePair)(const VdbHnswSpace*, const void *pCodeA, const void *pCodeB);
 };
 /* SQLITE_OK, or SQLITE_ERROR for an element type or metric the graph
 ** cannot index (float32 with l2, cosine or dot). */

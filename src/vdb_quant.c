@@ -129,12 +129,49 @@ static double vdbI8WalkDot(const VdbHnswSpace *s, const void *pQueryCode, const 
   return isnan(d) ? INFINITY : d;
 }
 
+/* x^_a.x^_b from two vectors' codes: with x^[i] = base + scale*c[i] on
+** each side, only sum(c_a[i]*c_b[i]) needs both (the signed byte kernel). */
+static double vdbI8PairDot(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB,
+                           VdbCodeHead *a, VdbCodeHead *b){
+  int64_t d = s->pK->i8Dot((const int8_t*)pCodeA + sizeof(VdbCodeHead),
+                           (const int8_t*)pCodeB + sizeof(VdbCodeHead), (size_t)s->dim);
+  double baseA, baseB;
+  memcpy(a, pCodeA, sizeof(*a));
+  memcpy(b, pCodeB, sizeof(*b));
+  baseA = (double)a->lo + 128.0*(double)a->scale;
+  baseB = (double)b->lo + 128.0*(double)b->scale;
+  return (double)s->dim*baseA*baseB + baseA*b->scale*b->sum + baseB*a->scale*a->sum
+       + (double)a->scale*b->scale*(double)d;
+}
+
+static double vdbI8PairL2(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
+  VdbCodeHead a, b;
+  double ip = vdbI8PairDot(s, pCodeA, pCodeB, &a, &b);
+  double d = a.norm2 + b.norm2 - 2*ip;
+  return isnan(d) ? INFINITY : d;
+}
+
+static double vdbI8PairCos(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
+  VdbCodeHead a, b;
+  double ip = vdbI8PairDot(s, pCodeA, pCodeB, &a, &b), d;
+  if( a.aux==0 || b.aux==0 ) return INFINITY;
+  d = 1.0 - ip*a.aux*b.aux;
+  return isnan(d) ? INFINITY : d;
+}
+
+static double vdbI8PairDotDist(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
+  VdbCodeHead a, b;
+  double d = -vdbI8PairDot(s, pCodeA, pCodeB, &a, &b);
+  return isnan(d) ? INFINITY : d;
+}
+
 int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   pSpace->nCodeBytes = 0;
   pSpace->nQueryCodeBytes = 0;
   pSpace->xEncode = 0;
   pSpace->xEncodeQuery = 0;
   pSpace->xCodeWalk = 0;
+  pSpace->xCodePair = 0;
   if( eQuant==VDB_QUANT_NONE ) return SQLITE_OK;
   if( eQuant!=VDB_QUANT_INT8 || pSpace->eElem!=VDB_ELEM_F32 ) return SQLITE_ERROR;
   pSpace->nCodeBytes = (int)sizeof(VdbCodeHead) + vdbRound8(pSpace->dim);
@@ -142,9 +179,9 @@ int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   pSpace->xEncode = vdbI8Encode;
   pSpace->xEncodeQuery = vdbI8EncodeQuery;
   switch( pSpace->eMetric ){
-    case VDB_METRIC_L2:     pSpace->xCodeWalk = vdbI8WalkL2; break;
-    case VDB_METRIC_COSINE: pSpace->xCodeWalk = vdbI8WalkCos; break;
-    case VDB_METRIC_DOT:    pSpace->xCodeWalk = vdbI8WalkDot; break;
+    case VDB_METRIC_L2:     pSpace->xCodeWalk = vdbI8WalkL2; pSpace->xCodePair = vdbI8PairL2; break;
+    case VDB_METRIC_COSINE: pSpace->xCodeWalk = vdbI8WalkCos; pSpace->xCodePair = vdbI8PairCos; break;
+    case VDB_METRIC_DOT:    pSpace->xCodeWalk = vdbI8WalkDot; pSpace->xCodePair = vdbI8PairDotDist; break;
     default:                return SQLITE_ERROR;
   }
   return SQLITE_OK;

@@ -527,6 +527,22 @@ static void testCodeDistances(void){
     CHECK(got>=0 || fabs(got) <= 1e-6*exact + 1e-9, "trial %d: negative code distance %.9g", trial, got);
     CHECK(fabs(sqrt(got>0 ? got : 0) - sqrt(exact)) <= bound*1.0001 + 1e-6*sqrt(exact) + 1e-6,
           "trial %d: code distance %.9g, exact %.9g, bound on the root %.9g", trial, got, exact, bound);
+    /* Two vectors' codes (the link choices' distance): the same grids as
+    ** the query's code and the vector's, so the same value and bound. */
+    {
+      unsigned char *aCodeQ = (unsigned char*)malloc((size_t)space.nCodeBytes);
+      double pair, walk = got, norms = 0;
+      /* Both are |q^|^2 + |x^|^2 - 2 q^.x^ summed in another order: they
+      ** agree to double rounding of the norms, which far from the origin
+      ** are much larger than the distance. */
+      for(i=0; i<DIM; i++) norms += (double)aQ[i]*aQ[i] + (double)aX[i]*aX[i];
+      space.xEncode(&space, aQ, aCodeQ);
+      pair = space.xCodePair(&space, aCodeQ, aCode);
+      CHECK(fabs(pair - walk) <= 1e-12*norms + 1e-12,
+            "trial %d: pair distance %.12g, walk distance %.12g", trial, pair, walk);
+      CHECK(pair==space.xCodePair(&space, aCode, aCodeQ), "trial %d: pair distance not symmetric", trial);
+      free(aCodeQ);
+    }
   }
   for(trial=0; trial<4; trial++){
     float bad = trial%2 ? NAN : INFINITY;
@@ -536,6 +552,9 @@ static void testCodeDistances(void){
     space.xEncodeQuery(&space, aQ, aQCode);
     got = space.xCodeWalk(&space, aQCode, aCode);
     CHECK(isinf(got) && got>0, "trial %d: a %s element gave code distance %g", trial, trial%2 ? "NaN" : "Inf", got);
+    space.xEncode(&space, aQ, aQCode);
+    got = space.xCodePair(&space, aQCode, aCode);
+    CHECK(isinf(got) && got>0, "trial %d: a %s element gave pair distance %g", trial, trial%2 ? "NaN" : "Inf", got);
   }
   free(aCode);
   free(aQCode);
