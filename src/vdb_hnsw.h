@@ -97,6 +97,12 @@ typedef struct VdbHnswNode {
   const void *pCode;              /* its code when the space has codes (else NULL) */
   int anLink[VDB_HNSW_MAX_LEVEL+1];            /* links per layer */
   sqlite3_int64 *aaLink[VDB_HNSW_MAX_LEVEL+1]; /* capacity: vdbHnswLayerCap() */
+  /* Optional, from the access layer: room for vdbHnswLayerCap(m, 0)
+  ** floats, the distance (the link choices', vdbPairDist) to each layer-0
+  ** link, NaN where not yet measured. The algorithm keeps it parallel to
+  ** aaLink[0]; the access layer fills it with NaN when it (re)reads the
+  ** links. NULL: measure every time. */
+  float *aDist0;
 } VdbHnswNode;
 
 /* Node access. Pointers returned stay valid until the current operation
@@ -219,5 +225,8 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
 /* Check the invariants over the nodes listed in aNid (every node of the
 ** graph). Returns SQLITE_OK, or SQLITE_CORRUPT with a message. */
 int vdbHnswCheck(VdbHnsw *p, const sqlite3_int64 *aNid, int nNid, char **pzErr);
+/* Check node nid's kept layer-0 distances (VdbHnswNode.aDist0) against
+** its links: SQLITE_OK, or SQLITE_CORRUPT with a message. */
+int vdbHnswCheckKept(VdbHnsw *p, sqlite3_int64 nid, char **pzErr);
 
 #endif

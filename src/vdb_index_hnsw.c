@@ -323,17 +323,18 @@ static size_t vdbCodeRoom(const VdbHnswIndex *p){
 
 /* A node in one allocation: the struct, its code (when the walk uses
 ** codes and withCode is set; filled in by vdbNodeEncode once its vector
-** is known), then room for its level's links. A walk that scores a
+** is known), then room for its level's links and, withCode set (a
+** private node), its layer-0 link distances. A walk that scores a
 ** neighbour and then expands it reads one record. The shared copy's nodes
 ** have their code in their walk record instead (vdb_hnsw_records.c). */
 static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level, int withCode){
   size_t nLinks = 0, nByte;
   VdbCNode *c;
   sqlite3_int64 *pLink;
-  int l;
+  int l, nDist = withCode ? vdbCap(p, 0) : 0;
   for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
   size_t nCodeRoom = withCode ? vdbCodeRoom(p) : 0;
-  nByte = sizeof(VdbCNode) + nCodeRoom + nLinks*sizeof(sqlite3_int64);
+  nByte = sizeof(VdbCNode) + nCodeRoom + nLinks*sizeof(sqlite3_int64) + (size_t)nDist*sizeof(float);
   c = (VdbCNode*)sqlite3_malloc64(nByte);
   if( c==0 ) return 0;
   memset(c, 0, sizeof(VdbCNode));
@@ -344,6 +345,12 @@ static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level, int 
   for(l=0; l<=level; l++){
     c->node.aaLink[l] = pLink;
     pLink += vdbCap(p, l);
+  }
+  if( nDist ){
+    /* A private node keeps its layer-0 link distances (VdbHnswNode.aDist0)
+    ** for the links the cache changes; none is known yet. */
+    c->node.aDist0 = (float*)pLink;
+    for(l=0; l<nDist; l++) c->node.aDist0[l] = NAN;
   }
   return c;
 }
@@ -804,6 +811,19 @@ static void vdbSortIds(sqlite3_int64 *a, int n){
     sqlite3_int64 x = a[i];
     for(j=i; j>0 && a[j-1]>x; j--) a[j] = a[j-1];
     a[j] = x;
+  }
+}
+
+/* The same for a node's layer-0 links, moving each link's kept distance
+** (VdbHnswNode.aDist0) with it. */
+static void vdbSortIdsWithDist(sqlite3_int64 *a, float *aDist, int n){
+  int i, j;
+  for(i=1; i<n; i++){
+    sqlite3_int64 x = a[i];
+    float d = aDist[i];
+    for(j=i; j>0 && a[j-1]>x; j--){ a[j] = a[j-1]; aDist[j] = aDist[j-1]; }
+    a[j] = x;
+    aDist[j] = d;
   }
 }
 
@@ -2314,7 +2334,13 @@ static void vdbWriteEnd(VdbHnswIndex *p){
   for(i=0; i<p->nTouched; i++){
     VdbCNode *c = vdbLookup(p, p->aTouched[i]);     /* NULL: removed and freed */
     if( c==0 || c->isRemoved ) continue;
-    for(l=0; l<=c->node.level; l++) vdbSortIds(c->node.aaLink[l], c->node.anLink[l]);
+    for(l=0; l<=c->node.level; l++){
+      if( l==0 && c->node.aDist0 ){
+        vdbSortIdsWithDist(c->node.aaLink[0], c->node.aDist0, c->node.anLink[0]);
+      }else{
+        vdbSortIds(c->node.aaLink[l], c->node.anLink[l]);
+      }
+    }
   }
   p->nTouched = 0;
 }
@@ -2538,14 +2564,35 @@ static int vdbSearchOp(VdbHnswIndex *p, VdbKnnQuery *q, int ef, VdbHit **paHit, 
 
 /* ---- integrity --------------------------------------------------------------------------- */
 
+static int vdbCheckKeptOp(VdbHnswIndex *p){
+  sqlite3_int64 *aNid = 0;
+  char *zErr = 0;
+  int i, n = 0, rc = SQLITE_OK;
+  if( p->nNode==0 ) return SQLITE_OK;
+  aNid = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)p->nNode);
+  if( aNid==0 ) return SQLITE_NOMEM;
+  for(i=0; i<p->nHash && n<p->nNode; i++){
+    VdbCNode *c = p->aHash[i].pNode;
+    if( p->aHash[i].nid && c->node.aDist0 && !c->isRemoved ) aNid[n++] = p->aHash[i].nid;
+  }
+  for(i=0; rc==SQLITE_OK && i<n; i++) rc = vdbHnswCheckKept(&p->graph, aNid[i], &zErr);
+  if( rc==SQLITE_CORRUPT ) rc = vdbGraphCorrupt(p, "%s", zErr ? zErr : "a kept distance is wrong");
+  sqlite3_free(zErr);
+  sqlite3_free(aNid);
+  return rc;
+}
+
 static int vdbCheckOp(VdbHnswIndex *p){
   VdbStore *s = p->pStore;
   sqlite3_stmt *pStmt = 0;
   sqlite3_int64 *aNid = 0, nRows = 0;
   char *zErr = 0;
   int nNid = 0, nAlloc = 0, rc;
-  /* Check what is stored, not what is cached. */
-  rc = vdbHnswFlush(&p->base);
+  /* First what only the cache holds: the link distances its nodes keep
+  ** (their nids gathered first, as the check may load more nodes). Then
+  ** what is stored, not what is cached. */
+  rc = vdbCheckKeptOp(p);
+  if( rc==SQLITE_OK ) rc = vdbHnswFlush(&p->base);
   if( rc==SQLITE_OK ) vdbDiscardNow(p);
   if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
   /* Nodes and rows correspond one to one, slot for slot. */

@@ -784,4 +784,26 @@ def test_threads_setting():
     integrity(d, "x")
 
 
+def test_kept_link_distances_follow_the_links():
+    # A private node keeps the distance to each bottom-layer link, so that
+    # a full node pruning its links measures each neighbour once; the
+    # integrity check measures every kept one again. Inside the
+    # transaction the nodes are the ones the inserts and deletes changed
+    # (links appended, dropped, split and sorted after each statement).
+    d = connect(EXT)
+    d.execute(f"CREATE VIRTUAL TABLE t USING vectordb({DECL1})")
+    rows = list(enumerate(BASE[:2000], start=1))
+    d.execute("BEGIN")
+    for i in range(0, len(rows), 250):
+        d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                      ((rid, v.tobytes()) for rid, v in rows[i:i + 250]))
+    integrity(d)
+    d.executemany("DELETE FROM t WHERE rowid = ?", ((rid,) for rid in range(1, 2001, 7)))
+    d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                  ((3000 + i, v.tobytes()) for i, v in enumerate(EXTRA[:300])))
+    integrity(d)
+    d.execute("COMMIT")
+    assert recall(d, ef=64) >= 0.95
+
+
 run(globals())
