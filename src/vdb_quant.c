@@ -108,31 +108,27 @@ static double vdbI8Dot(const VdbHnswSpace *s, const void *pQueryCode, const void
        + (double)q->scale*base*q->sum + (double)q->scale*h->scale*(double)d;
 }
 
-static double vdbI8WalkL2(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbCodeHead q, h;
-  double ip = vdbI8Dot(s, pQueryCode, pCode, &q, &h);
-  double d = q.norm2 + h.norm2 - 2*ip;
+/* The metrics' walk distances from a product of two coded vectors, x and
+** y (a query's code and a vector's, or two vectors'), and their headers. */
+static double vdbI8L2From(double ip, const VdbCodeHead *x, const VdbCodeHead *y){
+  double d = x->norm2 + y->norm2 - 2*ip;
   return isnan(d) ? INFINITY : d;
 }
-
-static double vdbI8WalkCos(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbCodeHead q, h;
-  double ip = vdbI8Dot(s, pQueryCode, pCode, &q, &h), d;
-  if( h.aux==0 || q.aux==0 ) return INFINITY;
-  d = 1.0 - ip*q.aux*h.aux;
+static double vdbI8CosFrom(double ip, const VdbCodeHead *x, const VdbCodeHead *y){
+  double d;
+  if( x->aux==0 || y->aux==0 ) return INFINITY;
+  d = 1.0 - ip*x->aux*y->aux;
   return isnan(d) ? INFINITY : d;
 }
-
-static double vdbI8WalkDot(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbCodeHead q, h;
-  double d = -vdbI8Dot(s, pQueryCode, pCode, &q, &h);
-  return isnan(d) ? INFINITY : d;
+static double vdbI8DotFrom(double ip, const VdbCodeHead *x, const VdbCodeHead *y){
+  (void)x; (void)y;
+  return isnan(ip) ? INFINITY : -ip;
 }
 
 /* x^_a.x^_b from two vectors' codes: with x^[i] = base + scale*c[i] on
 ** each side, only sum(c_a[i]*c_b[i]) needs both (the signed byte kernel). */
-static double vdbI8PairDot(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB,
-                           VdbCodeHead *a, VdbCodeHead *b){
+static double vdbI8PairProduct(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB,
+                               VdbCodeHead *a, VdbCodeHead *b){
   int64_t d = s->pK->i8Dot((const int8_t*)pCodeA + sizeof(VdbCodeHead),
                            (const int8_t*)pCodeB + sizeof(VdbCodeHead), (size_t)s->dim);
   double baseA, baseB;
@@ -144,25 +140,31 @@ static double vdbI8PairDot(const VdbHnswSpace *s, const void *pCodeA, const void
        + (double)a->scale*b->scale*(double)d;
 }
 
+/* A query's code against a vector's (xCodeWalk), and two vectors' codes
+** (xCodePair), for each metric. */
+static double vdbI8WalkL2(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
+  VdbCodeHead q, h;
+  return vdbI8L2From(vdbI8Dot(s, pQueryCode, pCode, &q, &h), &q, &h);
+}
+static double vdbI8WalkCos(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
+  VdbCodeHead q, h;
+  return vdbI8CosFrom(vdbI8Dot(s, pQueryCode, pCode, &q, &h), &q, &h);
+}
+static double vdbI8WalkDot(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
+  VdbCodeHead q, h;
+  return vdbI8DotFrom(vdbI8Dot(s, pQueryCode, pCode, &q, &h), &q, &h);
+}
 static double vdbI8PairL2(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
   VdbCodeHead a, b;
-  double ip = vdbI8PairDot(s, pCodeA, pCodeB, &a, &b);
-  double d = a.norm2 + b.norm2 - 2*ip;
-  return isnan(d) ? INFINITY : d;
+  return vdbI8L2From(vdbI8PairProduct(s, pCodeA, pCodeB, &a, &b), &a, &b);
 }
-
 static double vdbI8PairCos(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
   VdbCodeHead a, b;
-  double ip = vdbI8PairDot(s, pCodeA, pCodeB, &a, &b), d;
-  if( a.aux==0 || b.aux==0 ) return INFINITY;
-  d = 1.0 - ip*a.aux*b.aux;
-  return isnan(d) ? INFINITY : d;
+  return vdbI8CosFrom(vdbI8PairProduct(s, pCodeA, pCodeB, &a, &b), &a, &b);
 }
-
-static double vdbI8PairDotDist(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
+static double vdbI8PairDot(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
   VdbCodeHead a, b;
-  double d = -vdbI8PairDot(s, pCodeA, pCodeB, &a, &b);
-  return isnan(d) ? INFINITY : d;
+  return vdbI8DotFrom(vdbI8PairProduct(s, pCodeA, pCodeB, &a, &b), &a, &b);
 }
 
 int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
@@ -181,7 +183,7 @@ int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   switch( pSpace->eMetric ){
     case VDB_METRIC_L2:     pSpace->xCodeWalk = vdbI8WalkL2; pSpace->xCodePair = vdbI8PairL2; break;
     case VDB_METRIC_COSINE: pSpace->xCodeWalk = vdbI8WalkCos; pSpace->xCodePair = vdbI8PairCos; break;
-    case VDB_METRIC_DOT:    pSpace->xCodeWalk = vdbI8WalkDot; pSpace->xCodePair = vdbI8PairDotDist; break;
+    case VDB_METRIC_DOT:    pSpace->xCodeWalk = vdbI8WalkDot; pSpace->xCodePair = vdbI8PairDot; break;
     default:                return SQLITE_ERROR;
   }
   return SQLITE_OK;
