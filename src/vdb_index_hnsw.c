@@ -804,26 +804,19 @@ static int vdbIdListAdd(sqlite3_int64 **pa, int *pn, int *pnAlloc, sqlite3_int64
 }
 
 /* Sort n ids ascending: a node's links (at most 3m, mostly in order
-** already), so by insertion. */
-static void vdbSortIds(sqlite3_int64 *a, int n){
+** already), so by insertion. aDist (NULL: none) is moved along with the
+** ids: a node's kept layer-0 link distances (VdbHnswNode.aDist0). */
+static void vdbSortIds(sqlite3_int64 *a, float *aDist, int n){
   int i, j;
   for(i=1; i<n; i++){
     sqlite3_int64 x = a[i];
-    for(j=i; j>0 && a[j-1]>x; j--) a[j] = a[j-1];
+    float d = aDist ? aDist[i] : 0;
+    for(j=i; j>0 && a[j-1]>x; j--){
+      a[j] = a[j-1];
+      if( aDist ) aDist[j] = aDist[j-1];
+    }
     a[j] = x;
-  }
-}
-
-/* The same for a node's layer-0 links, moving each link's kept distance
-** (VdbHnswNode.aDist0) with it. */
-static void vdbSortIdsWithDist(sqlite3_int64 *a, float *aDist, int n){
-  int i, j;
-  for(i=1; i<n; i++){
-    sqlite3_int64 x = a[i];
-    float d = aDist[i];
-    for(j=i; j>0 && a[j-1]>x; j--){ a[j] = a[j-1]; aDist[j] = aDist[j-1]; }
-    a[j] = x;
-    aDist[j] = d;
+    if( aDist ) aDist[j] = d;
   }
 }
 
@@ -915,7 +908,7 @@ static int vdbEncodeLinks(VdbHnswIndex *p, const VdbCNode *c, unsigned char **pa
       int n = c->node.anLink[l];
       sqlite3_int64 prev = 0;
       memcpy(aSorted, c->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)n);
-      vdbSortIds(aSorted, n);
+      vdbSortIds(aSorted, 0, n);
       off += vdbPutVarint(a + off, (sqlite3_uint64)n);
       for(i=0; i<n; i++){
         off += vdbPutVarint(a + off, (sqlite3_uint64)(aSorted[i] - prev));
@@ -2335,11 +2328,7 @@ static void vdbWriteEnd(VdbHnswIndex *p){
     VdbCNode *c = vdbLookup(p, p->aTouched[i]);     /* NULL: removed and freed */
     if( c==0 || c->isRemoved ) continue;
     for(l=0; l<=c->node.level; l++){
-      if( l==0 && c->node.aDist0 ){
-        vdbSortIdsWithDist(c->node.aaLink[0], c->node.aDist0, c->node.anLink[0]);
-      }else{
-        vdbSortIds(c->node.aaLink[l], c->node.anLink[l]);
-      }
+      vdbSortIds(c->node.aaLink[l], l==0 ? c->node.aDist0 : 0, c->node.anLink[l]);
     }
   }
   p->nTouched = 0;
