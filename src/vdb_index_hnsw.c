@@ -103,7 +103,16 @@ struct VdbHnswIndex {
   VdbNidEntry *aByNid;
   sqlite3_int64 nByNid;
   VdbChunkTable chunks;             /* chunk_id -> vectors */
-  void *pCodeScratch;               /* a code on its way to the shared copy */
+  /* The private nodes' codes, by nid (vdb_hnsw_records.c, without links):
+  ** a walk that scores a neighbour finds its code through one small page
+  ** table instead of reading its nid table entry first and then its node,
+  ** one dependent cache miss fewer per expansion. A node id's vector
+  ** never changes while they live (a ROLLBACK, which can hand a node id
+  ** to another vector, discards them), so a code outlives its node's
+  ** eviction and is not computed again when the node comes back. Only
+  ** nids below VDB_NID_TABLE_MAX; a node above keeps its code itself. */
+  VdbRecords codes;
+  void *pCodeScratch;               /* a code on its way to the shared copy or the records */
   unsigned int chunkEpoch;          /* bumped whenever a chunk buffer is freed */
   sqlite3_int64 cacheBytes, budgetBytes;
   int infoLoaded;
@@ -316,24 +325,30 @@ static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
   p->cacheBytes -= (sqlite3_int64)c->nByte;
 }
 
+/* Does private node nid keep its code in its own allocation (a node id
+** too large for the code records), rather than in p->codes? */
+static int vdbCodeInNode(const VdbHnswIndex *p, sqlite3_int64 nid){
+  return p->nCodeBytes>0 && (nid<1 || nid>=VDB_NID_TABLE_MAX);
+}
+
 /* Bytes of a node's code, rounded so the links after it stay aligned. */
 static size_t vdbCodeRoom(const VdbHnswIndex *p){
   return ((size_t)p->nCodeBytes + 7) & ~(size_t)7;
 }
 
-/* A node in one allocation: the struct, its code (when the walk uses
-** codes and withCode is set; filled in by vdbNodeEncode once its vector
-** is known), then room for its level's links and, withCode set (a
-** private node), its layer-0 link distances. A walk that scores a
-** neighbour and then expands it reads one record. The shared copy's nodes
-** have their code in their walk record instead (vdb_hnsw_records.c). */
+/* A node in one allocation: the struct, its code (only a private node,
+** withCode set, whose nid vdbCodeInNode names; filled in by vdbNodeEncode
+** once its vector is known), then room for its level's links and,
+** withCode set, its layer-0 link distances. Other private nodes have
+** their code in p->codes, the shared copy's in their walk record
+** (vdb_hnsw_records.c). */
 static VdbCNode *vdbNewCNode(VdbHnswIndex *p, sqlite3_int64 nid, int level, int withCode){
   size_t nLinks = 0, nByte;
   VdbCNode *c;
   sqlite3_int64 *pLink;
   int l, nDist = withCode ? vdbCap(p, 0) : 0;
   for(l=0; l<=level; l++) nLinks += (size_t)vdbCap(p, l);
-  size_t nCodeRoom = withCode ? vdbCodeRoom(p) : 0;
+  size_t nCodeRoom = (withCode && vdbCodeInNode(p, nid)) ? vdbCodeRoom(p) : 0;
   nByte = sizeof(VdbCNode) + nCodeRoom + nLinks*sizeof(sqlite3_int64) + (size_t)nDist*sizeof(float);
   c = (VdbCNode*)sqlite3_malloc64(nByte);
   if( c==0 ) return 0;
@@ -428,16 +443,63 @@ static unsigned char *vdbChunkVector(const VdbHnswIndex *p, unsigned char *aChun
   return aChunk + (size_t)offset*(size_t)p->nVecBytes;
 }
 
-/* Code the node's vector into its record, once: a node's vector never
-** changes (a new vector is a new node). Coding only the nodes a walk
-** reaches, not whole chunks, keeps a cold query cheap (coding every
-** vector of each chunk read made Fashion-MNIST's first query 4x slower). */
-static void vdbNodeEncode(const VdbHnswIndex *p, VdbCNode *c){
-  if( p->nCodeBytes && c->node.pCode==0 ){
-    void *pCode = (void*)(c+1);
-    p->graph.space.xEncode(&p->graph.space, c->node.pVec, pCode);
-    c->node.pCode = pCode;
+/* The scratch buffer of one code, allocated on first use; NULL: no memory. */
+static void *vdbCodeScratch(VdbHnswIndex *p){
+  if( p->pCodeScratch==0 ) p->pCodeScratch = sqlite3_malloc(p->nCodeBytes);
+  return p->pCodeScratch;
+}
+
+/* Give private node c the code pCode: into its own allocation or its
+** record in p->codes (vdbCodeInNode). A record that holds the nid's code
+** already keeps it, as it is the same. */
+static int vdbCodeStore(VdbHnswIndex *p, VdbCNode *c, const void *pCode){
+  sqlite3_int64 nid = c->node.nid, nNew = 0;
+  const void *pKept;
+  if( vdbCodeInNode(p, nid) ){
+    memcpy((void*)(c+1), pCode, (size_t)p->nCodeBytes);
+    c->node.pCode = (const void*)(c+1);
+    return SQLITE_OK;
   }
+  if( vdbRecordsCover(&p->codes, nid+1)!=SQLITE_OK ) return SQLITE_NOMEM;
+  pKept = vdbRecordsPublish(&p->codes, nid, pCode, 0, 0, &nNew);
+  p->cacheBytes += nNew;
+  if( pKept==0 ) return SQLITE_NOMEM;
+  c->node.pCode = pKept;
+  return SQLITE_OK;
+}
+
+/* Code the node's vector, once: a node's vector never changes (a new
+** vector is a new node), so a code its record still holds is used as it
+** is. Coding only the nodes a walk reaches, not whole chunks, keeps a cold
+** query cheap (coding every vector of each chunk read made Fashion-MNIST's
+** first query 4x slower). */
+static int vdbNodeEncode(VdbHnswIndex *p, VdbCNode *c){
+  const void *pKept;
+  if( p->nCodeBytes==0 || c->node.pCode ) return SQLITE_OK;
+  if( !vdbCodeInNode(p, c->node.nid) && (pKept = vdbRecordsCode(&p->codes, c->node.nid))!=0 ){
+    c->node.pCode = pKept;
+    return SQLITE_OK;
+  }
+  if( vdbCodeScratch(p)==0 ) return SQLITE_NOMEM;
+  p->graph.space.xEncode(&p->graph.space, c->node.pVec, p->pCodeScratch);
+  return vdbCodeStore(p, c, p->pCodeScratch);
+}
+
+/* Free every code record. The cached nodes that pointed into them lose
+** their codes and get them again, with their vectors, when next used (a
+** node whose chunkEpoch is stale is attached anew, vdbAttachVector). */
+static void vdbCodesFreeAll(VdbHnswIndex *p){
+  int i;
+  if( p->codes.nPageAlloc==0 ) return;
+  for(i=0; i<p->nHash; i++){
+    VdbCNode *c = p->aHash[i].pNode;
+    if( p->aHash[i].nid && !vdbCodeInNode(p, c->node.nid) ){
+      c->node.pCode = 0;
+      c->chunkEpoch = 0;
+    }
+  }
+  p->cacheBytes -= vdbRecordsClear(&p->codes);
+  vdbForgetVectors(p);
 }
 
 /* A chunk's vectors, read into a new buffer. */
@@ -513,16 +575,18 @@ static void vdbChunkEvict(VdbHnswIndex *p){
 ** it is not cached. */
 static int vdbAttachVector(VdbHnswIndex *p, VdbCNode *c){
   VdbChunkBuf *b = vdbChunkFind(p, c->slot.chunkId);
+  int rc;
   if( b==0 ){
-    int rc = vdbChunkLoad(p, c->slot.chunkId, &b);
+    rc = vdbChunkLoad(p, c->slot.chunkId, &b);
     if( rc!=SQLITE_OK ) return rc;
   }
   b->isReferenced = 1;
   c->node.pVec = vdbChunkVector(p, b->aVec, c->slot.offset);
   c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
-  c->chunkEpoch = p->chunkEpoch;
-  vdbNodeEncode(p, c);
-  return SQLITE_OK;
+  /* Attached only with its code: a node of the current epoch has both. */
+  rc = vdbNodeEncode(p, c);
+  if( rc==SQLITE_OK ) c->chunkEpoch = p->chunkEpoch;
+  return rc;
 }
 
 /* Prepare once a statement whose zFmt names a table as "%w"."%w_%s":
@@ -1117,7 +1181,7 @@ static int vdbFlushOp(VdbHnswIndex *p){
 ** largest one cached). */
 static sqlite3_int64 vdbTableBytes(const VdbHnswIndex *p){
   return p->nByNid*(sqlite3_int64)sizeof(VdbNidEntry) + (sqlite3_int64)p->nHash*(sqlite3_int64)sizeof(VdbNodeEntry)
-       + (sqlite3_int64)p->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf);
+       + (sqlite3_int64)p->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf) + vdbRecordsTableBytes(&p->codes);
 }
 
 /* What nodes and chunks may take: the budget less the tables, but never
@@ -1157,6 +1221,7 @@ static void vdbEvictClean(VdbHnswIndex *p){
     }
   }
   if( p->cacheBytes>target ) vdbChunkFreeAll(p);
+  if( p->cacheBytes>target ) vdbCodesFreeAll(p);
 }
 
 /* After a write: stay within the budget by flushing, then evicting. */
@@ -1178,6 +1243,8 @@ static void vdbDiscardNow(VdbHnswIndex *p){
     p->aHash[i].pNode = 0;
   }
   if( p->aByNid ) memset(p->aByNid, 0, sizeof(VdbNidEntry)*(size_t)p->nByNid);
+  /* A rolled-back node id may come back with another vector. */
+  vdbRecordsClear(&p->codes);
   p->nNode = 0;
   p->cacheBytes = 0;
   p->pDirty = 0;
@@ -1247,7 +1314,13 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, fl
 static int vdbAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbHnswNode *pNode;
+  const void *pKept = vdbRecordsCode(&p->codes, nid);
   int rc;
+  if( pKept ){
+    p->nHits++;
+    *ppCode = pKept;
+    return SQLITE_OK;
+  }
   if( nid>=0 && nid<p->nByNid && p->aByNid[nid].pCode ){
     p->nHits++;
     *ppCode = p->aByNid[nid].pCode;
@@ -1271,11 +1344,16 @@ static void vdbPrefetchNode(const VdbHnswIndex *p, const VdbCNode *c){
   for(i=0; i<nLinks; i+=64) __builtin_prefetch(zLinks+i);
 }
 
-/* The entry that leads to node nid's code: the private cache's codes sit
-** in their nodes, found through the flat nid table. */
+/* The first line of node nid's code record, or if it has none the nid
+** table entry that leads to the node. */
 static void vdbAccessPrefetchCode(void *pCtx, sqlite3_int64 nid){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  if( nid>=0 && nid<p->nByNid ) __builtin_prefetch(&p->aByNid[nid]);
+  const void *pRec = vdbRecordsAddress(&p->codes, nid);
+  if( pRec ){
+    __builtin_prefetch(pRec);
+  }else if( nid>=0 && nid<p->nByNid ){
+    __builtin_prefetch(&p->aByNid[nid]);
+  }
 }
 
 static void vdbAccessPrefetch(void *pCtx, sqlite3_int64 nid){
@@ -1488,7 +1566,12 @@ static int vdbLinkVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, floa
 static int vdbLinkCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   const VdbHnswIndex *p = vdbLinkJobOf(pCtx)->p;
   VdbHnswNode *pNode;
+  const void *pKept = vdbRecordsCode(&p->codes, nid);
   int rc;
+  if( pKept ){
+    *ppCode = pKept;
+    return SQLITE_OK;
+  }
   if( nid>0 && nid<p->nByNid && p->aByNid[nid].pCode ){
     *ppCode = p->aByNid[nid].pCode;
     return SQLITE_OK;
@@ -1929,8 +2012,7 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   /* Coded before publishing (nothing published changes), into scratch:
   ** the copy's records are written under its publish lock. */
   if( p->nCodeBytes && vdbSharedCode(s, nid)==0 ){
-    if( p->pCodeScratch==0 ) p->pCodeScratch = sqlite3_malloc(p->nCodeBytes);
-    if( p->pCodeScratch==0 ){
+    if( vdbCodeScratch(p)==0 ){
       sqlite3_free(c);
       return SQLITE_NOMEM;
     }
@@ -2048,11 +2130,7 @@ static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNo
       }
       c->rowid = src->rowid;
       c->slot = src->slot;
-      if( src->node.pCode ){
-        memcpy((void*)(c+1), src->node.pCode, (size_t)p->nCodeBytes);
-        c->node.pCode = (const void*)(c+1);
-      }
-      rc = SQLITE_OK;
+      rc = src->node.pCode ? vdbCodeStore(p, c, src->node.pCode) : SQLITE_OK;
     }
   }
   vdbSharedReadUnlock(s);
@@ -2202,6 +2280,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, (VdbQuantizer)pCol->index.aParam[VDB_HNSW_P_QUANT]);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
   p->nCodeBytes = space.nCodeBytes;
+  vdbRecordsInit(&p->codes, p->nCodeBytes, 0);
   if( rc!=SQLITE_OK ){
     /* The declaration was validated when it was parsed: only a build
     ** whose limits differ from the one that created the table gets here. */
@@ -2223,6 +2302,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_free(p->aHash);
   sqlite3_free(p->chunks.a);
   sqlite3_free(p->aByNid);
+  vdbRecordsFree(&p->codes);
   sqlite3_free(p->pCodeScratch);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);

@@ -806,4 +806,49 @@ def test_kept_link_distances_follow_the_links():
     assert recall(d, ef=64) >= 0.95
 
 
+def test_rolled_back_node_ids_come_back_with_their_own_codes():
+    # The private cache keeps each node's code by node id. A ROLLBACK hands
+    # the same ids to the next inserts, with other vectors: each must be
+    # found by its own vector, not walked past under the code of the one
+    # rolled back.
+    d = connect(EXT)
+    d.execute(f"CREATE VIRTUAL TABLE t USING vectordb({DECL1})")
+    d.execute("BEGIN")
+    d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                  ((rid, v.tobytes()) for rid, v in enumerate(BASE[:1000], start=1)))
+    d.execute("COMMIT")
+    first, second = EXTRA[:100], 255.0 - EXTRA[100:200]
+    d.execute("BEGIN")
+    d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                  ((5000 + i, v.tobytes()) for i, v in enumerate(first)))
+    assert knn(d, first[3], 1)[0] == (5003, 0.0)
+    d.execute("ROLLBACK")
+    d.execute("BEGIN")
+    d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                  ((6000 + i, v.tobytes()) for i, v in enumerate(second)))
+    assert [knn(d, v, 1)[0] for v in second] == [(6000 + i, 0.0) for i in range(len(second))]
+    integrity(d)
+    d.execute("COMMIT")
+    assert [knn(d, v, 1)[0] for v in second] == [(6000 + i, 0.0) for i in range(len(second))]
+
+
+def test_bulk_insert_within_a_tiny_cache_budget():
+    # cache_mb=1 cannot hold the rows a transaction links: the cache drops
+    # clean nodes, then chunks, then every code it keeps, between
+    # statements, and codes them again as the walks come back to them.
+    d = connect(EXT)
+    d.execute(f"CREATE VIRTUAL TABLE t USING vectordb({DECL1})")
+    d.execute("INSERT INTO t(t) VALUES ('cache_mb=1')")
+    d.execute("BEGIN")
+    for i in range(0, min(1500, len(BASE)), 100):
+        d.executemany("INSERT INTO t(rowid, e, label) VALUES (?, ?, 0)",
+                      ((rid, BASE[rid - 1].tobytes()) for rid in range(i + 1, i + 101)))
+        assert knn(d, BASE[i], 1)[0] == (i + 1, 0.0)
+    st = {k: v for c, k, v in d.execute("SELECT * FROM vectordb_stats('t')")}
+    assert st["cache_bytes"] <= 1 << 20, st
+    integrity(d)
+    d.execute("COMMIT")
+    assert recall(d, ef=64, queries=QUERIES[:30]) >= 0.95
+
+
 run(globals())
