@@ -856,24 +856,51 @@ int vdbHnswInsert(VdbHnsw *p, sqlite3_int64 nid, const void *pVec){
 }
 
 /* With several threads linking: every node the connects below will touch
-** -- each chosen neighbour and, since a full one may drop or split one of
-** its links, each of its neighbours -- is one the access layer holds, so
-** that the write section makes all of a node's links or none (a node
-** linked on upper layers only would lead other links' descents to a
-** bottom layer they cannot leave). Under the write lock: the lists read
-** do not change. */
+** -- each chosen neighbour and, for one that is full and so may drop or
+** split one of its links, each of its neighbours -- is one the access
+** layer holds, so that the write section makes all of a node's links or
+** none (a node linked on upper layers only would lead other links'
+** descents to a bottom layer they cannot leave). A neighbour with room
+** now has room when its turn comes: the section's earlier connects only
+** take links from it, and the one that gives it a link to the new node
+** is its last (vdbConnect returns at once for a pair already linked).
+** Under the write lock: the lists read do not change. */
 static int vdbLinkHold(VdbHnsw *p, const VdbHnswHit *aChosen, const int *anChosen, int top){
   int layer, i, j, rc = SQLITE_OK;
   for(layer=top; rc==SQLITE_OK && layer>=0; layer--){
     for(i=0; rc==SQLITE_OK && i<anChosen[layer]; i++){
       VdbHnswNode *b, *x;
       rc = p->access.xGet(p->access.pCtx, aChosen[layer*p->params.m + i].nid, &b);
-      for(j=0; rc==SQLITE_OK && layer<=b->level && j<b->anLink[layer]; j++){
+      if( rc!=SQLITE_OK || layer>b->level || b->anLink[layer]<vdbLayerCap(p, layer) ) continue;
+      for(j=0; rc==SQLITE_OK && j<b->anLink[layer]; j++){
         rc = p->access.xGet(p->access.pCtx, b->aaLink[layer][j], &x);
       }
     }
   }
   return rc;
+}
+
+/* With several threads linking: bring what vdbLinkHold and the connects
+** will read -- the chosen neighbours, and the neighbours of those that
+** are full -- towards this core's cache before taking the write lock, so
+** that the section, which one thread runs at a time, finds it there
+** instead of waiting on memory with the other threads queued behind it.
+** Only hints: links are copied (xLinksCopy) as other threads may be
+** changing them, and a node missing now is vdbLinkHold's to report. */
+static void vdbLinkWarm(VdbHnsw *p, const VdbHnswHit *aChosen, const int *anChosen, int top){
+  sqlite3_int64 aLink[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  int layer, i, j, n;
+  if( p->access.xPrefetch==0 ) return;
+  for(layer=top; layer>=0; layer--){
+    for(i=0; i<anChosen[layer]; i++){
+      VdbHnswNode *b;
+      if( p->access.xGet(p->access.pCtx, aChosen[layer*p->params.m + i].nid, &b)!=SQLITE_OK ) continue;
+      if( layer>b->level ) continue;
+      n = p->access.xLinksCopy(p->access.pCtx, b, layer, aLink);
+      if( n<vdbLayerCap(p, layer) ) continue;
+      for(j=0; j<n; j++) p->access.xPrefetch(p->access.pCtx, aLink[j]);
+    }
+  }
 }
 
 /* Algorithm 1, in two parts: the searches, layer by layer from the top,
@@ -965,6 +992,7 @@ int vdbHnswLink(VdbHnsw *p, VdbHnswNode *pNew){
   sqlite3_free(w.a);
   sqlite3_free(aEp);
   if( rc==SQLITE_OK ){
+    if( p->access.xWriteLock ) vdbLinkWarm(p, aChosen, anChosen, top);
     vdbWriteSection(p, 1);
     if( p->access.xWriteLock ) rc = vdbLinkHold(p, aChosen, anChosen, top);
     for(layer=top; rc==SQLITE_OK && layer>=0; layer--){
