@@ -1,13 +1,13 @@
 /*
-** The shared copy's walk records: what a walk on the bottom layer reads of
+** Walk records: what a walk on the bottom layer reads of
 ** a node (its layer-0 links and its code, vdb_quant.h), at an address that
 ** follows from the node id.
 **
 ** A walk that expands a node reads its links, then scores each fresh
 ** neighbour's code. Through a table entry (node id -> node) each costs
 ** two dependent cache misses, the entry and then the node; here one small
-** page table (8 bytes per 256 nodes, so it stays in cache) gives the
-** record's address, and the record holds both. hnswlib's level-0 block
+** page table (the walk reads a pointer per 32 nodes, 250 KB at 1M nodes,
+** so it stays in cache) gives the record's address, and the record holds both. hnswlib's level-0 block
 ** is laid out the same way for the same reason; the measured cause of our
 ** gap at 384 dimensions was the second miss.
 **
@@ -23,6 +23,12 @@
 ** the head of the code share the first line: the walk asks for the first
 ** lines of every fresh neighbour at once (VdbHnswAccess.xPrefetchCode),
 ** and then finds each one's mark and code arriving together.
+**
+** A connection's private cache keeps its nodes' codes the same way, in
+** records without links (nLinkCap 0), for the same reason: a walk scores
+** a neighbour through one page table read, not through the node's nid
+** table entry and then the node (vdb_index_hnsw.c, VdbHnswIndex.codes).
+** The per-page aUsed marks are the owner's, for its CLOCK eviction.
 **
 ** Lifetimes. A node's code never changes: its vector never does (a new
 ** vector is a new node, and committed node ids are never reused), so a
@@ -54,7 +60,7 @@ sqlite3_int64 vdbRecordsPageBytes(const VdbRecords *a){
 
 int vdbRecordsCover(VdbRecords *a, sqlite3_int64 nNid){
   sqlite3_int64 nNeed = (nNid + VDB_REC_PAGE_NODES - 1) >> VDB_REC_PAGE_SHIFT, n;
-  unsigned char **apNew;
+  unsigned char **apNew, *aUsedNew;
   void **apRawNew;
   if( nNeed<=a->nPage ) return SQLITE_OK;
   n = a->nPage ? a->nPage : 16;
@@ -65,8 +71,12 @@ int vdbRecordsCover(VdbRecords *a, sqlite3_int64 nNid){
   apRawNew = (void**)sqlite3_realloc64(a->apRaw, sizeof(void*)*(sqlite3_uint64)n);
   if( apRawNew==0 ) return SQLITE_NOMEM;   /* apPage is merely larger than needed */
   a->apRaw = apRawNew;
+  aUsedNew = (unsigned char*)sqlite3_realloc64(a->aUsed, (sqlite3_uint64)n);
+  if( aUsedNew==0 ) return SQLITE_NOMEM;   /* so are the others */
+  a->aUsed = aUsedNew;
   memset(a->apPage + a->nPage, 0, sizeof(unsigned char*)*(size_t)(n - a->nPage));
   memset(a->apRaw + a->nPage, 0, sizeof(void*)*(size_t)(n - a->nPage));
+  memset(a->aUsed + a->nPage, 0, (size_t)(n - a->nPage));
   a->nPage = n;
   return SQLITE_OK;
 }
@@ -149,8 +159,10 @@ void vdbRecordsFree(VdbRecords *a){
   vdbRecordsClear(a);
   sqlite3_free(a->apPage);
   sqlite3_free(a->apRaw);
+  sqlite3_free(a->aUsed);
   a->apPage = 0;
   a->apRaw = 0;
+  a->aUsed = 0;
   a->nPage = 0;
 }
 

@@ -464,8 +464,18 @@ static int vdbCodeStore(VdbHnswIndex *p, VdbCNode *c, const void *pCode){
   pKept = vdbRecordsPublish(&p->codes, nid, pCode, 0, 0, &nNew);
   p->cacheBytes += nNew;
   if( pKept==0 ) return SQLITE_NOMEM;
+  p->codes.aUsed[nid >> VDB_REC_PAGE_SHIFT] = 1;
   c->node.pCode = pKept;
   return SQLITE_OK;
+}
+
+/* Node nid's code from the records, marking its page used; NULL if the
+** records do not hold it. Parallel links call it from several threads:
+** the mark is an atomic store (all of them store 1). */
+static const void *vdbCodeKept(const VdbHnswIndex *p, sqlite3_int64 nid){
+  const void *pCode = vdbRecordsCode(&p->codes, nid);
+  if( pCode ) __atomic_store_n(&p->codes.aUsed[nid >> VDB_REC_PAGE_SHIFT], 1, __ATOMIC_RELAXED);
+  return pCode;
 }
 
 /* Code the node's vector, once: a node's vector never changes (a new
@@ -476,7 +486,7 @@ static int vdbCodeStore(VdbHnswIndex *p, VdbCNode *c, const void *pCode){
 static int vdbNodeEncode(VdbHnswIndex *p, VdbCNode *c){
   const void *pKept;
   if( p->nCodeBytes==0 || c->node.pCode ) return SQLITE_OK;
-  if( !vdbCodeInNode(p, c->node.nid) && (pKept = vdbRecordsCode(&p->codes, c->node.nid))!=0 ){
+  if( !vdbCodeInNode(p, c->node.nid) && (pKept = vdbCodeKept(p, c->node.nid))!=0 ){
     c->node.pCode = pKept;
     return SQLITE_OK;
   }
@@ -485,21 +495,29 @@ static int vdbNodeEncode(VdbHnswIndex *p, VdbCNode *c){
   return vdbCodeStore(p, c, p->pCodeScratch);
 }
 
-/* Free every code record. The cached nodes that pointed into them lose
-** their codes and get them again, with their vectors, when next used (a
-** node whose chunkEpoch is stale is attached anew, vdbAttachVector). */
-static void vdbCodesFreeAll(VdbHnswIndex *p){
-  int i;
+/* Over budget after evicting nodes: free the pages of codes not used
+** since the clock hand last passed (CLOCK with one pass, as for chunks),
+** and clear the others' marks; with bAll, free every page. A cached node
+** whose code goes loses it and gets it again, with its vector, when next
+** used (a node whose chunkEpoch is stale is attached anew,
+** vdbAttachVector). Runs between operations only, like every eviction. */
+static void vdbCodesEvict(VdbHnswIndex *p, int bAll){
+  sqlite3_int64 i, nid;
   if( p->codes.nPageAlloc==0 ) return;
-  for(i=0; i<p->nHash; i++){
-    VdbCNode *c = p->aHash[i].pNode;
-    if( p->aHash[i].nid && !vdbCodeInNode(p, c->node.nid) ){
-      c->node.pCode = 0;
-      c->chunkEpoch = 0;
+  if( bAll ) memset(p->codes.aUsed, 0, (size_t)p->codes.nPage);
+  for(i=0; i<p->codes.nPage; i++){
+    if( p->codes.apPage[i]==0 || p->codes.aUsed[i] ) continue;
+    for(nid=i<<VDB_REC_PAGE_SHIFT; nid<(i+1)<<VDB_REC_PAGE_SHIFT; nid++){
+      VdbCNode *c = vdbLookup(p, nid);
+      if( nid<p->nByNid ) p->aByNid[nid].pCode = 0;
+      if( c && !vdbCodeInNode(p, nid) ){
+        c->node.pCode = 0;
+        c->chunkEpoch = 0;
+      }
     }
   }
-  p->cacheBytes -= vdbRecordsClear(&p->codes);
-  vdbForgetVectors(p);
+  p->cacheBytes -= vdbRecordsKeep(&p->codes, p->codes.aUsed);
+  memset(p->codes.aUsed, 0, (size_t)p->codes.nPage);
 }
 
 /* A chunk's vectors, read into a new buffer. */
@@ -1220,8 +1238,9 @@ static void vdbEvictClean(VdbHnswIndex *p){
       sqlite3_free(c);
     }
   }
+  if( p->cacheBytes>target ) vdbCodesEvict(p, 0);
   if( p->cacheBytes>target ) vdbChunkFreeAll(p);
-  if( p->cacheBytes>target ) vdbCodesFreeAll(p);
+  if( p->cacheBytes>target ) vdbCodesEvict(p, 1);
 }
 
 /* After a write: stay within the budget by flushing, then evicting. */
@@ -1245,6 +1264,7 @@ static void vdbDiscardNow(VdbHnswIndex *p){
   if( p->aByNid ) memset(p->aByNid, 0, sizeof(VdbNidEntry)*(size_t)p->nByNid);
   /* A rolled-back node id may come back with another vector. */
   vdbRecordsClear(&p->codes);
+  if( p->codes.aUsed ) memset(p->codes.aUsed, 0, (size_t)p->codes.nPage);
   p->nNode = 0;
   p->cacheBytes = 0;
   p->pDirty = 0;
@@ -1314,7 +1334,7 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, fl
 static int vdbAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbHnswNode *pNode;
-  const void *pKept = vdbRecordsCode(&p->codes, nid);
+  const void *pKept = vdbCodeKept(p, nid);
   int rc;
   if( pKept ){
     p->nHits++;
@@ -1566,7 +1586,7 @@ static int vdbLinkVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, floa
 static int vdbLinkCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   const VdbHnswIndex *p = vdbLinkJobOf(pCtx)->p;
   VdbHnswNode *pNode;
-  const void *pKept = vdbRecordsCode(&p->codes, nid);
+  const void *pKept = vdbCodeKept(p, nid);
   int rc;
   if( pKept ){
     *ppCode = pKept;

@@ -60,7 +60,7 @@ static inline void vdbPrefault(void *p, size_t n){
 #endif
 }
 
-/* ---- the shared copy's walk records (vdb_hnsw_records.c) -------------------------- */
+/* ---- walk records by node id (vdb_hnsw_records.c): the shared copy's, private codes -- */
 
 #define VDB_REC_PAGE_SHIFT 5                        /* 32 records per page */
 #define VDB_REC_PAGE_NODES (1<<VDB_REC_PAGE_SHIFT)
@@ -72,6 +72,7 @@ typedef struct VdbRecords {
   void **apRaw;                     /* what each page's allocation returned */
   sqlite3_int64 nPage;              /* entries of apPage (nids covered >> SHIFT) */
   sqlite3_int64 nPageAlloc;         /* pages allocated */
+  unsigned char *aUsed;             /* per page: a mark for the owner's CLOCK (0 when covered) */
   int nCodeBytes;                   /* 0: the walk compares vectors; records hold links */
   int nLinkCap;                     /* layer-0 links a record has room for */
   int iCode;                        /* where the code starts in a record */
@@ -97,7 +98,7 @@ sqlite3_int64 vdbRecordsClear(VdbRecords *a);
 sqlite3_int64 vdbRecordsKeep(VdbRecords *a, const unsigned char *aLive);
 void vdbRecordsFree(VdbRecords *a);
 static inline sqlite3_int64 vdbRecordsTableBytes(const VdbRecords *a){
-  return a->nPage*(sqlite3_int64)(sizeof(unsigned char*) + sizeof(void*));
+  return a->nPage*(sqlite3_int64)(sizeof(unsigned char*) + sizeof(void*) + 1);
 }
 /* Node nid's record and its mark (acquire: published by other threads),
 ** or NULL. */
