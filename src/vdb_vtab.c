@@ -176,28 +176,31 @@ static void vdbConfigureAll(VdbVtab *p, const char *zName, int v){
   }
 }
 
-/* The declared values, then the stored settings over them. Run again
-** whenever the stored ones may have changed (another connection
-** committed, or a rollback), so it starts from the declared values: a
-** rollback can remove a setting. */
+/* Each index's stored parameters: the stored setting where there is a
+** valid one, else the declared value. Run again whenever the stored ones
+** may have changed (another connection committed, or a rollback), so a
+** setting a rollback removed goes back to the declared value. Each
+** parameter is given its final value once: passing through the declared
+** one first (as this did until 2026-12) told the process's shared graph
+** copy a default cache_mb of 256 after every commit of another
+** connection, and it evicted down to that, losing most of a 550 MiB
+** index (cosine 200k x 384) to every commit. */
 static int vdbLoadSettings(VdbVtab *p){
-  const VdbIndexParam *pParam;
   int i, j, rc = SQLITE_OK;
-  for(i=0; i<p->store.nVec; i++){
+  for(i=0; rc==SQLITE_OK && i<p->store.nVec; i++){
     const VdbIndexDef *pDef = &p->pDef->aCol[p->store.aVecCol[i]].index;
-    for(j=0; j<pDef->pKind->nParam; j++){
-      if( pDef->pKind->aParam[j].flags & VDB_PARAM_STORED ){
-        pDef->pKind->xConfigure(p->apIndex[i], pDef->pKind->aParam[j].zName, pDef->aParam[j]);
-      }
+    if( p->apIndex[i]==0 ) continue;
+    for(j=0; rc==SQLITE_OK && j<pDef->pKind->nParam; j++){
+      const char *zName = pDef->pKind->aParam[j].zName;
+      const VdbIndexParam *pParam = vdbIndexStoredParam(zName);   /* whose range a stored value keeps */
+      sqlite3_value *pVal = 0;
+      int v = pDef->aParam[j];
+      if( !(pDef->pKind->aParam[j].flags & VDB_PARAM_STORED) || pParam==0 ) continue;
+      rc = vdbStoreInfoGet(&p->store, zName, &pVal);
+      if( rc==SQLITE_OK && pVal && vdbStoredValueOk(pParam, pVal) ) v = sqlite3_value_int(pVal);
+      sqlite3_value_free(pVal);
+      if( rc==SQLITE_OK ) pDef->pKind->xConfigure(p->apIndex[i], zName, v);
     }
-  }
-  for(i=0; rc==SQLITE_OK && (pParam = vdbStoredParamAt(i))!=0; i++){
-    sqlite3_value *pVal = 0;
-    rc = vdbStoreInfoGet(&p->store, pParam->zName, &pVal);
-    if( rc==SQLITE_OK && pVal && vdbStoredValueOk(pParam, pVal) ){
-      vdbConfigureAll(p, pParam->zName, sqlite3_value_int(pVal));
-    }
-    sqlite3_value_free(pVal);
   }
   if( rc==SQLITE_OK ) p->settingsStale = 0;
   return rc;
