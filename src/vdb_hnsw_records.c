@@ -7,9 +7,10 @@
 ** neighbour's code. Through a table entry (node id -> node) each costs
 ** two dependent cache misses, the entry and then the node; here one small
 ** page table (the walk reads a pointer per 32 nodes, 250 KB at 1M nodes,
-** so it stays in cache) gives the record's address, and the record holds both. hnswlib's level-0 block
-** is laid out the same way for the same reason; the measured cause of our
-** gap at 384 dimensions was the second miss.
+** so it stays in cache) gives the record's address, and the record holds
+** both. hnswlib's level-0 block is laid out the same way for the same
+** reason; the measured cause of our gap at 384 dimensions was the second
+** miss.
 **
 ** A record, in memory only:
 **     u32 mark             VDB_REC_CODE: the code is there;
@@ -28,7 +29,8 @@
 ** records without links (nLinkCap 0), for the same reason: a walk scores
 ** a neighbour through one page table read, not through the node's nid
 ** table entry and then the node (vdb_index_hnsw.c, VdbHnswIndex.codes).
-** The per-page aUsed marks are the owner's, for its CLOCK eviction.
+** The per-page aUsed marks are the owner's, for its eviction (the private
+** cache's CLOCK; the shared copy's pages that still hold a node).
 **
 ** Lifetimes. A node's code never changes: its vector never does (a new
 ** vector is a new node, and committed node ids are never reused), so a

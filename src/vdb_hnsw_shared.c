@@ -257,23 +257,16 @@ sqlite3_int64 vdbSharedTableBytes(const VdbHnswShared *s){
        + vdbRecordsTableBytes(&s->recs);
 }
 
-/* Free the record pages of which no node remains. Without memory to say
-** which, the whole copy goes (the next walk reloads it). */
+/* Free the record pages of which no node remains (marked in the
+** records' own per-page array). */
 static void vdbSharedEvictRecords(VdbHnswShared *s){
-  unsigned char *aLive;
   sqlite3_int64 i;
   if( s->recs.nPageAlloc==0 ) return;
-  aLive = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)s->recs.nPage);
-  if( aLive==0 ){
-    vdbSharedClear(s);
-    return;
-  }
-  memset(aLive, 0, (size_t)s->recs.nPage);
+  memset(s->recs.aUsed, 0, (size_t)s->recs.nPage);
   for(i=0; i<s->nSlot; i++){
-    if( s->aSlot[i].pNode ) aLive[i >> VDB_REC_PAGE_SHIFT] = 1;
+    if( s->aSlot[i].pNode ) s->recs.aUsed[i >> VDB_REC_PAGE_SHIFT] = 1;
   }
-  s->cacheBytes -= vdbRecordsKeep(&s->recs, aLive);
-  sqlite3_free(aLive);
+  s->cacheBytes -= vdbRecordsKeep(&s->recs, s->recs.aUsed);
 }
 
 /* Over budget: one CLOCK pass over the nodes frees those no walk used

@@ -69,12 +69,12 @@ typedef struct VdbNodeEntry {
 
 /* What the flat nid table knows of one node id. The two halves live
 ** apart: the node goes when it is evicted, while its vector stays usable
-** until chunk buffers are freed. Together, a walk that scored a neighbour
+** until chunk buffers are freed (its code, when the walk uses codes, is
+** found by nid in VdbHnswIndex.codes). Together, a walk that scored a neighbour
 ** (reading pVec) finds the same line in cache when it expands it (pNode). */
 typedef struct VdbNidEntry {
   struct VdbCNode *pNode;          /* the cached node; NULL: not cached */
   const void *pVec;                /* its vector in a chunk buffer; NULL: not known */
-  const void *pCode;               /* its code, in the cached node; NULL: not known */
   float aux;                       /* vdbHnswAux(pVec) */
 } VdbNidEntry;
 
@@ -233,7 +233,6 @@ static void vdbForgetVectors(VdbHnswIndex *p){
   sqlite3_int64 i;
   for(i=0; i<p->nByNid; i++){
     p->aByNid[i].pVec = 0;
-    p->aByNid[i].pCode = 0;
   }
 }
 
@@ -262,12 +261,10 @@ static int vdbNidTableCover(VdbHnswIndex *p, sqlite3_int64 nid){
   return 1;
 }
 
-/* Remember where nid's vector and code are (or forget them, pVec NULL). */
-static void vdbRememberVector(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec, const void *pCode,
-                              float aux){
+/* Remember where nid's vector is (or forget it, pVec NULL). */
+static void vdbRememberVector(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec, float aux){
   if( pVec==0 ? (nid<0 || nid>=p->nByNid) : !vdbNidTableCover(p, nid) ) return;
   p->aByNid[nid].pVec = pVec;
-  p->aByNid[nid].pCode = pVec ? pCode : 0;
   p->aByNid[nid].aux = aux;
 }
 
@@ -309,7 +306,6 @@ static void vdbHashRemove(VdbHnswIndex *p, VdbCNode *c){
   if( p->aHash[h].nid==0 ) return;
   if( c->node.nid<p->nByNid ){
     p->aByNid[c->node.nid].pNode = 0;
-    p->aByNid[c->node.nid].pCode = 0;   /* the code went with the node */
   }
   p->aHash[h].nid = 0;
   for(j=(h+1)&mask; p->aHash[j].nid; j=(j+1)&mask){
@@ -509,7 +505,6 @@ static void vdbCodesEvict(VdbHnswIndex *p, int bAll){
     if( p->codes.apPage[i]==0 || p->codes.aUsed[i] ) continue;
     for(nid=i<<VDB_REC_PAGE_SHIFT; nid<(i+1)<<VDB_REC_PAGE_SHIFT; nid++){
       VdbCNode *c = vdbLookup(p, nid);
-      if( nid<p->nByNid ) p->aByNid[nid].pCode = 0;
       if( c && !vdbCodeInNode(p, nid) ){
         c->node.pCode = 0;
         c->chunkEpoch = 0;
@@ -776,7 +771,7 @@ static void vdbDropNode(VdbHnswIndex *p, sqlite3_int64 nid){
     vdbHashRemove(p, c);
     sqlite3_free(c);
   }
-  vdbRememberVector(p, nid, 0, 0, 0);
+  vdbRememberVector(p, nid, 0, 0);
 }
 
 /* A slot's vector changed: read it into the cached chunk, if that chunk
@@ -1325,7 +1320,7 @@ static int vdbAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, fl
   if( rc==SQLITE_OK ){
     *ppVec = pNode->pVec;
     *pAux = pNode->aux;
-    vdbRememberVector(p, nid, pNode->pVec, pNode->pCode, pNode->aux);
+    vdbRememberVector(p, nid, pNode->pVec, pNode->aux);
   }
   return rc;
 }
@@ -1341,15 +1336,10 @@ static int vdbAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
     *ppCode = pKept;
     return SQLITE_OK;
   }
-  if( nid>=0 && nid<p->nByNid && p->aByNid[nid].pCode ){
-    p->nHits++;
-    *ppCode = p->aByNid[nid].pCode;
-    return SQLITE_OK;
-  }
   rc = vdbAccessGet(pCtx, nid, &pNode);
   if( rc==SQLITE_OK ){
     *ppCode = pNode->pCode;
-    vdbRememberVector(p, nid, pNode->pVec, pNode->pCode, pNode->aux);
+    vdbRememberVector(p, nid, pNode->pVec, pNode->aux);
   }
   return rc;
 }
@@ -1429,7 +1419,7 @@ static int vdbAccessDirty(void *pCtx, VdbHnswNode *pNode){
 }
 
 static int vdbAccessRemove(void *pCtx, VdbHnswNode *pNode){
-  vdbRememberVector((VdbHnswIndex*)pCtx, pNode->nid, 0, 0, 0);
+  vdbRememberVector((VdbHnswIndex*)pCtx, pNode->nid, 0, 0);
   ((VdbCNode*)pNode)->isRemoved = 1;
   return vdbAccessDirty(pCtx, pNode);
 }
@@ -1592,10 +1582,6 @@ static int vdbLinkCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
     *ppCode = pKept;
     return SQLITE_OK;
   }
-  if( nid>0 && nid<p->nByNid && p->aByNid[nid].pCode ){
-    *ppCode = p->aByNid[nid].pCode;
-    return SQLITE_OK;
-  }
   rc = vdbLinkGet(pCtx, nid, &pNode);
   if( rc==SQLITE_OK ) *ppCode = pNode->pCode;
   return rc;
@@ -1743,7 +1729,7 @@ static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
       for(i=0; rc==SQLITE_OK && i<n; i++){
         VdbHnswNode *pNode;
         rc = vdbAccessGet(p, aNid[i], &pNode);
-        if( rc==SQLITE_OK ) vdbRememberVector(p, aNid[i], pNode->pVec, pNode->pCode, pNode->aux);
+        if( rc==SQLITE_OK ) vdbRememberVector(p, aNid[i], pNode->pVec, pNode->aux);
       }
     }
     if( rc!=SQLITE_OK ) break;

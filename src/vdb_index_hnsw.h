@@ -72,7 +72,7 @@ typedef struct VdbRecords {
   void **apRaw;                     /* what each page's allocation returned */
   sqlite3_int64 nPage;              /* entries of apPage (nids covered >> SHIFT) */
   sqlite3_int64 nPageAlloc;         /* pages allocated */
-  unsigned char *aUsed;             /* per page: a mark for the owner's CLOCK (0 when covered) */
+  unsigned char *aUsed;             /* per page: the owner's eviction mark (0 when covered) */
   int nCodeBytes;                   /* 0: the walk compares vectors; records hold links */
   int nLinkCap;                     /* layer-0 links a record has room for */
   int iCode;                        /* where the code starts in a record */
