@@ -1,14 +1,16 @@
 """A new process's first query, on one or more index files, interleaved.
 
 usage: /usr/bin/python3 bench/coldstart.py EXTENSION DATABASE [DATABASE ...]
-           [--dataset fashion-mnist] [--rounds 3] [--ef 10]
+           [--dataset fashion-mnist] [--rounds 3] [--ef 64] [--baseline EXT]
 
 Each round runs bench/sqlite_run once per database, in turn: the process
 opens the database, loads the extension and answers the data set's first
-query (the OS page cache warm, as bench/run.py's "cold start"). Prints each
-file's chunk size (from its layout) and the median and range of its
-first-query times. Files of the same data built with different chunk_size
-values are how the chunk default was chosen, for example:
+query at ef_search EF (64 is the tables' default; the OS page cache warm,
+as bench/run.py's "cold start"). With --baseline, that build answers too,
+in the same rounds. Prints, per build and file, the file's chunk size
+(from its layout) and the median and range of the first-query times.
+Files of the same data built with different chunk_size values are how the
+chunk default was chosen, for example:
 
   build/bench/sqlite_run build ext=$PWD/vectordb.so db=/tmp/c64.db \\
       base=.cache/bench/data/mixture-1m/base.f32 dim=128 \\
@@ -37,7 +39,7 @@ def first_query(ext, db, data, ef):
 
 
 def main(argv):
-    args, opts, i = [], {"dataset": "fashion-mnist", "rounds": "3", "ef": "10"}, 1
+    args, opts, i = [], {"dataset": "fashion-mnist", "rounds": "3", "ef": "64"}, 1
     while i < len(argv):
         if argv[i].startswith("--"):
             opts[argv[i][2:]] = argv[i + 1]
@@ -47,18 +49,21 @@ def main(argv):
             i += 1
     if len(args) < 2:
         sys.exit(__doc__)
-    ext, dbs = args[0], args[1:]
+    exts = [args[0]] + ([opts["baseline"]] if "baseline" in opts else [])
+    dbs = args[1:]
     data = datasets.prepare(opts["dataset"], ".cache/bench", log=lambda m: None)
-    times = {db: [] for db in dbs}
+    times = {(ext, db): [] for ext in exts for db in dbs}
     for _ in range(int(opts["rounds"])):
+        for ext in exts:
+            for db in dbs:
+                times[ext, db].append(first_query(ext, db, data, int(opts["ef"])))
+    for ext in exts:
         for db in dbs:
-            times[db].append(first_query(ext, db, data, int(opts["ef"])))
-    for db in dbs:
-        layout = sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
-            "SELECT value FROM t_info WHERE key = 'layout'").fetchone()[0]
-        t = sorted(times[db])
-        print(f"{db}: {layout.split(';')[0]}; first query median {statistics.median(t) * 1e3:.0f} ms "
-              f"(range {t[0] * 1e3:.0f} to {t[-1] * 1e3:.0f}, {len(t)} rounds)")
+            layout = sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
+                "SELECT value FROM t_info WHERE key = 'layout'").fetchone()[0]
+            t = sorted(times[ext, db])
+            print(f"{ext} {db}: {layout.split(';')[0]}; first query median {statistics.median(t) * 1e3:.0f} ms "
+                  f"(range {t[0] * 1e3:.0f} to {t[-1] * 1e3:.0f}, {len(t)} rounds)")
 
 
 if __name__ == "__main__":

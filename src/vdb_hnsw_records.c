@@ -12,10 +12,16 @@
 ** reason; the measured cause of our gap at 384 dimensions was the second
 ** miss.
 **
-** A record, in memory only:
+** A record, in memory only (VdbRecordHead):
 **     u32 mark             VDB_REC_CODE: the code is there;
 **                          VDB_REC_LINKS: the links are
 **     u32 nLink            layer-0 links held
+**     f32 aux, u32 unused, then pointers to the node and to its vector:
+**                          only in the shared copy's records (hasNode),
+**                          which so replace a node-id table: a cold query
+**                          touches a record page per node it meets, not
+**                          also an entry of a table sized by the largest
+**                          node id (24 MB to map at 1M nodes)
 **     code                 nCodeBytes (a multiple of 8; none without codes)
 **     u32 aLink[cap0]      layer-0 neighbours' node ids (the shared copy
 **                          serves node ids below 2^24 only)
@@ -46,11 +52,12 @@
 
 #define VDB_REC_ALIGN 64
 
-void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap){
+void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode){
   memset(a, 0, sizeof(*a));
   a->nCodeBytes = nCodeBytes;
   a->nLinkCap = nLinkCap;
-  a->iCode = 2*(int)sizeof(unsigned int);
+  a->hasNode = hasNode;
+  a->iCode = hasNode ? (int)sizeof(VdbRecordHead) : VDB_REC_HEAD_BYTES;
   a->iLinks = a->iCode + ((nCodeBytes + 7) & ~7);
   a->nStride = (a->iLinks + (int)sizeof(unsigned int)*nLinkCap + VDB_REC_ALIGN-1) & ~(VDB_REC_ALIGN-1);
 }
@@ -132,6 +139,16 @@ const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCod
   }
   __atomic_store_n(&aHead[0], mark, __ATOMIC_RELEASE);
   return pRec + a->iCode;
+}
+
+void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, const void *pVec, float aux){
+  VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
+  if( h==0 || !a->hasNode ) return;
+  /* aux before pVec, and the node complete before pNode: a walk that
+  ** loads either pointer (acquire) sees what it points at. */
+  h->aux = aux;
+  __atomic_store_n(&h->pVec, pVec, __ATOMIC_RELEASE);
+  __atomic_store_n(&h->pNode, pNode, __ATOMIC_RELEASE);
 }
 
 void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid){

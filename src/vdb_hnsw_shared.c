@@ -13,8 +13,9 @@
 ** share by accident.
 **
 ** Memory. The copy is bounded by cache_mb like a private cache: nodes,
-** chunk buffers, walk records and the node-id tables all count. Eviction
-** runs under the write lock, so no walk holds a pointer to what it frees:
+** chunk buffers, walk records (which also point at the nodes) and their
+** page table all count. Eviction runs under the write lock, so no walk
+** holds a pointer to what it frees:
 ** CLOCK over the nodes (a node a walk used since the last sweep stays),
 ** then every chunk buffer and record page no remaining node points into.
 */
@@ -42,7 +43,7 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   s->chunkSize = chunkSize;
   s->m = m;
   s->version = -1;
-  vdbRecordsInit(&s->recs, nCodeBytes, vdbHnswLayerCap(m, 0));
+  vdbRecordsInit(&s->recs, nCodeBytes, vdbHnswLayerCap(m, 0), 1);
   pthread_rwlockattr_init(&attr);
 #ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
   /* glibc prefers readers by default: with walks running back to back on
@@ -100,7 +101,6 @@ void vdbSharedRelease(VdbHnswShared *s){
   if( !isLast ) return;
   vdbSharedClear(s);
   vdbRecordsFree(&s->recs);
-  sqlite3_free(s->aSlot);
   sqlite3_free(s->chunks.a);
   pthread_rwlock_destroy(&s->walkLock);
   pthread_mutex_destroy(&s->publishLock);
@@ -172,7 +172,7 @@ VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode){
   sqlite3_int64 nid = c->node.nid;
   VdbCNode *pKept;
   pthread_mutex_lock(&s->publishLock);
-  pKept = s->aSlot[nid].pNode;
+  pKept = vdbSharedNode(s, nid);
   if( pKept==0 ){
     sqlite3_int64 nNew = 0;
     const void *pRecCode = vdbRecordsPublish(&s->recs, nid, pCode, c->node.aaLink[0],
@@ -186,9 +186,7 @@ VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode){
     if( s->recs.nCodeBytes ) c->node.pCode = pRecCode;
     /* Everything of c is written before the release stores publish it. */
     c->isReferenced = 1;
-    s->aSlot[nid].aux = c->node.aux;
-    __atomic_store_n(&s->aSlot[nid].pVec, c->node.pVec, __ATOMIC_RELEASE);
-    __atomic_store_n(&s->aSlot[nid].pNode, c, __ATOMIC_RELEASE);
+    vdbRecordsSetNode(&s->recs, nid, c, c->node.pVec, c->node.aux);
     s->nNode++;
     s->cacheBytes += (sqlite3_int64)c->nByte;
     pKept = c;
@@ -202,11 +200,8 @@ VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode){
 /* ---- changes (write lock held) --------------------------------------------------------- */
 
 void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid){
-  VdbCNode *c;
-  if( nid<=0 || nid>=s->nSlot ) return;
-  c = s->aSlot[nid].pNode;
-  s->aSlot[nid].pNode = 0;
-  s->aSlot[nid].pVec = 0;
+  VdbCNode *c = vdbSharedNode(s, nid);
+  if( c ) vdbRecordsSetNode(&s->recs, nid, 0, 0, 0);
   vdbRecordsDropLinks(&s->recs, nid);
   if( c ){
     s->nNode--;
@@ -225,7 +220,12 @@ unsigned char *vdbSharedChunkAt(VdbHnswShared *s, sqlite3_int64 chunkId){
 
 void vdbSharedClear(VdbHnswShared *s){
   sqlite3_int64 i;
-  for(i=0; i<s->nSlot; i++) vdbSharedDropNode(s, i);
+  int j;
+  for(i=0; i<s->recs.nPage; i++){
+    for(j=0; s->recs.apPage[i] && j<VDB_REC_PAGE_NODES; j++){
+      if( vdbRecordsNodeAt(&s->recs, i, j) ) vdbSharedDropNode(s, (i<<VDB_REC_PAGE_SHIFT) + j);
+    }
+  }
   vdbChunkTableClear(&s->chunks);
   vdbRecordsClear(&s->recs);
   s->cacheBytes = 0;
@@ -233,38 +233,30 @@ void vdbSharedClear(VdbHnswShared *s){
   s->version = -1;
 }
 
-/* Grow the node-id table to cover nids below nNid. Walks index it
-** without a bound check beyond nSlot, so it must cover every nid of the
-** version before the version is set. */
+/* Grow the records' page table to cover nids below nNid. Walks find a
+** node through it without a bound check beyond nCovered, so it must
+** cover every nid of the version before the version is set. */
 int vdbSharedCover(VdbHnswShared *s, sqlite3_int64 nNid){
-  sqlite3_int64 n = s->nSlot ? s->nSlot : 4096;
-  VdbSharedSlot *a;
-  /* The records again even when the slots cover nNid: an earlier call may
-  ** have grown the slots and then run out of memory for the records. */
-  if( nNid<=s->nSlot ) return vdbRecordsCover(&s->recs, s->nSlot);
-  while( n<nNid ) n *= 2;
-  a = (VdbSharedSlot*)sqlite3_realloc64(s->aSlot, sizeof(VdbSharedSlot)*(sqlite3_uint64)n);
-  if( a==0 ) return SQLITE_NOMEM;
-  vdbPrefault(a + s->nSlot, sizeof(VdbSharedSlot)*(size_t)(n - s->nSlot));
-  memset(a + s->nSlot, 0, sizeof(VdbSharedSlot)*(size_t)(n - s->nSlot));
-  s->aSlot = a;
-  s->nSlot = n;
-  return vdbRecordsCover(&s->recs, n);
+  int rc = vdbRecordsCover(&s->recs, nNid);
+  if( rc==SQLITE_OK ) s->nCovered = s->recs.nPage << VDB_REC_PAGE_SHIFT;
+  return rc;
 }
 
 sqlite3_int64 vdbSharedTableBytes(const VdbHnswShared *s){
-  return s->nSlot*(sqlite3_int64)sizeof(VdbSharedSlot) + (sqlite3_int64)s->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf)
-       + vdbRecordsTableBytes(&s->recs);
+  return (sqlite3_int64)s->chunks.nSlot*(sqlite3_int64)sizeof(VdbChunkBuf) + vdbRecordsTableBytes(&s->recs);
 }
 
 /* Free the record pages of which no node remains (marked in the
 ** records' own per-page array). */
 static void vdbSharedEvictRecords(VdbHnswShared *s){
   sqlite3_int64 i;
+  int j;
   if( s->recs.nPageAlloc==0 ) return;
   memset(s->recs.aUsed, 0, (size_t)s->recs.nPage);
-  for(i=0; i<s->nSlot; i++){
-    if( s->aSlot[i].pNode ) s->recs.aUsed[i >> VDB_REC_PAGE_SHIFT] = 1;
+  for(i=0; i<s->recs.nPage; i++){
+    for(j=0; s->recs.apPage[i] && j<VDB_REC_PAGE_NODES && !s->recs.aUsed[i]; j++){
+      if( vdbRecordsNodeAt(&s->recs, i, j) ) s->recs.aUsed[i] = 1;
+    }
   }
   s->cacheBytes -= vdbRecordsKeep(&s->recs, s->recs.aUsed);
 }
@@ -280,15 +272,17 @@ void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes){
   if( s->cacheBytes<=budget ) return;
   for(pass=0; pass<2 && s->cacheBytes>budget - budget/4; pass++){
     for(j=0; j<s->chunks.nSlot; j++) s->chunks.a[j].nLive = 0;
-    for(i=0; i<s->nSlot; i++){
-      VdbCNode *c = s->aSlot[i].pNode;
-      if( c==0 ) continue;
-      if( c->isReferenced ){
-        VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, c->slot.chunkId);
-        c->isReferenced = 0;
-        if( b ) b->nLive++;
-      }else{
-        vdbSharedDropNode(s, i);
+    for(i=0; i<s->recs.nPage; i++){
+      for(j=0; s->recs.apPage[i] && j<VDB_REC_PAGE_NODES; j++){
+        VdbCNode *c = (VdbCNode*)vdbRecordsNodeAt(&s->recs, i, j);
+        if( c==0 ) continue;
+        if( c->isReferenced ){
+          VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, c->slot.chunkId);
+          c->isReferenced = 0;
+          if( b ) b->nLive++;
+        }else{
+          vdbSharedDropNode(s, (i<<VDB_REC_PAGE_SHIFT) + j);
+        }
       }
     }
     for(j=0; j<s->chunks.nSlot; j++){

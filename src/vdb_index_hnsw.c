@@ -125,6 +125,10 @@ struct VdbHnswIndex {
   sqlite3_int64 pendingRowid;
   VdbSlot pendingSlot;
   sqlite3_stmt *pLoad, *pSave, *pErase, *pByRowid, *pTop, *pTopAny, *pMoveRowid;
+  /* Chunk reads within one operation share a blob handle (a cold query
+  ** reads a chunk for most nodes it meets, and sqlite3_blob_open was a
+  ** fifth of that); closed when the operation ends (vdbLeave). */
+  sqlite3_blob *pChunkBlob;
   /* The change log (vdb_format.h); hasLog is 0 for a format 1 table. */
   int hasLog;
   int varintLinks;                  /* format 3: links BLOBs are varint lists */
@@ -522,7 +526,7 @@ static int vdbChunkRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **
   *paVec = 0;
   if( aVec==0 ) return SQLITE_NOMEM;
   vdbPrefault(aVec, (size_t)vdbChunkBytes(p));
-  rc = vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, aVec);
+  rc = vdbStoreReadChunkVia(p->pStore, p->base.iVec, chunkId, aVec, &p->pChunkBlob);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aVec);
     return rc;
@@ -2034,8 +2038,8 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
 static int vdbSharedAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbCNode *c;
-  /* The copy's node-id table covers every node of the version. */
-  if( nid<1 || nid>=p->pShared->nSlot ){
+  /* The copy's records cover every node id of the version. */
+  if( nid<1 || nid>=p->pShared->nCovered ){
     return vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
   }
   c = vdbSharedNode(p->pShared, nid);
@@ -2286,7 +2290,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, (VdbQuantizer)pCol->index.aParam[VDB_HNSW_P_QUANT]);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
   p->nCodeBytes = space.nCodeBytes;
-  vdbRecordsInit(&p->codes, p->nCodeBytes, 0);
+  vdbRecordsInit(&p->codes, p->nCodeBytes, 0, 0);
   if( rc!=SQLITE_OK ){
     /* The declaration was validated when it was parsed: only a build
     ** whose limits differ from the one that created the table gets here. */
@@ -2303,6 +2307,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   if( p==0 ) return;
   vdbDiscardNow(p);
+  sqlite3_blob_close(p->pChunkBlob);
   vdbSharedRelease(p->pShared);
   vdbHnswFree(&p->graph);
   sqlite3_free(p->aHash);
@@ -2723,9 +2728,15 @@ static void vdbEnter(VdbHnswIndex *p){
 }
 
 static int vdbLeave(VdbHnswIndex *p, int rc){
-  if( --p->nActive==0 && p->discardPending ){
-    p->discardPending = 0;
-    vdbDiscardNow(p);
+  if( --p->nActive==0 ){
+    /* No handle outlives the operation: an open one would keep the
+    ** statement active (COMMIT would fail) and its table locked. */
+    sqlite3_blob_close(p->pChunkBlob);
+    p->pChunkBlob = 0;
+    if( p->discardPending ){
+      p->discardPending = 0;
+      vdbDiscardNow(p);
+    }
   }
   return rc;
 }
@@ -2888,10 +2899,15 @@ static void vdbHnswEndTransaction(VdbIndex *pIdx){
 
 /* A walk that reaches a node whose chunk is not cached reads the whole
 ** chunk (later nodes of it are then free), so a cold query reads a chunk
-** per node it meets: at 1 MiB chunks a new process's first query on
-** 200,000 x 128 rows took 263 ms, at 32 KiB (64 rows) 80 ms, while an
-** exact scan took 60 and 66 ms (bench notes of 2026-12-06). */
-#define VDB_HNSW_CHUNK_TARGET_BYTES (64*1024)
+** per node it meets, and maps a new buffer for it: at 1 MiB chunks a new
+** process's first query on 200,000 x 128 rows took 263 ms, at 32 KiB (64
+** rows) 80 ms, while an exact scan took 60 and 66 ms. At ef_search 64 a
+** first query meets about 1,400 nodes in as many chunks; at 16 KiB
+** instead of 64 KiB it took 65 ms instead of 117 on 1M x 128 (32 rows
+** instead of 128) and 47 instead of 98 on cosine 200k x 384 (8 rows
+** instead of 32), with warm QPS and recall unchanged within the runs'
+** spread (bench notes of 2026-12-06). */
+#define VDB_HNSW_CHUNK_TARGET_BYTES (16*1024)
 
 const VdbIndexKind vdbIndexHnsw = {
   "hnsw", VDB_HNSW_NPARAM, vdbHnswParams, VDB_HNSW_CHUNK_TARGET_BYTES,

@@ -25,7 +25,7 @@
 **     afterwards (a walk record's links are only cleared, under the write
 **     lock, when its node is dropped, and set again when it is published);
 **   - moving to a newer version (applying change-log rows), eviction and
-**     growing the node-id table take the write lock.
+**     growing the records' page table take the write lock.
 */
 #ifndef VDB_INDEX_HNSW_H
 #define VDB_INDEX_HNSW_H
@@ -45,9 +45,11 @@
 ** virtual machine the faults cost more than reading the data (first query
 ** 0.73 s, 0.45 s with this and smaller record pages). MADV_POPULATE_WRITE
 ** is Linux 5.14 and later; elsewhere, or if it fails, pages fault in as
-** they are written, as before. Small allocations come from the heap and
-** are left alone. */
-#define VDB_PREFAULT_MIN (64*1024)
+** they are written, as before. Since chunks are 16 KiB and walk-record
+** pages 12 KiB (1M x 128), those are mapped this way too: a new process's
+** first query on 1M x 128 took 62 ms instead of 72 (a C program, ten runs
+** each, interleaved). Allocations below two pages are left alone. */
+#define VDB_PREFAULT_MIN (8*1024)
 static inline void vdbPrefault(void *p, size_t n){
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
   if( n>=VDB_PREFAULT_MIN ){
@@ -62,7 +64,9 @@ static inline void vdbPrefault(void *p, size_t n){
 
 /* ---- walk records by node id (vdb_hnsw_records.c): the shared copy's, private codes -- */
 
-#define VDB_REC_PAGE_SHIFT 5                        /* 32 records per page */
+#ifndef VDB_REC_PAGE_SHIFT
+# define VDB_REC_PAGE_SHIFT 5                       /* 32 records per page */
+#endif
 #define VDB_REC_PAGE_NODES (1<<VDB_REC_PAGE_SHIFT)
 #define VDB_REC_CODE  1u                            /* marks: the code is there */
 #define VDB_REC_LINKS 2u                            /* ... the layer-0 links are */
@@ -75,12 +79,26 @@ typedef struct VdbRecords {
   unsigned char *aUsed;             /* per page: the owner's eviction mark (0 when covered) */
   int nCodeBytes;                   /* 0: the walk compares vectors; records hold links */
   int nLinkCap;                     /* layer-0 links a record has room for */
+  int hasNode;                      /* records start with a VdbRecordHead's node fields */
   int iCode;                        /* where the code starts in a record */
   int iLinks;                       /* where the links start */
   int nStride;                      /* bytes per record, a multiple of 64 */
 } VdbRecords;
 
-void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap);
+/* The start of every record. The node fields are there only in records
+** made with hasNode (the shared copy's): the published node and where its
+** vector is, so the copy needs no other table indexed by node id. */
+typedef struct VdbRecordHead {
+  unsigned int mark;                /* VDB_REC_CODE | VDB_REC_LINKS */
+  unsigned int nLink;               /* layer-0 links held */
+  float aux;                        /* hasNode: vdbHnswAux of the vector */
+  unsigned int unused;
+  void *pNode;                      /* hasNode: the published node (a VdbCNode), or NULL */
+  const void *pVec;                 /* hasNode: its vector, or NULL */
+} VdbRecordHead;
+#define VDB_REC_HEAD_BYTES 8        /* mark and nLink: a record without node fields */
+
+void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode);
 /* Grow the page table to cover nids below nNid (write lock). */
 int vdbRecordsCover(VdbRecords *a, sqlite3_int64 nNid);
 /* Publish node nid's code (pCode, unless the record has it) and, if aLink
@@ -92,6 +110,15 @@ const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCod
                               const sqlite3_int64 *aLink, int nLink, sqlite3_int64 *pnNew);
 /* Node nid's links changed: its record no longer holds them (write lock). */
 void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid);
+/* hasNode records: publish pNode (its vector pVec, aux) in node nid's
+** record, which vdbRecordsPublish made (publish lock); or clear them
+** (write lock). */
+void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, const void *pVec, float aux);
+/* The node of every record of page iPage (write lock); NULL if none. */
+static inline void *vdbRecordsNodeAt(const VdbRecords *a, sqlite3_int64 iPage, int i){
+  return a->apPage[iPage]
+       ? ((VdbRecordHead*)(a->apPage[iPage] + (size_t)i*(size_t)a->nStride))->pNode : 0;
+}
 sqlite3_int64 vdbRecordsPageBytes(const VdbRecords *a);
 /* Free pages (all, or those whose aLive[] entry is 0); return bytes freed. */
 sqlite3_int64 vdbRecordsClear(VdbRecords *a);
@@ -132,6 +159,18 @@ static inline const void *vdbRecordsAddress(const VdbRecords *a, sqlite3_int64 n
   if( nid<0 || (nid >> VDB_REC_PAGE_SHIFT)>=a->nPage ) return 0;
   aPage = __atomic_load_n(&a->apPage[nid >> VDB_REC_PAGE_SHIFT], __ATOMIC_ACQUIRE);
   return aPage ? aPage + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride : 0;
+}
+/* hasNode records: node nid, or NULL when none is published. */
+static inline void *vdbRecordsNode(const VdbRecords *a, sqlite3_int64 nid){
+  const VdbRecordHead *h = (const VdbRecordHead*)vdbRecordsAddress(a, nid);
+  return h ? __atomic_load_n(&h->pNode, __ATOMIC_ACQUIRE) : 0;
+}
+/* hasNode records: node nid's vector and aux, or NULL. */
+static inline const void *vdbRecordsVector(const VdbRecords *a, sqlite3_int64 nid, float *pAux){
+  const VdbRecordHead *h = (const VdbRecordHead*)vdbRecordsAddress(a, nid);
+  const void *pVec = h ? __atomic_load_n(&h->pVec, __ATOMIC_ACQUIRE) : 0;
+  if( pVec ) *pAux = h->aux;
+  return pVec;
 }
 
 /* A cached node: the algorithm's view first, then bookkeeping; in a
@@ -188,15 +227,6 @@ void vdbChunkTableClear(VdbChunkTable *t);
 
 /* ---- the process-wide copy (vdb_hnsw_shared.c) ------------------------------------- */
 
-/* What a slot of the shared node-id table holds. pNode and pVec are
-** written with release stores and read with acquire loads; aux is written
-** before pVec. */
-typedef struct VdbSharedSlot {
-  VdbCNode *pNode;
-  const void *pVec;
-  float aux;
-} VdbSharedSlot;
-
 typedef struct VdbHnswShared VdbHnswShared;
 struct VdbHnswShared {
   /* The registry's (under its mutex). */
@@ -212,14 +242,14 @@ struct VdbHnswShared {
   /* Changed under the write lock only. */
   sqlite3_int64 version;            /* the log seq reflected; -1: nothing usable */
   sqlite3_uint64 versionPrint;      /* the print of log row version (vdbLogPrint) */
-  VdbSharedSlot *aSlot;             /* by nid; covers every nid below the version's next nid */
-  sqlite3_int64 nSlot;
+  sqlite3_int64 nCovered;           /* recs cover nids below it: every nid of the version */
   sqlite3_int64 budgetBytes;
   sqlite3_int64 clockHand;
 
   /* Changed under the publish lock (or the write lock). */
   VdbChunkTable chunks;
-  VdbRecords recs;                  /* walk records; the page table grows under the write lock */
+  VdbRecords recs;                  /* walk records with node fields, by nid; the page
+                                    ** table grows under the write lock */
   sqlite3_int64 nNode;
   sqlite3_int64 cacheBytes;         /* nodes, chunk buffers and code pages */
 
@@ -243,13 +273,11 @@ void vdbSharedWriteUnlock(VdbHnswShared *s);
 
 /* The published node nid, or NULL (caller holds the read lock). */
 static inline VdbCNode *vdbSharedNode(VdbHnswShared *s, sqlite3_int64 nid){
-  return (nid>0 && nid<s->nSlot) ? __atomic_load_n(&s->aSlot[nid].pNode, __ATOMIC_ACQUIRE) : 0;
+  return nid>0 ? (VdbCNode*)vdbRecordsNode(&s->recs, nid) : 0;
 }
 /* The vector of published node nid, or NULL (caller holds the read lock). */
 static inline const void *vdbSharedVector(VdbHnswShared *s, sqlite3_int64 nid, float *pAux){
-  const void *pVec = (nid>0 && nid<s->nSlot) ? __atomic_load_n(&s->aSlot[nid].pVec, __ATOMIC_ACQUIRE) : 0;
-  if( pVec ) *pAux = s->aSlot[nid].aux;
-  return pVec;
+  return nid>0 ? vdbRecordsVector(&s->recs, nid, pAux) : 0;
 }
 
 /* The code of node nid, or NULL (caller holds the read lock). */

@@ -27,7 +27,7 @@
 
 /* Default rows per storage chunk: from 1024 down to 64, halving while the
 ** largest vector column's chunk blob exceeds 1 MiB; for a table with a
-** column whose index kind asks for smaller chunks (hnsw: 64 KiB), down to
+** column whose index kind asks for smaller chunks (hnsw: 16 KiB), down to
 ** VDB_CHUNK_MIN_ROWS while a blob exceeds that. */
 #define VDB_CHUNK_MAX_DEFAULT   1024
 #define VDB_CHUNK_MIN_DEFAULT   64

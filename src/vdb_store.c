@@ -545,6 +545,26 @@ int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf){
   return vdbBlobIO(p, p->azVecTable[iVec], "vectors", chunkId, n, 0, pBuf, n, 0);
 }
 
+int vdbStoreReadChunkVia(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
+                         sqlite3_blob **ppBlob){
+  int n = p->aVecBytes[iVec] * p->pDef->chunkSize;
+  int rc = SQLITE_ERROR;
+  /* A handle whose row was changed since (expired), or that points at a
+  ** row that is gone, fails to move: open a new one, which tells which. */
+  if( *ppBlob ) rc = sqlite3_blob_reopen(*ppBlob, chunkId);
+  if( rc==SQLITE_OK && sqlite3_blob_bytes(*ppBlob)!=n ) rc = SQLITE_CORRUPT_VTAB;
+  if( rc!=SQLITE_OK ){
+    sqlite3_blob_close(*ppBlob);
+    rc = vdbBlobOpen(p, p->azVecTable[iVec], "vectors", chunkId, n, 0, ppBlob);
+  }
+  if( rc==SQLITE_OK ) rc = sqlite3_blob_read(*ppBlob, pBuf, n, 0);
+  if( rc!=SQLITE_OK ){
+    sqlite3_blob_close(*ppBlob);
+    *ppBlob = 0;
+  }
+  return rc;
+}
+
 static int vdbWriteVectorBytes(VdbStore *p, int iVec, const VdbSlot *pSlot, const void *pData){
   int n = p->aVecBytes[iVec];
   return vdbBlobIO(p, p->azVecTable[iVec], "vectors", pSlot->chunkId,

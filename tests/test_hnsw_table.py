@@ -391,7 +391,7 @@ def test_deleting_the_entry_point_picks_the_next_highest_node():
 
 
 def test_tables_keep_the_chunk_size_they_were_made_with():
-    """A table with an hnsw column now defaults to chunks of at most 64 KiB
+    """A table with an hnsw column now defaults to chunks of at most 16 KiB
     (vdb_schema.h); one made by an older build without chunk_size has the
     old default (1024 rows at 128 dimensions) in its stored layout, and
     must keep working with it: reads, writes and the integrity check."""
@@ -400,7 +400,7 @@ def test_tables_keep_the_chunk_size_they_were_made_with():
     vecs = rng.normal(0, 1, (1500, 128)).astype(np.float32)
     d = connect(EXT, path)
     d.execute("CREATE VIRTUAL TABLE c USING vectordb(e float[128] INDEXED BY hnsw())")
-    assert one(d, "SELECT value FROM c_info WHERE key = 'layout'").startswith("chunk=128;")
+    assert one(d, "SELECT value FROM c_info WHERE key = 'layout'").startswith("chunk=32;")
     d.execute("CREATE VIRTUAL TABLE o USING vectordb(e float[128] INDEXED BY hnsw(), chunk_size=1024)")
     d.execute("BEGIN")
     d.executemany("INSERT INTO o(rowid, e) VALUES (?, ?)", ((i + 1, vecs[i].tobytes()) for i in range(1000)))

@@ -101,13 +101,16 @@ static void testSpellings(void){
   p = parse(ARGS("e float[8192]"), &zErr);
   CHECK(p && p->chunkSize==64, "the smallest default chunk is 64 rows");
   vdbSchemaFree(p);
-  /* With an hnsw column the chunks stay near 64 KiB: a cold graph walk
+  /* With an hnsw column the chunks stay near 16 KiB: a cold graph walk
   ** reads a whole chunk for each node it meets. */
   p = parse(ARGS("e float[128] INDEXED BY hnsw()"), &zErr);
-  CHECK(p && p->chunkSize==128, "128-d floats with hnsw: 128 rows, got %d", p ? p->chunkSize : -1);
+  CHECK(p && p->chunkSize==32, "128-d floats with hnsw: 32 rows, got %d", p ? p->chunkSize : -1);
+  vdbSchemaFree(p);
+  p = parse(ARGS("e float[384] INDEXED BY hnsw()"), &zErr);
+  CHECK(p && p->chunkSize==8, "384-d floats with hnsw: 8 rows (12 KiB), got %d", p ? p->chunkSize : -1);
   vdbSchemaFree(p);
   p = parse(ARGS("e float[784] INDEXED BY hnsw()", "f float[4]"), &zErr);
-  CHECK(p && p->chunkSize==16, "784-d floats with hnsw: 16 rows, got %d", p ? p->chunkSize : -1);
+  CHECK(p && p->chunkSize==8, "784-d floats with hnsw: 8 rows, got %d", p ? p->chunkSize : -1);
   vdbSchemaFree(p);
   p = parse(ARGS("e float[8192] INDEXED BY hnsw()"), &zErr);
   CHECK(p && p->chunkSize==8, "8192-d floats with hnsw: the smallest chunk, 8 rows, got %d", p ? p->chunkSize : -1);
