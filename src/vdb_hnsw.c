@@ -1327,24 +1327,39 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid){
 ** lost (Fashion-MNIST at ef_search=10, k=10: recall@10 0.944 with the beam
 ** alone, against 0.968 walking vectors). */
 #define VDB_RERANK_BATCH 32        /* nodes found before any is measured */
+
+/* The vector of node nid, a result: xResultVector, or xGet's. Not the
+** xVector fast path: a result must be a node the access layer holds (the
+** reserve's nodes were measured but never expanded, and the fast path
+** does not load nodes). */
+static int vdbHnswResultVector(VdbHnsw *p, sqlite3_int64 nid, const void **ppVec, float *pAux){
+  VdbHnswNode *pNode;
+  int rc;
+  if( p->access.xResultVector ) return p->access.xResultVector(p->access.pCtx, nid, ppVec, pAux);
+  rc = p->access.xGet(p->access.pCtx, nid, &pNode);
+  if( rc==SQLITE_OK ){
+    *ppVec = pNode->pVec;
+    *pAux = pNode->aux;
+  }
+  return rc;
+}
+
 static int vdbRerank(VdbHnsw *p, const void *pQuery, float queryAux, VdbHeap *pW){
-  VdbHnswNode *apNode[VDB_RERANK_BATCH];
+  const void *apVec[VDB_RERANK_BATCH];
+  float aAux[VDB_RERANK_BATCH];
   int i, j, n, rc = SQLITE_OK;
-  /* In batches: find the nodes, asking for the head of each vector, then
+  /* In batches: find the vectors, asking for the head of each, then
   ** measure them with the next vector on its way (a vector's misses are
   ** the cost here; one at a time they did not overlap). */
   for(i=0; rc==SQLITE_OK && i<pW->n; i+=n){
     n = pW->n - i < VDB_RERANK_BATCH ? pW->n - i : VDB_RERANK_BATCH;
     for(j=0; rc==SQLITE_OK && j<n; j++){
-      /* xGet, not the xVector fast path: a result must be a node the
-      ** access layer holds (the reserve's nodes were measured but never
-      ** expanded, and the fast path does not load nodes). */
-      rc = p->access.xGet(p->access.pCtx, pW->a[i+j].nid, &apNode[j]);
-      if( rc==SQLITE_OK ) __builtin_prefetch(apNode[j]->pVec);
+      rc = vdbHnswResultVector(p, pW->a[i+j].nid, &apVec[j], &aAux[j]);
+      if( rc==SQLITE_OK ) __builtin_prefetch(apVec[j]);
     }
     for(j=0; rc==SQLITE_OK && j<n; j++){
-      if( j+1<n ) vdbPrefetchVector(apNode[j+1]->pVec, p->space.nVecBytes);
-      pW->a[i+j].dist = vdbHnswDist(p, pQuery, queryAux, apNode[j]->pVec, apNode[j]->aux);
+      if( j+1<n ) vdbPrefetchVector(apVec[j+1], p->space.nVecBytes);
+      pW->a[i+j].dist = vdbHnswDist(p, pQuery, queryAux, apVec[j], aAux[j]);
     }
   }
   return rc;
@@ -1400,12 +1415,13 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
         /* Measure again: the walk's distance is not the metric's own, or
         ** is +Inf, which stands for "no distance" in the walk but may be
         ** a real float32 overflow. */
-        VdbHnswNode *pNode;
+        const void *pVec;
+        float aux;
         double d;
-        rc = p->access.xGet(p->access.pCtx, w.a[i].nid, &pNode);
+        rc = vdbHnswResultVector(p, w.a[i].nid, &pVec, &aux);
         if( rc!=SQLITE_OK ) break;
         if( !vdbRawDistance(p->space.pK, p->space.eElem, p->space.eMetric, p->space.dim,
-                            pQuery, pNode->pVec, &d) ) continue;
+                            pQuery, pVec, &d) ) continue;
         if( p->space.xReport==0 ){
           w.a[i].dist = d;
           resort = 1;

@@ -127,6 +127,13 @@ typedef struct VdbHnswAccess {
   /* Optional hint: the search will soon read node nid's links, so start
   ** bringing them towards the CPU cache. NULL: no hint. */
   void (*xPrefetch)(void *pCtx, sqlite3_int64 nid);
+  /* Optional, for a walk over codes: node nid, which the walk measured,
+  ** is to be measured again with its vector (a result): hold it as xGet
+  ** does and give its vector and aux value, valid like xGet's nodes. An
+  ** access layer whose nodes may lack their vector until then (the
+  ** shared copy reads a vector to code it, but keeps it only for
+  ** results) answers here. NULL: xGet's pVec. */
+  int (*xResultVector)(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux);
   /* A new node with no links; pVec is copied. */
   int (*xCreate)(void *pCtx, sqlite3_int64 nid, int level, const void *pVec, VdbHnswNode **ppNode);
   /* pNode's links changed. */

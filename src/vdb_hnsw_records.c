@@ -151,6 +151,18 @@ void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, const void
   __atomic_store_n(&h->pNode, pNode, __ATOMIC_RELEASE);
 }
 
+const void *vdbRecordsSetVector(VdbRecords *a, sqlite3_int64 nid, const void *pVec, float *pAux){
+  VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
+  if( h==0 || !a->hasNode ) return 0;
+  if( h->pVec ){
+    *pAux = h->aux;
+    return h->pVec;
+  }
+  h->aux = *pAux;
+  __atomic_store_n(&h->pVec, pVec, __ATOMIC_RELEASE);
+  return pVec;
+}
+
 void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid){
   sqlite3_int64 iPage = nid >> VDB_REC_PAGE_SHIFT;
   unsigned int *aHead;

@@ -157,6 +157,14 @@ unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsi
   return aKept;
 }
 
+const void *vdbSharedAttachVector(VdbHnswShared *s, sqlite3_int64 nid, const void *pVec, float *pAux){
+  const void *pKept;
+  pthread_mutex_lock(&s->publishLock);
+  pKept = vdbRecordsSetVector(&s->recs, nid, pVec, pAux);
+  pthread_mutex_unlock(&s->publishLock);
+  return pKept;
+}
+
 int vdbSharedOverBudget(VdbHnswShared *s){
   sqlite3_int64 budget;
   int isOver;

@@ -129,6 +129,7 @@ struct VdbHnswIndex {
   ** reads a chunk for most nodes it meets, and sqlite3_blob_open was a
   ** fifth of that); closed when the operation ends (vdbLeave). */
   sqlite3_blob *pChunkBlob;
+  unsigned char *aChunkScratch;     /* a chunk read only to code nodes (vdbSharedLoad) */
   /* The change log (vdb_format.h); hasLog is 0 for a format 1 table. */
   int hasLog;
   int varintLinks;                  /* format 3: links BLOBs are varint lists */
@@ -1993,41 +1994,70 @@ static void vdbSharedEnd(VdbHnswIndex *p){
   }
 }
 
-/* A miss: read node nid and (unless the copy has it) its chunk of vectors
-** at this snapshot, and publish them. Two walks may read the same node;
-** the first to publish wins and the other's copy is freed. */
+/* A chunk's vectors into the connection's scratch buffer, for coding a
+** node the shared copy keeps without its vector. */
+static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paVec){
+  if( p->aChunkScratch==0 ){
+    p->aChunkScratch = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
+    if( p->aChunkScratch==0 ) return SQLITE_NOMEM;
+  }
+  *paVec = p->aChunkScratch;
+  return vdbStoreReadChunkVia(p->pStore, p->base.iVec, chunkId, p->aChunkScratch, &p->pChunkBlob);
+}
+
+/* A miss: read node nid at this snapshot and publish it. Two walks may
+** read the same node; the first to publish wins and the other's copy is
+** freed. A walk over codes needs a node's vector only to code it, and
+** again if the node becomes a result: unless the copy holds its chunk,
+** the node is published without its vector (coded from a scratch read,
+** or not read at all when its record kept the code), and
+** vdbSharedAccessResult brings the chunk in for the few that become
+** results. A cold query meets about as many chunks as nodes, so keeping
+** each chunk it read (16 KiB) was most of its new memory. Without codes
+** every node measured needs its vector, and its chunk is kept. */
 static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbHnswShared *s = p->pShared;
   VdbCNode *c = 0;
   unsigned char *aVec;
-  const void *pCode = 0;
+  const void *pCode = 0, *pCoded = 0;
+  int needCode = p->nCodeBytes && vdbSharedCode(s, nid)==0;
   int rc = vdbReadNode(p, nid, 0, &c);
   if( rc==SQLITE_NOTFOUND ) rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
   if( rc!=SQLITE_OK ) return rc;
   aVec = vdbSharedChunkFind(s, c->slot.chunkId);
-  if( aVec==0 ){
+  if( aVec ){
+    c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
+    c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
+    pCoded = c->node.pVec;
+  }else if( p->nCodeBytes==0 ){
     unsigned char *aRead = 0;
     rc = vdbChunkRead(p, c->slot.chunkId, &aRead);
     if( rc==SQLITE_OK ){
       aVec = vdbSharedChunkAdopt(s, c->slot.chunkId, aRead, vdbChunkBytes(p));
       if( aVec==0 ) rc = SQLITE_NOMEM;
     }
+    if( rc==SQLITE_OK ){
+      c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
+      c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
+    }
+  }else if( needCode ){
+    unsigned char *aScratch = 0;
+    rc = vdbChunkScratchRead(p, c->slot.chunkId, &aScratch);
+    if( rc==SQLITE_OK ) pCoded = vdbChunkVector(p, aScratch, c->slot.offset);
+  }
+  /* Coded before publishing (nothing published changes), into scratch:
+  ** the copy's records are written under its publish lock. */
+  if( rc==SQLITE_OK && needCode ){
+    if( vdbCodeScratch(p)==0 ){
+      rc = SQLITE_NOMEM;
+    }else{
+      p->graph.space.xEncode(&p->graph.space, pCoded, p->pCodeScratch);
+      pCode = p->pCodeScratch;
+    }
   }
   if( rc!=SQLITE_OK ){
     sqlite3_free(c);
     return rc;
-  }
-  c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
-  c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
-  /* Coded before publishing (nothing published changes), into scratch:
-  ** the copy's records are written under its publish lock. */
-  if( p->nCodeBytes && vdbSharedCode(s, nid)==0 ){
-    if( vdbCodeScratch(p)==0 ){
-      sqlite3_free(c);
-      return SQLITE_NOMEM;
-    }
-    p->graph.space.xEncode(&p->graph.space, c->node.pVec, p->pCodeScratch);
-    pCode = p->pCodeScratch;
   }
   *ppNode = vdbSharedPublish(s, c, pCode);
   if( *ppNode==0 ) return SQLITE_NOMEM;
@@ -2056,22 +2086,43 @@ static int vdbSharedAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNod
   return SQLITE_OK;
 }
 
+/* A result's vector: the node published (vdbSharedAccessGet), and its
+** chunk brought in if the node was published without it (vdbSharedLoad). */
+static int vdbSharedAccessResult(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  VdbHnswShared *s = p->pShared;
+  VdbHnswNode *pNode;
+  VdbCNode *c;
+  unsigned char *aChunk;
+  const void *pVec;
+  int rc = vdbSharedAccessGet(pCtx, nid, &pNode);
+  if( rc!=SQLITE_OK ) return rc;
+  if( (*ppVec = vdbSharedVector(s, nid, pAux))!=0 ) return SQLITE_OK;
+  c = (VdbCNode*)pNode;                /* node is VdbCNode's first member */
+  aChunk = vdbSharedChunkFind(s, c->slot.chunkId);
+  if( aChunk==0 ){
+    unsigned char *aRead = 0;
+    rc = vdbChunkRead(p, c->slot.chunkId, &aRead);
+    if( rc!=SQLITE_OK ) return rc;
+    aChunk = vdbSharedChunkAdopt(s, c->slot.chunkId, aRead, vdbChunkBytes(p));
+    if( aChunk==0 ) return SQLITE_NOMEM;
+  }
+  pVec = vdbChunkVector(p, aChunk, c->slot.offset);
+  *pAux = vdbHnswAux(&p->graph.space, pVec);
+  *ppVec = vdbSharedAttachVector(s, nid, pVec, pAux);
+  p->nSharedMisses++;                  /* it grew the copy: check the budget */
+  return SQLITE_OK;
+}
+
 static int vdbSharedAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  VdbHnswNode *pNode;
   const void *pVec = vdbSharedVector(p->pShared, nid, pAux);
-  int rc;
   if( pVec ){
     p->nSharedHits++;
     *ppVec = pVec;
     return SQLITE_OK;
   }
-  rc = vdbSharedAccessGet(pCtx, nid, &pNode);
-  if( rc==SQLITE_OK ){
-    *ppVec = pNode->pVec;
-    *pAux = pNode->aux;
-  }
-  return rc;
+  return vdbSharedAccessResult(pCtx, nid, ppVec, pAux);
 }
 
 static int vdbSharedAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
@@ -2286,6 +2337,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   p->sharedAccess.xPrefetch = vdbSharedAccessPrefetch;
   p->sharedAccess.xLinks0 = vdbSharedAccessLinks;
   p->sharedAccess.xPrefetchCode = vdbSharedAccessPrefetchCode;
+  p->sharedAccess.xResultVector = vdbSharedAccessResult;
   rc = vdbHnswSpaceInit(&space, pCol->eElem, pCol->eMetric, pCol->nDim, pK);
   if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, (VdbQuantizer)pCol->index.aParam[VDB_HNSW_P_QUANT]);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
@@ -2315,6 +2367,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_free(p->aByNid);
   vdbRecordsFree(&p->codes);
   sqlite3_free(p->pCodeScratch);
+  sqlite3_free(p->aChunkScratch);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);

@@ -114,6 +114,9 @@ void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid);
 ** record, which vdbRecordsPublish made (publish lock); or clear them
 ** (write lock). */
 void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, const void *pVec, float aux);
+/* hasNode records: a published node without its vector gets it (publish
+** lock); returns the vector the record holds, and its aux in *pAux. */
+const void *vdbRecordsSetVector(VdbRecords *a, sqlite3_int64 nid, const void *pVec, float *pAux);
 /* The node of every record of page iPage (write lock); NULL if none. */
 static inline void *vdbRecordsNodeAt(const VdbRecords *a, sqlite3_int64 iPage, int i){
   return a->apPage[iPage]
@@ -297,6 +300,10 @@ unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsi
 ** codes, pCode is c's code (NULL if the record has it already); the node
 ** kept points at the record's. */
 VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode);
+/* Under the read lock: give published node nid, published without its
+** vector, the vector pVec (aux *pAux) unless another walk did; returns
+** the vector kept and its aux in *pAux. */
+const void *vdbSharedAttachVector(VdbHnswShared *s, sqlite3_int64 nid, const void *pVec, float *pAux);
 /* Under the read lock: do nodes and chunks exceed their part of cache_mb? */
 int vdbSharedOverBudget(VdbHnswShared *s);
 

@@ -362,6 +362,39 @@ def test_shared_walk_answers_exactly_like_a_private_walk():
     integrity(reader)
 
 
+def test_a_walk_over_codes_keeps_vectors_of_results_only():
+    # The shared copy codes the nodes a walk meets from their vectors but
+    # keeps only the chunks of vectors its results need (a cold query meets
+    # about as many chunks as nodes). The results' distances stay exact;
+    # without codes every vector the walk measures is needed, and kept.
+    for quantizer in ("int8", "none"):
+        path = os.path.join(TMP, f"results-{quantizer}.db")
+        a = open_db(path)
+        a.execute(f"CREATE VIRTUAL TABLE t USING vectordb(e float[32] INDEXED BY hnsw(m=8, quantizer={quantizer}), "
+                  "chunk_size=8)")
+        a.execute("BEGIN")
+        a.executemany("INSERT INTO t(rowid, e) VALUES (?, ?)", ((i + 1, BASE[i].tobytes()) for i in range(N)))
+        a.execute("COMMIT")
+        a.close()
+        b = open_db(path)
+        got = answers(b, QUERIES[:1], 64)[0]
+        st = stats(b)
+        assert st["shared_connections"] == 1 and st["misses"] > 100, st
+        if quantizer == "int8":
+            assert st["cached_chunks"] <= 2 * 10, st      # the re-ranked 2k at most
+        else:
+            assert st["cached_chunks"] > 2 * 10, st
+        want = answers(private_copy(b), QUERIES[:1], 64)[0]
+        assert got == want, (got, want)
+        exact = {r: d for r, d in b.execute("SELECT rowid, distance FROM t WHERE e MATCH ? AND k = 10 "
+                                             "AND ef_search = 0", (QUERIES[0].tobytes(),))}
+        for rowid, dist in got:
+            if rowid in exact:
+                assert abs(dist - exact[rowid]) <= 1e-5 * max(1.0, exact[rowid]), (rowid, dist, exact[rowid])
+        assert recall(b, QUERIES[:10]) > 0.9
+        b.close()
+
+
 def test_last_connection_frees_the_copy():
     path = os.path.join(TMP, "lonely.db")
     a = open_db(path)
