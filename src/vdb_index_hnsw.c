@@ -2950,16 +2950,16 @@ static void vdbHnswEndTransaction(VdbIndex *pIdx){
   p->txnCount++;
 }
 
-/* A walk that reaches a node whose chunk is not cached reads the whole
-** chunk (later nodes of it are then free), so a cold query reads a chunk
-** per node it meets, and maps a new buffer for it: at 1 MiB chunks a new
-** process's first query on 200,000 x 128 rows took 263 ms, at 32 KiB (64
-** rows) 80 ms, while an exact scan took 60 and 66 ms. At ef_search 64 a
-** first query meets about 1,400 nodes in as many chunks; at 16 KiB
-** instead of 64 KiB it took 65 ms instead of 117 on 1M x 128 (32 rows
-** instead of 128) and 47 instead of 98 on cosine 200k x 384 (8 rows
-** instead of 32), with warm QPS and recall unchanged within the runs'
-** spread (bench notes of 2026-12-06). */
+/* A walk that needs the vector of a node whose chunk is not cached reads
+** the whole chunk (one sequential BLOB read), so a cold query reads a
+** chunk per node it meets: at 1 MiB chunks a new process's first query on
+** 200,000 x 128 rows took 263 ms, at 32 KiB (64 rows) 80 ms, while an
+** exact scan took 60 and 66 ms. At ef_search 64 a first query meets about
+** 1,400 nodes in as many chunks; at 16 KiB instead of 64 KiB it took 65 ms
+** instead of 117 on 1M x 128 (32 rows instead of 128) and 47 instead of
+** 98 on cosine 200k x 384 (8 rows instead of 32), with warm QPS and recall
+** unchanged within the runs' spread (bench notes of 2026-12-06, before
+** the shared copy stopped keeping the chunks of nodes it only codes). */
 #define VDB_HNSW_CHUNK_TARGET_BYTES (16*1024)
 
 const VdbIndexKind vdbIndexHnsw = {
