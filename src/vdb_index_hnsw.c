@@ -1994,6 +1994,33 @@ static void vdbSharedEnd(VdbHnswIndex *p){
   }
 }
 
+/* A copy of node c (read by vdbReadNode, no code, no distances) whose
+** link arrays hold its links and no free room: the shared copy never
+** changes a published node's links, and at 1M nodes the room left for
+** links to come (half of layer 0's 3M on average) was 180 MB. Frees c;
+** NULL when memory ran out. */
+static VdbCNode *vdbCompactCNode(VdbCNode *c){
+  size_t nLinks = 0, nByte;
+  VdbCNode *pNew;
+  sqlite3_int64 *pLink;
+  int l;
+  for(l=0; l<=c->node.level; l++) nLinks += (size_t)c->node.anLink[l];
+  nByte = sizeof(VdbCNode) + nLinks*sizeof(sqlite3_int64);
+  pNew = (VdbCNode*)sqlite3_malloc64(nByte);
+  if( pNew ){
+    memcpy(pNew, c, sizeof(VdbCNode));
+    pNew->nByte = nByte;
+    pLink = (sqlite3_int64*)(pNew+1);
+    for(l=0; l<=c->node.level; l++){
+      memcpy(pLink, c->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)c->node.anLink[l]);
+      pNew->node.aaLink[l] = pLink;
+      pLink += c->node.anLink[l];
+    }
+  }
+  sqlite3_free(c);
+  return pNew;
+}
+
 /* A chunk's vectors into the connection's scratch buffer, for coding a
 ** node the shared copy keeps without its vector. */
 static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paVec){
@@ -2023,6 +2050,7 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   int needCode = p->nCodeBytes && vdbSharedCode(s, nid)==0;
   int rc = vdbReadNode(p, nid, 0, &c);
   if( rc==SQLITE_NOTFOUND ) rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
+  if( rc==SQLITE_OK && (c = vdbCompactCNode(c))==0 ) rc = SQLITE_NOMEM;
   if( rc!=SQLITE_OK ) return rc;
   aVec = vdbSharedChunkFind(s, c->slot.chunkId);
   if( aVec ){
