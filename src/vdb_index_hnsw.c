@@ -527,7 +527,7 @@ static int vdbChunkRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **
   *paVec = 0;
   if( aVec==0 ) return SQLITE_NOMEM;
   vdbPrefault(aVec, (size_t)vdbChunkBytes(p));
-  rc = vdbStoreReadChunkVia(p->pStore, p->base.iVec, chunkId, aVec, &p->pChunkBlob);
+  rc = vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, aVec, &p->pChunkBlob);
   if( rc!=SQLITE_OK ){
     sqlite3_free(aVec);
     return rc;
@@ -2021,6 +2021,19 @@ static VdbCNode *vdbCompactCNode(VdbCNode *c){
   return pNew;
 }
 
+/* The shared copy's buffer of a chunk: found, or read at this snapshot
+** and adopted (a walk that lost the race gets the winner's). */
+static int vdbSharedChunk(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paChunk){
+  VdbHnswShared *s = p->pShared;
+  unsigned char *aRead = 0;
+  int rc;
+  if( (*paChunk = vdbSharedChunkFind(s, chunkId))!=0 ) return SQLITE_OK;
+  rc = vdbChunkRead(p, chunkId, &aRead);
+  if( rc!=SQLITE_OK ) return rc;
+  *paChunk = vdbSharedChunkAdopt(s, chunkId, aRead, vdbChunkBytes(p));
+  return *paChunk ? SQLITE_OK : SQLITE_NOMEM;
+}
+
 /* A chunk's vectors into the connection's scratch buffer, for coding a
 ** node the shared copy keeps without its vector. */
 static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paVec){
@@ -2029,7 +2042,7 @@ static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned 
     if( p->aChunkScratch==0 ) return SQLITE_NOMEM;
   }
   *paVec = p->aChunkScratch;
-  return vdbStoreReadChunkVia(p->pStore, p->base.iVec, chunkId, p->aChunkScratch, &p->pChunkBlob);
+  return vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, p->aChunkScratch, &p->pChunkBlob);
 }
 
 /* A miss: read node nid at this snapshot and publish it. Two walks may
@@ -2052,23 +2065,16 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   if( rc==SQLITE_NOTFOUND ) rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
   if( rc==SQLITE_OK && (c = vdbCompactCNode(c))==0 ) rc = SQLITE_NOMEM;
   if( rc!=SQLITE_OK ) return rc;
-  aVec = vdbSharedChunkFind(s, c->slot.chunkId);
+  if( p->nCodeBytes==0 ){
+    rc = vdbSharedChunk(p, c->slot.chunkId, &aVec);
+  }else{
+    aVec = vdbSharedChunkFind(s, c->slot.chunkId);
+  }
   if( aVec ){
     c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
     c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
     pCoded = c->node.pVec;
-  }else if( p->nCodeBytes==0 ){
-    unsigned char *aRead = 0;
-    rc = vdbChunkRead(p, c->slot.chunkId, &aRead);
-    if( rc==SQLITE_OK ){
-      aVec = vdbSharedChunkAdopt(s, c->slot.chunkId, aRead, vdbChunkBytes(p));
-      if( aVec==0 ) rc = SQLITE_NOMEM;
-    }
-    if( rc==SQLITE_OK ){
-      c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
-      c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
-    }
-  }else if( needCode ){
+  }else if( rc==SQLITE_OK && needCode ){
     unsigned char *aScratch = 0;
     rc = vdbChunkScratchRead(p, c->slot.chunkId, &aScratch);
     if( rc==SQLITE_OK ) pCoded = vdbChunkVector(p, aScratch, c->slot.offset);
@@ -2127,14 +2133,8 @@ static int vdbSharedAccessResult(void *pCtx, sqlite3_int64 nid, const void **ppV
   if( rc!=SQLITE_OK ) return rc;
   if( (*ppVec = vdbSharedVector(s, nid, pAux))!=0 ) return SQLITE_OK;
   c = (VdbCNode*)pNode;                /* node is VdbCNode's first member */
-  aChunk = vdbSharedChunkFind(s, c->slot.chunkId);
-  if( aChunk==0 ){
-    unsigned char *aRead = 0;
-    rc = vdbChunkRead(p, c->slot.chunkId, &aRead);
-    if( rc!=SQLITE_OK ) return rc;
-    aChunk = vdbSharedChunkAdopt(s, c->slot.chunkId, aRead, vdbChunkBytes(p));
-    if( aChunk==0 ) return SQLITE_NOMEM;
-  }
+  rc = vdbSharedChunk(p, c->slot.chunkId, &aChunk);
+  if( rc!=SQLITE_OK ) return rc;
   pVec = vdbChunkVector(p, aChunk, c->slot.offset);
   *pAux = vdbHnswAux(&p->graph.space, pVec);
   *ppVec = vdbSharedAttachVector(s, nid, pVec, pAux);

@@ -540,12 +540,7 @@ int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf){
                    n * p->pDef->chunkSize, n * pSlot->offset, pBuf, n, 0);
 }
 
-int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf){
-  int n = p->aVecBytes[iVec] * p->pDef->chunkSize;
-  return vdbBlobIO(p, p->azVecTable[iVec], "vectors", chunkId, n, 0, pBuf, n, 0);
-}
-
-int vdbStoreReadChunkVia(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
+int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
                          sqlite3_blob **ppBlob){
   int n = p->aVecBytes[iVec] * p->pDef->chunkSize;
   int rc = SQLITE_ERROR;
@@ -1117,24 +1112,9 @@ int vdbChunkScanOpen(VdbStore *p, int iVec, VdbChunkScan *pScan){
   return pScan->aVec ? SQLITE_OK : SQLITE_NOMEM;
 }
 
-/* blob_reopen is much cheaper than blob_open: one handle moves from chunk
-** to chunk. */
+/* One handle moves from chunk to chunk (vdbStoreReadChunk). */
 int vdbChunkScanRead(VdbChunkScan *pScan, sqlite3_int64 chunkId){
-  VdbStore *p = pScan->pStore;
-  int nByte = p->aVecBytes[pScan->iVec] * p->pDef->chunkSize;
-  int rc = SQLITE_ERROR;
-  if( pScan->pBlob ) rc = sqlite3_blob_reopen(pScan->pBlob, chunkId);
-  if( rc!=SQLITE_OK ){
-    sqlite3_blob_close(pScan->pBlob);
-    pScan->pBlob = 0;
-    rc = sqlite3_blob_open(p->db, p->zDb, p->azVecTable[pScan->iVec], "vectors", chunkId, 0, &pScan->pBlob);
-  }
-  if( rc==SQLITE_ERROR ) rc = SQLITE_CORRUPT_VTAB;
-  if( rc==SQLITE_OK ){
-    rc = sqlite3_blob_bytes(pScan->pBlob)==nByte ? sqlite3_blob_read(pScan->pBlob, pScan->aVec, nByte, 0)
-                                                 : SQLITE_CORRUPT_VTAB;
-  }
-  return rc;
+  return vdbStoreReadChunk(pScan->pStore, pScan->iVec, chunkId, pScan->aVec, &pScan->pBlob);
 }
 
 int vdbChunkScanNext(VdbChunkScan *pScan){

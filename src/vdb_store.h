@@ -144,16 +144,15 @@ int vdbStoreIntegrity(VdbStore *p);
 /* ---- vectors ---- */
 /* Read one vector (aVecBytes[iVec] bytes) into pBuf. */
 int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf);
-/* Every vector slot of a chunk (chunkSize x vector bytes), one sequential read. */
-int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf);
-/* The same through *ppBlob, a read handle the caller keeps from one call
-** to the next (NULL at first) and moves with sqlite3_blob_reopen, which
-** costs a fraction of sqlite3_blob_open. An open handle is an active
-** statement of the connection: the caller closes it (sqlite3_blob_close)
-** before the SQL statement it runs in ends. After an error *ppBlob is
-** closed and NULL. */
-int vdbStoreReadChunkVia(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
-                         sqlite3_blob **ppBlob);
+/* Every vector slot of a chunk (chunkSize x vector bytes), one sequential
+** read, through *ppBlob: a read handle the caller keeps from one call to
+** the next (NULL at first), moved with sqlite3_blob_reopen, which costs a
+** fraction of sqlite3_blob_open. An open handle is an active statement of
+** the connection: the caller closes it (sqlite3_blob_close) before the
+** SQL statement it runs in ends. After an error *ppBlob is closed and
+** NULL. */
+int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
+                      sqlite3_blob **ppBlob);
 
 /* ---- row queries ----
 ** Rows selected by constraints on the rowid, the text primary key or
