@@ -7,7 +7,9 @@ Both builds search the same database (built by either; a newer build reads
 older formats) through bench/sqlite_run, alternating A, B, A, B, ... for N
 rounds, so that a load change on the shared machine hits both alike. Prints
 each build's median QPS per ef_search setting, and the ratio A/B with the
-range of the per-round ratios. With --build ROWS, each round also builds an
+range of the per-round ratios, and each build's peak RSS (VmHWM of the search
+process, the median over rounds: what the walks kept in memory for those
+queries and settings). With --build ROWS, each round also builds an
 index of the data set's first ROWS vectors with each build (M=16,
 ef_construction=200, as bench/run.py) and compares the build times.
 """
@@ -31,7 +33,9 @@ def search(ext, db, data, settings, nq):
                           "sql=SELECT rowid FROM t WHERE e MATCH ?1 AND k = 10 AND ef_search = %d"],
                          capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {r["setting"]: (r["qps"], r["recall"]) for r in rows if "setting" in r}
+    result = {r["setting"]: (r["qps"], r["recall"]) for r in rows if "setting" in r}
+    result["rss"] = next((r["peak_rss_mb"] for r in rows if "peak_rss_mb" in r), float("nan"))
+    return result
 
 
 def build(ext, data, rows, out):
@@ -80,6 +84,8 @@ def main():
         print(f"ef_search={s}: A {statistics.median(qa):8.1f} QPS, B {statistics.median(qb):8.1f} QPS, "
               f"A/B {statistics.median(qa) / statistics.median(qb):.3f}x (rounds {min(ratios):.2f}x to "
               f"{max(ratios):.2f}x); recall A {runs[a][0][s][1]:.4f} B {runs[b][0][s][1]:.4f}")
+    ra, rb = statistics.median(x["rss"] for x in runs[a]), statistics.median(x["rss"] for x in runs[b])
+    print(f"peak RSS of the search process: A {ra:,.0f} MiB, B {rb:,.0f} MiB, A/B {ra / rb:.2f}x")
 
 
 if __name__ == "__main__":

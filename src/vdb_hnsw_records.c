@@ -14,17 +14,30 @@
 **
 ** A record, in memory only (VdbRecordHead):
 **     u32 mark             VDB_REC_CODE: the code is there;
-**                          VDB_REC_LINKS: the links are
-**     u32 nLink            layer-0 links held
-**     f32 aux, u32 unused, then pointers to the node and to its vector:
-**                          only in the shared copy's records (hasNode),
-**                          which so replace a node-id table: a cold query
-**                          touches a record page per node it meets, not
-**                          also an entry of a table sized by the largest
-**                          node id (24 MB to map at 1M nodes)
+**                          VDB_REC_LINKS: the links are;
+**                          VDB_REC_NODE: the node is published
+**     u16 nLink            layer-0 links held
+**     u8  isReferenced     the shared copy's CLOCK mark; u8 unused
+**     then, only in the shared copy's records (hasNode):
+**     ptr pNode            a node above layer 0: its VdbCNode; else NULL
+**     ptr pVec             its float32 vector, once needed, or NULL
+**     i64 rowid            its row
+**     u64 slot             chunk_id << 16 | chunk_offset: where the vector is
+**     f32 aux, 4 unused    only without codes: the vector's aux value (with
+**                          codes the copy's own vector buffers keep it)
 **     code                 nCodeBytes (a multiple of 8; none without codes)
 **     u32 aLink[cap0]      layer-0 neighbours' node ids (the shared copy
 **                          serves node ids below 2^24 only)
+** So the record is all the shared copy holds of a node of layer 0 alone
+** (94% of them at M=16): the node's row, links, code and, for a result,
+** vector. A VdbCNode (about 300 bytes and its 64-bit links) is kept only
+** for nodes above layer 0, whose upper layers the walk reads from it. On
+** 1M x 128 the decoded nodes of layer 0 were 320 MB of the 1.2 GB a
+** process held after 18,000 queries. The record also replaces a node-id
+** table: a cold query touches a record page per node it meets, not also
+** an entry of a table sized by the largest node id (24 MB to map at 1M
+** nodes).
+**
 ** Records are a multiple of 64 bytes and pages start on a 64-byte
 ** boundary, so a record spans the fewest cache lines it can. The mark and
 ** the head of the code share the first line: the walk asks for the first
@@ -41,8 +54,8 @@
 ** Lifetimes. A node's code never changes: its vector never does (a new
 ** vector is a new node, and committed node ids are never reused), so a
 ** code stays until its page is freed. Its links change with commits: the
-** copy clears VDB_REC_LINKS when it drops the node and sets it again when
-** the node is published anew. Pages and marks are written under the
+** copy clears VDB_REC_LINKS and VDB_REC_NODE when it drops the node and
+** sets them again when the node is published anew. Pages and marks are written under the
 ** copy's publish lock (or its write lock) and read with acquire loads;
 ** pages are freed and the page table grows under the write lock only,
 ** when no walk is reading.
@@ -52,12 +65,17 @@
 
 #define VDB_REC_ALIGN 64
 
-void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode){
+void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode, int nVecBytes){
   memset(a, 0, sizeof(*a));
   a->nCodeBytes = nCodeBytes;
   a->nLinkCap = nLinkCap;
   a->hasNode = hasNode;
+  a->nVecBytes = nVecBytes;
   a->iCode = hasNode ? (int)sizeof(VdbRecordHead) : VDB_REC_HEAD_BYTES;
+  if( hasNode && nCodeBytes==0 ){
+    a->iAux = a->iCode;
+    a->iCode += 8;
+  }
   a->iLinks = a->iCode + ((nCodeBytes + 7) & ~7);
   a->nStride = (a->iLinks + (int)sizeof(unsigned int)*nLinkCap + VDB_REC_ALIGN-1) & ~(VDB_REC_ALIGN-1);
 }
@@ -117,10 +135,11 @@ static unsigned char *vdbRecordsAt(VdbRecords *a, sqlite3_int64 nid, sqlite3_int
 const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCode,
                               const sqlite3_int64 *aLink, int nLink, sqlite3_int64 *pnNew){
   unsigned char *pRec = vdbRecordsAt(a, nid, pnNew);
-  unsigned int *aHead = (unsigned int*)pRec, *aRecLink, mark, i;
+  VdbRecordHead *h = (VdbRecordHead*)pRec;
+  unsigned int *aRecLink, mark, i;
   if( pRec==0 ) return 0;
   aRecLink = (unsigned int*)(pRec + a->iLinks);
-  mark = aHead[0];                  /* only publishers write it, under one lock */
+  mark = h->mark;                   /* only publishers write it, under one lock */
   if( a->nCodeBytes && !(mark & VDB_REC_CODE) ){
     if( pCode==0 ) return 0;
     memcpy(pRec + a->iCode, pCode, (size_t)a->nCodeBytes);
@@ -133,42 +152,66 @@ const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCod
       aRecLink[i] = (unsigned int)aLink[i];
     }
     if( i==(unsigned)nLink ){
-      aHead[1] = (unsigned int)nLink;
+      h->nLink = (unsigned short)nLink;
       mark |= VDB_REC_LINKS;
     }
   }
-  __atomic_store_n(&aHead[0], mark, __ATOMIC_RELEASE);
+  __atomic_store_n(&h->mark, mark, __ATOMIC_RELEASE);
   return pRec + a->iCode;
 }
 
-void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, const void *pVec, float aux){
+void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, sqlite3_int64 rowid,
+                       sqlite3_uint64 slot, const void *pVec, float aux){
   VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
   if( h==0 || !a->hasNode ) return;
-  /* aux before pVec, and the node complete before pNode: a walk that
-  ** loads either pointer (acquire) sees what it points at. */
-  h->aux = aux;
+  /* Everything before the mark's release store: a walk that sees
+  ** VDB_REC_NODE (acquire) sees the fields it covers. */
+  h->rowid = rowid;
+  h->slot = slot;
+  h->isReferenced = 1;
+  if( pVec && a->iAux ) *(float*)((unsigned char*)h + a->iAux) = aux;
   __atomic_store_n(&h->pVec, pVec, __ATOMIC_RELEASE);
   __atomic_store_n(&h->pNode, pNode, __ATOMIC_RELEASE);
+  __atomic_store_n(&h->mark, h->mark | VDB_REC_NODE, __ATOMIC_RELEASE);
+}
+
+void vdbRecordsSetFullNode(VdbRecords *a, sqlite3_int64 nid, void *pNode){
+  VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
+  if( h && a->hasNode ) __atomic_store_n(&h->pNode, pNode, __ATOMIC_RELEASE);
+}
+
+void vdbRecordsClearNode(VdbRecords *a, sqlite3_int64 nid){
+  VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
+  if( h==0 || !a->hasNode ) return;
+  h->pNode = 0;
+  h->pVec = 0;
+  h->isReferenced = 0;
+  h->mark &= ~(VDB_REC_NODE|VDB_REC_LINKS);
 }
 
 const void *vdbRecordsSetVector(VdbRecords *a, sqlite3_int64 nid, const void *pVec, float *pAux){
   VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
   if( h==0 || !a->hasNode ) return 0;
   if( h->pVec ){
-    *pAux = h->aux;
+    *pAux = vdbRecordsAux(a, h, h->pVec);
     return h->pVec;
   }
-  h->aux = *pAux;
+  /* The aux value where vdbRecordsAux looks, then the vector. */
+  if( a->iAux ){
+    *(float*)((unsigned char*)h + a->iAux) = *pAux;
+  }else{
+    memcpy((unsigned char*)pVec + a->nVecBytes, pAux, sizeof(float));
+  }
   __atomic_store_n(&h->pVec, pVec, __ATOMIC_RELEASE);
   return pVec;
 }
 
 void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid){
   sqlite3_int64 iPage = nid >> VDB_REC_PAGE_SHIFT;
-  unsigned int *aHead;
+  VdbRecordHead *h;
   if( nid<0 || iPage>=a->nPage || a->apPage[iPage]==0 ) return;
-  aHead = (unsigned int*)(a->apPage[iPage] + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride);
-  __atomic_store_n(&aHead[0], aHead[0] & ~(unsigned)VDB_REC_LINKS, __ATOMIC_RELAXED);
+  h = (VdbRecordHead*)(a->apPage[iPage] + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride);
+  __atomic_store_n(&h->mark, h->mark & ~(unsigned)VDB_REC_LINKS, __ATOMIC_RELAXED);
 }
 
 static sqlite3_int64 vdbRecordsFreePage(VdbRecords *a, sqlite3_int64 i){

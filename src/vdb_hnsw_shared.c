@@ -12,12 +12,18 @@
 ** table and a VACUUM INTO copy opened later at the same inode, do not
 ** share by accident.
 **
-** Memory. The copy is bounded by cache_mb like a private cache: nodes,
-** chunk buffers, walk records (which also point at the nodes) and their
-** page table all count. Eviction runs under the write lock, so no walk
-** holds a pointer to what it frees:
-** CLOCK over the nodes (a node a walk used since the last sweep stays),
-** then every chunk buffer and record page no remaining node points into.
+** Memory. The copy is bounded by cache_mb like a private cache: walk
+** records (all a node of layer 0 alone needs), the nodes above layer 0,
+** vectors and their page table all count. With codes the walk needs a
+** vector only for a result, and the copy keeps a copy of that one vector
+** (its chunk is read into the connection's scratch buffer): keeping the
+** whole chunk of each result, 8 to 32 rows, came to most of the raw
+** vectors after a few thousand queries. Without codes every node the
+** walk measures needs its vector, and the copy keeps chunk buffers.
+** Eviction runs under the write lock, so no walk holds a pointer to what
+** it frees: CLOCK over the nodes (a node a walk used since the last sweep
+** stays), then every chunk buffer and record page no remaining node
+** points into.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +49,7 @@ static VdbHnswShared *vdbSharedNew(sqlite3_uint64 dev, sqlite3_uint64 ino, const
   s->chunkSize = chunkSize;
   s->m = m;
   s->version = -1;
-  vdbRecordsInit(&s->recs, nCodeBytes, vdbHnswLayerCap(m, 0), 1);
+  vdbRecordsInit(&s->recs, nCodeBytes, vdbHnswLayerCap(m, 0), 1, nVecBytes);
   pthread_rwlockattr_init(&attr);
 #ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
   /* glibc prefers readers by default: with walks running back to back on
@@ -157,12 +163,31 @@ unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsi
   return aKept;
 }
 
-const void *vdbSharedAttachVector(VdbHnswShared *s, sqlite3_int64 nid, const void *pVec, float *pAux){
-  const void *pKept;
+/* Bytes of the copy's own buffer for a vector: the vector, then its aux
+** value (vdbRecordsAux). */
+static sqlite3_int64 vdbSharedVectorBytes(const VdbHnswShared *s){
+  return (sqlite3_int64)s->nVecBytes + (sqlite3_int64)sizeof(float);
+}
+
+int vdbSharedAttachVector(VdbHnswShared *s, sqlite3_int64 nid, const void *pVec, float *pAux,
+                          const void **ppKept){
+  void *pCopy = 0;
+  if( s->nCodeBytes ){
+    pCopy = sqlite3_malloc64((sqlite3_uint64)vdbSharedVectorBytes(s));
+    if( pCopy==0 ) return SQLITE_NOMEM;
+    memcpy(pCopy, pVec, (size_t)s->nVecBytes);
+    pVec = pCopy;
+  }
   pthread_mutex_lock(&s->publishLock);
-  pKept = vdbRecordsSetVector(&s->recs, nid, pVec, pAux);
+  *ppKept = vdbRecordsSetVector(&s->recs, nid, pVec, pAux);
+  if( pCopy && *ppKept==pCopy ){
+    s->cacheBytes += vdbSharedVectorBytes(s);
+    s->nVectors++;
+    pCopy = 0;
+  }
   pthread_mutex_unlock(&s->publishLock);
-  return pKept;
+  sqlite3_free(pCopy);              /* another walk attached it first */
+  return *ppKept ? SQLITE_OK : SQLITE_CORRUPT_VTAB;
 }
 
 int vdbSharedOverBudget(VdbHnswShared *s){
@@ -176,46 +201,86 @@ int vdbSharedOverBudget(VdbHnswShared *s){
   return isOver;
 }
 
-VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode){
+/* Can node c be published as its record alone? A node of layer 0 whose
+** links and slot fit the record's fields (only a damaged table has one
+** that does not: it keeps its VdbCNode, and the walk reads it). */
+static int vdbSharedFitsRecord(const VdbHnswShared *s, const VdbCNode *c){
+  int i;
+  if( c->node.level>0 || c->node.anLink[0]>s->recs.nLinkCap ) return 0;
+  if( c->slot.chunkId<0 || c->slot.chunkId>=((sqlite3_int64)1 << (64-VDB_REC_SLOT_SHIFT-1)) ) return 0;
+  if( c->slot.offset<0 || c->slot.offset>=(1<<VDB_REC_SLOT_SHIFT) ) return 0;
+  for(i=0; i<c->node.anLink[0]; i++){
+    if( c->node.aaLink[0][i]<=0 || c->node.aaLink[0][i]>0xffffffff ) return 0;
+  }
+  return 1;
+}
+
+int vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode, int keepNode, VdbCNode **ppKept){
   sqlite3_int64 nid = c->node.nid;
-  VdbCNode *pKept;
+  const VdbRecordHead *h;
+  int rc = SQLITE_OK;
+  if( !keepNode && !vdbSharedFitsRecord(s, c) ) keepNode = 1;
+  *ppKept = 0;
   pthread_mutex_lock(&s->publishLock);
-  pKept = vdbSharedNode(s, nid);
-  if( pKept==0 ){
+  h = vdbRecordsPublished(&s->recs, nid);
+  if( h ){
+    /* Published already: by another walk, or as a record alone and now
+    ** wanted with its node (nothing a walk may be reading changes). */
+    *ppKept = (VdbCNode*)h->pNode;
+    if( *ppKept==0 && keepNode ){
+      vdbRecordsSetFullNode(&s->recs, nid, c);
+      s->cacheBytes += (sqlite3_int64)c->nByte;
+      s->nDecoded++;
+      *ppKept = c;
+      c = 0;
+    }
+  }else{
     sqlite3_int64 nNew = 0;
     const void *pRecCode = vdbRecordsPublish(&s->recs, nid, pCode, c->node.aaLink[0],
                                              c->node.anLink[0], &nNew);
     s->cacheBytes += nNew;
     if( pRecCode==0 ){
-      pthread_mutex_unlock(&s->publishLock);
-      sqlite3_free(c);
-      return 0;
+      rc = SQLITE_NOMEM;
+    }else{
+      sqlite3_uint64 slot = ((sqlite3_uint64)c->slot.chunkId << VDB_REC_SLOT_SHIFT)
+                          | (sqlite3_uint64)c->slot.offset;
+      if( s->recs.nCodeBytes ) c->node.pCode = pRecCode;
+      /* Everything of c is written before the release stores publish it. */
+      vdbRecordsSetNode(&s->recs, nid, keepNode ? c : 0, c->rowid, slot, c->node.pVec, c->node.aux);
+      s->nNode++;
+      if( keepNode ){
+        s->cacheBytes += (sqlite3_int64)c->nByte;
+        s->nDecoded++;
+        *ppKept = c;
+        c = 0;
+      }
     }
-    if( s->recs.nCodeBytes ) c->node.pCode = pRecCode;
-    /* Everything of c is written before the release stores publish it. */
-    c->isReferenced = 1;
-    vdbRecordsSetNode(&s->recs, nid, c, c->node.pVec, c->node.aux);
-    s->nNode++;
-    s->cacheBytes += (sqlite3_int64)c->nByte;
-    pKept = c;
-    c = 0;
   }
   pthread_mutex_unlock(&s->publishLock);
   sqlite3_free(c);
-  return pKept;
+  return rc;
 }
 
 /* ---- changes (write lock held) --------------------------------------------------------- */
 
 void vdbSharedDropNode(VdbHnswShared *s, sqlite3_int64 nid){
-  VdbCNode *c = vdbSharedNode(s, nid);
-  if( c ) vdbRecordsSetNode(&s->recs, nid, 0, 0, 0);
-  vdbRecordsDropLinks(&s->recs, nid);
-  if( c ){
-    s->nNode--;
-    s->cacheBytes -= (sqlite3_int64)c->nByte;
-    sqlite3_free(c);
+  const VdbRecordHead *h = vdbRecordsPublished(&s->recs, nid);
+  if( h==0 ){
+    vdbRecordsDropLinks(&s->recs, nid);
+    return;
   }
+  if( h->pNode ){
+    s->cacheBytes -= (sqlite3_int64)((VdbCNode*)h->pNode)->nByte;
+    s->nDecoded--;
+    sqlite3_free(h->pNode);
+  }
+  if( h->pVec && s->nCodeBytes ){       /* the copy's own buffer */
+    s->cacheBytes -= vdbSharedVectorBytes(s);
+    s->nVectors--;
+    sqlite3_free((void*)h->pVec);
+  }
+  vdbRecordsClearNode(&s->recs, nid);
+  s->nNode--;
 }
 
 /* A chunk buffer of the copy, to patch after a commit changed one of its
@@ -231,13 +296,17 @@ void vdbSharedClear(VdbHnswShared *s){
   int j;
   for(i=0; i<s->recs.nPage; i++){
     for(j=0; s->recs.apPage[i] && j<VDB_REC_PAGE_NODES; j++){
-      if( vdbRecordsNodeAt(&s->recs, i, j) ) vdbSharedDropNode(s, (i<<VDB_REC_PAGE_SHIFT) + j);
+      if( vdbRecordsHeadAt(&s->recs, i, j)->mark & VDB_REC_NODE ){
+        vdbSharedDropNode(s, (i<<VDB_REC_PAGE_SHIFT) + j);
+      }
     }
   }
   vdbChunkTableClear(&s->chunks);
   vdbRecordsClear(&s->recs);
   s->cacheBytes = 0;
   s->nNode = 0;
+  s->nVectors = 0;
+  s->nDecoded = 0;
   s->version = -1;
 }
 
@@ -263,7 +332,7 @@ static void vdbSharedEvictRecords(VdbHnswShared *s){
   memset(s->recs.aUsed, 0, (size_t)s->recs.nPage);
   for(i=0; i<s->recs.nPage; i++){
     for(j=0; s->recs.apPage[i] && j<VDB_REC_PAGE_NODES && !s->recs.aUsed[i]; j++){
-      if( vdbRecordsNodeAt(&s->recs, i, j) ) s->recs.aUsed[i] = 1;
+      if( vdbRecordsHeadAt(&s->recs, i, j)->mark & VDB_REC_NODE ) s->recs.aUsed[i] = 1;
     }
   }
   s->cacheBytes -= vdbRecordsKeep(&s->recs, s->recs.aUsed);
@@ -282,11 +351,12 @@ void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes){
     for(j=0; j<s->chunks.nSlot; j++) s->chunks.a[j].nLive = 0;
     for(i=0; i<s->recs.nPage; i++){
       for(j=0; s->recs.apPage[i] && j<VDB_REC_PAGE_NODES; j++){
-        VdbCNode *c = (VdbCNode*)vdbRecordsNodeAt(&s->recs, i, j);
-        if( c==0 ) continue;
-        if( c->isReferenced ){
-          VdbChunkBuf *b = vdbChunkTableFind(&s->chunks, c->slot.chunkId);
-          c->isReferenced = 0;
+        VdbRecordHead *h = vdbRecordsHeadAt(&s->recs, i, j);
+        if( !(h->mark & VDB_REC_NODE) ) continue;
+        if( h->isReferenced ){
+          VdbChunkBuf *b = h->pVec && !s->nCodeBytes
+                         ? vdbChunkTableFind(&s->chunks, (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT)) : 0;
+          h->isReferenced = 0;
           if( b ) b->nLive++;
         }else{
           vdbSharedDropNode(s, (i<<VDB_REC_PAGE_SHIFT) + j);

@@ -2047,37 +2047,36 @@ static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned 
 
 /* A miss: read node nid at this snapshot and publish it. Two walks may
 ** read the same node; the first to publish wins and the other's copy is
-** freed. A walk over codes needs a node's vector only to code it, and
-** again if the node becomes a result: unless the copy holds its chunk,
-** the node is published without its vector (coded from a scratch read,
-** or not read at all when its record kept the code), and
-** vdbSharedAccessResult brings the chunk in for the few that become
-** results. A cold query meets about as many chunks as nodes, so keeping
-** each chunk it read (16 KiB) was most of its new memory. Without codes
-** every node measured needs its vector, and its chunk is kept. */
-static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
+** freed. A node of layer 0 is published as its walk record alone (row,
+** slot, links, code) unless the caller needs its VdbCNode (keepNode: the
+** algorithm's xGet). A walk over codes needs a node's vector only to code
+** it, and again if the node becomes a result: the node is published
+** without its vector (coded from a scratch read of its chunk, or not read
+** at all when its record kept the code), and vdbSharedAccessResult copies
+** the vector of the few that become results. A cold query meets about as
+** many chunks as nodes, so keeping each chunk it read (16 KiB) was most
+** of its new memory. Without codes every node measured needs its vector,
+** and its chunk is kept. */
+static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, int keepNode, VdbCNode **ppNode){
   VdbHnswShared *s = p->pShared;
   VdbCNode *c = 0;
-  unsigned char *aVec;
+  unsigned char *aVec = 0;
   const void *pCode = 0, *pCoded = 0;
   int needCode = p->nCodeBytes && vdbSharedCode(s, nid)==0;
   int rc = vdbReadNode(p, nid, 0, &c);
   if( rc==SQLITE_NOTFOUND ) rc = vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
-  if( rc==SQLITE_OK && (c = vdbCompactCNode(c))==0 ) rc = SQLITE_NOMEM;
+  /* A VdbCNode that will be kept holds its links and no free room. */
+  if( rc==SQLITE_OK && (keepNode || c->node.level>0) && (c = vdbCompactCNode(c))==0 ) rc = SQLITE_NOMEM;
   if( rc!=SQLITE_OK ) return rc;
   if( p->nCodeBytes==0 ){
     rc = vdbSharedChunk(p, c->slot.chunkId, &aVec);
-  }else{
-    aVec = vdbSharedChunkFind(s, c->slot.chunkId);
-  }
-  if( aVec ){
-    c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
-    c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
-    pCoded = c->node.pVec;
-  }else if( rc==SQLITE_OK && needCode ){
-    unsigned char *aScratch = 0;
-    rc = vdbChunkScratchRead(p, c->slot.chunkId, &aScratch);
-    if( rc==SQLITE_OK ) pCoded = vdbChunkVector(p, aScratch, c->slot.offset);
+    if( aVec ){
+      c->node.pVec = vdbChunkVector(p, aVec, c->slot.offset);
+      c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
+    }
+  }else if( needCode ){
+    rc = vdbChunkScratchRead(p, c->slot.chunkId, &aVec);
+    if( rc==SQLITE_OK ) pCoded = vdbChunkVector(p, aVec, c->slot.offset);
   }
   /* Coded before publishing (nothing published changes), into scratch:
   ** the copy's records are written under its publish lock. */
@@ -2093,10 +2092,23 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
     sqlite3_free(c);
     return rc;
   }
-  *ppNode = vdbSharedPublish(s, c, pCode);
-  if( *ppNode==0 ) return SQLITE_NOMEM;
-  p->nSharedMisses++;
-  return SQLITE_OK;
+  rc = vdbSharedPublish(s, c, pCode, keepNode, ppNode);
+  if( rc==SQLITE_OK ) p->nSharedMisses++;
+  return rc;
+}
+
+/* Node nid's record, published if it was not (as its record alone). */
+static int vdbSharedRecordOf(VdbHnswIndex *p, sqlite3_int64 nid, const VdbRecordHead **ppRec){
+  VdbCNode *c;
+  int rc = SQLITE_OK;
+  if( nid<1 || nid>=p->pShared->nCovered ){
+    return vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
+  }
+  if( (*ppRec = vdbSharedRecord(p->pShared, nid))==0 ){
+    rc = vdbSharedLoad(p, nid, 0, &c);
+    if( rc==SQLITE_OK && (*ppRec = vdbSharedRecord(p->pShared, nid))==0 ) rc = SQLITE_NOMEM;
+  }
+  return rc;
 }
 
 static int vdbSharedAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
@@ -2109,37 +2121,41 @@ static int vdbSharedAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNod
   c = vdbSharedNode(p->pShared, nid);
   if( c ){
     p->nSharedHits++;
-    if( !__atomic_load_n(&c->isReferenced, __ATOMIC_RELAXED) ){
-      __atomic_store_n(&c->isReferenced, 1, __ATOMIC_RELAXED);
-    }
+    vdbRecordsTouch(vdbSharedRecord(p->pShared, nid));
   }else{
-    int rc = vdbSharedLoad(p, nid, &c);
+    int rc = vdbSharedLoad(p, nid, 1, &c);
     if( rc!=SQLITE_OK ) return rc;
   }
   *ppNode = &c->node;
   return SQLITE_OK;
 }
 
-/* A result's vector: the node published (vdbSharedAccessGet), and its
-** chunk brought in if the node was published without it (vdbSharedLoad). */
+/* A result's vector: with codes, a copy the shared copy keeps of it (its
+** chunk read into scratch); without, in its chunk, which the copy holds
+** already for every node it published. */
 static int vdbSharedAccessResult(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   VdbHnswShared *s = p->pShared;
-  VdbHnswNode *pNode;
-  VdbCNode *c;
+  const VdbRecordHead *h;
   unsigned char *aChunk;
   const void *pVec;
-  int rc = vdbSharedAccessGet(pCtx, nid, &pNode);
+  float aux;
+  int rc = vdbSharedRecordOf(p, nid, &h);
   if( rc!=SQLITE_OK ) return rc;
+  vdbRecordsTouch(h);
   if( (*ppVec = vdbSharedVector(s, nid, pAux))!=0 ) return SQLITE_OK;
-  c = (VdbCNode*)pNode;                /* node is VdbCNode's first member */
-  rc = vdbSharedChunk(p, c->slot.chunkId, &aChunk);
+  if( p->nCodeBytes ){
+    rc = vdbChunkScratchRead(p, (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT), &aChunk);
+  }else{
+    rc = vdbSharedChunk(p, (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT), &aChunk);
+  }
   if( rc!=SQLITE_OK ) return rc;
-  pVec = vdbChunkVector(p, aChunk, c->slot.offset);
-  *pAux = vdbHnswAux(&p->graph.space, pVec);
-  *ppVec = vdbSharedAttachVector(s, nid, pVec, pAux);
+  pVec = vdbChunkVector(p, aChunk, (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1)));
+  aux = vdbHnswAux(&p->graph.space, pVec);
+  rc = vdbSharedAttachVector(s, nid, pVec, &aux, ppVec);
+  *pAux = aux;
   p->nSharedMisses++;                  /* it grew the copy: check the budget */
-  return SQLITE_OK;
+  return rc;
 }
 
 static int vdbSharedAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppVec, float *pAux){
@@ -2155,7 +2171,7 @@ static int vdbSharedAccessVector(void *pCtx, sqlite3_int64 nid, const void **ppV
 
 static int vdbSharedAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  VdbHnswNode *pNode;
+  const VdbRecordHead *h;
   const void *pCode = vdbSharedCode(p->pShared, nid);
   int rc;
   if( pCode ){
@@ -2163,18 +2179,27 @@ static int vdbSharedAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCod
     *ppCode = pCode;
     return SQLITE_OK;
   }
-  rc = vdbSharedAccessGet(pCtx, nid, &pNode);
-  if( rc==SQLITE_OK ) *ppCode = pNode->pCode;
+  rc = vdbSharedRecordOf(p, nid, &h);
+  if( rc==SQLITE_OK && (*ppCode = vdbSharedCode(p->pShared, nid))==0 ) rc = SQLITE_NOMEM;
   return rc;
 }
 
 /* The walk's fast path on layer 0: the links in node nid's record. */
 static int vdbSharedAccessLinks(void *pCtx, sqlite3_int64 nid, const unsigned int **paLink, int *pnLink){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  const VdbRecordHead *h;
   *paLink = vdbRecordsLinks(&p->pShared->recs, nid, pnLink);
-  if( *paLink==0 ) return 0;
-  p->nSharedHits++;
-  return 1;
+  if( *paLink ){
+    p->nSharedHits++;
+    return 1;
+  }
+  /* Not published (a commit dropped it, or only its code was kept): as
+  ** its record alone, so that a node of layer 0 does not come back as a
+  ** VdbCNode. A failure, or links that did not fit the record, and the
+  ** walk asks xGet, which reports the error or has the node. */
+  if( vdbSharedRecordOf(p, nid, &h)!=SQLITE_OK ) return 0;
+  *paLink = vdbRecordsLinks(&p->pShared->recs, nid, pnLink);
+  return *paLink!=0;
 }
 
 /* The lines of node nid's record an expansion reads (mark and links). */
@@ -2204,22 +2229,35 @@ static void vdbSharedAccessPrefetchCode(void *pCtx, sqlite3_int64 nid){
 static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNode){
   VdbHnswShared *s = p->pShared;
   VdbCNode *c = 0, *src;
-  int rc = SQLITE_NOTFOUND, l;
+  const VdbRecordHead *h;
+  const unsigned int *aLink32;
+  int rc = SQLITE_NOTFOUND, l, i, nLink = 0;
   if( s==0 || !p->txnDirty || p->txnNoCopy ) return SQLITE_NOTFOUND;
   vdbSharedReadLock(s);
   if( s->version==p->txnBaseSeq && s->versionPrint==p->txnBasePrint
-   && (src = vdbSharedNode(s, nid))!=0 ){
-    c = vdbNewCNode(p, nid, src->node.level, 1);
-    if( c==0 ){
-      rc = SQLITE_NOMEM;
-    }else{
+   && (h = vdbSharedRecord(s, nid))!=0 ){
+    src = (VdbCNode*)h->pNode;
+    /* A node of layer 0 alone: its links are its record's. */
+    aLink32 = src ? 0 : vdbRecordsLinks(&s->recs, nid, &nLink);
+    if( src || aLink32 ){
+      c = vdbNewCNode(p, nid, src ? src->node.level : 0, 1);
+      if( c==0 ) rc = SQLITE_NOMEM;
+    }
+    if( c && src ){
       for(l=0; l<=src->node.level; l++){
         c->node.anLink[l] = src->node.anLink[l];
         memcpy(c->node.aaLink[l], src->node.aaLink[l], sizeof(sqlite3_int64)*(size_t)src->node.anLink[l]);
       }
-      c->rowid = src->rowid;
-      c->slot = src->slot;
-      rc = src->node.pCode ? vdbCodeStore(p, c, src->node.pCode) : SQLITE_OK;
+    }else if( c ){
+      for(i=0; i<nLink; i++) c->node.aaLink[0][i] = (sqlite3_int64)aLink32[i];
+      c->node.anLink[0] = nLink;
+    }
+    if( c ){
+      const void *pCode = vdbSharedCode(s, nid);
+      c->rowid = h->rowid;
+      c->slot.chunkId = (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT);
+      c->slot.offset = (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1));
+      rc = pCode ? vdbCodeStore(p, c, pCode) : SQLITE_OK;
     }
   }
   vdbSharedReadUnlock(s);
@@ -2370,7 +2408,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   if( rc==SQLITE_OK ) rc = vdbQuantInit(&space, (VdbQuantizer)pCol->index.aParam[VDB_HNSW_P_QUANT]);
   if( rc==SQLITE_OK ) rc = vdbHnswInit(&p->graph, &params, &space, &access);
   p->nCodeBytes = space.nCodeBytes;
-  vdbRecordsInit(&p->codes, p->nCodeBytes, 0, 0);
+  vdbRecordsInit(&p->codes, p->nCodeBytes, 0, 0, 0);
   if( rc!=SQLITE_OK ){
     /* The declaration was validated when it was parsed: only a build
     ** whose limits differ from the one that created the table gets here. */
@@ -2607,10 +2645,16 @@ typedef struct VdbFilterAdapter {
 ** be dropped. */
 static int vdbNidFilter(void *pArg, sqlite3_int64 nid){
   VdbFilterAdapter *a = (VdbFilterAdapter*)pArg;
-  VdbCNode *c = a->isShared ? vdbSharedNode(a->p->pShared, nid) : vdbLookup(a->p, nid);
+  VdbCNode *c;
+  if( a->isShared ){
+    const VdbRecordHead *h = 0;
+    if( a->rc==SQLITE_OK ) a->rc = vdbSharedRecordOf(a->p, nid, &h);
+    return h && a->xKeep(a->pArg, h->rowid);
+  }
+  c = vdbLookup(a->p, nid);
   if( c==0 && a->rc==SQLITE_OK ){
     VdbHnswNode *pNode = 0;
-    a->rc = a->isShared ? vdbSharedAccessGet(a->p, nid, &pNode) : vdbAccessGet(a->p, nid, &pNode);
+    a->rc = vdbAccessGet(a->p, nid, &pNode);
     if( a->rc==SQLITE_OK ) c = (VdbCNode*)pNode;
   }
   return c && !c->isRemoved && a->xKeep(a->pArg, c->rowid);
@@ -2646,10 +2690,17 @@ static int vdbWalk(VdbHnswIndex *p, const void *pQuery, int k, int ef,
     aOut = (VdbHit*)sqlite3_malloc64(sizeof(VdbHit)*(sqlite3_uint64)nHit);
     if( aOut==0 ) rc = SQLITE_NOMEM;
     for(i=0; rc==SQLITE_OK && i<nHit; i++){
-      VdbCNode *c = isShared ? vdbSharedNode(p->pShared, aHit[i].nid) : vdbLookup(p, aHit[i].nid);
-      if( c==0 ){ rc = SQLITE_CORRUPT_VTAB; break; }
       aOut[i].dist = aHit[i].dist;
-      aOut[i].rowid = c->rowid;
+      if( isShared ){
+        const VdbRecordHead *h = 0;
+        rc = vdbSharedRecordOf(p, aHit[i].nid, &h);
+        if( rc!=SQLITE_OK ) break;
+        aOut[i].rowid = h->rowid;
+      }else{
+        VdbCNode *c = vdbLookup(p, aHit[i].nid);
+        if( c==0 ){ rc = SQLITE_CORRUPT_VTAB; break; }
+        aOut[i].rowid = c->rowid;
+      }
     }
     if( rc==SQLITE_OK ) vdbHitSort(aOut, nHit);
   }
@@ -2931,12 +2982,14 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
     sqlite3_int64 nNode = p->nNode, nChunk = p->chunks.n, nTable = vdbTableBytes(p);
     sqlite3_int64 nShared = 0, nHits = p->nHits, nMisses = p->nLoaded;
     sqlite3_int64 nFull = p->nFullReloads, nRefresh = p->nRefreshes, nRefreshed = p->nRefreshedNodes;
-    sqlite3_int64 nEvict = 0;
+    sqlite3_int64 nEvict = 0, nVectors = 0, nDecoded = 0;
     if( sh ){
       vdbSharedReadLock(sh);
       pthread_mutex_lock(&sh->publishLock);
       nNode += sh->nNode;
       nChunk += sh->chunks.n;
+      nVectors = sh->nVectors;
+      nDecoded = sh->nDecoded;
       nTable += vdbSharedTableBytes(sh);
       nShared = sh->cacheBytes + vdbSharedTableBytes(sh);
       pthread_mutex_unlock(&sh->publishLock);
@@ -2950,6 +3003,8 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
     }
     if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_nodes", 0, (double)nNode);
     if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cached_chunks", 0, (double)nChunk);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "shared_vectors", 0, (double)nVectors);
+    if( rc==SQLITE_OK ) rc = xAdd(pCtx, "shared_decoded_nodes", 0, (double)nDecoded);
     if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_bytes", 0, (double)(p->cacheBytes + vdbTableBytes(p) + nShared));
     if( rc==SQLITE_OK ) rc = xAdd(pCtx, "cache_table_bytes", 0, (double)nTable);
     if( rc==SQLITE_OK ) rc = xAdd(pCtx, "shared_cache_bytes", 0, (double)nShared);

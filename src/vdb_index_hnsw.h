@@ -70,6 +70,7 @@ static inline void vdbPrefault(void *p, size_t n){
 #define VDB_REC_PAGE_NODES (1<<VDB_REC_PAGE_SHIFT)
 #define VDB_REC_CODE  1u                            /* marks: the code is there */
 #define VDB_REC_LINKS 2u                            /* ... the layer-0 links are */
+#define VDB_REC_NODE  4u                            /* ... the node is published (hasNode) */
 
 typedef struct VdbRecords {
   unsigned char **apPage;           /* records of nids [i<<SHIFT, (i+1)<<SHIFT); NULL: none */
@@ -80,25 +81,35 @@ typedef struct VdbRecords {
   int nCodeBytes;                   /* 0: the walk compares vectors; records hold links */
   int nLinkCap;                     /* layer-0 links a record has room for */
   int hasNode;                      /* records start with a VdbRecordHead's node fields */
+  int iAux;                         /* hasNode: where a record keeps its vector's aux
+                                    ** value; 0: after the vector, at pVec + nVecBytes
+                                    ** (a copy the owner allocated with that room) */
+  int nVecBytes;
   int iCode;                        /* where the code starts in a record */
   int iLinks;                       /* where the links start */
   int nStride;                      /* bytes per record, a multiple of 64 */
 } VdbRecords;
 
-/* The start of every record. The node fields are there only in records
-** made with hasNode (the shared copy's): the published node and where its
-** vector is, so the copy needs no other table indexed by node id. */
+/* The start of every record. Records made without hasNode (a private
+** cache's codes) end after isReferenced's byte and its neighbour. In the
+** shared copy's records (hasNode) the rest says where the node's row and
+** vector are, so that a node of layer 0 alone is published as its record
+** and nothing else (see vdb_hnsw_records.c). */
 typedef struct VdbRecordHead {
-  unsigned int mark;                /* VDB_REC_CODE | VDB_REC_LINKS */
-  unsigned int nLink;               /* layer-0 links held */
-  float aux;                        /* hasNode: vdbHnswAux of the vector */
-  unsigned int unused;
-  void *pNode;                      /* hasNode: the published node (a VdbCNode), or NULL */
-  const void *pVec;                 /* hasNode: its vector, or NULL */
+  unsigned int mark;                /* VDB_REC_CODE | VDB_REC_LINKS | VDB_REC_NODE */
+  unsigned short nLink;             /* layer-0 links held */
+  unsigned char isReferenced;       /* hasNode: a walk used the node since the clock
+                                    ** hand last passed (relaxed atomic stores) */
+  unsigned char unused;
+  void *pNode;                      /* a node above layer 0: its VdbCNode; else NULL */
+  const void *pVec;                 /* the node's vector, or NULL */
+  sqlite3_int64 rowid;              /* VDB_REC_NODE: the node's row */
+  sqlite3_uint64 slot;              /* VDB_REC_NODE: chunk_id << 16 | chunk_offset */
 } VdbRecordHead;
-#define VDB_REC_HEAD_BYTES 8        /* mark and nLink: a record without node fields */
+#define VDB_REC_HEAD_BYTES 8        /* mark, nLink, isReferenced: a record without node fields */
+#define VDB_REC_SLOT_SHIFT 16       /* chunk offsets are below VDB_CHUNK_MAX_ROWS, 2^16 */
 
-void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode);
+void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode, int nVecBytes);
 /* Grow the page table to cover nids below nNid (write lock). */
 int vdbRecordsCover(VdbRecords *a, sqlite3_int64 nNid);
 /* Publish node nid's code (pCode, unless the record has it) and, if aLink
@@ -110,18 +121,22 @@ const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCod
                               const sqlite3_int64 *aLink, int nLink, sqlite3_int64 *pnNew);
 /* Node nid's links changed: its record no longer holds them (write lock). */
 void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid);
-/* hasNode records: publish pNode (its vector pVec, aux) in node nid's
-** record, which vdbRecordsPublish made (publish lock); or clear them
-** (write lock). */
-void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, const void *pVec, float aux);
+/* hasNode records: the record's head, or NULL when its page is not there. */
+static inline VdbRecordHead *vdbRecordsHeadAt(const VdbRecords *a, sqlite3_int64 iPage, int i){
+  return a->apPage[iPage] ? (VdbRecordHead*)(a->apPage[iPage] + (size_t)i*(size_t)a->nStride) : 0;
+}
+/* hasNode records: publish node nid (row, slot, pNode for a node above
+** layer 0, vector pVec if known) in the record vdbRecordsPublish made
+** (publish lock). */
+void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, sqlite3_int64 rowid,
+                       sqlite3_uint64 slot, const void *pVec, float aux);
+/* hasNode records: node nid, published, gets pNode (publish lock). */
+void vdbRecordsSetFullNode(VdbRecords *a, sqlite3_int64 nid, void *pNode);
+/* hasNode records: unpublish node nid (write lock); the code stays. */
+void vdbRecordsClearNode(VdbRecords *a, sqlite3_int64 nid);
 /* hasNode records: a published node without its vector gets it (publish
 ** lock); returns the vector the record holds, and its aux in *pAux. */
 const void *vdbRecordsSetVector(VdbRecords *a, sqlite3_int64 nid, const void *pVec, float *pAux);
-/* The node of every record of page iPage (write lock); NULL if none. */
-static inline void *vdbRecordsNodeAt(const VdbRecords *a, sqlite3_int64 iPage, int i){
-  return a->apPage[iPage]
-       ? ((VdbRecordHead*)(a->apPage[iPage] + (size_t)i*(size_t)a->nStride))->pNode : 0;
-}
 sqlite3_int64 vdbRecordsPageBytes(const VdbRecords *a);
 /* Free pages (all, or those whose aLive[] entry is 0); return bytes freed. */
 sqlite3_int64 vdbRecordsClear(VdbRecords *a);
@@ -132,29 +147,38 @@ static inline sqlite3_int64 vdbRecordsTableBytes(const VdbRecords *a){
 }
 /* Node nid's record and its mark (acquire: published by other threads),
 ** or NULL. */
-static inline const unsigned int *vdbRecordsFind(const VdbRecords *a, sqlite3_int64 nid, unsigned int *pMark){
+static inline const VdbRecordHead *vdbRecordsFind(const VdbRecords *a, sqlite3_int64 nid, unsigned int *pMark){
   const unsigned char *aPage;
-  const unsigned int *aHead;
+  const VdbRecordHead *h;
   if( nid<0 || (nid >> VDB_REC_PAGE_SHIFT)>=a->nPage ) return 0;
   aPage = __atomic_load_n(&a->apPage[nid >> VDB_REC_PAGE_SHIFT], __ATOMIC_ACQUIRE);
   if( aPage==0 ) return 0;
-  aHead = (const unsigned int*)(aPage + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride);
-  *pMark = __atomic_load_n(&aHead[0], __ATOMIC_ACQUIRE);
-  return aHead;
+  h = (const VdbRecordHead*)(aPage + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride);
+  *pMark = __atomic_load_n(&h->mark, __ATOMIC_ACQUIRE);
+  return h;
 }
 /* Node nid's code, or NULL when its record does not hold it. */
 static inline const void *vdbRecordsCode(const VdbRecords *a, sqlite3_int64 nid){
   unsigned int mark = 0;
-  const unsigned int *aHead = vdbRecordsFind(a, nid, &mark);
-  return (mark & VDB_REC_CODE) ? (const void*)((const unsigned char*)aHead + a->iCode) : 0;
+  const VdbRecordHead *h = vdbRecordsFind(a, nid, &mark);
+  return (mark & VDB_REC_CODE) ? (const void*)((const unsigned char*)h + a->iCode) : 0;
+}
+/* A walk used node nid's record: its CLOCK mark, written only when it
+** changes, so that hot records are not written by every walk. */
+static inline void vdbRecordsTouch(const VdbRecordHead *h){
+  VdbRecordHead *w = (VdbRecordHead*)h;
+  if( !__atomic_load_n(&w->isReferenced, __ATOMIC_RELAXED) ){
+    __atomic_store_n(&w->isReferenced, 1, __ATOMIC_RELAXED);
+  }
 }
 /* Node nid's layer-0 links, or NULL when its record does not hold them. */
 static inline const unsigned int *vdbRecordsLinks(const VdbRecords *a, sqlite3_int64 nid, int *pnLink){
   unsigned int mark = 0;
-  const unsigned int *aHead = vdbRecordsFind(a, nid, &mark);
+  const VdbRecordHead *h = vdbRecordsFind(a, nid, &mark);
   if( !(mark & VDB_REC_LINKS) ) return 0;
-  *pnLink = (int)aHead[1];
-  return (const unsigned int*)((const unsigned char*)aHead + a->iLinks);
+  if( a->hasNode ) vdbRecordsTouch(h);
+  *pnLink = (int)h->nLink;
+  return (const unsigned int*)((const unsigned char*)h + a->iLinks);
 }
 /* The start of node nid's record if its page exists (for prefetching). */
 static inline const void *vdbRecordsAddress(const VdbRecords *a, sqlite3_int64 nid){
@@ -163,16 +187,28 @@ static inline const void *vdbRecordsAddress(const VdbRecords *a, sqlite3_int64 n
   aPage = __atomic_load_n(&a->apPage[nid >> VDB_REC_PAGE_SHIFT], __ATOMIC_ACQUIRE);
   return aPage ? aPage + (size_t)(nid & (VDB_REC_PAGE_NODES-1))*(size_t)a->nStride : 0;
 }
-/* hasNode records: node nid, or NULL when none is published. */
+/* hasNode records: node nid's record if the node is published, else NULL. */
+static inline const VdbRecordHead *vdbRecordsPublished(const VdbRecords *a, sqlite3_int64 nid){
+  unsigned int mark = 0;
+  const VdbRecordHead *h = vdbRecordsFind(a, nid, &mark);
+  return (mark & VDB_REC_NODE) ? h : 0;
+}
+/* hasNode records: node nid's VdbCNode, or NULL when none is published
+** (a node of layer 0 alone is published without one). */
 static inline void *vdbRecordsNode(const VdbRecords *a, sqlite3_int64 nid){
   const VdbRecordHead *h = (const VdbRecordHead*)vdbRecordsAddress(a, nid);
   return h ? __atomic_load_n(&h->pNode, __ATOMIC_ACQUIRE) : 0;
+}
+/* The aux value of a record's vector (its vector is there). */
+static inline float vdbRecordsAux(const VdbRecords *a, const VdbRecordHead *h, const void *pVec){
+  return a->iAux ? *(const float*)((const unsigned char*)h + a->iAux)
+                 : *(const float*)((const unsigned char*)pVec + a->nVecBytes);
 }
 /* hasNode records: node nid's vector and aux, or NULL. */
 static inline const void *vdbRecordsVector(const VdbRecords *a, sqlite3_int64 nid, float *pAux){
   const VdbRecordHead *h = (const VdbRecordHead*)vdbRecordsAddress(a, nid);
   const void *pVec = h ? __atomic_load_n(&h->pVec, __ATOMIC_ACQUIRE) : 0;
-  if( pVec ) *pAux = h->aux;
+  if( pVec ) *pAux = vdbRecordsAux(a, h, pVec);
   return pVec;
 }
 
@@ -182,8 +218,9 @@ static inline const void *vdbRecordsVector(const VdbRecords *a, sqlite3_int64 ni
 ** copy the code lives in the node's walk record). In the private
 ** cache the vector is not copied: node.pVec points into the cached chunk
 ** of vectors it belongs to, and is valid while chunkEpoch equals the
-** cache's. In the shared copy nothing of a published node changes but
-** isReferenced (set with relaxed atomic stores). */
+** cache's. In the shared copy (which keeps one only for a node above
+** layer 0) nothing of a published node changes; its CLOCK mark is its
+** record's. */
 typedef struct VdbCNode VdbCNode;
 struct VdbCNode {
   VdbHnswNode node;
@@ -253,8 +290,10 @@ struct VdbHnswShared {
   VdbChunkTable chunks;
   VdbRecords recs;                  /* walk records with node fields, by nid; the page
                                     ** table grows under the write lock */
-  sqlite3_int64 nNode;
-  sqlite3_int64 cacheBytes;         /* nodes, chunk buffers and code pages */
+  sqlite3_int64 nNode;              /* nodes published (VDB_REC_NODE) */
+  sqlite3_int64 nVectors;           /* with codes: vectors of results held */
+  sqlite3_int64 nDecoded;           /* nodes published with their VdbCNode */
+  sqlite3_int64 cacheBytes;         /* nodes, vectors, chunk buffers and record pages */
 
   /* Statistics, added to with atomic adds. */
   sqlite3_int64 nHits, nMisses, nFullReloads, nRefreshes, nRefreshedNodes, nEvictions;
@@ -274,9 +313,15 @@ void vdbSharedReadUnlock(VdbHnswShared *s);
 void vdbSharedWriteLock(VdbHnswShared *s);
 void vdbSharedWriteUnlock(VdbHnswShared *s);
 
-/* The published node nid, or NULL (caller holds the read lock). */
+/* The published node nid's VdbCNode, or NULL: none is published, or it
+** is a node of layer 0 published as its record alone (caller holds the
+** read lock). */
 static inline VdbCNode *vdbSharedNode(VdbHnswShared *s, sqlite3_int64 nid){
   return nid>0 ? (VdbCNode*)vdbRecordsNode(&s->recs, nid) : 0;
+}
+/* The record of published node nid, or NULL (caller holds the read lock). */
+static inline const VdbRecordHead *vdbSharedRecord(VdbHnswShared *s, sqlite3_int64 nid){
+  return nid>0 ? vdbRecordsPublished(&s->recs, nid) : 0;
 }
 /* The vector of published node nid, or NULL (caller holds the read lock). */
 static inline const void *vdbSharedVector(VdbHnswShared *s, sqlite3_int64 nid, float *pAux){
@@ -294,16 +339,21 @@ unsigned char *vdbSharedChunkFind(VdbHnswShared *s, sqlite3_int64 chunkId);
 ** free it when another walk got there first; returns the buffer kept. */
 unsigned char *vdbSharedChunkAdopt(VdbHnswShared *s, sqlite3_int64 chunkId, unsigned char *aVec,
                                    sqlite3_int64 chunkBytes);
-/* Under the read lock: publish node c (its pVec into an adopted chunk)
-** and its walk record, or free it when another walk got there first;
-** returns the node kept, or NULL when memory ran out (c is freed). With
-** codes, pCode is c's code (NULL if the record has it already); the node
-** kept points at the record's. */
-VdbCNode *vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode);
+/* Under the read lock: publish node c, read from its row (its pVec, if
+** set, into an adopted chunk), in its walk record: row, slot, layer-0
+** links and, with codes, pCode (NULL if the record has it already). The
+** VdbCNode itself is kept only with keepNode or for a node above layer 0
+** (or one whose links do not fit the record); *ppKept is then the node
+** kept (another walk's if it got there first), else NULL, and c is freed.
+** SQLITE_NOMEM: c is freed. The node kept points at the record's code. */
+int vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode, int keepNode, VdbCNode **ppKept);
 /* Under the read lock: give published node nid, published without its
-** vector, the vector pVec (aux *pAux) unless another walk did; returns
-** the vector kept and its aux in *pAux. */
-const void *vdbSharedAttachVector(VdbHnswShared *s, sqlite3_int64 nid, const void *pVec, float *pAux);
+** vector, the vector pVec (aux *pAux) unless another walk did: with codes
+** the copy keeps a copy of pVec (the caller's buffer may be scratch),
+** without them pVec itself (in an adopted chunk). *ppKept: the vector
+** kept, its aux in *pAux. */
+int vdbSharedAttachVector(VdbHnswShared *s, sqlite3_int64 nid, const void *pVec, float *pAux,
+                          const void **ppKept);
 /* Under the read lock: do nodes and chunks exceed their part of cache_mb? */
 int vdbSharedOverBudget(VdbHnswShared *s);
 

@@ -345,6 +345,10 @@ def test_shared_walk_answers_exactly_like_a_private_walk():
     queries = rng.standard_normal((60, DIM)).astype(np.float32)
     for ef in (10, 40):
         assert answers(reader, queries, ef) == answers(private_copy(reader), queries, ef)
+    # A filter reads each candidate's row id from the shared copy's records.
+    filtered = [list(db.execute("SELECT rowid, distance FROM t WHERE e MATCH ? AND k = 10 AND tag = 3",
+                                (q.tobytes(),))) for db in (reader, private_copy(reader)) for q in queries[:20]]
+    assert filtered[:20] == filtered[20:] and all(len(f) == 10 for f in filtered), filtered[:2]
     for round_ in range(3):
         writer.execute("BEGIN")
         for i in range(40):
@@ -364,9 +368,11 @@ def test_shared_walk_answers_exactly_like_a_private_walk():
 
 def test_a_walk_over_codes_keeps_vectors_of_results_only():
     # The shared copy codes the nodes a walk meets from their vectors but
-    # keeps only the chunks of vectors its results need (a cold query meets
-    # about as many chunks as nodes). The results' distances stay exact;
-    # without codes every vector the walk measures is needed, and kept.
+    # keeps only the vectors its results need, one by one, no chunks (a
+    # cold query meets about as many chunks as nodes). A node of layer 0 is
+    # kept as its walk record alone: decoded nodes (VdbCNode) only for the
+    # layers above. The results' distances stay exact; without codes every
+    # vector the walk measures is needed, and its chunk kept.
     for quantizer in ("int8", "none"):
         path = os.path.join(TMP, f"results-{quantizer}.db")
         a = open_db(path)
@@ -381,9 +387,12 @@ def test_a_walk_over_codes_keeps_vectors_of_results_only():
         st = stats(b)
         assert st["shared_connections"] == 1 and st["misses"] > 100, st
         if quantizer == "int8":
-            assert st["cached_chunks"] <= 2 * 10, st      # the re-ranked 2k at most
+            assert st["cached_chunks"] == 0, st
+            assert 10 <= st["shared_vectors"] <= 2 * 10, st      # the re-ranked 2k at most
         else:
-            assert st["cached_chunks"] > 2 * 10, st
+            assert st["cached_chunks"] > 2 * 10 and st["shared_vectors"] == 0, st
+        upper = sum(v for key, v in st.items() if key.startswith("nodes_level_") and key != "nodes_level_0")
+        assert 0 < st["shared_decoded_nodes"] <= upper < st["cached_nodes"], st
         want = answers(private_copy(b), QUERIES[:1], 64)[0]
         assert got == want, (got, want)
         exact = {r: d for r, d in b.execute("SELECT rowid, distance FROM t WHERE e MATCH ? AND k = 10 "
