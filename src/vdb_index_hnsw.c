@@ -129,7 +129,7 @@ struct VdbHnswIndex {
   ** reads a chunk for most nodes it meets, and sqlite3_blob_open was a
   ** fifth of that); closed when the operation ends (vdbLeave). */
   sqlite3_blob *pChunkBlob;
-  unsigned char *aChunkScratch;     /* a chunk read only to code nodes (vdbSharedLoad) */
+  unsigned char *aVecScratch;       /* a vector read only to code a node or copy it (vdbVectorScratchRead) */
   /* The change log (vdb_format.h); hasLog is 0 for a format 1 table. */
   int hasLog;
   int varintLinks;                  /* format 3: links BLOBs are varint lists */
@@ -2034,15 +2034,23 @@ static int vdbSharedChunk(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char 
   return *paChunk ? SQLITE_OK : SQLITE_NOMEM;
 }
 
-/* A chunk's vectors into the connection's scratch buffer, for coding a
-** node the shared copy keeps without its vector. */
-static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned char **paVec){
-  if( p->aChunkScratch==0 ){
-    p->aChunkScratch = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)vdbChunkBytes(p));
-    if( p->aChunkScratch==0 ) return SQLITE_NOMEM;
+/* One vector into the connection's scratch buffer, for coding a node the
+** shared copy keeps without its vector, or copying a result's: the rest
+** of its chunk would not be kept, so it is not read. The read moves the
+** operation's blob handle to the chunk and reads at the row's offset,
+** which walks the chunk's overflow pages up to there: a few at 16 KiB, and
+** at most all of them (what a whole-chunk read costs) in older tables'
+** larger chunks. A new process's first query on 1M x 128 took 50 ms
+** instead of 61 (bench/coldstart.py, seven rounds). */
+static int vdbVectorScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, int offset, const void **ppVec){
+  int rc;
+  if( p->aVecScratch==0 ){
+    p->aVecScratch = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)p->nVecBytes);
+    if( p->aVecScratch==0 ) return SQLITE_NOMEM;
   }
-  *paVec = p->aChunkScratch;
-  return vdbStoreReadChunk(p->pStore, p->base.iVec, chunkId, p->aChunkScratch, &p->pChunkBlob);
+  rc = vdbStoreReadRows(p->pStore, p->base.iVec, chunkId, offset, 1, p->aVecScratch, &p->pChunkBlob);
+  *ppVec = p->aVecScratch;
+  return rc;
 }
 
 /* A miss: read node nid at this snapshot and publish it. Two walks may
@@ -2051,7 +2059,7 @@ static int vdbChunkScratchRead(VdbHnswIndex *p, sqlite3_int64 chunkId, unsigned 
 ** slot, links, code) unless the caller needs its VdbCNode (keepNode: the
 ** algorithm's xGet). A walk over codes needs a node's vector only to code
 ** it, and again if the node becomes a result: the node is published
-** without its vector (coded from a scratch read of its chunk, or not read
+** without its vector (coded from a scratch read of that vector, or not read
 ** at all when its record kept the code), and vdbSharedAccessResult copies
 ** the vector of the few that become results. A cold query meets about as
 ** many chunks as nodes, so keeping each chunk it read (16 KiB) was most
@@ -2075,8 +2083,7 @@ static int vdbSharedLoad(VdbHnswIndex *p, sqlite3_int64 nid, int keepNode, VdbCN
       c->node.aux = vdbHnswAux(&p->graph.space, c->node.pVec);
     }
   }else if( needCode ){
-    rc = vdbChunkScratchRead(p, c->slot.chunkId, &aVec);
-    if( rc==SQLITE_OK ) pCoded = vdbChunkVector(p, aVec, c->slot.offset);
+    rc = vdbVectorScratchRead(p, c->slot.chunkId, c->slot.offset, &pCoded);
   }
   /* Coded before publishing (nothing published changes), into scratch:
   ** the copy's records are written under its publish lock. */
@@ -2138,19 +2145,23 @@ static int vdbSharedAccessResult(void *pCtx, sqlite3_int64 nid, const void **ppV
   VdbHnswShared *s = p->pShared;
   const VdbRecordHead *h;
   unsigned char *aChunk;
-  const void *pVec;
+  const void *pVec = 0;
+  sqlite3_int64 chunkId;
   float aux;
+  int offset;
   int rc = vdbSharedRecordOf(p, nid, &h);
   if( rc!=SQLITE_OK ) return rc;
   vdbRecordsTouch(h);
   if( (*ppVec = vdbSharedVector(s, nid, pAux))!=0 ) return SQLITE_OK;
+  chunkId = (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT);
+  offset = (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1));
   if( p->nCodeBytes ){
-    rc = vdbChunkScratchRead(p, (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT), &aChunk);
+    rc = vdbVectorScratchRead(p, chunkId, offset, &pVec);
   }else{
-    rc = vdbSharedChunk(p, (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT), &aChunk);
+    rc = vdbSharedChunk(p, chunkId, &aChunk);
+    if( rc==SQLITE_OK ) pVec = vdbChunkVector(p, aChunk, offset);
   }
   if( rc!=SQLITE_OK ) return rc;
-  pVec = vdbChunkVector(p, aChunk, (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1)));
   aux = vdbHnswAux(&p->graph.space, pVec);
   rc = vdbSharedAttachVector(s, nid, pVec, &aux, ppVec);
   *pAux = aux;
@@ -2433,7 +2444,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
   sqlite3_free(p->aByNid);
   vdbRecordsFree(&p->codes);
   sqlite3_free(p->pCodeScratch);
-  sqlite3_free(p->aChunkScratch);
+  sqlite3_free(p->aVecScratch);
   sqlite3_finalize(p->pLoad);
   sqlite3_finalize(p->pSave);
   sqlite3_finalize(p->pErase);

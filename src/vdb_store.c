@@ -542,8 +542,14 @@ int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf){
 
 int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
                          sqlite3_blob **ppBlob){
+  return vdbStoreReadRows(p, iVec, chunkId, 0, p->pDef->chunkSize, pBuf, ppBlob);
+}
+
+int vdbStoreReadRows(VdbStore *p, int iVec, sqlite3_int64 chunkId, int iFirst, int nRow,
+                     void *pBuf, sqlite3_blob **ppBlob){
   int n = p->aVecBytes[iVec] * p->pDef->chunkSize;
   int rc = SQLITE_ERROR;
+  if( iFirst<0 || nRow<0 || iFirst+nRow>p->pDef->chunkSize ) return SQLITE_CORRUPT_VTAB;
   /* A handle whose row was changed since (expired), or that points at a
   ** row that is gone, fails to move: open a new one, which tells which. */
   if( *ppBlob ) rc = sqlite3_blob_reopen(*ppBlob, chunkId);
@@ -552,7 +558,9 @@ int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
     sqlite3_blob_close(*ppBlob);
     rc = vdbBlobOpen(p, p->azVecTable[iVec], "vectors", chunkId, n, 0, ppBlob);
   }
-  if( rc==SQLITE_OK ) rc = sqlite3_blob_read(*ppBlob, pBuf, n, 0);
+  if( rc==SQLITE_OK ){
+    rc = sqlite3_blob_read(*ppBlob, pBuf, p->aVecBytes[iVec]*nRow, p->aVecBytes[iVec]*iFirst);
+  }
   if( rc!=SQLITE_OK ){
     sqlite3_blob_close(*ppBlob);
     *ppBlob = 0;

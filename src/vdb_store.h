@@ -153,6 +153,9 @@ int vdbStoreReadVector(VdbStore *p, int iVec, const VdbSlot *pSlot, void *pBuf);
 ** NULL. */
 int vdbStoreReadChunk(VdbStore *p, int iVec, sqlite3_int64 chunkId, void *pBuf,
                       sqlite3_blob **ppBlob);
+/* The same for nRow slots from slot iFirst of the chunk. */
+int vdbStoreReadRows(VdbStore *p, int iVec, sqlite3_int64 chunkId, int iFirst, int nRow,
+                     void *pBuf, sqlite3_blob **ppBlob);
 
 /* ---- row queries ----
 ** Rows selected by constraints on the rowid, the text primary key or
