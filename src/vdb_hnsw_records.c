@@ -168,7 +168,8 @@ void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, sqlite3_in
   ** VDB_REC_NODE (acquire) sees the fields it covers. */
   h->rowid = rowid;
   h->slot = slot;
-  h->isReferenced = 1;
+  /* A walk may already touch the record: its links were published first. */
+  __atomic_store_n(&h->isReferenced, 1, __ATOMIC_RELAXED);
   if( pVec && a->iAux ) *(float*)((unsigned char*)h + a->iAux) = aux;
   __atomic_store_n(&h->pVec, pVec, __ATOMIC_RELEASE);
   __atomic_store_n(&h->pNode, pNode, __ATOMIC_RELEASE);

@@ -16,9 +16,9 @@
 ** records (all a node of layer 0 alone needs), the nodes above layer 0,
 ** vectors and their page table all count. With codes the walk needs a
 ** vector only for a result, and the copy keeps a copy of that one vector
-** (its chunk is read into the connection's scratch buffer): keeping the
-** whole chunk of each result, 8 to 32 rows, came to most of the raw
-** vectors after a few thousand queries. Without codes every node the
+** (read alone into the connection's scratch buffer): keeping the whole
+** chunk of each result, 8 to 32 rows, came to most of the raw vectors
+** after a few thousand queries. Without codes every node the
 ** walk measures needs its vector, and the copy keeps chunk buffers.
 ** Eviction runs under the write lock, so no walk holds a pointer to what
 ** it frees: CLOCK over the nodes (a node a walk used since the last sweep
@@ -228,6 +228,7 @@ int vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode, int keepN
     ** wanted with its node (nothing a walk may be reading changes). */
     *ppKept = (VdbCNode*)h->pNode;
     if( *ppKept==0 && keepNode ){
+      if( s->recs.nCodeBytes ) c->node.pCode = vdbRecordsCode(&s->recs, nid);
       vdbRecordsSetFullNode(&s->recs, nid, c);
       s->cacheBytes += (sqlite3_int64)c->nByte;
       s->nDecoded++;
