@@ -161,13 +161,13 @@ const void *vdbRecordsPublish(VdbRecords *a, sqlite3_int64 nid, const void *pCod
 }
 
 void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, sqlite3_int64 rowid,
-                       sqlite3_uint64 slot, const void *pVec, float aux){
+                       const VdbSlot *pSlot, const void *pVec, float aux){
   VdbRecordHead *h = (VdbRecordHead*)vdbRecordsAddress(a, nid);
   if( h==0 || !a->hasNode ) return;
   /* Everything before the mark's release store: a walk that sees
   ** VDB_REC_NODE (acquire) sees the fields it covers. */
   h->rowid = rowid;
-  h->slot = slot;
+  h->slot = ((sqlite3_uint64)pSlot->chunkId << VDB_REC_SLOT_SHIFT) | (sqlite3_uint64)pSlot->offset;
   /* A walk may already touch the record: its links were published first. */
   __atomic_store_n(&h->isReferenced, 1, __ATOMIC_RELAXED);
   if( pVec && a->iAux ) *(float*)((unsigned char*)h + a->iAux) = aux;

@@ -243,11 +243,9 @@ int vdbSharedPublish(VdbHnswShared *s, VdbCNode *c, const void *pCode, int keepN
     if( pRecCode==0 ){
       rc = SQLITE_NOMEM;
     }else{
-      sqlite3_uint64 slot = ((sqlite3_uint64)c->slot.chunkId << VDB_REC_SLOT_SHIFT)
-                          | (sqlite3_uint64)c->slot.offset;
       if( s->recs.nCodeBytes ) c->node.pCode = pRecCode;
       /* Everything of c is written before the release stores publish it. */
-      vdbRecordsSetNode(&s->recs, nid, keepNode ? c : 0, c->rowid, slot, c->node.pVec, c->node.aux);
+      vdbRecordsSetNode(&s->recs, nid, keepNode ? c : 0, c->rowid, &c->slot, c->node.pVec, c->node.aux);
       s->nNode++;
       if( keepNode ){
         s->cacheBytes += (sqlite3_int64)c->nByte;
@@ -356,7 +354,7 @@ void vdbSharedEvict(VdbHnswShared *s, sqlite3_int64 chunkBytes){
         if( !(h->mark & VDB_REC_NODE) ) continue;
         if( h->isReferenced ){
           VdbChunkBuf *b = h->pVec && !s->nCodeBytes
-                         ? vdbChunkTableFind(&s->chunks, (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT)) : 0;
+                         ? vdbChunkTableFind(&s->chunks, vdbRecordsSlot(h).chunkId) : 0;
           h->isReferenced = 0;
           if( b ) b->nLive++;
         }else{

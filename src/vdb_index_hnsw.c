@@ -2120,15 +2120,17 @@ static int vdbSharedRecordOf(VdbHnswIndex *p, sqlite3_int64 nid, const VdbRecord
 
 static int vdbSharedAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  const VdbRecordHead *h;
   VdbCNode *c;
   /* The copy's records cover every node id of the version. */
   if( nid<1 || nid>=p->pShared->nCovered ){
     return vdbGraphCorrupt(p, "a link leads to node %lld, which has no row", nid);
   }
-  c = vdbSharedNode(p->pShared, nid);
+  h = (const VdbRecordHead*)vdbRecordsAddress(&p->pShared->recs, nid);
+  c = h ? (VdbCNode*)__atomic_load_n(&h->pNode, __ATOMIC_ACQUIRE) : 0;
   if( c ){
     p->nSharedHits++;
-    vdbRecordsTouch(vdbSharedRecord(p->pShared, nid));
+    vdbRecordsTouch(h);
   }else{
     int rc = vdbSharedLoad(p, nid, 1, &c);
     if( rc!=SQLITE_OK ) return rc;
@@ -2146,20 +2148,18 @@ static int vdbSharedAccessResult(void *pCtx, sqlite3_int64 nid, const void **ppV
   const VdbRecordHead *h;
   unsigned char *aChunk;
   const void *pVec = 0;
-  sqlite3_int64 chunkId;
+  VdbSlot slot;
   float aux;
-  int offset;
   int rc = vdbSharedRecordOf(p, nid, &h);
   if( rc!=SQLITE_OK ) return rc;
   vdbRecordsTouch(h);
-  if( (*ppVec = vdbSharedVector(s, nid, pAux))!=0 ) return SQLITE_OK;
-  chunkId = (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT);
-  offset = (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1));
+  if( (*ppVec = vdbRecordsHeadVector(&s->recs, h, pAux))!=0 ) return SQLITE_OK;
+  slot = vdbRecordsSlot(h);
   if( p->nCodeBytes ){
-    rc = vdbVectorScratchRead(p, chunkId, offset, &pVec);
+    rc = vdbVectorScratchRead(p, slot.chunkId, slot.offset, &pVec);
   }else{
-    rc = vdbSharedChunk(p, chunkId, &aChunk);
-    if( rc==SQLITE_OK ) pVec = vdbChunkVector(p, aChunk, offset);
+    rc = vdbSharedChunk(p, slot.chunkId, &aChunk);
+    if( rc==SQLITE_OK ) pVec = vdbChunkVector(p, aChunk, slot.offset);
   }
   if( rc!=SQLITE_OK ) return rc;
   aux = vdbHnswAux(&p->graph.space, pVec);
@@ -2266,8 +2266,7 @@ static int vdbCopyFromShared(VdbHnswIndex *p, sqlite3_int64 nid, VdbCNode **ppNo
     if( c ){
       const void *pCode = vdbSharedCode(s, nid);
       c->rowid = h->rowid;
-      c->slot.chunkId = (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT);
-      c->slot.offset = (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1));
+      c->slot = vdbRecordsSlot(h);
       rc = pCode ? vdbCodeStore(p, c, pCode) : SQLITE_OK;
     }
   }

@@ -127,9 +127,16 @@ static inline VdbRecordHead *vdbRecordsHeadAt(const VdbRecords *a, sqlite3_int64
 }
 /* hasNode records: publish node nid (row, slot, pNode for a node above
 ** layer 0, vector pVec if known) in the record vdbRecordsPublish made
-** (publish lock). */
+** (publish lock). The slot must fit the record (chunk_id below 2^47). */
 void vdbRecordsSetNode(VdbRecords *a, sqlite3_int64 nid, void *pNode, sqlite3_int64 rowid,
-                       sqlite3_uint64 slot, const void *pVec, float aux);
+                       const VdbSlot *pSlot, const void *pVec, float aux);
+/* hasNode records: where a published node's vector is. */
+static inline VdbSlot vdbRecordsSlot(const VdbRecordHead *h){
+  VdbSlot slot;
+  slot.chunkId = (sqlite3_int64)(h->slot >> VDB_REC_SLOT_SHIFT);
+  slot.offset = (int)(h->slot & ((1u<<VDB_REC_SLOT_SHIFT)-1));
+  return slot;
+}
 /* hasNode records: node nid, published, gets pNode (publish lock). */
 void vdbRecordsSetFullNode(VdbRecords *a, sqlite3_int64 nid, void *pNode);
 /* hasNode records: unpublish node nid (write lock); the code stays. */
@@ -204,12 +211,16 @@ static inline float vdbRecordsAux(const VdbRecords *a, const VdbRecordHead *h, c
   return a->iAux ? *(const float*)((const unsigned char*)h + a->iAux)
                  : *(const float*)((const unsigned char*)pVec + a->nVecBytes);
 }
+/* hasNode records: the vector record h holds and its aux, or NULL. */
+static inline const void *vdbRecordsHeadVector(const VdbRecords *a, const VdbRecordHead *h, float *pAux){
+  const void *pVec = __atomic_load_n(&h->pVec, __ATOMIC_ACQUIRE);
+  if( pVec ) *pAux = vdbRecordsAux(a, h, pVec);
+  return pVec;
+}
 /* hasNode records: node nid's vector and aux, or NULL. */
 static inline const void *vdbRecordsVector(const VdbRecords *a, sqlite3_int64 nid, float *pAux){
   const VdbRecordHead *h = (const VdbRecordHead*)vdbRecordsAddress(a, nid);
-  const void *pVec = h ? __atomic_load_n(&h->pVec, __ATOMIC_ACQUIRE) : 0;
-  if( pVec ) *pAux = vdbRecordsAux(a, h, pVec);
-  return pVec;
+  return h ? vdbRecordsHeadVector(a, h, pAux) : 0;
 }
 
 /* A cached node: the algorithm's view first, then bookkeeping; in a
