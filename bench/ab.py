@@ -1,7 +1,7 @@
 """Same-run A/B of two builds of the extension on one index.
 
 usage: /usr/bin/python3 bench/ab.py A.so B.so DATABASE [--rounds N] [--settings 16,64]
-           [--dataset fashion-mnist] [--nq 1000] [--build ROWS]
+           [--dataset fashion-mnist] [--nq 1000] [--build ROWS [--build-threads 1]]
 
 Both builds search the same database (built by either; a newer build reads
 older formats) through bench/sqlite_run, alternating A, B, A, B, ... for N
@@ -11,7 +11,8 @@ range of the per-round ratios, and each build's peak RSS (VmHWM of the search
 process, the median over rounds: what the walks kept in memory for those
 queries and settings). With --build ROWS, each round also builds an
 index of the data set's first ROWS vectors with each build (M=16,
-ef_construction=200, as bench/run.py) and compares the build times.
+ef_construction=200, as bench/run.py; threads=1 unless --build-threads)
+and compares the build times.
 """
 import json
 import os
@@ -38,7 +39,7 @@ def search(ext, db, data, settings, nq):
     return result
 
 
-def build(ext, data, rows, out):
+def build(ext, data, rows, out, threads):
     base = out + ".base.f32"
     if not os.path.exists(base):
         with open(data["base"], "rb") as f, open(base, "wb") as g:
@@ -48,7 +49,7 @@ def build(ext, data, rows, out):
     res = subprocess.run([SQLITE_RUN, "build", f"ext={os.path.abspath(ext)}", f"db={out}", f"base={base}",
                           f"dim={data['dim']}",
                           f"setup=CREATE VIRTUAL TABLE t USING vectordb(e float[{data['dim']}] "
-                          "INDEXED BY hnsw(m=16, ef_construction=200)); INSERT INTO t(t) VALUES ('cache_mb=4096');"
+                          f"INDEXED BY hnsw(m=16, ef_construction=200, threads={threads})); INSERT INTO t(t) VALUES ('cache_mb=4096');"
                           " PRAGMA cache_size=-1048576;"],
                          capture_output=True, text=True, check=True).stdout
     os.remove(out)
@@ -63,6 +64,7 @@ def main():
     nq = int(opts.get("--nq", 1000))
     data = datasets.prepare(opts.get("--dataset", "fashion-mnist"), ".cache/bench")
     build_rows = int(opts.get("--build", 0))
+    build_threads = int(opts.get("--build-threads", 1))
     runs = {a: [], b: []}
     builds = {a: [], b: []}
     print(f"load average before: {os.getloadavg()[0]:.2f}")
@@ -70,7 +72,8 @@ def main():
         for ext in (a, b) if r % 2 == 0 else (b, a):
             runs[ext].append(search(ext, db, data, settings, nq))
             if build_rows:
-                builds[ext].append(build(ext, data, build_rows, f"/tmp/vectordb-ab-{os.getpid()}.db"))
+                builds[ext].append(build(ext, data, build_rows, f"/tmp/vectordb-ab-{os.getpid()}.db",
+                                            build_threads))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if build_rows:
         ta, tb = statistics.median(builds[a]), statistics.median(builds[b])

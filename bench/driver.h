@@ -11,14 +11,21 @@
 **
 ** Measurement rules, identical for every system:
 **   - one query at a time (batch size 1), k results, ids 0-based;
-**   - before timing a setting, one untimed pass over all queries (warms
-**     caches the way a long-running application's would be warm);
+**   - before timing a setting, untimed passes over all queries (warms
+**     caches the way a long-running application's would be warm): one on
+**     the first state, which also counts recall, and with several threads
+**     one threaded pass, so that every thread's state is warm too;
 **   - each setting is timed `repeats` times; QPS is the median pass;
-**     latency percentiles pool every timed query;
+**     latency percentiles pool every timed single-thread query;
 **   - the threaded figure runs `threads` threads, each with its own
 **     per-thread state (its own connection for SQLite systems), splitting
 **     the queries between them; QPS is total queries over wall time, median
-**     of `repeats` passes.
+**     of `repeats` passes;
+**   - only one pass is timed at a time, on the whole machine: the drivers
+**     run one after another, or (mode "serve", benchServe) bench/run.py
+**     keeps every ANN system's driver open and asks each for one pass in
+**     turn, the first system of each round rotating, so that a change of
+**     load on a shared machine falls on all systems alike.
 */
 #ifndef BENCH_DRIVER_H
 #define BENCH_DRIVER_H
@@ -107,13 +114,15 @@ static inline int benchReportRss(int rc){
 }
 
 /* ---- the search loop ---------------------------------------------------- */
+#define BENCH_MAX_THREAD 16       /* per-thread states at most */
+
 typedef struct BenchSystem BenchSystem;
 struct BenchSystem {
   void *pSys;
   /* Per-thread state (e.g. a database connection); NULL on failure. */
   void *(*xOpen)(void *pSys, int iThread);
   /* Make `setting` (ef_search, ...) current for this state. Called from
-  ** the main thread, before the threads that use the state start. */
+  ** the main thread, while no thread uses the state. */
   int (*xSetting)(void *pSys, void *pState, int setting);
   /* Answer one query: write up to k 0-based ids, return how many, or -1. */
   int (*xSearch)(void *pState, const float *q, int k, int64_t *aId);
@@ -135,8 +144,8 @@ typedef struct BenchWorker {
   double *aLatency;         /* per query, or NULL when not wanted */
   long nHit;
   int rc;
-  pthread_barrier_t *pBarrier;
-  int nPass;                /* timed passes, each between two barriers */
+  pthread_barrier_t *pBarrier;  /* of a threaded pass, else unused */
+  double tStart, tEnd;          /* when its share of a threaded pass ran */
 } BenchWorker;
 
 static inline int benchCompareDouble(const void *a, const void *b){
@@ -144,6 +153,7 @@ static inline int benchCompareDouble(const void *a, const void *b){
   return (x>y) - (x<y);
 }
 
+/* Sorts a[0..n-1] in place; n must be at least 1. */
 static inline double benchMedian(double *a, int n){
   qsort(a, (size_t)n, sizeof(double), benchCompareDouble);
   return n%2 ? a[n/2] : 0.5*(a[n/2-1]+a[n/2]);
@@ -171,105 +181,269 @@ static inline void benchPass(BenchWorker *w, int bCount){
   }
 }
 
+/* A thread's share of one threaded pass, timed by the thread itself: the
+** main thread, blocked in pthread_join, may be woken late on a busy
+** machine, so its own clock would miss part of the pass. */
 static inline void *benchWorkerMain(void *pArg){
   BenchWorker *w = (BenchWorker*)pArg;
-  benchPass(w, 0);                             /* warm-up, untimed */
-  for(int p=0; p<w->nPass; p++){
-    pthread_barrier_wait(w->pBarrier);         /* all start together */
-    benchPass(w, 0);
-    pthread_barrier_wait(w->pBarrier);         /* main thread stops the clock */
-  }
+  pthread_barrier_wait(w->pBarrier);           /* all created: start together */
+  w->tStart = benchNow();
+  benchPass(w, 0);
+  w->tEnd = benchNow();
   return NULL;
 }
 
-/* Threaded QPS for one setting: median over nPass passes. */
-static inline double benchThreaded(const BenchSystem *s, const BenchQueries *q, void **apState,
-                            int nThread, int setting, int nPass){
-  BenchWorker aW[16];
-  pthread_t aT[16];
+/* One pass over the queries split between nThread threads, thread t on
+** apState[t] taking queries t, t+nThread, ...: queries per second of wall
+** time, from the first thread's start to the last one's end (creating and
+** joining the threads is not timed), or -1.0 if a query failed. */
+static inline double benchThreadPass(const BenchSystem *s, const BenchQueries *q, void **apState,
+                                     int nThread){
+  BenchWorker aW[BENCH_MAX_THREAD];
+  pthread_t aT[BENCH_MAX_THREAD];
   pthread_barrier_t barrier;
-  double aQps[16];
+  double t0 = 0.0, t1 = 0.0;
   int rc = 0;
-  if( nThread>16 ) nThread = 16;
-  if( nPass>16 ) nPass = 16;
-  pthread_barrier_init(&barrier, NULL, (unsigned)nThread+1);
+  if( nThread>BENCH_MAX_THREAD ) nThread = BENCH_MAX_THREAD;
+  pthread_barrier_init(&barrier, NULL, (unsigned)nThread);
   for(int t=0; t<nThread; t++){
-    if( s->xSetting(s->pSys, apState[t], setting) ) return -1.0;
     memset(&aW[t], 0, sizeof(aW[t]));
     aW[t].pSystem = s; aW[t].pQ = q; aW[t].pState = apState[t];
     aW[t].iFirst = t; aW[t].nStride = nThread;
-    aW[t].pBarrier = &barrier; aW[t].nPass = nPass;
+    aW[t].pBarrier = &barrier;
     pthread_create(&aT[t], NULL, benchWorkerMain, &aW[t]);
-  }
-  for(int p=0; p<nPass; p++){
-    double t0;
-    pthread_barrier_wait(&barrier);
-    t0 = benchNow();
-    pthread_barrier_wait(&barrier);
-    aQps[p] = q->nQuery / (benchNow() - t0);
   }
   for(int t=0; t<nThread; t++){
     pthread_join(aT[t], NULL);
     rc |= aW[t].rc;
+    if( t==0 || aW[t].tStart<t0 ) t0 = aW[t].tStart;
+    if( t==0 || aW[t].tEnd>t1 ) t1 = aW[t].tEnd;
   }
   pthread_barrier_destroy(&barrier);
-  return rc ? -1.0 : benchMedian(aQps, nPass);
+  return rc ? -1.0 : q->nQuery / (t1 - t0);
 }
 
 /*
-** Runs every setting and prints one JSON line per setting:
+** One system's open states and the passes collected for its current
+** setting. Both benchSearchAll (every pass of a setting in a row) and
+** benchServe (passes on command, interleaved with other processes') are
+** sequences of benchRunSetting, benchRunPass, benchRunThreadPass and
+** benchRunReport, so the two paths measure the same way.
+*/
+typedef struct BenchRun {
+  const BenchSystem *pSystem;
+  const BenchQueries *pQ;
+  void *apState[BENCH_MAX_THREAD];
+  int nState;               /* states open: nThread, within 1..BENCH_MAX_THREAD */
+  int nThread;              /* threads asked for, as reported */
+  int bSetting;             /* true once a setting is current */
+  int setting;              /* the current setting */
+  long nHit;                /* its warm-up pass's hits, for recall */
+  double *aQps; int nQps;   /* its single-thread passes */
+  double *aTQps; int nTQps; /* its threaded passes */
+  double *aLat;             /* nQps x nQuery latencies of the passes */
+} BenchRun;
+
+/* Opens nThread states (at least one). Non-zero on failure. */
+static inline int benchRunOpen(BenchRun *r, const BenchSystem *s, const BenchQueries *q,
+                               int nThread){
+  memset(r, 0, sizeof(*r));
+  r->pSystem = s; r->pQ = q; r->nThread = nThread;
+  r->nState = nThread<1 ? 1 : nThread>BENCH_MAX_THREAD ? BENCH_MAX_THREAD : nThread;
+  for(int t=0; t<r->nState; t++){
+    r->apState[t] = s->xOpen(s->pSys, t);
+    if( r->apState[t]==NULL ) return 1;
+  }
+  return 0;
+}
+
+static inline void benchRunClose(BenchRun *r){
+  for(int t=0; t<r->nState; t++){
+    if( r->apState[t] ) r->pSystem->xClose(r->apState[t]);
+  }
+  free(r->aQps);
+  free(r->aTQps);
+  free(r->aLat);
+  memset(r, 0, sizeof(*r));
+}
+
+static inline double benchRunRecall(const BenchRun *r){
+  const BenchQueries *q = r->pQ;
+  int nTrue = q->k < q->truthK ? q->k : q->truthK;
+  return (double)r->nHit/((double)nTrue*q->nQuery);
+}
+
+/* Appends v to a[0..*pn-1], growing it. Non-zero if out of memory. */
+static inline int benchAppend(double **pa, int *pn, double v){
+  double *a = (double*)realloc(*pa, sizeof(double)*(size_t)(*pn+1));
+  if( a==NULL ) return 1;
+  a[(*pn)++] = v;
+  *pa = a;
+  return 0;
+}
+
+/*
+** Makes `setting` current on every state and warms them with untimed
+** passes: state 0 answers every query, counting recall (a long-running
+** application's caches would be warm); with several threads, one
+** threaded pass warms each thread's state on its share. Forgets the
+** passes of the previous setting. Non-zero on failure.
+*/
+static inline int benchRunSetting(BenchRun *r, int setting){
+  const BenchSystem *s = r->pSystem;
+  BenchWorker w;
+  r->bSetting = 0;
+  r->nQps = r->nTQps = 0;
+  for(int t=0; t<r->nState; t++){
+    if( s->xSetting(s->pSys, r->apState[t], setting) ) return 1;
+  }
+  memset(&w, 0, sizeof(w));
+  w.pSystem = s; w.pQ = r->pQ; w.pState = r->apState[0]; w.nStride = 1;
+  benchPass(&w, 1);
+  if( w.rc ) return 1;
+  if( r->nThread>1 && benchThreadPass(s, r->pQ, r->apState, r->nState)<0 ) return 1;
+  r->setting = setting;
+  r->nHit = w.nHit;
+  r->bSetting = 1;
+  return 0;
+}
+
+/* One timed single-thread pass on state 0, keeping every query's
+** latency: its QPS, or -1.0 on failure. */
+static inline double benchRunPass(BenchRun *r){
+  const BenchQueries *q = r->pQ;
+  size_t nQ = (size_t)q->nQuery;
+  double *aLat = (double*)realloc(r->aLat, sizeof(double)*nQ*(size_t)(r->nQps+1));
+  BenchWorker w;
+  double t0, qps;
+  if( aLat==NULL ) return -1.0;
+  r->aLat = aLat;
+  memset(&w, 0, sizeof(w));
+  w.pSystem = r->pSystem; w.pQ = q; w.pState = r->apState[0]; w.nStride = 1;
+  w.aLatency = aLat + nQ*(size_t)r->nQps;
+  t0 = benchNow();
+  benchPass(&w, 0);
+  qps = q->nQuery / (benchNow() - t0);
+  if( w.rc || benchAppend(&r->aQps, &r->nQps, qps) ) return -1.0;
+  return qps;
+}
+
+/* One timed pass on nThread threads: its QPS, or -1.0 on failure. */
+static inline double benchRunThreadPass(BenchRun *r){
+  double qps = benchThreadPass(r->pSystem, r->pQ, r->apState, r->nState);
+  if( qps<0 || benchAppend(&r->aTQps, &r->nTQps, qps) ) return -1.0;
+  return qps;
+}
+
+/*
+** Prints the current setting's line from the passes collected, at least
+** one single-thread pass:
 **   {"setting": S, "recall": R, "qps": Q1, "p50_ms": .., "p99_ms": ..,
 **    "qps_threads": Q2, "threads": T}
-** Returns non-zero if the system failed a query.
+** Q1 and Q2 are medians (Q2 is 0 without threaded passes); the latency
+** percentiles pool every query of every single-thread pass.
+*/
+static inline void benchRunReport(BenchRun *r){
+  size_t nLat = (size_t)r->pQ->nQuery*(size_t)r->nQps;
+  double qpsThreads = r->nTQps>0 ? benchMedian(r->aTQps, r->nTQps) : 0.0;
+  qsort(r->aLat, nLat, sizeof(double), benchCompareDouble);
+  printf("{\"setting\": %d, \"recall\": %.4f, \"qps\": %.2f, \"p50_ms\": %.4f, "
+         "\"p99_ms\": %.4f, \"qps_threads\": %.2f, \"threads\": %d}\n",
+         r->setting, benchRunRecall(r), benchMedian(r->aQps, r->nQps),
+         r->aLat[nLat/2]*1e3, r->aLat[(nLat*99)/100]*1e3, qpsThreads, r->nThread);
+  fflush(stdout);
+}
+
+/*
+** Runs every setting in a row (warm-up, nPass single-thread passes, then
+** nPass threaded passes if nThread>1) and prints one line per setting
+** (benchRunReport). Returns non-zero if the system failed a query.
 */
 static inline int benchSearchAll(const BenchSystem *s, const BenchQueries *q, const int *aSetting,
                           int nSetting, int nPass, int nThread){
-  void *apState[16];
-  double *aLat = (double*)malloc(sizeof(double)*(size_t)q->nQuery*(size_t)nPass);
-  double *aOne = (double*)malloc(sizeof(double)*(size_t)q->nQuery);
-  int nState = nThread>1 ? nThread : 1;
-  if( nState>16 ) nState = 16;
-  if( aLat==NULL || aOne==NULL ) return 1;
-  for(int t=0; t<nState; t++){
-    apState[t] = s->xOpen(s->pSys, t);
-    if( apState[t]==NULL ) return 1;
+  BenchRun r;
+  int rc = benchRunOpen(&r, s, q, nThread);
+  if( nPass<1 ) nPass = 1;
+  for(int si=0; si<nSetting && rc==0; si++){
+    rc = benchRunSetting(&r, aSetting[si]);
+    for(int p=0; p<nPass && rc==0; p++){
+      if( benchRunPass(&r)<0 ) rc = 1;
+    }
+    for(int p=0; p<nPass && rc==0 && nThread>1; p++){
+      if( benchRunThreadPass(&r)<0 ) rc = 1;
+    }
+    if( rc==0 ) benchRunReport(&r);
   }
-  for(int si=0; si<nSetting; si++){
-    BenchWorker w;
-    double aQps[16], qpsThreads = 0.0;
-    int passes = nPass>16 ? 16 : nPass;
-    memset(&w, 0, sizeof(w));
-    w.pSystem = s; w.pQ = q; w.pState = apState[0]; w.nStride = 1;
-    if( s->xSetting(s->pSys, apState[0], aSetting[si]) ) return 1;
-    benchPass(&w, 1);                          /* warm-up, and recall */
-    if( w.rc ) return 1;
-    for(int p=0; p<passes; p++){
-      double t0 = benchNow();
-      w.aLatency = aOne;
-      benchPass(&w, 0);
-      aQps[p] = q->nQuery / (benchNow() - t0);
-      memcpy(aLat + (size_t)p*q->nQuery, aOne, sizeof(double)*(size_t)q->nQuery);
-    }
-    if( w.rc ) return 1;
-    if( nThread>1 ){
-      qpsThreads = benchThreaded(s, q, apState, nState, aSetting[si], passes);
-      if( qpsThreads<0 ) return 1;
-    }
-    {
-      size_t nLat = (size_t)q->nQuery*(size_t)passes;
-      int nTrue = q->k < q->truthK ? q->k : q->truthK;
-      qsort(aLat, nLat, sizeof(double), benchCompareDouble);
-      printf("{\"setting\": %d, \"recall\": %.4f, \"qps\": %.2f, \"p50_ms\": %.4f, "
-             "\"p99_ms\": %.4f, \"qps_threads\": %.2f, \"threads\": %d}\n",
-             aSetting[si], (double)w.nHit/((double)nTrue*q->nQuery), benchMedian(aQps, passes),
-             aLat[nLat/2]*1e3, aLat[(nLat*99)/100]*1e3, qpsThreads, nThread);
-      fflush(stdout);
-    }
+  benchRunClose(&r);
+  return rc;
+}
+
+/* The reply to a command that failed; serving stops after it. */
+static inline int benchServeError(const char *zMsg){
+  printf("{\"error\": \"%s\"}\n", zMsg);
+  fflush(stdout);
+  return 1;
+}
+
+/*
+** Answers one command of benchServe (a line without its newline).
+** Returns 0 to go on, non-zero after an error reply.
+*/
+static inline int benchServeCommand(BenchRun *r, const char *z){
+  double qps;
+  if( strncmp(z, "setting ", 8)==0 ){
+    char *zEnd;
+    long setting = strtol(z+8, &zEnd, 10);
+    if( zEnd==z+8 || *zEnd ) return benchServeError("setting: not an integer");
+    if( benchRunSetting(r, (int)setting) ) return benchServeError("setting failed");
+    printf("{\"ready\": %d, \"recall\": %.4f}\n", r->setting, benchRunRecall(r));
+  }else if( strcmp(z, "pass")==0 ){
+    if( !r->bSetting ) return benchServeError("pass before setting");
+    if( (qps = benchRunPass(r))<0 ) return benchServeError("pass failed");
+    printf("{\"pass_qps\": %.2f}\n", qps);
+  }else if( strcmp(z, "tpass")==0 ){
+    if( !r->bSetting ) return benchServeError("tpass before setting");
+    if( r->nThread<2 ) return benchServeError("tpass needs threads>1");
+    if( (qps = benchRunThreadPass(r))<0 ) return benchServeError("tpass failed");
+    printf("{\"tpass_qps\": %.2f}\n", qps);
+  }else if( strcmp(z, "done")==0 ){
+    if( !r->bSetting || r->nQps<1 ) return benchServeError("done before any pass");
+    benchRunReport(r);
+    r->bSetting = 0;
+  }else{
+    return benchServeError("unknown command");
   }
-  for(int t=0; t<nState; t++) s->xClose(apState[t]);
-  free(aLat);
-  free(aOne);
+  fflush(stdout);
   return 0;
+}
+
+/*
+** Keeps the system open and answers commands read from stdin, one per
+** line, with one JSON line each (flushed), so that bench/run.py can
+** alternate several systems' timed passes:
+**   setting S   S made current, warm-up passes  {"ready": S, "recall": R}
+**   pass        a timed single-thread pass       {"pass_qps": Q}
+**   tpass       a timed pass on nThread threads  {"tpass_qps": Q}
+**   done        S's line, as benchSearchAll prints it, from the passes
+**               since `setting S`
+** Blank lines are ignored. At the end of input, closes the states and
+** returns 0; after a failure or a command it does not know, replies
+** {"error": ".."} and returns 1.
+*/
+static inline int benchServe(const BenchSystem *s, const BenchQueries *q, int nThread){
+  BenchRun r;
+  char zLine[256];
+  int rc;
+  fflush(stdout);                              /* the caller's {"cold_s"} */
+  rc = benchRunOpen(&r, s, q, nThread);
+  if( rc ) benchServeError("open failed");
+  while( rc==0 && fgets(zLine, sizeof(zLine), stdin) ){
+    size_t n = strlen(zLine);
+    while( n>0 && (zLine[n-1]=='\n' || zLine[n-1]=='\r' || zLine[n-1]==' ') ) zLine[--n] = 0;
+    if( n>0 ) rc = benchServeCommand(&r, zLine);
+  }
+  benchRunClose(&r);
+  return rc;
 }
 
 /* Loads queries and ground truth named by the common arguments. */

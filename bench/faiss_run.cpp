@@ -5,6 +5,13 @@
 //   faiss_run build  kind=hnsw|flat base=F dim=D metric=l2|cosine [m=M efc=E] index=PATH
 //   faiss_run search index=PATH queries=F truth=F dim=D settings=EF,..
 //                    [nq=N k=10 truthk=100 repeats=3 threads=2]
+//   faiss_run serve  index=PATH queries=F truth=F dim=D
+//                    [cold_setting=64 nq=N k=10 truthk=100 threads=2]
+//
+// search: loads PATH, answers the first query ({"cold_s"}), then one line
+// per ef (ignored by IndexFlat). serve: the same {"cold_s"} (at ef
+// cold_setting), then answers commands on stdin (benchServe in driver.h)
+// until the end of input.
 //
 // One OpenMP thread: FAISS parallelises within a batch, and the queries
 // here come one at a time like an application's, so the threaded figure
@@ -76,10 +83,16 @@ static int searchOne(void *state, const float *q, int k, int64_t *ids) {
 }
 static void stateClose(void *state) { delete static_cast<FaissState *>(state); }
 
-static int search(int argc, char **argv) {
+// Modes search (serve false) and serve: everything but the timed loop is shared.
+static int search(int argc, char **argv, bool serve) {
   int dim = benchArgInt(argc, argv, "dim", nullptr);
+  int nThread = benchArgInt(argc, argv, "threads", "2");
   int settings[64];
-  int nSetting = benchIntList(benchArg(argc, argv, "settings", nullptr), settings, 64);
+  int nSetting = 0;
+  if (serve)
+    settings[0] = benchArgInt(argc, argv, "cold_setting", "64");
+  else
+    nSetting = benchIntList(benchArg(argc, argv, "settings", nullptr), settings, 64);
   BenchQueries q;
   benchLoadQueries(argc, argv, &q, dim);
   double t0 = benchNow();
@@ -93,14 +106,15 @@ static int search(int argc, char **argv) {
     stateClose(s);
   }
   std::printf("{\"cold_s\": %.4f}\n", benchNow() - t0);
-  return benchSearchAll(&bs, &q, settings, nSetting, benchArgInt(argc, argv, "repeats", "3"),
-                        benchArgInt(argc, argv, "threads", "2"));
+  if (serve) return benchServe(&bs, &q, nThread);
+  return benchSearchAll(&bs, &q, settings, nSetting, benchArgInt(argc, argv, "repeats", "3"), nThread);
 }
 
 int main(int argc, char **argv) {
   omp_set_num_threads(1);
   if (argc >= 2 && std::strcmp(argv[1], "build") == 0) return benchReportRss(build(argc, argv));
-  if (argc >= 2 && std::strcmp(argv[1], "search") == 0) return benchReportRss(search(argc, argv));
-  std::fprintf(stderr, "usage: %s build|search NAME=VALUE...\n", argv[0]);
+  if (argc >= 2 && std::strcmp(argv[1], "search") == 0) return benchReportRss(search(argc, argv, false));
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return benchReportRss(search(argc, argv, true));
+  std::fprintf(stderr, "usage: %s build|search|serve NAME=VALUE...\n", argv[0]);
   return 2;
 }

@@ -4,14 +4,18 @@
 //   hnswlib_run build  base=F dim=D metric=l2|cosine m=M efc=E index=PATH [threads=1]
 //   hnswlib_run search index=PATH queries=F truth=F dim=D metric=.. settings=EF,..
 //                      [nq=N k=10 truthk=100 repeats=3 threads=2]
+//   hnswlib_run serve  index=PATH queries=F truth=F dim=D metric=..
+//                      [cold_setting=64 nq=N k=10 truthk=100 threads=2]
 //
 // build: adds every base vector (id = row number), on one thread or, with
 // threads=N, on N threads each taking the next row (hnswlib's addPoint is
 // thread-safe; its own examples build this way), saves the index to PATH
 // and prints {"build_s", "rows", "index_bytes", "threads"}. search: loads
-// PATH, answers the first query ({"cold_s"}), then one line per ef. For
-// cosine the inputs are unit vectors and the inner-product space is used,
-// which ranks exactly as cosine distance does.
+// PATH, answers the first query ({"cold_s"}), then one line per ef. serve:
+// the same {"cold_s"} (at ef cold_setting), then answers commands on stdin
+// (benchServe in driver.h) until the end of input. For cosine the inputs
+// are unit vectors and the inner-product space is used, which ranks
+// exactly as cosine distance does.
 #include <hnswlib/hnswlib.h>
 
 #include <atomic>
@@ -76,10 +80,16 @@ static int searchOne(void *state, const float *q, int k, int64_t *ids) {
 }
 static void stateClose(void *) {}
 
-static int search(int argc, char **argv) {
+// Modes search (serve false) and serve: everything but the timed loop is shared.
+static int search(int argc, char **argv, bool serve) {
   int dim = benchArgInt(argc, argv, "dim", nullptr);
+  int nThread = benchArgInt(argc, argv, "threads", "2");
   int settings[64];
-  int nSetting = benchIntList(benchArg(argc, argv, "settings", nullptr), settings, 64);
+  int nSetting = 0;
+  if (serve)
+    settings[0] = benchArgInt(argc, argv, "cold_setting", "64");
+  else
+    nSetting = benchIntList(benchArg(argc, argv, "settings", nullptr), settings, 64);
   BenchQueries q;
   benchLoadQueries(argc, argv, &q, dim);
   double t0 = benchNow();
@@ -91,13 +101,14 @@ static int search(int argc, char **argv) {
   searchOne(&sys, q.aQuery, q.k, ids);
   std::printf("{\"cold_s\": %.4f}\n", benchNow() - t0);
   BenchSystem bs = {&sys, stateOpen, setting, searchOne, stateClose};
-  return benchSearchAll(&bs, &q, settings, nSetting, benchArgInt(argc, argv, "repeats", "3"),
-                        benchArgInt(argc, argv, "threads", "2"));
+  if (serve) return benchServe(&bs, &q, nThread);
+  return benchSearchAll(&bs, &q, settings, nSetting, benchArgInt(argc, argv, "repeats", "3"), nThread);
 }
 
 int main(int argc, char **argv) {
   if (argc >= 2 && std::strcmp(argv[1], "build") == 0) return benchReportRss(build(argc, argv));
-  if (argc >= 2 && std::strcmp(argv[1], "search") == 0) return benchReportRss(search(argc, argv));
-  std::fprintf(stderr, "usage: %s build|search NAME=VALUE...\n", argv[0]);
+  if (argc >= 2 && std::strcmp(argv[1], "search") == 0) return benchReportRss(search(argc, argv, false));
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) return benchReportRss(search(argc, argv, true));
+  std::fprintf(stderr, "usage: %s build|search|serve NAME=VALUE...\n", argv[0]);
   return 2;
 }

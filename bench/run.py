@@ -18,8 +18,20 @@ Systems (each a separate driver process, so peak RSS is its own):
   faiss-flat       Debian libfaiss-dev IndexFlat, exact    bench/faiss_run.cpp
 All HNSW systems use M=16, ef_construction=200; k=10; one query at a time;
 recall@10 against the exact top-10 of bench/groundtruth. Each search
-setting is timed `repeats` times (median); the threaded QPS uses separate
-connections (SQLite systems) or a shared index (the libraries).
+setting is timed `repeats` times (median; 5 by default); the threaded QPS
+uses separate connections (SQLite systems) or a shared index (the
+libraries).
+
+Interleaving: the load of a shared machine changes over minutes, so the ANN
+systems (vectordb, vectordb-baseline, hnswlib, faiss-hnsw: several ef
+settings) are not searched one after another. After every build of the
+data set, each one's driver is started in `serve` mode and kept open;
+for each setting every driver warms up, then the timed passes alternate
+between them, one pass at a time, the first system rotating from round to
+round (A B C, B C A, C A B, ...), first the single-thread passes, then the
+threaded ones. A load change thus falls on every system alike, and the
+same-run ratios hold. The exact systems run one after another (`search`
+mode), as before. results.json says "interleaved": true.
 
 Builds are cached under .cache/bench/index by a key of the data checksum,
 the system's parameters, the SHA-256 of the driver (and extension)
@@ -49,6 +61,9 @@ import platform
 import shutil
 import subprocess
 import sys
+import queue
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -212,6 +227,178 @@ def search_system(name, spec, data, path, settings, nq, repeats, threads):
     return {"cold_s": cold, "search_rss_mb": rss, "points": points, "nq": nq}
 
 
+# How long a served driver may take to answer, in seconds: generous for 1M
+# rows (a 2,000-query pass takes seconds, the warm-up at ef 200 up to a
+# minute, loading an index from a cold page cache longer), short enough
+# that a hung driver does not stall the run for good.
+SERVE_TIMEOUT = {"start": 900, "setting": 600, "pass": 300, "tpass": 300, "done": 60, "exit": 120}
+
+
+class ServeError(Exception):
+    pass
+
+
+class Served:
+    """One driver in `serve` mode: commands in, one JSON line back each."""
+
+    def __init__(self, name, argv):
+        self.name = name
+        self.lines = queue.Queue()
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        # FAISS would otherwise start an OpenMP team inside each query thread.
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True, bufsize=1, env=env)
+        # A reader thread, so that every wait for a line has a timeout.
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _stderr_tail(self):
+        self.stderr.seek(0)
+        lines = self.stderr.read().strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def reply(self, key, timeout):
+        """The next line, parsed, which must hold `key`; else ServeError."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise ServeError(f"no answer in {timeout} s (waiting for {key})")
+        if line is None:
+            code = self.proc.wait()
+            raise ServeError(self._stderr_tail() or f"exit {code} (waiting for {key})")
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise ServeError(f"unexpected output {line.strip()[:80]!r}")
+        if "error" in obj:
+            raise ServeError(" ".join(x for x in (str(obj["error"]), self._stderr_tail()) if x))
+        if key not in obj:
+            raise ServeError(f"unexpected output {line.strip()[:80]!r} (waiting for {key})")
+        return obj
+
+    def ask(self, command, key, timeout):
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.proc.wait()
+            raise ServeError(self._stderr_tail() or f"exit {self.proc.returncode} (sending {command})")
+        return self.reply(key, timeout)
+
+    def finish(self):
+        """Ends input; returns the driver's peak RSS in MiB (VmHWM), or ServeError."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        rss = None
+        deadline = time.time() + SERVE_TIMEOUT["exit"]
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                raise ServeError(f"did not exit in {SERVE_TIMEOUT['exit']} s")
+            if line is None:
+                break
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = {}
+            # Only VmHWM is the driver's own peak (see benchReportRss in driver.h).
+            if isinstance(obj, dict) and obj.get("rss_source") == "VmHWM":
+                rss = obj["peak_rss_mb"]
+        code = self.proc.wait()
+        if code != 0:
+            raise ServeError(self._stderr_tail() or f"exit {code}")
+        return rss
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def search_interleaved(entries, data, settings, nq, repeats, threads):
+    """Searches several systems with their timed passes interleaved.
+
+    entries: [(name, spec, index path)]. Returns {name: result}, each result
+    shaped as search_system's (or {"missing": ...} for a driver that failed,
+    which leaves the others running)."""
+    served, results, cold = {}, {}, {}
+
+    def fail(name, err):
+        log(f"  {name}: MISSING (search failed: {err})")
+        results[name] = {"missing": f"search failed: {err}"}
+        served.pop(name).kill()
+
+    # One driver started at a time, so that each cold start (open the index,
+    # answer one query at the first setting, as `search` does) runs alone.
+    for name, spec, path in entries:
+        arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
+        served[name] = Served(name, [spec["driver"], "serve", arg + path, f"queries={data['queries']}",
+                                     f"truth={data['truth']}", f"truthk={data['truth_k']}", f"dim={data['dim']}",
+                                     f"nq={nq}", f"threads={threads}", f"cold_setting={settings[0]}",
+                                     *spec["search"]])
+        results[name] = {"points": []}
+        try:
+            cold[name] = served[name].reply("cold_s", SERVE_TIMEOUT["start"])["cold_s"]
+        except ServeError as e:
+            fail(name, e)
+    rounds = 0
+
+    def each_in_turn(command, key):
+        """`command` to every system, one at a time, starting one further each round."""
+        nonlocal rounds
+        names = list(served)
+        if names:
+            k = rounds % len(names)
+            names = names[k:] + names[:k]
+        rounds += 1
+        for name in names:
+            try:
+                served[name].ask(command, key, SERVE_TIMEOUT[command])
+            except ServeError as e:
+                fail(name, e)
+
+    for s in settings:
+        for name in list(served):
+            try:
+                served[name].ask(f"setting {s}", "ready", SERVE_TIMEOUT["setting"])
+            except ServeError as e:
+                fail(name, e)
+        for _ in range(repeats):
+            each_in_turn("pass", "pass_qps")
+        for _ in range(repeats if threads > 1 else 0):
+            each_in_turn("tpass", "tpass_qps")
+        for name in list(served):
+            try:
+                p = served[name].ask("done", "setting", SERVE_TIMEOUT["done"])
+                if p["setting"] != s:
+                    raise ServeError(f"setting {p['setting']} reported for {s}")
+            except ServeError as e:
+                fail(name, e)
+                continue
+            results[name]["points"].append(p)
+            log(f"    {name:<17} setting {p['setting']:4d}: recall@10 {p['recall']:.4f}  {p['qps']:9.1f} QPS  "
+                f"p50 {p['p50_ms']:.3f} ms  p99 {p['p99_ms']:.3f} ms  {p['threads']} threads {p['qps_threads']:9.1f} QPS")
+    for name in list(served):
+        try:
+            rss = served[name].finish()
+        except ServeError as e:
+            fail(name, e)
+            continue
+        served.pop(name)
+        results[name].update({"cold_s": cold[name], "search_rss_mb": rss, "nq": nq})
+    return results
+
+
 def qps_at(result, target):
     """(QPS, setting) of the fastest point reaching the recall target."""
     ok = [p for p in result.get("points", []) if p["recall"] >= target]
@@ -237,26 +424,51 @@ def bench_dataset(name, profile, args, generator=None):
         if unknown:
             sys.exit(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(specs)}")
         specs = {k: v for k, v in specs.items() if k in wanted}
-    results = {}
+    # Every build first, so that the searches follow one another closely.
+    results, built = {}, {}
     for sys_name, spec in specs.items():
         if "same_build_as" in spec:
-            base = results.get(spec["same_build_as"], {})
-            record, path = base.get("build"), base.get("_path")
-            if record is None or path is None:
+            results[sys_name] = None                # searched below, in this order
+            continue
+        record, path = build_system(sys_name, spec, data, index_dir, args.get("rebuild", False))
+        if path is None:
+            results[sys_name] = record
+            log(f"  {sys_name}: MISSING ({record['missing']})")
+            continue
+        if spec.get("build_only"):
+            results[sys_name] = {"build": record, "points": [], "nq": "-", "cold_s": None}
+            continue
+        results[sys_name] = None
+        built[sys_name] = (record, path)
+    searched = {}
+    for sys_name, spec in specs.items():
+        if results[sys_name] is not None:
+            continue
+        if "same_build_as" in spec:
+            if spec["same_build_as"] not in built:
                 results[sys_name] = {"missing": f"needs {spec['same_build_as']}"}
                 continue
-        else:
-            record, path = build_system(sys_name, spec, data, index_dir, args.get("rebuild", False))
-            if path is None:
-                results[sys_name] = record
-                log(f"  {sys_name}: MISSING ({record['missing']})")
-                continue
-            if spec.get("build_only"):
-                results[sys_name] = {"build": record, "points": [], "nq": "-", "cold_s": None}
-                continue
-        exact = sys_name in EXACT
-        settings = [0] if exact else profile["efs"]
-        nq = min(data["nq"], profile["nq_exact"] if exact else profile["nq"])
+            built[sys_name] = (None, built[spec["same_build_as"]][1])
+        searched[sys_name] = spec
+    # The ANN systems, interleaved (see the docstring).
+    ann = [(n, spec, built[n][1]) for n, spec in searched.items() if n not in EXACT]
+    if ann:
+        nq = min(data["nq"], profile["nq"])
+        log(f"  searching {', '.join(n for n, _, _ in ann)} interleaved: {nq} queries x "
+            f"{len(profile['efs'])} settings x {args['repeats']} passes each, taking turns, "
+            f"1 and {args['threads']} threads")
+        found = search_interleaved(ann, data, profile["efs"], nq, args["repeats"], args["threads"])
+        for n, _, _ in ann:
+            if "missing" not in found[n]:
+                found[n]["build"] = built[n][0]
+            results[n] = found[n]
+    # The exact systems, one after another.
+    for sys_name, spec in searched.items():
+        if sys_name not in EXACT:
+            continue
+        path = built[sys_name][1]
+        settings = [0]
+        nq = min(data["nq"], profile["nq_exact"])
         log(f"  {sys_name}: searching, {nq} queries x {len(settings)} settings x {args['repeats']} runs, "
             f"1 and {args['threads']} threads")
         res = search_system(sys_name, spec, data, path, settings, nq, args["repeats"], args["threads"])
@@ -264,15 +476,13 @@ def bench_dataset(name, profile, args, generator=None):
             log(f"  {sys_name}: MISSING ({res['missing']})")
             results[sys_name] = res
             continue
-        res["build"] = record if "same_build_as" not in spec else None
-        res["_path"] = path
+        res["build"] = built[sys_name][0]
         results[sys_name] = res
         for p in res["points"]:
             log(f"    setting {p['setting']:4d}: recall@10 {p['recall']:.4f}  {p['qps']:9.1f} QPS  "
                 f"p50 {p['p50_ms']:.3f} ms  p99 {p['p99_ms']:.3f} ms  {p['threads']} threads {p['qps_threads']:9.1f} QPS")
-    for r in results.values():
-        r.pop("_path", None)
-    return {"data": {k: v for k, v in data.items() if k not in ("base", "queries", "truth")}, "results": results}
+    return {"data": {k: v for k, v in data.items() if k not in ("base", "queries", "truth")}, "results": results,
+            "interleaved": [n for n, _, _ in ann]}
 
 
 def summary_lines(ds):
@@ -384,7 +594,11 @@ def write_markdown(run, out_dir):
              f"Generated by `bench/run.py` ({run['profile']} profile) on {run['date']}, commit {run['commit']}.",
              f"Machine: {run['cpu']}, {run['cores']} cores; SQLite {run['sqlite']}. Single-thread figures unless "
              "marked; k = 10; recall@10 against exact ground truth; QPS is the median of "
-             f"{run['repeats']} timed passes after a warm-up pass; the threaded column uses {run['threads']} threads "
+             f"{run['repeats']} timed passes after a warm-up pass"
+             + ("; the ANN systems' passes were interleaved (one pass of each system in turn, the first system "
+                "rotating), so that a change of load falls on all of them alike"
+                if run.get("interleaved") else "")
+             + f"; the threaded column uses {run['threads']} threads "
              "(separate connections for the SQLite systems). Builds are single-threaded but hnswlib-mt's (on "
              f"{run['threads']} threads, not searched); a build reused from the "
              "cache shows the time measured when it was made. Peak RSS includes the driver's copy of the input "
@@ -431,7 +645,7 @@ def write_markdown(run, out_dir):
 
 
 def parse_args(argv):
-    args = {"profile": "full", "repeats": 3, "threads": 2, "out": "bench", "datasets": None, "custom": None,
+    args = {"profile": "full", "repeats": 5, "threads": 2, "out": "bench", "datasets": None, "custom": None,
             "rebuild": False}
     i = 1
     while i < len(argv):
@@ -465,7 +679,9 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     run = {"profile": args["profile"], "date": datetime.datetime.now().isoformat(timespec="minutes"),
            "commit": commit or "unknown", "cpu": cpu_name(), "cores": os.cpu_count(), "sqlite": sqlite_version,
-           "repeats": args["repeats"], "threads": args["threads"], "datasets": []}
+           "repeats": args["repeats"], "threads": args["threads"],
+           # The ANN systems' timed passes alternate (search_interleaved).
+           "interleaved": True, "datasets": []}
     jobs = []
     if args.get("base"):
         name = args.get("name") or os.path.splitext(os.path.basename(args["base"]))[0]

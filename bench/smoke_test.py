@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import datasets  # noqa: E402
 import harness  # noqa: E402
+import run as bench_run  # noqa: E402
 
 OUT = "build/bench-smoke"
 SYSTEMS = ("vectordb", "vectordb-exact", "sqlite-vec", "hnswlib", "faiss-hnsw", "faiss-flat")
@@ -92,6 +93,42 @@ def test_second_run_reuses_cached_builds():
     for s in ("vectordb", "sqlite-vec", "hnswlib", "faiss-hnsw", "faiss-flat"):
         assert f"{s}: reusing the build" in out, f"{s} was rebuilt:\n{out}"
         assert run["datasets"][0]["results"][s]["build"]["cached"] is True
+
+
+def test_ann_passes_interleaved():
+    out, run = first_run()
+    ds = run["datasets"][0]
+    assert run["interleaved"] is True
+    assert ds["interleaved"] == ["vectordb", "hnswlib", "faiss-hnsw"], ds["interleaved"]
+    assert "searching vectordb, hnswlib, faiss-hnsw interleaved" in out, out
+    with open(os.path.join(OUT, "RESULTS.md")) as f:
+        assert "passes were interleaved" in f.read()
+
+
+def test_serve_protocol():
+    """A driver in serve mode: one JSON line per command, the setting's line
+    as search prints it, an error reply and exit 1 for a bad command."""
+    first_run()
+    data = datasets.prepare("tiny", ".cache/bench", log=lambda m: None)
+    spec = bench_run.systems_for(data)["hnswlib"]
+    _, path = bench_run.build_system("hnswlib", spec, data, ".cache/bench/index/tiny")
+    argv = [bench_run.HNSWLIB_RUN, "serve", "index=" + path, "queries=" + data["queries"],
+            "truth=" + data["truth"], f"truthk={data['truth_k']}", f"dim={data['dim']}", "nq=50", "threads=2",
+            "metric=l2"]
+    proc = subprocess.run(argv, input="setting 64\npass\npass\ntpass\n\ndone\n", capture_output=True, text=True)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, proc
+    assert [next(iter(r)) for r in rows] == ["cold_s", "ready", "pass_qps", "pass_qps", "tpass_qps", "setting",
+                                             "peak_rss_mb"], rows
+    assert rows[1] == {"ready": 64, "recall": rows[5]["recall"]} and rows[1]["recall"] >= 0.95, rows
+    line = rows[5]
+    assert set(line) == {"setting", "recall", "qps", "p50_ms", "p99_ms", "qps_threads", "threads"}, line
+    assert abs(line["qps"] - (rows[2]["pass_qps"] + rows[3]["pass_qps"]) / 2) < 0.02, line   # the median of two
+    assert line["qps_threads"] == rows[4]["tpass_qps"] and line["threads"] == 2, line
+    for bad in ("pass\n", "setting 64\nbogus\n", "setting 64\ndone\n"):
+        proc = subprocess.run(argv, input=bad, capture_output=True, text=True)
+        last = [json.loads(line) for line in proc.stdout.splitlines()][-2]
+        assert proc.returncode == 1 and "error" in last, (bad, proc)
 
 
 def test_ground_truth_matches_numpy():

@@ -8,6 +8,9 @@
 **   sqlite_run search ext=EXT db=DB queries=F truth=F dim=D sql=SQL
 **                     settings=S,S.. [nq=N k=10 truthk=100 repeats=3
 **                     threads=2 conn_setup=SQL]
+**   sqlite_run serve  ext=EXT db=DB queries=F truth=F dim=D sql=SQL
+**                     [cold_setting=64 nq=N k=10 truthk=100 threads=2
+**                     conn_setup=SQL]
 **
 ** build: creates DB afresh, runs `setup` (CREATE VIRTUAL TABLE t ...), then
 ** inserts every base vector as rowid i+1 into t(rowid, e) in one
@@ -17,6 +20,8 @@
 ** prints {"cold_s"}: open the database, load the extension and answer the
 ** first query, nothing cached in the process. Then one line per setting
 ** (see driver.h).
+** serve: the same {"cold_s"} (its query at cold_setting), then answers
+** commands on stdin (benchServe in driver.h) until the end of input.
 */
 #include <sqlite3.h>
 
@@ -142,13 +147,20 @@ static void sqliteStateClose(void *pState){
   free(s);
 }
 
-static int sqliteSearchMain(int argc, char **argv){
+/* Modes search (bServe==0) and serve: everything but the timed loop is shared. */
+static int sqliteSearchMain(int argc, char **argv, int bServe){
   SqliteSys sys;
   BenchQueries q;
   BenchSystem bs = { &sys, sqliteStateOpen, sqliteSetting, sqliteSearch, sqliteStateClose };
   int aSetting[64];
-  int nSetting = benchIntList(benchArg(argc, argv, "settings", NULL), aSetting, 64);
+  int nSetting = 0;
   int dim = (int)benchArgInt(argc, argv, "dim", NULL);
+  int nThread = (int)benchArgInt(argc, argv, "threads", "2");
+  if( bServe ){
+    aSetting[0] = (int)benchArgInt(argc, argv, "cold_setting", "64");
+  }else{
+    nSetting = benchIntList(benchArg(argc, argv, "settings", NULL), aSetting, 64);
+  }
   sys.zExt = benchArg(argc, argv, "ext", NULL);
   sys.zDb = benchArg(argc, argv, "db", NULL);
   sys.zSql = benchArg(argc, argv, "sql", NULL);
@@ -164,14 +176,15 @@ static int sqliteSearchMain(int argc, char **argv){
     printf("{\"cold_s\": %.4f}\n", benchNow() - t0);
     sqliteStateClose(s);
   }
+  if( bServe ) return benchServe(&bs, &q, nThread);
   return benchSearchAll(&bs, &q, aSetting, nSetting,
-                        (int)benchArgInt(argc, argv, "repeats", "3"),
-                        (int)benchArgInt(argc, argv, "threads", "2"));
+                        (int)benchArgInt(argc, argv, "repeats", "3"), nThread);
 }
 
 int main(int argc, char **argv){
   if( argc>=2 && strcmp(argv[1], "build")==0 ) return benchReportRss(sqliteBuild(argc, argv));
-  if( argc>=2 && strcmp(argv[1], "search")==0 ) return benchReportRss(sqliteSearchMain(argc, argv));
-  fprintf(stderr, "usage: %s build|search NAME=VALUE...\n", argv[0]);
+  if( argc>=2 && strcmp(argv[1], "search")==0 ) return benchReportRss(sqliteSearchMain(argc, argv, 0));
+  if( argc>=2 && strcmp(argv[1], "serve")==0 ) return benchReportRss(sqliteSearchMain(argc, argv, 1));
+  fprintf(stderr, "usage: %s build|search|serve NAME=VALUE...\n", argv[0]);
   return 2;
 }
