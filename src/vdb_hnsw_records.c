@@ -51,6 +51,21 @@
 ** The per-page aUsed marks are the owner's, for its eviction (the private
 ** cache's CLOCK; the shared copy's pages that still hold a node).
 **
+** Slabs. Pages are carved from slabs, larger allocations each holding
+** many pages, and the slabs ask for transparent huge pages (vdbAdviseHuge):
+** a walk reads records scattered over the whole copy, and with 4 KiB
+** pages nearly every record it scores cost a TLB miss and a page walk on
+** top of the cache miss. A slab's size follows the records' own (as many
+** pages as are already allocated, at least VDB_REC_SLAB_MIN_PAGES, at most
+** VDB_REC_SLAB_MAX_BYTES), so a small table takes small slabs and a large
+** one a few dozen 32 MiB slabs; pages are handed out of the oldest slab
+** with room, so a cold copy fills slabs in the order it meets nodes, and
+** memory follows the pages in use to within one huge page per slab being
+** filled. A freed page goes back to its slab, and a slab whose pages are
+** all free is freed. The owner's accounting counts pages, not slabs: after
+** an eviction that freed scattered pages, the process keeps the partly
+** used slabs until their pages are reused or all freed.
+**
 ** Lifetimes. A node's code never changes: its vector never does (a new
 ** vector is a new node, and committed node ids are never reused), so a
 ** code stays until its page is freed. Its links change with commits: the
@@ -64,6 +79,18 @@
 #include "vdb_index_hnsw.h"
 
 #define VDB_REC_ALIGN 64
+#define VDB_REC_SLAB_MIN_PAGES 4
+#ifndef VDB_REC_SLAB_MAX_BYTES
+# define VDB_REC_SLAB_MAX_BYTES (32*1024*1024)
+#endif
+
+struct VdbRecSlab {
+  void *pRaw;                       /* the allocation (sqlite3_malloc64) */
+  unsigned char *aFirst;            /* its first page, VDB_REC_ALIGN-aligned */
+  int nPage;                        /* pages it holds */
+  int nFree;                        /* of which free: aFree[0..nFree-1] */
+  int aFree[1];                     /* indexes of the free pages, a stack */
+};
 
 void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode, int nVecBytes){
   memset(a, 0, sizeof(*a));
@@ -80,29 +107,97 @@ void vdbRecordsInit(VdbRecords *a, int nCodeBytes, int nLinkCap, int hasNode, in
   a->nStride = (a->iLinks + (int)sizeof(unsigned int)*nLinkCap + VDB_REC_ALIGN-1) & ~(VDB_REC_ALIGN-1);
 }
 
-/* Bytes of one page as allocated: its records and room to align them. */
+/* Bytes of one page: its records (a multiple of VDB_REC_ALIGN). */
 sqlite3_int64 vdbRecordsPageBytes(const VdbRecords *a){
-  return ((sqlite3_int64)a->nStride << VDB_REC_PAGE_SHIFT) + VDB_REC_ALIGN;
+  return (sqlite3_int64)a->nStride << VDB_REC_PAGE_SHIFT;
+}
+
+/* A new slab for about as many pages as are allocated already, appended
+** to aSlab; NULL when memory ran out. */
+static VdbRecSlab *vdbRecSlabNew(VdbRecords *a){
+  sqlite3_int64 nPageBytes = vdbRecordsPageBytes(a);
+  sqlite3_int64 nMax = VDB_REC_SLAB_MAX_BYTES / nPageBytes, nByte;
+  int nPage = (int)(a->nPageAlloc < nMax ? a->nPageAlloc : nMax), i;
+  VdbRecSlab *pSlab;
+  if( nPage<VDB_REC_SLAB_MIN_PAGES ) nPage = VDB_REC_SLAB_MIN_PAGES;
+  if( a->nSlab>=a->nSlabAlloc ){
+    int nNew = a->nSlabAlloc ? 2*a->nSlabAlloc : 8;
+    VdbRecSlab **aNew = (VdbRecSlab**)sqlite3_realloc64(a->aSlab, sizeof(VdbRecSlab*)*(sqlite3_uint64)nNew);
+    if( aNew==0 ) return 0;
+    a->aSlab = aNew;
+    a->nSlabAlloc = nNew;
+  }
+  pSlab = (VdbRecSlab*)sqlite3_malloc64(sizeof(VdbRecSlab) + sizeof(int)*(sqlite3_uint64)nPage);
+  if( pSlab==0 ) return 0;
+  nByte = nPageBytes*nPage + VDB_REC_ALIGN;
+  pSlab->pRaw = sqlite3_malloc64((sqlite3_uint64)nByte);
+  if( pSlab->pRaw==0 ){
+    sqlite3_free(pSlab);
+    return 0;
+  }
+  vdbAdviseHuge(pSlab->pRaw, (size_t)nByte);
+  pSlab->aFirst = (unsigned char*)(((sqlite3_uint64)(size_t)pSlab->pRaw + VDB_REC_ALIGN-1)
+                                   & ~(sqlite3_uint64)(VDB_REC_ALIGN-1));
+  pSlab->nPage = nPage;
+  /* Popped from the end: pages are handed out in address order. */
+  for(i=0; i<nPage; i++) pSlab->aFree[i] = nPage-1-i;
+  pSlab->nFree = nPage;
+  a->aSlab[a->nSlab++] = pSlab;
+  return pSlab;
+}
+
+/* A free page for nid page iPage, from the oldest slab with room. */
+static unsigned char *vdbRecPageAlloc(VdbRecords *a, sqlite3_int64 iPage){
+  VdbRecSlab *pSlab = 0;
+  int i;
+  for(i=0; i<a->nSlab && pSlab==0; i++){
+    if( a->aSlab[i]->nFree>0 ) pSlab = a->aSlab[i];
+  }
+  if( pSlab==0 && (pSlab = vdbRecSlabNew(a))==0 ) return 0;
+  a->apSlab[iPage] = pSlab;
+  return pSlab->aFirst + (size_t)pSlab->aFree[--pSlab->nFree]*(size_t)vdbRecordsPageBytes(a);
+}
+
+/* Page iPage goes back to its slab; the slab goes when all of it is free. */
+static void vdbRecPageFree(VdbRecords *a, sqlite3_int64 iPage){
+  VdbRecSlab *pSlab = a->apSlab[iPage];
+  int i;
+  pSlab->aFree[pSlab->nFree++] = (int)((a->apPage[iPage] - pSlab->aFirst) / vdbRecordsPageBytes(a));
+  a->apSlab[iPage] = 0;
+  if( pSlab->nFree<pSlab->nPage ) return;
+  for(i=0; a->aSlab[i]!=pSlab; i++){}
+  memmove(&a->aSlab[i], &a->aSlab[i+1], sizeof(VdbRecSlab*)*(size_t)(a->nSlab - i - 1));
+  a->nSlab--;
+  sqlite3_free(pSlab->pRaw);
+  sqlite3_free(pSlab);
+}
+
+int vdbRecordsSlabs(const VdbRecords *a, sqlite3_int64 *pnByte){
+  sqlite3_int64 n = 0;
+  int i;
+  for(i=0; i<a->nSlab; i++) n += (sqlite3_int64)a->aSlab[i]->nPage*vdbRecordsPageBytes(a);
+  *pnByte = n;
+  return a->nSlab;
 }
 
 int vdbRecordsCover(VdbRecords *a, sqlite3_int64 nNid){
   sqlite3_int64 nNeed = (nNid + VDB_REC_PAGE_NODES - 1) >> VDB_REC_PAGE_SHIFT, n;
   unsigned char **apNew, *aUsedNew;
-  void **apRawNew;
+  VdbRecSlab **apSlabNew;
   if( nNeed<=a->nPage ) return SQLITE_OK;
   n = a->nPage ? a->nPage : 16;
   while( n<nNeed ) n *= 2;
   apNew = (unsigned char**)sqlite3_realloc64(a->apPage, sizeof(unsigned char*)*(sqlite3_uint64)n);
   if( apNew==0 ) return SQLITE_NOMEM;
   a->apPage = apNew;
-  apRawNew = (void**)sqlite3_realloc64(a->apRaw, sizeof(void*)*(sqlite3_uint64)n);
-  if( apRawNew==0 ) return SQLITE_NOMEM;   /* apPage is merely larger than needed */
-  a->apRaw = apRawNew;
+  apSlabNew = (VdbRecSlab**)sqlite3_realloc64(a->apSlab, sizeof(VdbRecSlab*)*(sqlite3_uint64)n);
+  if( apSlabNew==0 ) return SQLITE_NOMEM;  /* apPage is merely larger than needed */
+  a->apSlab = apSlabNew;
   aUsedNew = (unsigned char*)sqlite3_realloc64(a->aUsed, (sqlite3_uint64)n);
   if( aUsedNew==0 ) return SQLITE_NOMEM;   /* so are the others */
   a->aUsed = aUsedNew;
   memset(a->apPage + a->nPage, 0, sizeof(unsigned char*)*(size_t)(n - a->nPage));
-  memset(a->apRaw + a->nPage, 0, sizeof(void*)*(size_t)(n - a->nPage));
+  memset(a->apSlab + a->nPage, 0, sizeof(VdbRecSlab*)*(size_t)(n - a->nPage));
   memset(a->aUsed + a->nPage, 0, (size_t)(n - a->nPage));
   a->nPage = n;
   return SQLITE_OK;
@@ -117,13 +212,10 @@ static unsigned char *vdbRecordsAt(VdbRecords *a, sqlite3_int64 nid, sqlite3_int
   aPage = a->apPage[iPage];
   if( aPage==0 ){
     sqlite3_int64 nByte = vdbRecordsPageBytes(a);
-    void *pRaw = sqlite3_malloc64((sqlite3_uint64)nByte);
-    if( pRaw==0 ) return 0;
-    vdbPrefault(pRaw, (size_t)nByte);
-    memset(pRaw, 0, (size_t)nByte);
-    aPage = (unsigned char*)(((sqlite3_uint64)(size_t)pRaw + VDB_REC_ALIGN-1)
-                             & ~(sqlite3_uint64)(VDB_REC_ALIGN-1));
-    a->apRaw[iPage] = pRaw;
+    aPage = vdbRecPageAlloc(a, iPage);
+    if( aPage==0 ) return 0;
+    vdbPrefault(aPage, (size_t)nByte);
+    memset(aPage, 0, (size_t)nByte);
     /* Everything of the page is written before a walk can find it. */
     __atomic_store_n(&a->apPage[iPage], aPage, __ATOMIC_RELEASE);
     a->nPageAlloc++;
@@ -216,9 +308,8 @@ void vdbRecordsDropLinks(VdbRecords *a, sqlite3_int64 nid){
 }
 
 static sqlite3_int64 vdbRecordsFreePage(VdbRecords *a, sqlite3_int64 i){
-  if( a->apRaw[i]==0 ) return 0;
-  sqlite3_free(a->apRaw[i]);
-  a->apRaw[i] = 0;
+  if( a->apPage[i]==0 ) return 0;
+  vdbRecPageFree(a, i);
   a->apPage[i] = 0;
   a->nPageAlloc--;
   return vdbRecordsPageBytes(a);
@@ -233,10 +324,13 @@ sqlite3_int64 vdbRecordsClear(VdbRecords *a){
 void vdbRecordsFree(VdbRecords *a){
   vdbRecordsClear(a);
   sqlite3_free(a->apPage);
-  sqlite3_free(a->apRaw);
+  sqlite3_free(a->apSlab);
   sqlite3_free(a->aUsed);
+  sqlite3_free(a->aSlab);
   a->apPage = 0;
-  a->apRaw = 0;
+  a->apSlab = 0;
+  a->aSlab = 0;
+  a->nSlabAlloc = 0;
   a->aUsed = 0;
   a->nPage = 0;
 }

@@ -62,6 +62,25 @@ static inline void vdbPrefault(void *p, size_t n){
 #endif
 }
 
+/* Ask for the 2 MiB-aligned 2 MiB runs inside [p, p+n) to be backed by
+** transparent huge pages. A walk reads records scattered over the whole
+** copy (hundreds of MB on 1M nodes): with 4 KiB pages nearly every record
+** it scores misses the TLB as well as the cache, and the page walk is a
+** second dependent miss; 2 MiB pages cover the copy with a few hundred
+** TLB entries. Linux backs the range with huge pages where the system's
+** setting is "always" or "madvise" (the common default); elsewhere, or if
+** it fails, the range keeps small pages. */
+#define VDB_HUGE_PAGE (2*1024*1024)
+static inline void vdbAdviseHuge(void *p, size_t n){
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  uintptr_t a = ((uintptr_t)p + VDB_HUGE_PAGE-1) & ~(uintptr_t)(VDB_HUGE_PAGE-1);
+  uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)(VDB_HUGE_PAGE-1);
+  if( e>a ) (void)madvise((void*)a, (size_t)(e - a), MADV_HUGEPAGE);
+#else
+  (void)p; (void)n;
+#endif
+}
+
 /* ---- walk records by node id (vdb_hnsw_records.c): the shared copy's, private codes -- */
 
 #ifndef VDB_REC_PAGE_SHIFT
@@ -72,11 +91,16 @@ static inline void vdbPrefault(void *p, size_t n){
 #define VDB_REC_LINKS 2u                            /* ... the layer-0 links are */
 #define VDB_REC_NODE  4u                            /* ... the node is published (hasNode) */
 
+/* A block of record pages, allocated at once (see vdb_hnsw_records.c). */
+typedef struct VdbRecSlab VdbRecSlab;
+
 typedef struct VdbRecords {
   unsigned char **apPage;           /* records of nids [i<<SHIFT, (i+1)<<SHIFT); NULL: none */
-  void **apRaw;                     /* what each page's allocation returned */
+  VdbRecSlab **apSlab;              /* the slab each page was carved from */
   sqlite3_int64 nPage;              /* entries of apPage (nids covered >> SHIFT) */
   sqlite3_int64 nPageAlloc;         /* pages allocated */
+  VdbRecSlab **aSlab;               /* every slab, oldest first */
+  int nSlab, nSlabAlloc;
   unsigned char *aUsed;             /* per page: the owner's eviction mark (0 when covered) */
   int nCodeBytes;                   /* 0: the walk compares vectors; records hold links */
   int nLinkCap;                     /* layer-0 links a record has room for */
@@ -152,6 +176,8 @@ void vdbRecordsFree(VdbRecords *a);
 static inline sqlite3_int64 vdbRecordsTableBytes(const VdbRecords *a){
   return a->nPage*(sqlite3_int64)(sizeof(unsigned char*) + sizeof(void*) + 1);
 }
+/* Slabs allocated, and their bytes (for statistics and tests). */
+int vdbRecordsSlabs(const VdbRecords *a, sqlite3_int64 *pnByte);
 /* Node nid's record and its mark (acquire: published by other threads),
 ** or NULL. */
 static inline const VdbRecordHead *vdbRecordsFind(const VdbRecords *a, sqlite3_int64 nid, unsigned int *pMark){

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "testutil.h"
 #include "vdb_hnsw.h"
+#include "vdb_index_hnsw.h"
 #include "vdb_quant.h"
 
 #define DIM 784
@@ -618,6 +619,64 @@ static void testQuantized(int nBase, const float *aBase, const float *aQuery){
   free(aData);
 }
 
+/* Walk records' pages come from slabs (vdb_hnsw_records.c): every record
+** keeps what was published in it while pages are freed and reused around
+** it, freed pages are reused before a new slab is taken, and a slab goes
+** when all its pages are free. */
+static void testRecordSlabs(void){
+  enum { NCODE = 64, NNID = 40000 };
+  VdbRecords a;
+  unsigned char aCode[NCODE], *aLive;
+  sqlite3_int64 nid, nNew = 0, nSlabBytes, nSlabBytesFull, nPage;
+  int nSlab, nBad = 0, i;
+  vdbRecordsInit(&a, NCODE, 0, 0, 0);
+  CHECK(vdbRecordsCover(&a, NNID)==SQLITE_OK, "cover");
+  /* Every third node, so that every page is taken. */
+  for(nid=1; nid<NNID; nid+=3){
+    memset(aCode, (int)(nid % 251), NCODE);
+    memcpy(aCode, &nid, sizeof(nid));
+    if( vdbRecordsPublish(&a, nid, aCode, 0, 0, &nNew)==0 ) nBad++;
+  }
+  CHECK(nBad==0, "%d publishes failed", nBad);
+  nPage = a.nPageAlloc;
+  nSlab = vdbRecordsSlabs(&a, &nSlabBytes);
+  CHECK(nPage==(NNID + VDB_REC_PAGE_NODES-1)/VDB_REC_PAGE_NODES, "%lld pages", nPage);
+  CHECK(nNew==nPage*vdbRecordsPageBytes(&a), "%lld bytes for %lld pages", nNew, nPage);
+  CHECK(nSlab>1 && nSlabBytes>=nNew && nSlabBytes<=2*nNew + 4*vdbRecordsPageBytes(&a),
+        "%d slabs of %lld bytes for %lld bytes of pages", nSlab, nSlabBytes, nNew);
+  /* Free every other page; the others keep their codes. */
+  aLive = (unsigned char*)sqlite3_malloc64((sqlite3_uint64)a.nPage);
+  for(i=0; i<a.nPage; i++) aLive[i] = (unsigned char)(i%2);
+  CHECK(vdbRecordsKeep(&a, aLive)==(nPage/2)*vdbRecordsPageBytes(&a), "bytes freed");
+  nSlabBytesFull = nSlabBytes;
+  /* Publish the freed pages' nodes again: the same slabs hold them. */
+  for(nid=1; nid<NNID; nid+=3){
+    if( ((nid >> VDB_REC_PAGE_SHIFT) % 2)==0 ){
+      memset(aCode, (int)(nid % 251), NCODE);
+      memcpy(aCode, &nid, sizeof(nid));
+      if( vdbRecordsPublish(&a, nid, aCode, 0, 0, &nNew)==0 ) nBad++;
+    }
+  }
+  vdbRecordsSlabs(&a, &nSlabBytes);
+  CHECK(nBad==0 && a.nPageAlloc==nPage, "republished: %d failed, %lld pages", nBad, a.nPageAlloc);
+  CHECK(nSlabBytes==nSlabBytesFull, "freed pages reused: %lld slab bytes, %lld before",
+        nSlabBytes, nSlabBytesFull);
+  for(nid=1; nid<NNID; nid+=3){
+    const unsigned char *pCode = (const unsigned char*)vdbRecordsCode(&a, nid);
+    sqlite3_int64 got = -1;
+    if( pCode ) memcpy(&got, pCode, sizeof(got));
+    if( pCode==0 || got!=nid || pCode[NCODE-1]!=(unsigned char)(nid % 251) ) nBad++;
+  }
+  CHECK(nBad==0, "%d records lost their codes", nBad);
+  /* Freeing every page frees every slab. */
+  for(i=0; i<a.nPage; i++) aLive[i] = 0;
+  vdbRecordsKeep(&a, aLive);
+  CHECK(vdbRecordsSlabs(&a, &nSlabBytes)==0 && nSlabBytes==0 && a.nPageAlloc==0,
+        "%lld slab bytes left", nSlabBytes);
+  sqlite3_free(aLive);
+  vdbRecordsFree(&a);
+}
+
 int main(int argc, char **argv){
   int n = argc>1 ? atoi(argv[1]) : 10000;
   float *aBase, *aExtra, *aQuery;
@@ -633,6 +692,7 @@ int main(int argc, char **argv){
   CHECK(aBase && aExtra && aQuery, "Fashion-MNIST from dataset-fashion-mnist");
   if( aBase && aExtra && aQuery ){
     testLevels();
+    testRecordSlabs();
     testInitLimits();
     testDeterminism(aBase);
     testDeleteEverything(aBase);
