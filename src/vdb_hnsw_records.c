@@ -113,10 +113,13 @@ sqlite3_int64 vdbRecordsPageBytes(const VdbRecords *a){
 }
 
 /* A new slab for about as many pages as are allocated already, appended
-** to aSlab; NULL when memory ran out. */
+** to aSlab; NULL when memory ran out. A whole slab with its alignment room
+** and the allocator's header stays within VDB_REC_SLAB_MAX_BYTES, so that
+** an allocator that rounds up to a power of two (SQLite's memsys5) does
+** not double it. */
 static VdbRecSlab *vdbRecSlabNew(VdbRecords *a){
   sqlite3_int64 nPageBytes = vdbRecordsPageBytes(a);
-  sqlite3_int64 nMax = VDB_REC_SLAB_MAX_BYTES / nPageBytes, nByte;
+  sqlite3_int64 nMax = (VDB_REC_SLAB_MAX_BYTES - 2*VDB_REC_ALIGN) / nPageBytes, nByte;
   int nPage = (int)(a->nPageAlloc < nMax ? a->nPageAlloc : nMax), i;
   VdbRecSlab *pSlab;
   if( nPage<VDB_REC_SLAB_MIN_PAGES ) nPage = VDB_REC_SLAB_MIN_PAGES;

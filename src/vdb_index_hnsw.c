@@ -1288,8 +1288,18 @@ static void vdbSharedCatchUp(VdbHnswIndex *p);
 
 static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  VdbCNode *c = vdbLookup(p, nid);
+  VdbCNode *c;
   int rc = SQLITE_OK;
+  /* A node whose entry remembers its vector is cached, not removed and
+  ** attached in this epoch (see vdbLinkNode): nothing to check on the
+  ** node itself. The CLOCK mark is written only when it changes. */
+  if( nid>0 && nid<p->nByNid && p->aByNid[nid].pVec && (c = p->aByNid[nid].pNode)!=0 ){
+    p->nHits++;
+    if( !c->isReferenced ) c->isReferenced = 1;
+    *ppNode = &c->node;
+    return SQLITE_OK;
+  }
+  c = vdbLookup(p, nid);
   if( c ) p->nHits++;
   if( c==0 ){
     rc = vdbCopyFromShared(p, nid, &c);
