@@ -513,7 +513,7 @@ static void vdbCodesEvict(VdbHnswIndex *p, int bAll){
       if( c && !vdbCodeInNode(p, nid) ){
         c->node.pCode = 0;
         c->chunkEpoch = 0;
-        vdbRememberVector(p, nid, 0, 0);     /* see vdbLinkNode */
+        vdbRememberVector(p, nid, 0, 0);     /* see vdbNidReady */
       }
     }
   }
@@ -1286,14 +1286,28 @@ static void vdbWriteEnd(VdbHnswIndex *p);
 static int vdbSharedAttach(VdbHnswIndex *p);
 static void vdbSharedCatchUp(VdbHnswIndex *p);
 
+/* A cached node ready for use as it is: in the flat nid table, not
+** removed, its vector and code attached in this chunk epoch. The entry's
+** remembered vector stands for the last three: it is set only from an
+** attached node, and removal, a new chunk epoch and a code eviction
+** forget it. So the check reads the entry alone, not also the node's
+** flags (two dependent misses per node a walk expands or prefetches, 19%
+** of a 2-thread build's time). A node attached but not remembered is not
+** ready: the private cache's slow path (vdbAccessGet) or the parallel
+** link's next round reads and remembers it. */
+static VdbCNode *vdbNidReady(const VdbHnswIndex *p, sqlite3_int64 nid){
+  const VdbNidEntry *e;
+  if( nid<=0 || nid>=p->nByNid ) return 0;
+  e = &p->aByNid[nid];
+  return e->pVec ? e->pNode : 0;
+}
+
 static int vdbAccessGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
-  VdbCNode *c;
+  VdbCNode *c = vdbNidReady(p, nid);
   int rc = SQLITE_OK;
-  /* A node whose entry remembers its vector is cached, not removed and
-  ** attached in this epoch (see vdbLinkNode): nothing to check on the
-  ** node itself. The CLOCK mark is written only when it changes. */
-  if( nid>0 && nid<p->nByNid && p->aByNid[nid].pVec && (c = p->aByNid[nid].pNode)!=0 ){
+  /* The CLOCK mark is written only when it changes. */
+  if( c ){
     p->nHits++;
     if( !c->isReferenced ) c->isReferenced = 1;
     *ppNode = &c->node;
@@ -1550,20 +1564,6 @@ static int vdbLinkThreads(const VdbHnswIndex *p){
   return sqlite3_threadsafe() ? n : 1;
 }
 
-/* A cached node the threads may use: in the flat nid table, not removed,
-** its vector and code attached in this chunk epoch. The entry's
-** remembered vector stands for the last three: it is set only from an
-** attached node, and removal, a new chunk epoch and a code eviction
-** forget it. So the check reads the entry alone, not also the node's
-** flags (two dependent misses per node the walk expands or prefetches,
-** 19% of a 2-thread build's time). A node attached but not remembered is
-** a miss, which the next round reads and remembers. NULL: not usable. */
-static VdbCNode *vdbLinkNode(const VdbLinkJob *j, sqlite3_int64 nid){
-  const VdbHnswIndex *p = j->p;
-  const VdbNidEntry *e = (nid>0 && nid<p->nByNid) ? &p->aByNid[nid] : 0;
-  return (e && e->pVec) ? e->pNode : 0;
-}
-
 /* The access callbacks' pCtx is the thread's VdbLinkWorker. */
 static VdbLinkJob *vdbLinkJobOf(void *pCtx){
   return ((VdbLinkWorker*)pCtx)->pJob;
@@ -1571,7 +1571,7 @@ static VdbLinkJob *vdbLinkJobOf(void *pCtx){
 
 static int vdbLinkGet(void *pCtx, sqlite3_int64 nid, VdbHnswNode **ppNode){
   VdbLinkWorker *w = (VdbLinkWorker*)pCtx;
-  VdbCNode *c = vdbLinkNode(w->pJob, nid);
+  VdbCNode *c = vdbNidReady(w->pJob->p, nid);
   if( c==0 ){
     /* A miss: this node waits for the next round, which will find nid. */
     if( w->nMiss<VDB_LINK_MAX_MISSES ) w->aMiss[w->nMiss++] = nid;
@@ -1614,7 +1614,7 @@ static int vdbLinkCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
 
 static void vdbLinkPrefetch(void *pCtx, sqlite3_int64 nid){
   VdbLinkJob *j = vdbLinkJobOf(pCtx);
-  VdbCNode *c = vdbLinkNode(j, nid);
+  VdbCNode *c = vdbNidReady(j->p, nid);
   if( c ) vdbPrefetchNode(j->p, c);
 }
 
