@@ -16,7 +16,11 @@
 **     the first state, which also counts recall, and with several threads
 **     one threaded pass, so that every thread's state is warm too;
 **   - each setting is timed `repeats` times; QPS is the median pass;
-**     latency percentiles pool every timed single-thread query;
+**     a pass goes over the queries as many times as its warm-up took to
+**     fill `pass_s` seconds (at least once), so that a fast system's pass
+**     is not a fraction of a second that one hiccup of a shared host
+**     decides; latency percentiles pool every query of the first round
+**     of each timed single-thread pass;
 **   - the threaded figure runs `threads` threads, each with its own
 **     per-thread state (its own connection for SQLite systems), splitting
 **     the queries between them; QPS is total queries over wall time, median
@@ -134,6 +138,7 @@ typedef struct BenchQueries {
   int nQuery, dim;
   const int32_t *aTruth;    /* nQuery x truthK exact neighbours, 0-based */
   int truthK, k;
+  double passSeconds;       /* a timed pass repeats the queries to last this long */
 } BenchQueries;
 
 typedef struct BenchWorker {
@@ -141,7 +146,8 @@ typedef struct BenchWorker {
   const BenchQueries *pQ;
   void *pState;
   int iFirst, nStride;      /* queries iFirst, iFirst+nStride, ... */
-  double *aLatency;         /* per query, or NULL when not wanted */
+  double *aLatency;         /* per query of the first round, or NULL when not wanted */
+  int nRound;               /* times over the share (0 counts as 1) */
   long nHit;
   int rc;
   pthread_barrier_t *pBarrier;  /* of a threaded pass, else unused */
@@ -159,15 +165,16 @@ static inline double benchMedian(double *a, int n){
   return n%2 ? a[n/2] : 0.5*(a[n/2-1]+a[n/2]);
 }
 
-/* One pass of a worker over its share of the queries. */
-static inline void benchPass(BenchWorker *w, int bCount){
+/* The worker's share of the queries, once; latencies into aLatency
+** unless it is NULL, hits counted with bCount. */
+static inline void benchRound(BenchWorker *w, double *aLatency, int bCount){
   const BenchQueries *q = w->pQ;
   int64_t aId[1024];
   int k = q->k < 1024 ? q->k : 1024;
   for(int i=w->iFirst; i<q->nQuery && w->rc==0; i+=w->nStride){
-    double t0 = w->aLatency ? benchNow() : 0.0;
+    double t0 = aLatency ? benchNow() : 0.0;
     int n = w->pSystem->xSearch(w->pState, q->aQuery + (size_t)i*q->dim, k, aId);
-    if( w->aLatency ) w->aLatency[i] = benchNow() - t0;
+    if( aLatency ) aLatency[i] = benchNow() - t0;
     if( n<0 ){ w->rc = 1; break; }
     if( bCount ){
       const int32_t *aTrue = q->aTruth + (size_t)i*q->truthK;
@@ -179,6 +186,13 @@ static inline void benchPass(BenchWorker *w, int bCount){
       }
     }
   }
+}
+
+/* One pass of a worker: its share nRound times, the first round's
+** latencies kept and hits counted (bCount). */
+static inline void benchPass(BenchWorker *w, int bCount){
+  benchRound(w, w->aLatency, bCount);
+  for(int r=1; r<w->nRound && w->rc==0; r++) benchRound(w, NULL, 0);
 }
 
 /* A thread's share of one threaded pass, timed by the thread itself: the
@@ -194,11 +208,12 @@ static inline void *benchWorkerMain(void *pArg){
 }
 
 /* One pass over the queries split between nThread threads, thread t on
-** apState[t] taking queries t, t+nThread, ...: queries per second of wall
-** time, from the first thread's start to the last one's end (creating and
-** joining the threads is not timed), or -1.0 if a query failed. */
+** apState[t] taking queries t, t+nThread, ..., nRound times: queries per
+** second of wall time, from the first thread's start to the last one's
+** end (creating and joining the threads is not timed), or -1.0 if a
+** query failed. */
 static inline double benchThreadPass(const BenchSystem *s, const BenchQueries *q, void **apState,
-                                     int nThread){
+                                     int nThread, int nRound){
   BenchWorker aW[BENCH_MAX_THREAD];
   pthread_t aT[BENCH_MAX_THREAD];
   pthread_barrier_t barrier;
@@ -209,7 +224,7 @@ static inline double benchThreadPass(const BenchSystem *s, const BenchQueries *q
   for(int t=0; t<nThread; t++){
     memset(&aW[t], 0, sizeof(aW[t]));
     aW[t].pSystem = s; aW[t].pQ = q; aW[t].pState = apState[t];
-    aW[t].iFirst = t; aW[t].nStride = nThread;
+    aW[t].iFirst = t; aW[t].nStride = nThread; aW[t].nRound = nRound;
     aW[t].pBarrier = &barrier;
     pthread_create(&aT[t], NULL, benchWorkerMain, &aW[t]);
   }
@@ -220,7 +235,14 @@ static inline double benchThreadPass(const BenchSystem *s, const BenchQueries *q
     if( t==0 || aW[t].tEnd>t1 ) t1 = aW[t].tEnd;
   }
   pthread_barrier_destroy(&barrier);
-  return rc ? -1.0 : q->nQuery / (t1 - t0);
+  return rc ? -1.0 : (double)q->nQuery*(nRound>1 ? nRound : 1) / (t1 - t0);
+}
+
+/* Rounds for a timed pass whose single round took tRound seconds: enough
+** to fill the queries' passSeconds. */
+static inline int benchRounds(const BenchQueries *q, double tRound){
+  double n = tRound>0.0 ? q->passSeconds/tRound : 1.0;
+  return n<=1.0 ? 1 : n>=1e6 ? 1000000 : (int)n + (n>(int)n);
 }
 
 /*
@@ -241,6 +263,7 @@ typedef struct BenchRun {
   long nHit;                /* its warm-up pass's hits, for recall */
   double *aQps; int nQps;   /* its single-thread passes */
   double *aTQps; int nTQps; /* its threaded passes */
+  int nRound, nTRound;      /* rounds of the queries per single-thread, threaded pass */
   double *aLat;             /* nQps x nQuery latencies of the passes */
 } BenchRun;
 
@@ -286,12 +309,14 @@ static inline int benchAppend(double **pa, int *pn, double v){
 ** Makes `setting` current on every state and warms them with untimed
 ** passes: state 0 answers every query, counting recall (a long-running
 ** application's caches would be warm); with several threads, one
-** threaded pass warms each thread's state on its share. Forgets the
-** passes of the previous setting. Non-zero on failure.
+** threaded pass warms each thread's state on its share. Their times set
+** the rounds of the timed passes (benchRounds). Forgets the passes of
+** the previous setting. Non-zero on failure.
 */
 static inline int benchRunSetting(BenchRun *r, int setting){
   const BenchSystem *s = r->pSystem;
   BenchWorker w;
+  double t0;
   r->bSetting = 0;
   r->nQps = r->nTQps = 0;
   for(int t=0; t<r->nState; t++){
@@ -299,9 +324,16 @@ static inline int benchRunSetting(BenchRun *r, int setting){
   }
   memset(&w, 0, sizeof(w));
   w.pSystem = s; w.pQ = r->pQ; w.pState = r->apState[0]; w.nStride = 1;
+  t0 = benchNow();
   benchPass(&w, 1);
   if( w.rc ) return 1;
-  if( r->nThread>1 && benchThreadPass(s, r->pQ, r->apState, r->nState)<0 ) return 1;
+  r->nRound = benchRounds(r->pQ, benchNow() - t0);
+  r->nTRound = 1;
+  if( r->nThread>1 ){
+    double qps = benchThreadPass(s, r->pQ, r->apState, r->nState, 1);
+    if( qps<0 ) return 1;
+    r->nTRound = benchRounds(r->pQ, r->pQ->nQuery/qps);
+  }
   r->setting = setting;
   r->nHit = w.nHit;
   r->bSetting = 1;
@@ -321,16 +353,17 @@ static inline double benchRunPass(BenchRun *r){
   memset(&w, 0, sizeof(w));
   w.pSystem = r->pSystem; w.pQ = q; w.pState = r->apState[0]; w.nStride = 1;
   w.aLatency = aLat + nQ*(size_t)r->nQps;
+  w.nRound = r->nRound;
   t0 = benchNow();
   benchPass(&w, 0);
-  qps = q->nQuery / (benchNow() - t0);
+  qps = (double)q->nQuery*r->nRound / (benchNow() - t0);
   if( w.rc || benchAppend(&r->aQps, &r->nQps, qps) ) return -1.0;
   return qps;
 }
 
 /* One timed pass on nThread threads: its QPS, or -1.0 on failure. */
 static inline double benchRunThreadPass(BenchRun *r){
-  double qps = benchThreadPass(r->pSystem, r->pQ, r->apState, r->nState);
+  double qps = benchThreadPass(r->pSystem, r->pQ, r->apState, r->nState, r->nTRound);
   if( qps<0 || benchAppend(&r->aTQps, &r->nTQps, qps) ) return -1.0;
   return qps;
 }
@@ -396,7 +429,8 @@ static inline int benchServeCommand(BenchRun *r, const char *z){
     long setting = strtol(z+8, &zEnd, 10);
     if( zEnd==z+8 || *zEnd ) return benchServeError("setting: not an integer");
     if( benchRunSetting(r, (int)setting) ) return benchServeError("setting failed");
-    printf("{\"ready\": %d, \"recall\": %.4f}\n", r->setting, benchRunRecall(r));
+    printf("{\"ready\": %d, \"recall\": %.4f, \"rounds\": %d, \"thread_rounds\": %d}\n",
+           r->setting, benchRunRecall(r), r->nRound, r->nTRound);
   }else if( strcmp(z, "pass")==0 ){
     if( !r->bSetting ) return benchServeError("pass before setting");
     if( (qps = benchRunPass(r))<0 ) return benchServeError("pass failed");
@@ -421,7 +455,9 @@ static inline int benchServeCommand(BenchRun *r, const char *z){
 ** Keeps the system open and answers commands read from stdin, one per
 ** line, with one JSON line each (flushed), so that bench/run.py can
 ** alternate several systems' timed passes:
-**   setting S   S made current, warm-up passes  {"ready": S, "recall": R}
+**   setting S   S made current, warm-up passes  {"ready": S, "recall": R,
+**                                                 "rounds": N, "thread_rounds": T}
+**               (each timed pass will go over the queries N or T times)
 **   pass        a timed single-thread pass       {"pass_qps": Q}
 **   tpass       a timed pass on nThread threads  {"tpass_qps": Q}
 **   done        S's line, as benchSearchAll prints it, from the passes
@@ -455,6 +491,7 @@ static inline void benchLoadQueries(int argc, char **argv, BenchQueries *q, int 
   q->dim = dim;
   q->truthK = (int)benchArgInt(argc, argv, "truthk", "100");
   q->k = (int)benchArgInt(argc, argv, "k", "10");
+  q->passSeconds = atof(benchArg(argc, argv, "pass_s", "0"));
   q->nQuery = (int)(nQ / (sizeof(float)*(size_t)dim));
   if( nT / (sizeof(int32_t)*(size_t)q->truthK) < (size_t)q->nQuery ){
     fprintf(stderr, "ground truth has fewer rows than queries\n");

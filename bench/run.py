@@ -2,7 +2,7 @@
 
 usage: /usr/bin/python3 bench/run.py [--quick | --smoke] [--datasets a,b,...]
            [--base F --queries F --metric l2|cosine --name NAME]
-           [--out DIR] [--repeats N] [--threads N] [--rebuild[=SYSTEM,...]]
+           [--out DIR] [--repeats N] [--pass-seconds S] [--threads N] [--rebuild[=SYSTEM,...]]
            [--systems SYSTEM,...]
            [--baseline EXTENSION]
 
@@ -20,7 +20,11 @@ All HNSW systems use M=16, ef_construction=200; k=10; one query at a time;
 recall@10 against the exact top-10 of bench/groundtruth. Each search
 setting is timed `repeats` times (median; 5 by default); the threaded QPS
 uses separate connections (SQLite systems) or a shared index (the
-libraries).
+libraries). A timed pass goes over the queries as many times as fill
+--pass-seconds (1 s in the full profile, by the warm-up pass's time; at
+least once): 2,000 queries take 0.1 s on Fashion-MNIST, and a pass that
+short is decided by one hiccup of a shared host (two full runs put
+vectordb at 1.63x and at 1.26x hnswlib there).
 
 Interleaving: the load of a shared machine changes over minutes, so the ANN
 systems (vectordb, vectordb-baseline, hnswlib, faiss-hnsw: several ef
@@ -85,9 +89,10 @@ TARGETS = (0.90, 0.95, 0.99)
 PROFILES = {
     # name: data sets, ef values, queries for ANN / exact systems
     "full": {"datasets": ["fashion-mnist", "cosine-200k", "mixture-1m"],
-             "efs": [10, 16, 24, 32, 48, 64, 100, 150, 200], "nq": 2000, "nq_exact": 100},
-    "quick": {"datasets": ["fashion-mnist"], "efs": [16, 32, 64, 128], "nq": 1000, "nq_exact": 50},
-    "smoke": {"datasets": ["tiny"], "efs": [16, 64], "nq": 100, "nq_exact": 100},
+             "efs": [10, 16, 24, 32, 48, 64, 100, 150, 200], "nq": 2000, "nq_exact": 100, "pass_s": 1.0},
+    "quick": {"datasets": ["fashion-mnist"], "efs": [16, 32, 64, 128], "nq": 1000, "nq_exact": 50,
+              "pass_s": 0.5},
+    "smoke": {"datasets": ["tiny"], "efs": [16, 64], "nq": 100, "nq_exact": 100, "pass_s": 0.0},
 }
 
 
@@ -214,11 +219,11 @@ def build_system(name, spec, data, index_dir, rebuild=False):
     return record, path
 
 
-def search_system(name, spec, data, path, settings, nq, repeats, threads):
+def search_system(name, spec, data, path, settings, nq, repeats, threads, pass_s):
     arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
     rows, rss, err = run_driver([spec["driver"], "search", arg + path, f"queries={data['queries']}",
                                  f"truth={data['truth']}", f"truthk={data['truth_k']}", f"dim={data['dim']}",
-                                 f"nq={nq}", f"repeats={repeats}", f"threads={threads}",
+                                 f"nq={nq}", f"repeats={repeats}", f"threads={threads}", f"pass_s={pass_s}",
                                  "settings=" + ",".join(map(str, settings)), *spec["search"]])
     if err:
         return {"missing": f"search failed: {err}"}
@@ -325,7 +330,7 @@ class Served:
         self.proc.wait()
 
 
-def search_interleaved(entries, data, settings, nq, repeats, threads):
+def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
     """Searches several systems with their timed passes interleaved.
 
     entries: [(name, spec, index path)]. Returns {name: result}, each result
@@ -344,7 +349,8 @@ def search_interleaved(entries, data, settings, nq, repeats, threads):
         arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
         served[name] = Served(name, [spec["driver"], "serve", arg + path, f"queries={data['queries']}",
                                      f"truth={data['truth']}", f"truthk={data['truth_k']}", f"dim={data['dim']}",
-                                     f"nq={nq}", f"threads={threads}", f"cold_setting={settings[0]}",
+                                     f"nq={nq}", f"threads={threads}", f"pass_s={pass_s}",
+                                     f"cold_setting={settings[0]}",
                                      *spec["search"]])
         results[name] = {"points": []}
         try:
@@ -455,9 +461,11 @@ def bench_dataset(name, profile, args, generator=None):
     if ann:
         nq = min(data["nq"], profile["nq"])
         log(f"  searching {', '.join(n for n, _, _ in ann)} interleaved: {nq} queries x "
-            f"{len(profile['efs'])} settings x {args['repeats']} passes each, taking turns, "
+            f"{len(profile['efs'])} settings x {args['repeats']} passes of at least {args['pass_s']} s each, "
+            "taking turns, "
             f"1 and {args['threads']} threads")
-        found = search_interleaved(ann, data, profile["efs"], nq, args["repeats"], args["threads"])
+        found = search_interleaved(ann, data, profile["efs"], nq, args["repeats"], args["threads"],
+                                   args["pass_s"])
         for n, _, _ in ann:
             if "missing" not in found[n]:
                 found[n]["build"] = built[n][0]
@@ -471,7 +479,8 @@ def bench_dataset(name, profile, args, generator=None):
         nq = min(data["nq"], profile["nq_exact"])
         log(f"  {sys_name}: searching, {nq} queries x {len(settings)} settings x {args['repeats']} runs, "
             f"1 and {args['threads']} threads")
-        res = search_system(sys_name, spec, data, path, settings, nq, args["repeats"], args["threads"])
+        res = search_system(sys_name, spec, data, path, settings, nq, args["repeats"], args["threads"],
+                            args["pass_s"])
         if "missing" in res:
             log(f"  {sys_name}: MISSING ({res['missing']})")
             results[sys_name] = res
@@ -595,6 +604,8 @@ def write_markdown(run, out_dir):
              f"Machine: {run['cpu']}, {run['cores']} cores; SQLite {run['sqlite']}. Single-thread figures unless "
              "marked; k = 10; recall@10 against exact ground truth; QPS is the median of "
              f"{run['repeats']} timed passes after a warm-up pass"
+             + (f", each pass repeating the queries to last at least {run['pass_s']:g} s"
+                if run.get("pass_s") else "")
              + ("; the ANN systems' passes were interleaved (one pass of each system in turn, the first system "
                 "rotating), so that a change of load falls on all of them alike"
                 if run.get("interleaved") else "")
@@ -657,13 +668,14 @@ def parse_args(argv):
         elif a.startswith("--rebuild="):
             args["rebuild"] = a.split("=", 1)[1].split(",")
         elif a in ("--datasets", "--out", "--repeats", "--threads", "--base", "--queries", "--metric", "--name",
-                   "--baseline", "--systems"):
+                   "--baseline", "--systems", "--pass-seconds"):
             i += 1
-            args[a[2:]] = argv[i]
+            args[a[2:].replace("-", "_")] = argv[i]
         else:
             sys.exit(f"unknown argument {a}\n{__doc__}")
         i += 1
     args["repeats"], args["threads"] = int(args["repeats"]), int(args["threads"])
+    args["pass_s"] = float(args.pop("pass_seconds")) if "pass_seconds" in args else None
     return args
 
 
@@ -674,12 +686,14 @@ def main():
     if args.get("baseline"):
         BASELINE_EXT = os.path.abspath(args["baseline"])
     profile = PROFILES[args["profile"]]
+    if args["pass_s"] is None:
+        args["pass_s"] = profile["pass_s"]
     os.makedirs(args["out"], exist_ok=True)
     sqlite_version = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split(" ")[0]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     run = {"profile": args["profile"], "date": datetime.datetime.now().isoformat(timespec="minutes"),
            "commit": commit or "unknown", "cpu": cpu_name(), "cores": os.cpu_count(), "sqlite": sqlite_version,
-           "repeats": args["repeats"], "threads": args["threads"],
+           "repeats": args["repeats"], "pass_s": args["pass_s"], "threads": args["threads"],
            # The ANN systems' timed passes alternate (search_interleaved).
            "interleaved": True, "datasets": []}
     jobs = []

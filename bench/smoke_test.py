@@ -120,11 +120,20 @@ def test_serve_protocol():
     assert proc.returncode == 0, proc
     assert [next(iter(r)) for r in rows] == ["cold_s", "ready", "pass_qps", "pass_qps", "tpass_qps", "setting",
                                              "peak_rss_mb"], rows
-    assert rows[1] == {"ready": 64, "recall": rows[5]["recall"]} and rows[1]["recall"] >= 0.95, rows
+    assert rows[1] == {"ready": 64, "recall": rows[5]["recall"], "rounds": 1, "thread_rounds": 1}, rows
+    assert rows[1]["recall"] >= 0.95, rows
     line = rows[5]
     assert set(line) == {"setting", "recall", "qps", "p50_ms", "p99_ms", "qps_threads", "threads"}, line
     assert abs(line["qps"] - (rows[2]["pass_qps"] + rows[3]["pass_qps"]) / 2) < 0.02, line   # the median of two
     assert line["qps_threads"] == rows[4]["tpass_qps"] and line["threads"] == 2, line
+    # pass_s: each timed pass repeats the queries (how often depends on the
+    # warm-up's time); the setting's line is the same.
+    proc = subprocess.run(argv + ["pass_s=0.02"], input="setting 64\npass\ntpass\ndone\n", capture_output=True,
+                          text=True)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, proc
+    assert rows[1]["rounds"] >= 1 and rows[1]["thread_rounds"] >= 1, rows
+    assert rows[4]["recall"] == rows[1]["recall"] and rows[4]["qps"] == rows[2]["pass_qps"], rows
     for bad in ("pass\n", "setting 64\nbogus\n", "setting 64\ndone\n"):
         proc = subprocess.run(argv, input=bad, capture_output=True, text=True)
         last = [json.loads(line) for line in proc.stdout.splitlines()][-2]
