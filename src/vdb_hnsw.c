@@ -442,9 +442,22 @@ static int vdbLinkIndex(const VdbHnswNode *pNode, int layer, sqlite3_int64 nid){
   return -1;
 }
 
+/* A node's link count and links are written with release stores (plain
+** stores on x86): with several threads linking, searches copy them
+** without a lock while the write section changes them, and find out from
+** xEdit's bracket whether their copy was torn (see xLinksCopy); release
+** keeps each store after the bracket's opening. */
+static void vdbLinkStoreCount(VdbHnswNode *pNode, int layer, int n){
+  __atomic_store_n(&pNode->anLink[layer], n, __ATOMIC_RELEASE);
+}
+static void vdbLinkStoreAt(VdbHnswNode *pNode, int layer, int i, sqlite3_int64 nid){
+  __atomic_store_n(&pNode->aaLink[layer][i], nid, __ATOMIC_RELEASE);
+}
+
 static void vdbLinkRemoveAt(VdbHnswNode *pNode, int layer, int i){
-  int last = --pNode->anLink[layer];
-  pNode->aaLink[layer][i] = pNode->aaLink[layer][last];
+  int last = pNode->anLink[layer] - 1;
+  vdbLinkStoreCount(pNode, layer, last);
+  vdbLinkStoreAt(pNode, layer, i, pNode->aaLink[layer][last]);
   if( layer==0 && pNode->aDist0 ) pNode->aDist0[i] = pNode->aDist0[last];
 }
 
@@ -471,14 +484,16 @@ static void vdbEdit(VdbHnsw *p, const VdbHnswNode *pNode, int bBegin){
 }
 /* dist: the link choices' distance between the two ends, NaN if unknown. */
 static void vdbLinkAppend(VdbHnsw *p, VdbHnswNode *pNode, int layer, sqlite3_int64 nid, double dist){
+  int n = pNode->anLink[layer];
   vdbEdit(p, pNode, 1);
-  if( layer==0 && pNode->aDist0 ) pNode->aDist0[pNode->anLink[0]] = (float)dist;
-  pNode->aaLink[layer][pNode->anLink[layer]++] = nid;
+  if( layer==0 && pNode->aDist0 ) pNode->aDist0[n] = (float)dist;
+  vdbLinkStoreAt(pNode, layer, n, nid);
+  vdbLinkStoreCount(pNode, layer, n+1);
   vdbEdit(p, pNode, 0);
 }
 static void vdbLinkSet(VdbHnsw *p, VdbHnswNode *pNode, int layer, int i, sqlite3_int64 nid, double dist){
   vdbEdit(p, pNode, 1);
-  pNode->aaLink[layer][i] = nid;
+  vdbLinkStoreAt(pNode, layer, i, nid);
   if( layer==0 && pNode->aDist0 ) pNode->aDist0[i] = (float)dist;
   vdbEdit(p, pNode, 0);
 }

@@ -149,9 +149,10 @@ typedef struct VdbHnswAccess {
   ** of a link that change links or the entry point run between
   ** xWriteLock(pCtx, 1) and xWriteLock(pCtx, 0), one thread at a time.
   ** Such a thread brackets each change to a node's links with
-  ** xEdit(pCtx, pNode, 1) and xEdit(pCtx, pNode, 0), and a search copies
-  ** a node's links with xLinksCopy (returns how many), so that it never
-  ** reads a list while another thread changes it. */
+  ** xEdit(pCtx, pNode, 1) and xEdit(pCtx, pNode, 0) (and stores the count
+  ** and links with atomic stores), and a search copies a node's links
+  ** with xLinksCopy (returns how many), which gives a list as it was
+  ** between two changes, never one torn by a change. */
   void (*xWriteLock)(void *pCtx, int bLock);
   void (*xEdit)(void *pCtx, const VdbHnswNode *pNode, int bBegin);
   int (*xLinksCopy)(void *pCtx, const VdbHnswNode *pNode, int layer, sqlite3_int64 *aOut);

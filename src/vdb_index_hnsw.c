@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include "vdb_index_hnsw.h"
 #include "vdb_quant.h"
 
@@ -475,7 +476,12 @@ static int vdbCodeStore(VdbHnswIndex *p, VdbCNode *c, const void *pCode){
 ** the mark is an atomic store (all of them store 1). */
 static const void *vdbCodeKept(const VdbHnswIndex *p, sqlite3_int64 nid){
   const void *pCode = vdbRecordsCode(&p->codes, nid);
-  if( pCode ) __atomic_store_n(&p->codes.aUsed[nid >> VDB_REC_PAGE_SHIFT], 1, __ATOMIC_RELAXED);
+  /* Stored only when it changes: a store to a line the other linking
+  ** threads read takes it from their caches, at every code a walk reads. */
+  if( pCode ){
+    unsigned char *pUsed = &p->codes.aUsed[nid >> VDB_REC_PAGE_SHIFT];
+    if( !__atomic_load_n(pUsed, __ATOMIC_RELAXED) ) __atomic_store_n(pUsed, 1, __ATOMIC_RELAXED);
+  }
   return pCode;
 }
 
@@ -1507,9 +1513,11 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
 ** the calling thread links what is left, one node at a time, reading
 ** what it must. Each layer's search and neighbour choice run
 ** concurrently; the changes to links and to the entry point take a write
-** lock, one thread at a time, and every change to a node's links also
-** takes its stripe lock, which a search takes to copy them (hnswlib locks
-** each node's links the same way while building).
+** lock, one thread at a time, and every change to a node's links is
+** bracketed by its stripe's change count, which a search reads before and
+** after copying them, copying again if a change came between (a sequence
+** lock: hnswlib takes a mutex per node instead, and so did we, at two
+** atomic read-modify-writes per node a search expands).
 **
 ** Nothing is written to the table until the batch is linked and flushed,
 ** inside the user's transaction, so a ROLLBACK, a failed statement or a
@@ -1521,7 +1529,7 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
 
 #define VDB_LINK_BATCH      1024        /* waiting nodes that start a link */
 #define VDB_LINK_PER_THREAD 16          /* waiting nodes per thread, at least */
-#define VDB_LINK_STRIPES    1024        /* link locks, by nid */
+#define VDB_LINK_STRIPES    1024        /* link change counters, by nid */
 #define VDB_LINK_MAX_ROUNDS 64
 #define VDB_LINK_MAX_MISSES 1024        /* noted per thread and round */
 
@@ -1541,7 +1549,13 @@ struct VdbLinkJob {
   int stop;                         /* take no more: a thread failed (atomic) */
   unsigned char *aDone;             /* per waiting node: linked */
   pthread_mutex_t writeLock;
-  pthread_mutex_t aStripe[VDB_LINK_STRIPES];
+  /* Per stripe of nids, a count of link changes, odd while one is under
+  ** way (a sequence lock): a search copies a node's links without a lock
+  ** and tries again if the count moved. Only the write section changes
+  ** links, one thread at a time, so the counts have one writer. Readers
+  ** used to take a mutex per stripe, two atomic read-modify-writes per
+  ** node expanded, whose lines then moved between the cores. */
+  unsigned int aSeq[VDB_LINK_STRIPES];
 };
 
 /* Cores online, counted once. */
@@ -1633,24 +1647,43 @@ static void vdbLinkWriteLock(void *pCtx, int bLock){
   else pthread_mutex_unlock(&j->writeLock);
 }
 
-static pthread_mutex_t *vdbLinkStripe(VdbLinkJob *j, sqlite3_int64 nid){
-  return &j->aStripe[(vdbFibHash(nid) >> 32) & (VDB_LINK_STRIPES-1)];
+static unsigned int *vdbLinkSeq(VdbLinkJob *j, sqlite3_int64 nid){
+  return &j->aSeq[(vdbFibHash(nid) >> 32) & (VDB_LINK_STRIPES-1)];
 }
 
+/* Under the write lock: the count goes odd before the node's links
+** change and even again, with release, once they have. The link stores
+** are release stores (vdbLinkStoreAt), so none is seen before the odd
+** count. (Fences would say the same, but ThreadSanitizer cannot follow
+** them.) */
 static void vdbLinkEdit(void *pCtx, const VdbHnswNode *pNode, int bBegin){
-  pthread_mutex_t *m = vdbLinkStripe(vdbLinkJobOf(pCtx), pNode->nid);
-  if( bBegin ) pthread_mutex_lock(m);
-  else pthread_mutex_unlock(m);
+  unsigned int *pSeq = vdbLinkSeq(vdbLinkJobOf(pCtx), pNode->nid);
+  unsigned int v = __atomic_load_n(pSeq, __ATOMIC_RELAXED);
+  __atomic_store_n(pSeq, v+1, bBegin ? __ATOMIC_RELAXED : __ATOMIC_RELEASE);
 }
 
+/* The node's links on a layer as they were between two changes: copied
+** with acquire loads (plain loads on x86), which keep the second read of
+** the stripe's count after them, and copied again if the count was odd
+** or moved meanwhile. A count beyond the layer's capacity can only be a
+** torn read and is retried the same way. A change takes nanoseconds, but
+** its thread may lose its core (more threads than cores): after a few
+** tries the reader yields. */
 static int vdbLinkCopy(void *pCtx, const VdbHnswNode *pNode, int layer, sqlite3_int64 *aOut){
-  pthread_mutex_t *m = vdbLinkStripe(vdbLinkJobOf(pCtx), pNode->nid);
-  int n;
-  pthread_mutex_lock(m);
-  n = pNode->anLink[layer];
-  memcpy(aOut, pNode->aaLink[layer], sizeof(sqlite3_int64)*(size_t)n);
-  pthread_mutex_unlock(m);
-  return n;
+  VdbLinkJob *j = vdbLinkJobOf(pCtx);
+  const unsigned int *pSeq = vdbLinkSeq(j, pNode->nid);
+  const int cap = vdbCap(j->p, layer);
+  int nTry;
+  for(nTry=1; ; nTry++){
+    unsigned int v = __atomic_load_n(pSeq, __ATOMIC_ACQUIRE);
+    int n, i;
+    if( (nTry & 63)==0 ) sched_yield();
+    if( v & 1 ) continue;                      /* a change is under way */
+    n = __atomic_load_n(&pNode->anLink[layer], __ATOMIC_ACQUIRE);
+    if( n>cap ) n = cap;
+    for(i=0; i<n; i++) aOut[i] = __atomic_load_n(&pNode->aaLink[layer][i], __ATOMIC_ACQUIRE);
+    if( __atomic_load_n(pSeq, __ATOMIC_RELAXED)==v ) return n;
+  }
 }
 
 static void *vdbLinkWorkerMain(void *pArg){
@@ -1725,7 +1758,6 @@ static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
   }
   j->p = p;
   pthread_mutex_init(&j->writeLock, 0);
-  for(i=0; i<VDB_LINK_STRIPES; i++) pthread_mutex_init(&j->aStripe[i], 0);
   for(i=0; i<nThread; i++){
     VdbHnswAccess access;
     memset(&access, 0, sizeof(access));
@@ -1769,7 +1801,6 @@ static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
   }
   p->nLinkJobs++;
   pthread_mutex_destroy(&j->writeLock);
-  for(i=0; i<VDB_LINK_STRIPES; i++) pthread_mutex_destroy(&j->aStripe[i]);
   sqlite3_free(j->aDone);
   sqlite3_free(j);
   sqlite3_free(aMiss);
