@@ -633,6 +633,7 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
       s->nVisited++;
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
+        if( p->access.xPrefetchCandidate ) p->access.xPrefetchCandidate(p->access.pCtx, h.nid);
         if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
           rc = vdbHeapPush(pW, h);
           if( rc==SQLITE_OK && pW->n>s->ef ){

@@ -127,6 +127,10 @@ typedef struct VdbHnswAccess {
   /* Optional hint: the search will soon read node nid's links, so start
   ** bringing them towards the CPU cache. NULL: no hint. */
   void (*xPrefetch)(void *pCtx, sqlite3_int64 nid);
+  /* Optional hint: node nid became a candidate of a walk, which may
+  ** expand it (xPrefetch, then xGet or xLinks0) a few steps later: start
+  ** bringing what xPrefetch must read before it can hint. NULL: none. */
+  void (*xPrefetchCandidate)(void *pCtx, sqlite3_int64 nid);
   /* Optional, for a walk over codes: node nid, which the walk measured,
   ** is to be measured again with its vector (a result): hold it as xGet
   ** does and give its vector and aux value, valid like xGet's nodes. An
