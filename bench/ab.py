@@ -1,11 +1,13 @@
 """Same-run A/B of two builds of the extension on one index.
 
 usage: /usr/bin/python3 bench/ab.py A.so B.so DATABASE [--rounds N] [--settings 16,64]
-           [--dataset fashion-mnist] [--nq 1000] [--build ROWS [--build-threads 1]]
+           [--dataset fashion-mnist] [--nq 1000] [--pass-seconds 1]
+           [--build ROWS [--build-threads 1]]
 
 Both builds search the same database (built by either; a newer build reads
 older formats) through bench/sqlite_run, alternating A, B, A, B, ... for N
-rounds, so that a load change on the shared machine hits both alike. Prints
+rounds (each round one timed pass per setting, repeating the queries for
+--pass-seconds as bench/run.py does), so that a load change on the shared machine hits both alike. Prints
 each build's median QPS per ef_search setting, and the ratio A/B with the
 range of the per-round ratios, and each build's peak RSS (VmHWM of the search
 process, the median over rounds: what the walks kept in memory for those
@@ -26,10 +28,10 @@ import datasets  # noqa: E402
 SQLITE_RUN = "build/bench/sqlite_run"
 
 
-def search(ext, db, data, settings, nq):
+def search(ext, db, data, settings, nq, pass_s):
     out = subprocess.run([SQLITE_RUN, "search", f"ext={os.path.abspath(ext)}", f"db={db}",
                           f"queries={data['queries']}", f"truth={data['truth']}", f"truthk={data['truth_k']}",
-                          f"dim={data['dim']}", f"nq={nq}", "repeats=1", "threads=1",
+                          f"dim={data['dim']}", f"nq={nq}", "repeats=1", "threads=1", f"pass_s={pass_s}",
                           "settings=" + ",".join(map(str, settings)),
                           "sql=SELECT rowid FROM t WHERE e MATCH ?1 AND k = 10 AND ef_search = %d"],
                          capture_output=True, text=True, check=True).stdout
@@ -62,6 +64,7 @@ def main():
     rounds = int(opts.get("--rounds", 5))
     settings = [int(x) for x in opts.get("--settings", "16,64").split(",")]
     nq = int(opts.get("--nq", 1000))
+    pass_s = float(opts.get("--pass-seconds", 1.0))
     data = datasets.prepare(opts.get("--dataset", "fashion-mnist"), ".cache/bench")
     build_rows = int(opts.get("--build", 0))
     build_threads = int(opts.get("--build-threads", 1))
@@ -70,7 +73,7 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for r in range(rounds):
         for ext in (a, b) if r % 2 == 0 else (b, a):
-            runs[ext].append(search(ext, db, data, settings, nq))
+            runs[ext].append(search(ext, db, data, settings, nq, pass_s))
             if build_rows:
                 builds[ext].append(build(ext, data, build_rows, f"/tmp/vectordb-ab-{os.getpid()}.db",
                                             build_threads))
