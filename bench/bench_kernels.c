@@ -20,14 +20,20 @@ static double nowSeconds(void){
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef enum { K_F32_L2, K_F32_DOT, K_F32_COS, K_F32_L1, K_I8_L2, K_I8_DOT, K_U8I8_DOT, K_BIT_HAM, K_COUNT } KernelId;
+/* "int8 coding" is not a distance: it codes each base vector on its grid
+** (f32Range, then f32Levels), as every query and every node a walk meets
+** for the first time is coded. */
+typedef enum { K_F32_L2, K_F32_DOT, K_F32_COS, K_F32_L1, K_F32_GRID, K_I8_L2, K_I8_DOT, K_U8I8_DOT,
+               K_BIT_HAM, K_COUNT } KernelId;
 static const char *azKernel[K_COUNT] = {
-  "f32 l2sq", "f32 dot", "f32 cosine", "f32 l1", "int8 l2sq", "int8 dot", "u8 x i8 dot", "bit hamming"
+  "f32 l2sq", "f32 dot", "f32 cosine", "f32 l1", "int8 coding", "int8 l2sq", "int8 dot", "u8 x i8 dot",
+  "bit hamming"
 };
+static unsigned char aLevels[8192];
 
 /* Bytes of one vector of d dimensions for the kernel. */
 static size_t vectorBytes(KernelId id, size_t d){
-  if( id<=K_F32_L1 ) return d*4;
+  if( id<=K_F32_GRID ) return d*4;
   if( id<=K_U8I8_DOT ) return d;
   return d/8;
 }
@@ -45,6 +51,14 @@ static void onePass(const VdbKernels *k, KernelId id, const void *q, const void 
       case K_F32_DOT: acc += k->f32Dot((const float*)q, (const float*)b, d); break;
       case K_F32_COS: acc += k->f32Cos((const float*)q, (const float*)b, d).dot; break;
       case K_F32_L1:  acc += k->f32L1((const float*)q, (const float*)b, d); break;
+      case K_F32_GRID: {
+        float lo, hi;
+        int64_t sumSq;
+        if( k->f32Range((const float*)b, d, &lo, &hi) && hi>lo ){
+          acc += (double)k->f32Levels((const float*)b, d, lo, 255.0f/(hi - lo), aLevels, &sumSq);
+        }
+        break;
+      }
       case K_I8_L2:   acc += (double)k->i8L2Sq((const int8_t*)q, (const int8_t*)b, d); break;
       case K_I8_DOT:  acc += (double)k->i8Dot((const int8_t*)q, (const int8_t*)b, d); break;
       case K_U8I8_DOT: acc += (double)k->u8i8Dot((const uint8_t*)q, (const int8_t*)b, d); break;
@@ -103,7 +117,7 @@ int main(void){
       double ns[VDB_KLEVEL_COUNT];
       /* Small random values: valid floats and int8s alike. */
       srand(42);
-      if( id<=K_F32_L1 ){
+      if( id<=K_F32_GRID ){
         for(i=0; i<d; i++) ((float*)q)[i] = (float)rand()/RAND_MAX - 0.5f;
         for(i=0; i<d*NBASE; i++) ((float*)base)[i] = (float)rand()/RAND_MAX - 0.5f;
       }else{

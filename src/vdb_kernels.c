@@ -88,11 +88,41 @@ static uint64_t vdbScalarBitHamming(const uint8_t *a, const uint8_t *b, size_t n
   return sum;
 }
 
+static int vdbScalarF32Range(const float *x, size_t n, float *pLo, float *pHi){
+  float lo = x[0], hi = x[0];
+  int finite = 1;
+  size_t i;
+  for(i=0; i<n; i++){
+    if( !isfinite(x[i]) ) finite = 0;
+    if( x[i]<lo ) lo = x[i];
+    if( x[i]>hi ) hi = x[i];
+  }
+  *pLo = lo;
+  *pHi = hi;
+  return finite;
+}
+
+static int64_t vdbScalarF32Levels(const float *x, size_t n, float lo, float inv, uint8_t *out,
+                                  int64_t *pSumSq){
+  int64_t sum = 0, sumSq = 0;
+  size_t i;
+  for(i=0; i<n; i++){
+    long v = lrintf((x[i] - lo)*inv);
+    int level = v<0 ? 0 : v>255 ? 255 : (int)v;
+    out[i] = (uint8_t)level;
+    sum += level;
+    sumSq += level*level;
+  }
+  *pSumSq = sumSq;
+  return sum;
+}
+
 const VdbKernels vdbKernelsScalar = {
   "scalar",
   vdbScalarF32L2Sq, vdbScalarF32Dot, vdbScalarF32L1, vdbScalarF32Cos,
   vdbScalarI8L2Sq, vdbScalarI8Dot, vdbScalarI8L1, vdbScalarI8Cos,
-  vdbScalarBitHamming, vdbScalarU8I8Dot
+  vdbScalarBitHamming, vdbScalarU8I8Dot,
+  vdbScalarF32Range, vdbScalarF32Levels
 };
 
 const VdbKernels *vdbKernelsAt(VdbKernelLevel level){

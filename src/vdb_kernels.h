@@ -47,6 +47,16 @@ typedef struct VdbKernels {
   /* Sum of a[i]*b[i] with a unsigned and b signed bytes: the int8 code
   ** distance (vdb_quant.h), one VNNI instruction per 64 pairs. */
   int64_t (*u8i8Dot)(const uint8_t *a, const int8_t *b, size_t n);
+  /* The int8 code's grid (vdb_quant.c). f32Range: the smallest and the
+  ** largest of x[0..n-1], n >= 1, into *pLo and *pHi; returns 0 if an
+  ** element is NaN or infinite (the two are then meaningless), else 1.
+  ** f32Levels: out[i] = (x[i]-lo)*inv rounded to nearest, ties to even,
+  ** clamped to 0..255, for n <= VDB_MAX_DIMS elements whose (x[i]-lo)*inv
+  ** lies within -2^22..2^22 (the grid's own range, a little beyond for
+  ** rounding); returns the sum of the levels and *pSumSq the sum of their
+  ** squares. */
+  int (*f32Range)(const float *x, size_t n, float *pLo, float *pHi);
+  int64_t (*f32Levels)(const float *x, size_t n, float lo, float inv, uint8_t *out, int64_t *pSumSq);
 } VdbKernels;
 
 /* The kernel table for a level, or NULL if this build lacks it or the

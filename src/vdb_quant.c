@@ -31,41 +31,39 @@ static float vdbCodeAux(const VdbHnswSpace *s, const float *v){
 
 /* Code x on its own grid of 256 levels between its smallest and largest
 ** element: the levels into aLevel (dim bytes), everything of *h but the
-** byte sum, which is returned (the sum of the levels). */
+** byte sum, which is returned (the sum of the levels). Every query is
+** coded, and every node a walk reaches for the first time: the range and
+** the levels are SIMD kernels (f32Range, f32Levels), and the levels' sum
+** and sum of squares are integers, from which |x^|^2 follows without a
+** third pass (the scalar loops this replaces, one of them in double and
+** one calling lrintf, were 4% of a search at ef_search 10 on 200,000 x
+** 384). */
 static int vdbCodeGrid(const VdbHnswSpace *s, const float *x, VdbCodeHead *h, uint8_t *aLevel){
-  float lo = x[0], hi = x[0];
-  int i, bad = !isfinite(x[0]), sum = 0;
-  double norm2 = 0;
-  for(i=1; i<s->dim; i++){
-    if( x[i]<lo ) lo = x[i];
-    if( x[i]>hi ) hi = x[i];
-    bad |= !isfinite(x[i]);
-  }
+  float lo, hi;
+  int finite = s->pK->f32Range(x, (size_t)s->dim, &lo, &hi);
+  int sum = 0;
+  int64_t sumSq = 0;
+  double l, sc;
   memset(h, 0, sizeof(*h));
-  memset(aLevel, 0, (size_t)s->dim);
-  h->lo = lo;
+  h->lo = finite ? lo : 0.0f;
   h->scale = (hi - lo)/255.0f;
-  if( bad || isinf(h->scale) ){
+  if( !finite || isinf(h->scale) ){
     h->scale = NAN;                     /* no distance: +Inf */
   }else if( h->scale>0 && !isfinite(1.0f/h->scale) ){
     h->scale = 0;                       /* a range too small to divide by: constant */
   }
   if( h->scale>0 ){
-    float inv = 1.0f/h->scale;
-    for(i=0; i<s->dim; i++){
-      long v = lrintf((x[i] - lo)*inv);
-      aLevel[i] = (uint8_t)(v<0 ? 0 : v>255 ? 255 : v);
-      sum += aLevel[i];
-    }
+    sum = (int)s->pK->f32Levels(x, (size_t)s->dim, lo, 1.0f/h->scale, aLevel, &sumSq);
+  }else{
+    memset(aLevel, 0, (size_t)s->dim);
   }
   /* |x^|^2 of the coded vector itself, so that an l2 distance between
   ** codes is exactly |q^ - x^|^2 even where the vectors sit far from the
-  ** origin (its parts cancel in double, not float). */
-  for(i=0; i<s->dim; i++){
-    double v = (double)h->lo + (double)h->scale*aLevel[i];
-    norm2 += v*v;
-  }
-  h->norm2 = norm2;
+  ** origin (its parts cancel in double, not float): the sum over i of
+  ** (lo + scale*v[i])^2, from the integer sums of v and v^2. */
+  l = (double)h->lo;
+  sc = (double)h->scale;
+  h->norm2 = (double)s->dim*l*l + 2.0*l*sc*(double)sum + sc*sc*(double)sumSq;
   h->aux = vdbCodeAux(s, x);
   return sum;
 }

@@ -120,6 +120,54 @@ static void checkU8I8Extremes(const VdbKernels *k){
   free(b);
 }
 
+/* The int8 code's grid against an oracle: the range exactly (and the
+** report of a NaN or an infinity wherever it sits), the levels exactly,
+** ties to even included (t = k + 0.5 exactly, which the data below
+** hits at every half level), clamped at both ends, with their sums. */
+static void checkGrid(const VdbKernels *k, size_t n){
+  float *x = (float*)(void*)(bufA + 4);
+  uint8_t *out = bufB + 3;
+  float lo, hi, wantLo, wantHi, inv;
+  int64_t sum, sumSq, wantSum = 0, wantSq = 0;
+  size_t i;
+  int kind = (int)(tuRand() % 3);
+  for(i=0; i<n; i++){
+    /* Half-integer levels (exact ties) or arbitrary floats, a few just
+    ** outside 0..255 to be clamped. */
+    x[i] = kind==0 ? (float)(tuRand() % 520)*0.5f - 2.0f : tuRandFloat()*300.0f - 20.0f;
+  }
+  wantLo = wantHi = x[0];
+  for(i=0; i<n; i++){
+    if( x[i]<wantLo ) wantLo = x[i];
+    if( x[i]>wantHi ) wantHi = x[i];
+  }
+  CHECK(k->f32Range(x, n, &lo, &hi)==1 && lo==wantLo && hi==wantHi,
+        "%s f32Range n=%zu got %g..%g want %g..%g", k->zName, n, lo, hi, wantLo, wantHi);
+  /* lo 0 and inv 1: the element itself is the level before rounding. */
+  inv = kind==2 ? 0.75f : 1.0f;
+  sum = k->f32Levels(x, n, 0.0f, inv, out, &sumSq);
+  for(i=0; i<n; i++){
+    double t = (double)(x[i]*inv), r = floor(t), want;
+    if( t - r > 0.5 || (t - r == 0.5 && fmod(r, 2.0) != 0) ) r += 1;
+    want = r<0 ? 0 : r>255 ? 255 : r;
+    if( out[i]!=(uint8_t)want ){
+      CHECK(0, "%s f32Levels n=%zu element %zu: %g gave %d, want %g", k->zName, n, i, t, out[i], want);
+      break;
+    }
+    wantSum += (int64_t)want;
+    wantSq += (int64_t)want*(int64_t)want;
+  }
+  CHECK(i<n || (sum==wantSum && sumSq==wantSq), "%s f32Levels n=%zu sums %lld %lld want %lld %lld",
+        k->zName, n, (long long)sum, (long long)sumSq, (long long)wantSum, (long long)wantSq);
+  if( n>0 ){
+    size_t at = tuRand() % n;
+    float keep = x[at];
+    x[at] = (tuRand() % 2) ? NAN : (tuRand() % 2) ? INFINITY : -INFINITY;
+    CHECK(k->f32Range(x, n, &lo, &hi)==0, "%s f32Range n=%zu missed %g at %zu", k->zName, n, x[at], at);
+    x[at] = keep;
+  }
+}
+
 int main(void){
   int level, nLevels = 0;
   for(level=0; level<VDB_KLEVEL_COUNT; level++){
@@ -128,6 +176,8 @@ int main(void){
     if( !k ){ printf("level %d not supported on this CPU\n", level); continue; }
     nLevels++;
     for(n=0; n<=1024; n++){ checkF32(k, n); checkI8(k, n); }
+    for(n=1; n<=1024; n++) checkGrid(k, n);
+    checkGrid(k, MAXN);
     for(n=1; n<=1024; n++) checkBits(k, n);
     for(n=1025; n<=MAXN; n += 1 + (size_t)(tuRand() % 97)){ checkF32(k, n); checkI8(k, n); checkBits(k, n); }
     checkF32(k, MAXN); checkI8(k, MAXN); checkI8Extremes(k); checkU8I8Extremes(k);
