@@ -72,8 +72,15 @@ static void vdbI8Encode(const VdbHnswSpace *s, const void *pVec, void *pCode){
   uint8_t *c = (uint8_t*)pCode + sizeof(VdbCodeHead);
   VdbCodeHead h;
   int i, sum = vdbCodeGrid(s, (const float*)pVec, &h, c);
-  /* v - 128 as int8: flipping the top bit of the level. */
-  for(i=0; i<s->dim; i++) c[i] ^= 0x80;
+  /* v - 128 as int8: flipping the top bit of the level, 8 levels at a time
+  ** (a byte at a time was half of coding a node once the grid was SIMD). */
+  for(i=0; i+8<=s->dim; i+=8){
+    uint64_t w;
+    memcpy(&w, c+i, 8);
+    w ^= 0x8080808080808080ull;
+    memcpy(c+i, &w, 8);
+  }
+  for(; i<s->dim; i++) c[i] ^= 0x80;
   memset(c + s->dim, 0, (size_t)(s->nCodeBytes - (int)sizeof(VdbCodeHead) - s->dim));
   h.sum = sum - 128*s->dim;
   memcpy(pCode, &h, sizeof(h));
