@@ -107,8 +107,7 @@ static int64_t vdbScalarF32Levels(const float *x, size_t n, float lo, float inv,
   int64_t sum = 0, sumSq = 0;
   size_t i;
   for(i=0; i<n; i++){
-    long v = lrintf((x[i] - lo)*inv);
-    int level = v<0 ? 0 : v>255 ? 255 : (int)v;
+    int level = vdbGridLevel((x[i] - lo)*inv);
     out[i] = (uint8_t)level;
     sum += level;
     sumSq += level*level;

@@ -18,6 +18,7 @@
 #ifndef VDB_KERNELS_H
 #define VDB_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,14 @@ typedef struct VdbKernels {
   int (*f32Range)(const float *x, size_t n, float *pLo, float *pHi);
   int64_t (*f32Levels)(const float *x, size_t n, float lo, float inv, uint8_t *out, int64_t *pSumSq);
 } VdbKernels;
+
+/* One element's level on the int8 code's grid: t rounded to nearest, ties
+** to even (lrintf in the default rounding mode), clamped to 0..255. The
+** scalar f32Levels, and the tail of each SIMD one, agree through it. */
+static inline int vdbGridLevel(float t){
+  long v = lrintf(t);
+  return v<0 ? 0 : v>255 ? 255 : (int)v;
+}
 
 /* The kernel table for a level, or NULL if this build lacks it or the
 ** running CPU (and OS) cannot execute it. Thread-safe, no side effects

@@ -411,6 +411,59 @@ static int vdbF32Range(const float *x, size_t n, float *pLo, float *pHi){
   return !isnan(bad);
 }
 
+/* The levels' own width: 8 lanes at the AVX2 and AVX-512 levels alike
+** (this simde has no 512-bit float to int32 conversion, and coding is not
+** the search's hot loop), 4 otherwise. vdbLevStoreBytes writes the lanes,
+** each within 0..255, as bytes: the packs work within each 128-bit half,
+** whose first 4 bytes then hold that half's lanes. */
+#if defined(__AVX2__)
+typedef simde__m256 VdbLevF;
+typedef simde__m256i VdbLevI;
+# define VDB_LEV_LANES       8
+# define vdbLevLoad(p)       simde_mm256_loadu_ps(p)
+# define vdbLevSet1(x)       simde_mm256_set1_ps(x)
+# define vdbLevSub(a,b)      simde_mm256_sub_ps(a,b)
+# define vdbLevMul(a,b)      simde_mm256_mul_ps(a,b)
+# define vdbLevToI32(a)      simde_mm256_cvtps_epi32(a)
+# define vdbLevISet1(x)      simde_mm256_set1_epi32(x)
+# define vdbLevIMax(a,b)     simde_mm256_max_epi32(a,b)
+# define vdbLevIMin(a,b)     simde_mm256_min_epi32(a,b)
+# define vdbLevIAdd(a,b)     simde_mm256_add_epi32(a,b)
+# define vdbLevIMul(a,b)     simde_mm256_mullo_epi32(a,b)
+# define vdbLevIStore(p,v)   simde_mm256_storeu_si256((void*)(p), v)
+static void vdbLevStoreBytes(uint8_t *out, VdbLevI v){
+  simde__m256i w = simde_mm256_packs_epi32(v, v);
+  int32_t half;
+  w = simde_mm256_packus_epi16(w, w);
+  half = simde_mm_cvtsi128_si32(simde_mm256_castsi256_si128(w));
+  memcpy(out, &half, 4);
+  half = simde_mm_cvtsi128_si32(simde_mm256_extracti128_si256(w, 1));
+  memcpy(out+4, &half, 4);
+}
+#else
+typedef simde__m128 VdbLevF;
+typedef simde__m128i VdbLevI;
+# define VDB_LEV_LANES       4
+# define vdbLevLoad(p)       simde_mm_loadu_ps(p)
+# define vdbLevSet1(x)       simde_mm_set1_ps(x)
+# define vdbLevSub(a,b)      simde_mm_sub_ps(a,b)
+# define vdbLevMul(a,b)      simde_mm_mul_ps(a,b)
+# define vdbLevToI32(a)      simde_mm_cvtps_epi32(a)
+# define vdbLevISet1(x)      simde_mm_set1_epi32(x)
+# define vdbLevIMax(a,b)     simde_mm_max_epi32(a,b)
+# define vdbLevIMin(a,b)     simde_mm_min_epi32(a,b)
+# define vdbLevIAdd(a,b)     simde_mm_add_epi32(a,b)
+# define vdbLevIMul(a,b)     simde_mm_mullo_epi32(a,b)
+# define vdbLevIStore(p,v)   simde_mm_storeu_si128((void*)(p), v)
+static void vdbLevStoreBytes(uint8_t *out, VdbLevI v){
+  simde__m128i w = simde_mm_packs_epi32(v, v);
+  int32_t word;
+  w = simde_mm_packus_epi16(w, w);
+  word = simde_mm_cvtsi128_si32(w);
+  memcpy(out, &word, 4);
+}
+#endif
+
 /* Level of each element, (x[i]-lo)*inv rounded to nearest (ties to even:
 ** the conversion's rounding in the default mode, as lrintf) and clamped
 ** to 0..255, into out; returns their sum and *pSumSq the sum of their
@@ -420,62 +473,26 @@ static int64_t vdbF32Levels(const float *x, size_t n, float lo, float inv, uint8
                             int64_t *pSumSq){
   int64_t sum = 0, sumSq = 0;
   size_t i = 0;
-#if defined(__AVX2__)
-  /* 8 lanes at the AVX2 and AVX-512 levels alike: this simde has no
-  ** 512-bit float to int32 conversion, and the levels are not the search's
-  ** hot loop. The packs work within each 128-bit half, whose first 4 bytes
-  ** then hold its lanes' levels. */
-  if( n>=8 ){
-    const simde__m256 vLo = simde_mm256_set1_ps(lo), vInv = simde_mm256_set1_ps(inv);
-    const simde__m256i zero = simde_mm256_setzero_si256(), top = simde_mm256_set1_epi32(255);
-    simde__m256i acc = zero, accSq = zero;
-    int32_t lane[8];
+  if( n>=VDB_LEV_LANES ){
+    const VdbLevF vLo = vdbLevSet1(lo), vInv = vdbLevSet1(inv);
+    const VdbLevI zero = vdbLevISet1(0), top = vdbLevISet1(255);
+    VdbLevI acc = zero, accSq = zero;
+    int32_t lane[VDB_LEV_LANES];
     int j;
-    for(; i+8<=n; i+=8){
-      simde__m256 t = simde_mm256_mul_ps(simde_mm256_sub_ps(simde_mm256_loadu_ps(x+i), vLo), vInv);
-      simde__m256i v = simde_mm256_min_epi32(simde_mm256_max_epi32(simde_mm256_cvtps_epi32(t), zero), top);
-      simde__m256i w = simde_mm256_packs_epi32(v, v);
-      int32_t half;
-      w = simde_mm256_packus_epi16(w, w);
-      half = simde_mm_cvtsi128_si32(simde_mm256_castsi256_si128(w));
-      memcpy(out+i, &half, 4);
-      half = simde_mm_cvtsi128_si32(simde_mm256_extracti128_si256(w, 1));
-      memcpy(out+i+4, &half, 4);
-      acc = simde_mm256_add_epi32(acc, v);
-      accSq = simde_mm256_add_epi32(accSq, simde_mm256_mullo_epi32(v, v));
+    for(; i+VDB_LEV_LANES<=n; i+=VDB_LEV_LANES){
+      VdbLevI v = vdbLevToI32(vdbLevMul(vdbLevSub(vdbLevLoad(x+i), vLo), vInv));
+      v = vdbLevIMin(vdbLevIMax(v, zero), top);
+      vdbLevStoreBytes(out+i, v);
+      acc = vdbLevIAdd(acc, v);
+      accSq = vdbLevIAdd(accSq, vdbLevIMul(v, v));
     }
-    simde_mm256_storeu_si256((void*)lane, acc);
-    for(j=0; j<8; j++) sum += lane[j];
-    simde_mm256_storeu_si256((void*)lane, accSq);
-    for(j=0; j<8; j++) sumSq += lane[j];
+    vdbLevIStore(lane, acc);
+    for(j=0; j<VDB_LEV_LANES; j++) sum += lane[j];
+    vdbLevIStore(lane, accSq);
+    for(j=0; j<VDB_LEV_LANES; j++) sumSq += lane[j];
   }
-#else
-  if( n>=4 ){
-    const simde__m128 vLo = simde_mm_set1_ps(lo), vInv = simde_mm_set1_ps(inv);
-    const simde__m128i zero = simde_mm_setzero_si128(), top = simde_mm_set1_epi32(255);
-    simde__m128i acc = zero, accSq = zero;
-    int32_t lane[4];
-    int j;
-    for(; i+4<=n; i+=4){
-      simde__m128 t = simde_mm_mul_ps(simde_mm_sub_ps(simde_mm_loadu_ps(x+i), vLo), vInv);
-      simde__m128i v = simde_mm_min_epi32(simde_mm_max_epi32(simde_mm_cvtps_epi32(t), zero), top);
-      simde__m128i w = simde_mm_packs_epi32(v, v);
-      int32_t word;
-      w = simde_mm_packus_epi16(w, w);
-      word = simde_mm_cvtsi128_si32(w);
-      memcpy(out+i, &word, 4);
-      acc = simde_mm_add_epi32(acc, v);
-      accSq = simde_mm_add_epi32(accSq, simde_mm_mullo_epi32(v, v));
-    }
-    simde_mm_storeu_si128((void*)lane, acc);
-    for(j=0; j<4; j++) sum += lane[j];
-    simde_mm_storeu_si128((void*)lane, accSq);
-    for(j=0; j<4; j++) sumSq += lane[j];
-  }
-#endif
   for(; i<n; i++){
-    long v = lrintf((x[i] - lo)*inv);
-    int level = v<0 ? 0 : v>255 ? 255 : (int)v;
+    int level = vdbGridLevel((x[i] - lo)*inv);
     out[i] = (uint8_t)level;
     sum += level;
     sumSq += level*level;
