@@ -63,6 +63,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import queue
@@ -243,6 +244,7 @@ def search_system(name, spec, data, path, settings, nq, repeats, threads, pass_s
 # rows (a 2,000-query pass takes seconds, the warm-up at ef 200 up to a
 # minute, loading an index from a cold page cache longer), short enough
 # that a hung driver does not stall the run for good.
+COLD_SAMPLES = 3               # drivers started per system for its cold start (median)
 SERVE_TIMEOUT = {"start": 900, "setting": 600, "pass": 300, "tpass": 300, "done": 60, "exit": 120}
 
 
@@ -352,18 +354,33 @@ def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
 
     # One driver started at a time, so that each cold start (open the index,
     # answer one query at the first setting, as `search` does) runs alone.
-    for name, spec, path in entries:
-        arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
-        served[name] = Served(name, [spec["driver"], "serve", arg + path, f"queries={data['queries']}",
-                                     f"truth={data['truth']}", f"truthk={data['truth_k']}", f"dim={data['dim']}",
-                                     f"nq={nq}", f"threads={threads}", f"pass_s={pass_s}",
-                                     f"cold_setting={settings[0]}",
-                                     *spec["search"]])
-        results[name] = {"points": []}
-        try:
-            cold[name] = served[name].reply("cold_s", SERVE_TIMEOUT["start"])["cold_s"]
-        except ServeError as e:
-            fail(name, e)
+    # A cold start is one sample of a noisy host: each system starts
+    # COLD_SAMPLES drivers, taking turns, and its median is reported; the
+    # last driver stays to be searched.
+    samples = {name: [] for name, _, _ in entries}
+    for rep in range(COLD_SAMPLES):
+        for name, spec, path in entries:
+            if "missing" in results.get(name, {}):
+                continue
+            arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
+            served[name] = Served(name, [spec["driver"], "serve", arg + path, f"queries={data['queries']}",
+                                         f"truth={data['truth']}", f"truthk={data['truth_k']}",
+                                         f"dim={data['dim']}", f"nq={nq}", f"threads={threads}",
+                                         f"pass_s={pass_s}", f"cold_setting={settings[0]}",
+                                         *spec["search"]])
+            results[name] = {"points": []}
+            try:
+                samples[name].append(served[name].reply("cold_s", SERVE_TIMEOUT["start"])["cold_s"])
+                if rep < COLD_SAMPLES - 1:
+                    served.pop(name).finish()
+            except ServeError as e:
+                if name in served:
+                    fail(name, e)
+                else:
+                    log(f"  {name}: MISSING (search failed: {e})")
+                    results[name] = {"missing": f"search failed: {e}"}
+    for name in served:
+        cold[name] = statistics.median(samples[name])
     rounds = 0
 
     def each_in_turn(command, key):
@@ -408,7 +425,7 @@ def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
             fail(name, e)
             continue
         served.pop(name)
-        results[name].update({"cold_s": cold[name], "search_rss_mb": rss, "nq": nq})
+        results[name].update({"cold_s": cold[name], "cold_samples_s": samples[name], "search_rss_mb": rss, "nq": nq})
     return results
 
 
@@ -621,7 +638,9 @@ def write_markdown(run, out_dir):
              f"{run['threads']} threads, not searched); a build reused from the "
              "cache shows the time measured when it was made. Peak RSS includes the driver's copy of the input "
              "vectors. Cold start: a new process opens the index (for SQLite: opens the database and loads the "
-             "extension) and answers one query, with the OS page cache warm.", ""]
+             "extension) and answers one query, with the OS page cache warm"
+             + (f"; the median of {run['cold_samples']} such processes per system, taking turns"
+                if run.get("cold_samples") else "") + ".", ""]
     for ds in run["datasets"]:
         d = ds["data"]
         lines += [f"## {d['name']}: {d['description']}", "",
@@ -702,7 +721,7 @@ def main():
            "commit": commit or "unknown", "cpu": cpu_name(), "cores": os.cpu_count(), "sqlite": sqlite_version,
            "repeats": args["repeats"], "pass_s": args["pass_s"], "threads": args["threads"],
            # The ANN systems' timed passes alternate (search_interleaved).
-           "interleaved": True, "datasets": []}
+           "interleaved": True, "cold_samples": COLD_SAMPLES, "datasets": []}
     jobs = []
     if args.get("base"):
         name = args.get("name") or os.path.splitext(os.path.basename(args["base"]))[0]
