@@ -345,7 +345,7 @@ def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
     entries: [(name, spec, index path)]. Returns {name: result}, each result
     shaped as search_system's (or {"missing": ...} for a driver that failed,
     which leaves the others running)."""
-    served, results, cold = {}, {}, {}
+    served, results = {}, {}
 
     def fail(name, err):
         log(f"  {name}: MISSING (search failed: {err})")
@@ -358,9 +358,11 @@ def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
     # COLD_SAMPLES drivers, taking turns, and its median is reported; the
     # last driver stays to be searched.
     samples = {name: [] for name, _, _ in entries}
+    for name, _, _ in entries:
+        results[name] = {"points": []}
     for rep in range(COLD_SAMPLES):
         for name, spec, path in entries:
-            if "missing" in results.get(name, {}):
+            if "missing" in results[name]:
                 continue
             arg = "db=" if spec["driver"] == SQLITE_RUN else "index="
             served[name] = Served(name, [spec["driver"], "serve", arg + path, f"queries={data['queries']}",
@@ -368,19 +370,13 @@ def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
                                          f"dim={data['dim']}", f"nq={nq}", f"threads={threads}",
                                          f"pass_s={pass_s}", f"cold_setting={settings[0]}",
                                          *spec["search"]])
-            results[name] = {"points": []}
             try:
                 samples[name].append(served[name].reply("cold_s", SERVE_TIMEOUT["start"])["cold_s"])
                 if rep < COLD_SAMPLES - 1:
-                    served.pop(name).finish()
+                    served[name].finish()
+                    del served[name]
             except ServeError as e:
-                if name in served:
-                    fail(name, e)
-                else:
-                    log(f"  {name}: MISSING (search failed: {e})")
-                    results[name] = {"missing": f"search failed: {e}"}
-    for name in served:
-        cold[name] = statistics.median(samples[name])
+                fail(name, e)
     rounds = 0
 
     def each_in_turn(command, key):
@@ -425,7 +421,7 @@ def search_interleaved(entries, data, settings, nq, repeats, threads, pass_s):
             fail(name, e)
             continue
         served.pop(name)
-        results[name].update({"cold_s": cold[name], "cold_samples_s": samples[name], "search_rss_mb": rss, "nq": nq})
+        results[name].update({"cold_s": statistics.median(samples[name]), "cold_samples_s": samples[name], "search_rss_mb": rss, "nq": nq})
     return results
 
 
