@@ -48,6 +48,16 @@ typedef struct VdbKernels {
   /* Sum of a[i]*b[i] with a unsigned and b signed bytes: the int8 code
   ** distance (vdb_quant.h), one VNNI instruction per 64 pairs. */
   int64_t (*u8i8Dot)(const uint8_t *a, const int8_t *b, size_t n);
+  /* The same sum with a split into its top 7 bits and its low bit,
+  ** hi[i] = a[i]>>1 and lo[i] = a[i]&1: the sum of (2*hi[i] + lo[i])*b[i].
+  ** Without VNNI, vpmaddubsw multiplies 32 byte pairs and adds each two
+  ** into an int16 in one instruction, but a full u8 side could saturate it
+  ** (2*255*128 > 32767); a 7-bit side cannot (2*127*128), nor a 1-bit one.
+  ** u8i8SplitFaster is 1 where this form beats u8i8Dot (the AVX2 and
+  ** AVX-512 levels without VNNI), so a query is coded in both forms
+  ** (vdb_quant.c) and the walk uses the faster. */
+  int64_t (*u8i8DotSplit)(const uint8_t *hi, const uint8_t *lo, const int8_t *b, size_t n);
+  int u8i8SplitFaster;
   /* The int8 code's grid (vdb_quant.c). f32Range: the smallest and the
   ** largest of x[0..n-1], n >= 1, into *pLo and *pHi; returns 0 if an
   ** element is NaN or infinite (the two are then meaningless), else 1.

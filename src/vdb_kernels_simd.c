@@ -49,6 +49,9 @@ typedef simde__m512i VdbI;
 # define vdbFSet1(x)       simde_mm512_set1_ps(x)
 # define vdbIZero()        simde_mm512_setzero_si512()
 # define vdbLoadI8(p)      simde_mm512_cvtepi8_epi16(simde_mm256_loadu_si256((const void*)(p)))
+# define vdbILoad(p)       simde_mm512_loadu_si512((const void*)(p))
+# define vdbIAdd16(a,b)    simde_mm512_add_epi16(a,b)
+# define vdbIMaddubs(a,b)  simde_mm512_maddubs_epi16(a,b)
 # define vdbISub16(a,b)    simde_mm512_sub_epi16(a,b)
 # define vdbIAbs16(a)      simde_mm512_abs_epi16(a)
 # define vdbIMadd16(a,b)   simde_mm512_madd_epi16(a,b)
@@ -78,6 +81,9 @@ typedef simde__m256i VdbI;
 # define vdbIZero()        simde_mm256_setzero_si256()
 # define vdbLoadI8(p)      simde_mm256_cvtepi8_epi16(simde_mm_loadu_si128((const void*)(p)))
 # define vdbLoadU8(p)      simde_mm256_cvtepu8_epi16(simde_mm_loadu_si128((const void*)(p)))
+# define vdbILoad(p)       simde_mm256_loadu_si256((const void*)(p))
+# define vdbIAdd16(a,b)    simde_mm256_add_epi16(a,b)
+# define vdbIMaddubs(a,b)  simde_mm256_maddubs_epi16(a,b)
 # define vdbISub16(a,b)    simde_mm256_sub_epi16(a,b)
 # define vdbIAbs16(a)      simde_mm256_abs_epi16(a)
 # define vdbIMadd16(a,b)   simde_mm256_madd_epi16(a,b)
@@ -105,6 +111,9 @@ typedef simde__m128i VdbI;
 # define vdbIZero()        simde_mm_setzero_si128()
 # define vdbLoadI8(p)      simde_mm_cvtepi8_epi16(simde_mm_loadl_epi64((const void*)(p)))
 # define vdbLoadU8(p)      simde_mm_cvtepu8_epi16(simde_mm_loadl_epi64((const void*)(p)))
+# define vdbILoad(p)       simde_mm_loadu_si128((const void*)(p))
+# define vdbIAdd16(a,b)    simde_mm_add_epi16(a,b)
+# define vdbIMaddubs(a,b)  simde_mm_maddubs_epi16(a,b)
 # define vdbISub16(a,b)    simde_mm_sub_epi16(a,b)
 # define vdbIAbs16(a)      simde_mm_abs_epi16(a)
 # define vdbIMadd16(a,b)   simde_mm_madd_epi16(a,b)
@@ -332,6 +341,51 @@ static int64_t vdbU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
 }
 #endif
 
+/* The u8 x s8 sum from the query's split (vdb_kernels.h): vpmaddubsw on
+** full registers, the 7-bit side's pair sums widened to int32 by vpmaddwd
+** at once, the 1-bit side's kept in int16 lanes, which gain at most
+** 2*128 a step, so 127 steps fit before they are widened. One vpmaddubsw
+** and about three other instructions per side per register of bytes,
+** against two widenings, a vpmaddwd and an add per half register in
+** vdbU8I8Dot without VNNI. A 16-byte block takes most of the rest (784
+** dimensions are 24 steps of 32 and one of 16). The 128-bit level has no
+** vpmaddubsw in SSE2 (simde emulates it), so it keeps the plain kernel. */
+#define VDB_SPLIT_BYTES (2*VDB_I8_STEP)
+#define VDB_SPLIT_FLUSH 127
+static int64_t vdbU8I8DotSplit(const uint8_t *hi, const uint8_t *lo, const int8_t *b, size_t n){
+  const VdbI ones = vdbISet1_16(1);
+  int64_t total = 0;
+  size_t i = 0;
+  while( i+VDB_SPLIT_BYTES<=n ){
+    VdbI accHi = vdbIZero(), accLo = vdbIZero();
+    int steps = 0;
+    for(; i+VDB_SPLIT_BYTES<=n && steps<VDB_SPLIT_FLUSH; i+=VDB_SPLIT_BYTES, steps++){
+      VdbI c = vdbILoad(b+i);
+      accHi = vdbIAdd32(accHi, vdbIMadd16(vdbIMaddubs(vdbILoad(hi+i), c), ones));
+      accLo = vdbIAdd16(accLo, vdbIMaddubs(vdbILoad(lo+i), c));
+    }
+    /* A flush's int32 lanes hold at most 127*2*32512 from the 7-bit side:
+    ** doubled and added to the 1-bit side's they still fit. */
+    total += vdbReduceI32(vdbIAdd32(vdbIAdd32(accHi, accHi), vdbIMadd16(accLo, ones)));
+  }
+#if VDB_SPLIT_BYTES>16
+  if( i+16<=n ){
+    const simde__m128i ones128 = simde_mm_set1_epi16(1);
+    simde__m128i c = simde_mm_loadu_si128((const void*)(b+i));
+    simde__m128i sHi = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(hi+i)), c);
+    simde__m128i sLo = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(lo+i)), c);
+    simde__m128i s32 = simde_mm_add_epi32(simde_mm_madd_epi16(sHi, simde_mm_set1_epi16(2)),
+                                          simde_mm_madd_epi16(sLo, ones128));
+    int32_t lane[4];
+    simde_mm_storeu_si128((void*)lane, s32);
+    total += (int64_t)lane[0] + lane[1] + lane[2] + lane[3];
+    i += 16;
+  }
+#endif
+  for(; i<n; i++) total += (2*(int)hi[i] + (int)lo[i])*(int)b[i];
+  return total;
+}
+
 static int64_t vdbI8L1(const int8_t *a, const int8_t *b, size_t n){
   const VdbI ones = vdbISet1_16(1);
   int64_t total = 0;
@@ -501,10 +555,16 @@ static int64_t vdbF32Levels(const float *x, size_t n, float lo, float inv, uint8
   return sum;
 }
 
+#if defined(__AVX512VNNI__) || !defined(__AVX2__)
+# define VDB_SPLIT_FASTER 0
+#else
+# define VDB_SPLIT_FASTER 1
+#endif
+
 const VdbKernels VDB_KERNEL_TABLE = {
   VDB_KERNEL_NAME,
   vdbF32L2Sq, vdbF32Dot, vdbF32L1, vdbF32Cos,
   vdbI8L2Sq, vdbI8Dot, vdbI8L1, vdbI8Cos,
-  vdbBitHamming, vdbU8I8Dot,
+  vdbBitHamming, vdbU8I8Dot, vdbU8I8DotSplit, VDB_SPLIT_FASTER,
   vdbF32Range, vdbF32Levels
 };

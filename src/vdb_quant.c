@@ -86,12 +86,20 @@ static void vdbI8Encode(const VdbHnswSpace *s, const void *pVec, void *pCode){
   memcpy(pCode, &h, sizeof(h));
 }
 
+/* A query's levels u, then their split for the kernels that prefer it
+** (vdb_kernels.h): u>>1 and u&1, each plane dim bytes rounded up to 8. */
 static void vdbI8EncodeQuery(const VdbHnswSpace *s, const void *pQuery, void *pQueryCode){
+  int nPlane = vdbRound8(s->dim);
   uint8_t *u = (uint8_t*)pQueryCode + sizeof(VdbCodeHead);
+  uint8_t *hi = u + nPlane, *lo = hi + nPlane;
   VdbCodeHead h;
-  int sum = vdbCodeGrid(s, (const float*)pQuery, &h, u);
+  int i, sum = vdbCodeGrid(s, (const float*)pQuery, &h, u);
   h.sum = sum;
-  memset(u + s->dim, 0, (size_t)(s->nQueryCodeBytes - (int)sizeof(VdbCodeHead) - s->dim));
+  memset(u + s->dim, 0, (size_t)(nPlane - s->dim));
+  for(i=0; i<nPlane; i++){
+    hi[i] = (uint8_t)(u[i]>>1);
+    lo[i] = (uint8_t)(u[i]&1);
+  }
   memcpy(pQueryCode, &h, sizeof(h));
 }
 
@@ -103,9 +111,16 @@ static void vdbI8EncodeQuery(const VdbHnswSpace *s, const void *pQuery, void *pQ
 ** (the byte kernel). */
 static double vdbI8Dot(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode,
                        VdbCodeHead *q, VdbCodeHead *h){
-  int64_t d = s->pK->u8i8Dot((const uint8_t*)pQueryCode + sizeof(VdbCodeHead),
-                             (const int8_t*)pCode + sizeof(VdbCodeHead), (size_t)s->dim);
+  const uint8_t *u = (const uint8_t*)pQueryCode + sizeof(VdbCodeHead);
+  const int8_t *c = (const int8_t*)pCode + sizeof(VdbCodeHead);
+  int64_t d;
   double base;
+  if( s->pK->u8i8SplitFaster ){
+    int nPlane = vdbRound8(s->dim);
+    d = s->pK->u8i8DotSplit(u + nPlane, u + 2*nPlane, c, (size_t)s->dim);
+  }else{
+    d = s->pK->u8i8Dot(u, c, (size_t)s->dim);
+  }
   memcpy(q, pQueryCode, sizeof(*q));
   memcpy(h, pCode, sizeof(*h));
   base = (double)h->lo + 128.0*(double)h->scale;
@@ -182,7 +197,7 @@ int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   if( eQuant==VDB_QUANT_NONE ) return SQLITE_OK;
   if( eQuant!=VDB_QUANT_INT8 || pSpace->eElem!=VDB_ELEM_F32 ) return SQLITE_ERROR;
   pSpace->nCodeBytes = (int)sizeof(VdbCodeHead) + vdbRound8(pSpace->dim);
-  pSpace->nQueryCodeBytes = (int)sizeof(VdbCodeHead) + vdbRound8(pSpace->dim);
+  pSpace->nQueryCodeBytes = (int)sizeof(VdbCodeHead) + 3*vdbRound8(pSpace->dim);
   pSpace->xEncode = vdbI8Encode;
   pSpace->xEncodeQuery = vdbI8EncodeQuery;
   switch( pSpace->eMetric ){

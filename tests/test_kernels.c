@@ -16,6 +16,9 @@
 ** float alignment, but misaligned for every vector width. */
 static _Alignas(64) unsigned char bufA[MAXN*4 + 64];
 static _Alignas(64) unsigned char bufB[MAXN*4 + 64];
+static _Alignas(64) unsigned char bufSplit[MAXN*2 + 64];
+#define splitHi (bufSplit + 3)
+#define splitLo (bufSplit + MAXN + 9)
 
 static int closeTo(double got, double want, double scale){
   return fabs(got - want) <= 1e-5 * scale + 1e-30;
@@ -73,6 +76,9 @@ static void checkI8(const VdbKernels *k, size_t n){
     int64_t udot = 0;
     for(i=0; i<n; i++) udot += (int)u[i]*b[i];
     CHECK(k->u8i8Dot(u, b, n)==udot, "%s u8i8Dot n=%zu", k->zName, n);
+    /* The same sum from u's split, planes at odd offsets (no alignment). */
+    for(i=0; i<n; i++){ splitHi[i] = (uint8_t)(u[i]>>1); splitLo[i] = (uint8_t)(u[i]&1); }
+    CHECK(k->u8i8DotSplit(splitHi, splitLo, b, n)==udot, "%s u8i8DotSplit n=%zu", k->zName, n);
   }
   {
     VdbCosParts c = k->i8Cos(a, b, n);
@@ -115,6 +121,23 @@ static void checkU8I8Extremes(const VdbKernels *k){
     CHECK(k->u8i8Dot(a, b, n)==-(int64_t)n*255*128, "%s u8i8Dot extremes", k->zName);
     for(i=0; i<n; i++) b[i] = 127;
     CHECK(k->u8i8Dot(a, b, n)==(int64_t)n*255*127, "%s u8i8Dot extremes", k->zName);
+    /* The split of 255 (127 and 1) against -128 and 127: the 7-bit side's
+    ** products at their largest over many flushes of the int16 lanes. */
+    {
+      uint8_t *hi = (uint8_t*)malloc(n), *lo = (uint8_t*)malloc(n);
+      CHECK(hi && lo, "malloc");
+      if( hi && lo ){
+        memset(hi, 127, n);
+        memset(lo, 1, n);
+        CHECK(k->u8i8DotSplit(hi, lo, b, n)==(int64_t)n*255*127, "%s u8i8DotSplit extremes",
+              k->zName);
+        for(i=0; i<n; i++) b[i] = -128;
+        CHECK(k->u8i8DotSplit(hi, lo, b, n)==-(int64_t)n*255*128, "%s u8i8DotSplit extremes",
+              k->zName);
+      }
+      free(hi);
+      free(lo);
+    }
   }
   free(a);
   free(b);
