@@ -96,9 +96,15 @@ static void vdbI8EncodeQuery(const VdbHnswSpace *s, const void *pQuery, void *pQ
   int i, sum = vdbCodeGrid(s, (const float*)pQuery, &h, u);
   h.sum = sum;
   memset(u + s->dim, 0, (size_t)(nPlane - s->dim));
-  for(i=0; i<nPlane; i++){
-    hi[i] = (uint8_t)(u[i]>>1);
-    lo[i] = (uint8_t)(u[i]&1);
+  /* 8 levels at a time (planes are multiples of 8 bytes): a byte's shifted
+  ** low bit would land in its neighbour's top bit, which the mask clears. */
+  for(i=0; i<nPlane; i+=8){
+    uint64_t w, wHi, wLo;
+    memcpy(&w, u+i, 8);
+    wHi = (w>>1) & 0x7f7f7f7f7f7f7f7full;
+    wLo = w & 0x0101010101010101ull;
+    memcpy(hi+i, &wHi, 8);
+    memcpy(lo+i, &wLo, 8);
   }
   memcpy(pQueryCode, &h, sizeof(h));
 }
