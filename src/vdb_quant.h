@@ -43,11 +43,11 @@
 **     float  aux         cosine: 1/|x| of the float32 vector (0: a zero
 **                        vector); otherwise 0
 ** then dim bytes, zero-padded to a multiple of 8: a vector's c = v - 128
-** (int8, so base = lo + 128*scale), a query's u = v (uint8). A query's
-** code then holds u's split for the kernels without VNNI (vdb_kernels.h),
-** u>>1 and u&1, padded the same way. nCodeBytes is 24 + dim rounded up to
-** 8, nQueryCodeBytes 24 + 3 times that rounding; only a vector's code is
-** ever stored.
+** (int8, so base = lo + 128*scale). nCodeBytes is 24 + dim rounded up to 8.
+** A query's code, never stored, has its own 40-byte header instead (the
+** terms every distance from it needs, VdbQueryHead in vdb_quant.c), then
+** u = v (uint8) and u's split for the kernels without VNNI
+** (vdb_kernels.h), u>>1 and u&1, each padded the same way.
 */
 #ifndef VDB_QUANT_H
 #define VDB_QUANT_H
