@@ -429,28 +429,6 @@ static double vdbPairDist(VdbHnsw *p, const VdbHnswNode *x, const VdbHnswNode *y
   return vdbNodeDist(p, x, y);
 }
 
-/* Bring the start of a vector towards the cache before its distance is
-** computed: the walk's cost is mostly waiting for memory. These say how
-** much of a vector or code to prefetch, and how many neighbours ahead of
-** the one being measured. One ahead left the walk waiting on memory: with
-** codes in compact records, 3 ahead measured 1.12x / 1.23x / 1.31x the
-** QPS of 1 ahead at ef_search 10 / 16 / 64 on Fashion-MNIST (2, 4 and 6
-** ahead, or 320 bytes instead of 512, were within noise of 3).
-** Prefetching every neighbour's whole vector at once filled the CPU's
-** miss buffers (a third of the search's time at 200,000 x 384, 15-20%
-** slower). */
-#ifndef VDB_PREFETCH_MAX_BYTES
-# define VDB_PREFETCH_MAX_BYTES 512
-#endif
-#ifndef VDB_PREFETCH_AHEAD
-# define VDB_PREFETCH_AHEAD 3
-#endif
-static void vdbPrefetchVector(const void *pVec, int nByte){
-  const char *z = (const char*)pVec;
-  int i;
-  for(i=0; i<nByte && i<VDB_PREFETCH_MAX_BYTES; i+=64) __builtin_prefetch(z+i);
-}
-
 static int vdbLinkIndex(const VdbHnswNode *pNode, int layer, sqlite3_int64 nid){
   int i;
   for(i=0; i<pNode->anLink[layer]; i++) if( pNode->aaLink[layer][i]==nid ) return i;
@@ -578,6 +556,7 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
   VdbHeap cand;
   const void *apFreshVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   float aFreshAux[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  double aFreshDist[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   sqlite3_int64 aLinkCopy[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   int i, nFresh, nLink, rc = SQLITE_OK;
@@ -634,17 +613,30 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
       if( s->isCode && p->access.xPrefetchCode ) p->access.xPrefetchCode(p->access.pCtx, nid);
       aFreshNid[nFresh++] = nid;
     }
-    for(i=0; rc==SQLITE_OK && i<nFresh; i++){
-      rc = vdbWalkForm(p, s, aFreshNid[i], &apFreshVec[i], &aFreshAux[i]);
+    if( s->isCode && p->access.xCodes ){
+      rc = p->access.xCodes(p->access.pCtx, aFreshNid, nFresh, apFreshVec);
+      for(i=0; i<nFresh; i++) aFreshAux[i] = 0;
+    }else{
+      for(i=0; rc==SQLITE_OK && i<nFresh; i++){
+        rc = vdbWalkForm(p, s, aFreshNid[i], &apFreshVec[i], &aFreshAux[i]);
+      }
     }
     if( rc!=SQLITE_OK ) break;
-    /* A few vectors ahead (VDB_PREFETCH_AHEAD), not all at once. */
-    for(i=0; i<VDB_PREFETCH_AHEAD && i<nFresh; i++) vdbPrefetchVector(apFreshVec[i], nPrefetch);
+    if( s->isCode && p->space.xCodeWalkMany ){
+      p->space.xCodeWalkMany(&p->space, s->pQuery, apFreshVec, nFresh, aFreshDist);
+      p->nDistance += nFresh;
+    }else{
+      /* A few vectors ahead (VDB_PREFETCH_AHEAD), not all at once. */
+      for(i=0; i<VDB_PREFETCH_AHEAD && i<nFresh; i++) vdbPrefetchVector(apFreshVec[i], nPrefetch);
+      for(i=0; i<nFresh; i++){
+        if( i+VDB_PREFETCH_AHEAD<nFresh ) vdbPrefetchVector(apFreshVec[i+VDB_PREFETCH_AHEAD], nPrefetch);
+        aFreshDist[i] = vdbWalkDist(p, s, apFreshVec[i], aFreshAux[i]);
+      }
+    }
     for(i=0; rc==SQLITE_OK && i<nFresh; i++){
       VdbHnswHit h;
-      if( i+VDB_PREFETCH_AHEAD<nFresh ) vdbPrefetchVector(apFreshVec[i+VDB_PREFETCH_AHEAD], nPrefetch);
       h.nid = aFreshNid[i];
-      h.dist = vdbWalkDist(p, s, apFreshVec[i], aFreshAux[i]);
+      h.dist = aFreshDist[i];
       s->nVisited++;
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);

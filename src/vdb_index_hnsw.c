@@ -1381,6 +1381,18 @@ static int vdbAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   return rc;
 }
 
+/* xCodes: the records' codes inline, each node they lack through
+** vdbAccessCode (which asks the records again, and then the cache). */
+static int vdbAccessCodes(void *pCtx, const sqlite3_int64 *aNid, int n, const void **apCode){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<n; i++){
+    if( (apCode[i] = vdbCodeKept(p, aNid[i]))!=0 ) p->nHits++;
+    else rc = vdbAccessCode(pCtx, aNid[i], &apCode[i]);
+  }
+  return rc;
+}
+
 /* Touch the lines of a cached node that an expansion on layer 0 reads:
 ** the head of the node (level, link counts, up to the layer-0 link
 ** pointer) and its layer-0 links, which follow the
@@ -1642,6 +1654,15 @@ static int vdbLinkCode(void *pCtx, sqlite3_int64 nid, const void **ppCode){
   return rc;
 }
 
+static int vdbLinkCodes(void *pCtx, const sqlite3_int64 *aNid, int n, const void **apCode){
+  const VdbHnswIndex *p = vdbLinkJobOf(pCtx)->p;
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<n; i++){
+    if( (apCode[i] = vdbCodeKept(p, aNid[i]))==0 ) rc = vdbLinkCode(pCtx, aNid[i], &apCode[i]);
+  }
+  return rc;
+}
+
 static void vdbLinkPrefetch(void *pCtx, sqlite3_int64 nid){
   VdbLinkJob *j = vdbLinkJobOf(pCtx);
   VdbCNode *c = vdbNidReady(j->p, nid);
@@ -1785,6 +1806,7 @@ static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
     access.xGet = vdbLinkGet;
     access.xVector = vdbLinkVector;
     access.xCode = vdbLinkCode;
+    access.xCodes = vdbLinkCodes;
     access.xPrefetch = vdbLinkPrefetch;
     access.xPrefetchCode = vdbLinkPrefetchCode;
     access.xPrefetchCandidate = vdbLinkPrefetchCandidate;
@@ -2267,6 +2289,16 @@ static int vdbSharedAccessCode(void *pCtx, sqlite3_int64 nid, const void **ppCod
   return rc;
 }
 
+static int vdbSharedAccessCodes(void *pCtx, const sqlite3_int64 *aNid, int n, const void **apCode){
+  VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
+  int i, rc = SQLITE_OK;
+  for(i=0; rc==SQLITE_OK && i<n; i++){
+    if( (apCode[i] = vdbSharedCode(p->pShared, aNid[i]))!=0 ) p->nSharedHits++;
+    else rc = vdbSharedAccessCode(pCtx, aNid[i], &apCode[i]);
+  }
+  return rc;
+}
+
 /* The walk's fast path on layer 0: the links in node nid's record. */
 static int vdbSharedAccessLinks(void *pCtx, sqlite3_int64 nid, const unsigned int **paLink, int *pnLink){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
@@ -2475,6 +2507,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   access.xTopNode = vdbAccessTopNode;
   access.xVector = vdbAccessVector;
   access.xCode = vdbAccessCode;
+  access.xCodes = vdbAccessCodes;
   access.xPrefetch = vdbAccessPrefetch;
   access.xPrefetchCode = vdbAccessPrefetchCode;
   access.xPrefetchCandidate = vdbAccessPrefetchEntry;
@@ -2483,6 +2516,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
   p->sharedAccess.xGet = vdbSharedAccessGet;
   p->sharedAccess.xVector = vdbSharedAccessVector;
   p->sharedAccess.xCode = vdbSharedAccessCode;
+  p->sharedAccess.xCodes = vdbSharedAccessCodes;
   p->sharedAccess.xPrefetch = vdbSharedAccessPrefetch;
   p->sharedAccess.xLinks0 = vdbSharedAccessLinks;
   p->sharedAccess.xPrefetchCode = vdbSharedAccessPrefetchCode;

@@ -19,6 +19,13 @@ typedef struct VdbCodeHead {
 
 static int vdbRound8(int n){ return (n + 7) & ~7; }
 
+/* The walk's per-distance helpers are inlined into its per-metric loops. */
+#if defined(__GNUC__)
+# define VDB_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+# define VDB_ALWAYS_INLINE inline
+#endif
+
 /* cosine: 1/|v| of the float32 vector (0 when it has none); otherwise 0.
 ** The cosine walk divides the codes' dot product by the exact norms. */
 static float vdbCodeAux(const VdbHnswSpace *s, const float *v){
@@ -132,8 +139,8 @@ static void vdbI8EncodeQuery(const VdbHnswSpace *s, const void *pQuery, void *pQ
 
 /* q^.x^ from a query's code and a vector's; *h receives the vector's
 ** header. */
-static double vdbI8QueryProduct(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode,
-                                VdbCodeHead *h){
+static VDB_ALWAYS_INLINE double vdbI8QueryProduct(const VdbHnswSpace *s, const void *pQueryCode,
+                                                   const void *pCode, VdbCodeHead *h){
   const VdbQueryHead *q = (const VdbQueryHead*)pQueryCode;
   const uint8_t *u = (const uint8_t*)pQueryCode + sizeof(VdbQueryHead);
   const int8_t *c = (const int8_t*)pCode + sizeof(VdbCodeHead);
@@ -212,6 +219,40 @@ static double vdbI8PairDot(const VdbHnswSpace *s, const void *pCodeA, const void
   return vdbI8DotFrom(vdbI8PairProduct(s, pCodeA, pCodeB, &a, &b));
 }
 
+/* xCodeWalkMany: the walk's distances for an expansion's new neighbours,
+** one function per metric so that the product and the metric's formula
+** are compiled into one loop. */
+static VDB_ALWAYS_INLINE void vdbI8WalkManyAs(const VdbHnswSpace *s, const void *pQueryCode,
+                                              const void *const *apCode, int n, double *aDist,
+                                              VdbMetric eMetric){
+  const VdbQueryHead *q = (const VdbQueryHead*)pQueryCode;
+  int i;
+  for(i=0; i<VDB_PREFETCH_AHEAD && i<n; i++) vdbPrefetchVector(apCode[i], s->nCodeBytes);
+  for(i=0; i<n; i++){
+    VdbCodeHead h;
+    double ip;
+    if( i+VDB_PREFETCH_AHEAD<n ) vdbPrefetchVector(apCode[i+VDB_PREFETCH_AHEAD], s->nCodeBytes);
+    ip = vdbI8QueryProduct(s, pQueryCode, apCode[i], &h);
+    switch( eMetric ){
+      case VDB_METRIC_L2:     aDist[i] = vdbI8L2From(ip, q->norm2, h.norm2); break;
+      case VDB_METRIC_COSINE: aDist[i] = vdbI8CosFrom(ip, q->aux, (double)h.aux); break;
+      default:                aDist[i] = vdbI8DotFrom(ip); break;
+    }
+  }
+}
+static void vdbI8WalkManyL2(const VdbHnswSpace *s, const void *pQueryCode,
+                            const void *const *apCode, int n, double *aDist){
+  vdbI8WalkManyAs(s, pQueryCode, apCode, n, aDist, VDB_METRIC_L2);
+}
+static void vdbI8WalkManyCos(const VdbHnswSpace *s, const void *pQueryCode,
+                             const void *const *apCode, int n, double *aDist){
+  vdbI8WalkManyAs(s, pQueryCode, apCode, n, aDist, VDB_METRIC_COSINE);
+}
+static void vdbI8WalkManyDot(const VdbHnswSpace *s, const void *pQueryCode,
+                             const void *const *apCode, int n, double *aDist){
+  vdbI8WalkManyAs(s, pQueryCode, apCode, n, aDist, VDB_METRIC_DOT);
+}
+
 int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   pSpace->nCodeBytes = 0;
   pSpace->nQueryCodeBytes = 0;
@@ -219,6 +260,7 @@ int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   pSpace->xEncodeQuery = 0;
   pSpace->xCodeWalk = 0;
   pSpace->xCodePair = 0;
+  pSpace->xCodeWalkMany = 0;
   if( eQuant==VDB_QUANT_NONE ) return SQLITE_OK;
   if( eQuant!=VDB_QUANT_INT8 || pSpace->eElem!=VDB_ELEM_F32 ) return SQLITE_ERROR;
   pSpace->nCodeBytes = (int)sizeof(VdbCodeHead) + vdbRound8(pSpace->dim);
@@ -226,9 +268,12 @@ int vdbQuantInit(VdbHnswSpace *pSpace, VdbQuantizer eQuant){
   pSpace->xEncode = vdbI8Encode;
   pSpace->xEncodeQuery = vdbI8EncodeQuery;
   switch( pSpace->eMetric ){
-    case VDB_METRIC_L2:     pSpace->xCodeWalk = vdbI8WalkL2; pSpace->xCodePair = vdbI8PairL2; break;
-    case VDB_METRIC_COSINE: pSpace->xCodeWalk = vdbI8WalkCos; pSpace->xCodePair = vdbI8PairCos; break;
-    case VDB_METRIC_DOT:    pSpace->xCodeWalk = vdbI8WalkDot; pSpace->xCodePair = vdbI8PairDot; break;
+    case VDB_METRIC_L2:     pSpace->xCodeWalk = vdbI8WalkL2; pSpace->xCodePair = vdbI8PairL2;
+                            pSpace->xCodeWalkMany = vdbI8WalkManyL2; break;
+    case VDB_METRIC_COSINE: pSpace->xCodeWalk = vdbI8WalkCos; pSpace->xCodePair = vdbI8PairCos;
+                            pSpace->xCodeWalkMany = vdbI8WalkManyCos; break;
+    case VDB_METRIC_DOT:    pSpace->xCodeWalk = vdbI8WalkDot; pSpace->xCodePair = vdbI8PairDot;
+                            pSpace->xCodeWalkMany = vdbI8WalkManyDot; break;
     default:                return SQLITE_ERROR;
   }
   return SQLITE_OK;
