@@ -925,15 +925,20 @@ static int vdbLinkHold(VdbHnsw *p, const VdbHnswHit *aChosen, const int *anChose
   return rc;
 }
 
-/* With several threads linking: bring what vdbLinkHold and the connects
-** will read -- the chosen neighbours, and the neighbours of those that
-** are full -- towards this core's cache before taking the write lock, so
-** that the section, which one thread runs at a time, finds it there
-** instead of waiting on memory with the other threads queued behind it.
-** Only hints: links are copied (xLinksCopy) as other threads may be
-** changing them, and a node missing now is vdbLinkHold's to report. */
+/* Bring what vdbLinkHold and the connects will read -- the chosen
+** neighbours, and the neighbours of those that are full, whose pruning
+** reads every one of their links -- towards this core's cache, all at
+** once so that the misses overlap, before the connects wait on them one
+** by one. With several threads linking this is before the write lock is
+** taken, so that the section, which one thread runs at a time, finds it
+** there instead of waiting on memory with the other threads queued
+** behind it; with one thread it took the pruning's share of a build of
+** 20,000 x 128 from 10.7% to 9.1% of the time (perf; 8.95 s to 8.59 s).
+** Only hints: links are copied (xLinksCopy) where other threads may be
+** changing them, and a node missing now is for the connects to report. */
 static void vdbLinkWarm(VdbHnsw *p, const VdbHnswHit *aChosen, const int *anChosen, int top){
   sqlite3_int64 aLink[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  const sqlite3_int64 *a;
   int layer, i, j, n;
   if( p->access.xPrefetch==0 ) return;
   for(layer=top; layer>=0; layer--){
@@ -941,9 +946,15 @@ static void vdbLinkWarm(VdbHnsw *p, const VdbHnswHit *aChosen, const int *anChos
       VdbHnswNode *b;
       if( p->access.xGet(p->access.pCtx, aChosen[layer*p->params.m + i].nid, &b)!=SQLITE_OK ) continue;
       if( layer>b->level ) continue;
-      n = p->access.xLinksCopy(p->access.pCtx, b, layer, aLink);
+      if( p->access.xLinksCopy ){
+        n = p->access.xLinksCopy(p->access.pCtx, b, layer, aLink);
+        a = aLink;
+      }else{
+        n = b->anLink[layer];
+        a = b->aaLink[layer];
+      }
       if( n<vdbLayerCap(p, layer) ) continue;
-      for(j=0; j<n; j++) p->access.xPrefetch(p->access.pCtx, aLink[j]);
+      for(j=0; j<n; j++) p->access.xPrefetch(p->access.pCtx, a[j]);
     }
   }
 }
@@ -1037,7 +1048,7 @@ int vdbHnswLink(VdbHnsw *p, VdbHnswNode *pNew){
   sqlite3_free(w.a);
   sqlite3_free(aEp);
   if( rc==SQLITE_OK ){
-    if( p->access.xWriteLock ) vdbLinkWarm(p, aChosen, anChosen, top);
+    vdbLinkWarm(p, aChosen, anChosen, top);
     vdbWriteSection(p, 1);
     if( p->access.xWriteLock ) rc = vdbLinkHold(p, aChosen, anChosen, top);
     for(layer=top; rc==SQLITE_OK && layer>=0; layer--){
