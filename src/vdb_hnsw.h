@@ -259,9 +259,10 @@ int vdbHnswDelete(VdbHnsw *p, sqlite3_int64 nid);
 ** a beam of width max(ef, k); sorted by distance, ties by nid. *paHit is
 ** sqlite3_malloc'd. *pnVisited counts nodes whose distance was computed.
 ** When the space has codes (and then the access layer must give every
-** node its pCode) the beam walks them, and the best 2k candidates are
-** measured again with vectors before the k are chosen; the distances
-** returned are always the vectors'. */
+** node its pCode) the beam walks them, and the best 2k candidates (the
+** beam's and the best hits it let go) are measured again with vectors
+** before the k are chosen; the distances returned are always the
+** vectors'. A walk over codes takes a beam of ef even below k. */
 int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
                   VdbHnswFilter xFilter, void *pFilterArg,
                   VdbHnswHit **paHit, int *pnHit, int *pnVisited);

@@ -613,6 +613,36 @@ static void testQuantized(int nBase, const float *aBase, const float *aQuery){
       }
       sqlite3_free(aHit);
     }
+    /* A beam narrower than k: over codes it is that narrow (fewer nodes
+    ** measured) and still returns k, from the beam and the hits it let go;
+    ** over vectors it is widened to k (the same walk as ef = k). */
+    {
+      long visitedQ[2] = {0, 0}, visitedF[2] = {0, 0};
+      int nSame = 0, e;
+      for(i=0; i<20; i++){
+        const float *q = aData + (size_t)(n+i)*DIM;
+        VdbHnswHit *aHitF[2] = {0, 0};
+        int nHitF[2] = {0, 0};
+        for(e=0; e<2; e++){
+          VdbHnswHit *aHit = 0;
+          int nHit = 0, nVisited = 0, ef = e==0 ? 4 : K;
+          CHECK(vdbHnswSearch(&hq, q, K, ef, 0, 0, &aHit, &nHit, &nVisited)==SQLITE_OK, "search");
+          CHECK(nHit==K, "variant %d ef=%d: %d hits, k=%d", variant, ef, nHit, K);
+          for(j=1; j<nHit; j++) CHECK(aHit[j].dist>=aHit[j-1].dist, "variant %d ef=%d: unsorted", variant, ef);
+          visitedQ[e] += nVisited;
+          sqlite3_free(aHit);
+          CHECK(vdbHnswSearch(&hf, q, K, ef, 0, 0, &aHitF[e], &nHitF[e], &nVisited)==SQLITE_OK, "search");
+          visitedF[e] += nVisited;
+        }
+        if( nHitF[0]==nHitF[1] && memcmp(aHitF[0], aHitF[1], sizeof(VdbHnswHit)*(size_t)nHitF[0])==0 ) nSame++;
+        sqlite3_free(aHitF[0]);
+        sqlite3_free(aHitF[1]);
+      }
+      CHECK(visitedQ[0] < visitedQ[1], "variant %d: codes at ef=4 measured %ld nodes, at ef=k %ld",
+            variant, visitedQ[0], visitedQ[1]);
+      CHECK(visitedF[0]==visitedF[1] && nSame==20, "variant %d: vectors at ef=4 measured %ld nodes, "
+            "at ef=k %ld; %d of 20 results the same", variant, visitedF[0], visitedF[1], nSame);
+    }
     closeIndex(&hq, &gq);
     closeIndex(&hf, &gf);
   }
