@@ -375,17 +375,20 @@ static int64_t vdbU8I8DotSplit(const uint8_t *hi, const uint8_t *lo, const int8_
     total += vdbReduceI32(vdbIAdd32(vdbIAdd32(accHi, accHi), vdbIMadd16(accLo, ones)));
   }
 #if VDB_SPLIT_BYTES>16
+  /* The rest in 16-byte blocks: one with AVX2, up to three with AVX-512. */
   if( i+16<=n ){
-    const simde__m128i ones128 = simde_mm_set1_epi16(1);
-    simde__m128i c = simde_mm_loadu_si128((const void*)(b+i));
-    simde__m128i sHi = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(hi+i)), c);
-    simde__m128i sLo = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(lo+i)), c);
-    simde__m128i s32 = simde_mm_add_epi32(simde_mm_madd_epi16(sHi, simde_mm_set1_epi16(2)),
-                                          simde_mm_madd_epi16(sLo, ones128));
+    const simde__m128i ones = simde_mm_set1_epi16(1), twos = simde_mm_set1_epi16(2);
+    simde__m128i acc = simde_mm_setzero_si128();
     int32_t lane[4];
-    simde_mm_storeu_si128((void*)lane, s32);
+    for(; i+16<=n; i+=16){
+      simde__m128i c = simde_mm_loadu_si128((const void*)(b+i));
+      simde__m128i sHi = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(hi+i)), c);
+      simde__m128i sLo = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(lo+i)), c);
+      acc = simde_mm_add_epi32(acc, simde_mm_add_epi32(simde_mm_madd_epi16(sHi, twos),
+                                                       simde_mm_madd_epi16(sLo, ones)));
+    }
+    simde_mm_storeu_si128((void*)lane, acc);
     total += (int64_t)lane[0] + lane[1] + lane[2] + lane[3];
-    i += 16;
   }
 #endif
   for(; i<n; i++) total += (2*(int)hi[i] + (int)lo[i])*(int)b[i];
