@@ -188,22 +188,30 @@ static double vdbI8PairProduct(const VdbHnswSpace *s, const void *pCodeA, const 
        + (double)a->scale*b->scale*(double)d;
 }
 
-/* A query's code against a vector's (xCodeWalk), and two vectors' codes
-** (xCodePair), for each metric. */
-static double vdbI8WalkL2(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
+/* A query's code against a vector's, by metric: xCodeWalk, and each
+** distance of xCodeWalkMany's loop, where the metric is a constant. */
+static VDB_ALWAYS_INLINE double vdbI8WalkAs(const VdbHnswSpace *s, const void *pQueryCode,
+                                            const void *pCode, VdbMetric eMetric){
+  const VdbQueryHead *q = (const VdbQueryHead*)pQueryCode;
   VdbCodeHead h;
   double ip = vdbI8QueryProduct(s, pQueryCode, pCode, &h);
-  return vdbI8L2From(ip, ((const VdbQueryHead*)pQueryCode)->norm2, h.norm2);
+  switch( eMetric ){
+    case VDB_METRIC_L2:     return vdbI8L2From(ip, q->norm2, h.norm2);
+    case VDB_METRIC_COSINE: return vdbI8CosFrom(ip, q->aux, (double)h.aux);
+    default:                return vdbI8DotFrom(ip);
+  }
+}
+static double vdbI8WalkL2(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
+  return vdbI8WalkAs(s, pQueryCode, pCode, VDB_METRIC_L2);
 }
 static double vdbI8WalkCos(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbCodeHead h;
-  double ip = vdbI8QueryProduct(s, pQueryCode, pCode, &h);
-  return vdbI8CosFrom(ip, ((const VdbQueryHead*)pQueryCode)->aux, (double)h.aux);
+  return vdbI8WalkAs(s, pQueryCode, pCode, VDB_METRIC_COSINE);
 }
 static double vdbI8WalkDot(const VdbHnswSpace *s, const void *pQueryCode, const void *pCode){
-  VdbCodeHead h;
-  return vdbI8DotFrom(vdbI8QueryProduct(s, pQueryCode, pCode, &h));
+  return vdbI8WalkAs(s, pQueryCode, pCode, VDB_METRIC_DOT);
 }
+
+/* Two vectors' codes (xCodePair), for each metric. */
 static double vdbI8PairL2(const VdbHnswSpace *s, const void *pCodeA, const void *pCodeB){
   VdbCodeHead a, b;
   double ip = vdbI8PairProduct(s, pCodeA, pCodeB, &a, &b);
@@ -225,19 +233,11 @@ static double vdbI8PairDot(const VdbHnswSpace *s, const void *pCodeA, const void
 static VDB_ALWAYS_INLINE void vdbI8WalkManyAs(const VdbHnswSpace *s, const void *pQueryCode,
                                               const void *const *apCode, int n, double *aDist,
                                               VdbMetric eMetric){
-  const VdbQueryHead *q = (const VdbQueryHead*)pQueryCode;
   int i;
   for(i=0; i<VDB_PREFETCH_AHEAD && i<n; i++) vdbPrefetchVector(apCode[i], s->nCodeBytes);
   for(i=0; i<n; i++){
-    VdbCodeHead h;
-    double ip;
     if( i+VDB_PREFETCH_AHEAD<n ) vdbPrefetchVector(apCode[i+VDB_PREFETCH_AHEAD], s->nCodeBytes);
-    ip = vdbI8QueryProduct(s, pQueryCode, apCode[i], &h);
-    switch( eMetric ){
-      case VDB_METRIC_L2:     aDist[i] = vdbI8L2From(ip, q->norm2, h.norm2); break;
-      case VDB_METRIC_COSINE: aDist[i] = vdbI8CosFrom(ip, q->aux, (double)h.aux); break;
-      default:                aDist[i] = vdbI8DotFrom(ip); break;
-    }
+    aDist[i] = vdbI8WalkAs(s, pQueryCode, apCode[i], eMetric);
   }
 }
 static void vdbI8WalkManyL2(const VdbHnswSpace *s, const void *pQueryCode,
