@@ -562,7 +562,6 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
   int i, nFresh, nLink, rc = SQLITE_OK;
   const unsigned int *aLink32;
   const sqlite3_int64 *aLink64;
-  const int nPrefetch = s->isCode ? p->space.nCodeBytes : p->space.nVecBytes;
   memset(&cand, 0, sizeof(cand));
   pW->n = 0;
   pW->isMax = 1;
@@ -615,21 +614,21 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
     }
     if( s->isCode && p->access.xCodes ){
       rc = p->access.xCodes(p->access.pCtx, aFreshNid, nFresh, apFreshVec);
-      for(i=0; i<nFresh; i++) aFreshAux[i] = 0;
     }else{
       for(i=0; rc==SQLITE_OK && i<nFresh; i++){
         rc = vdbWalkForm(p, s, aFreshNid[i], &apFreshVec[i], &aFreshAux[i]);
       }
     }
     if( rc!=SQLITE_OK ) break;
-    if( s->isCode && p->space.xCodeWalkMany ){
+    if( s->isCode ){
+      /* Codes have no aux value: aFreshAux is the vectors'. */
       p->space.xCodeWalkMany(&p->space, s->pQuery, apFreshVec, nFresh, aFreshDist);
       p->nDistance += nFresh;
     }else{
       /* A few vectors ahead (VDB_PREFETCH_AHEAD), not all at once. */
-      for(i=0; i<VDB_PREFETCH_AHEAD && i<nFresh; i++) vdbPrefetchVector(apFreshVec[i], nPrefetch);
+      for(i=0; i<VDB_PREFETCH_AHEAD && i<nFresh; i++) vdbPrefetchVector(apFreshVec[i], p->space.nVecBytes);
       for(i=0; i<nFresh; i++){
-        if( i+VDB_PREFETCH_AHEAD<nFresh ) vdbPrefetchVector(apFreshVec[i+VDB_PREFETCH_AHEAD], nPrefetch);
+        if( i+VDB_PREFETCH_AHEAD<nFresh ) vdbPrefetchVector(apFreshVec[i+VDB_PREFETCH_AHEAD], p->space.nVecBytes);
         aFreshDist[i] = vdbWalkDist(p, s, apFreshVec[i], aFreshAux[i]);
       }
     }

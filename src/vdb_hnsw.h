@@ -82,7 +82,7 @@ struct VdbHnswSpace {
   /* xCodeWalk from one query's code to n codes, into aDist[0..n-1], asking
   ** for each code's lines VDB_PREFETCH_AHEAD codes before measuring it as
   ** the walk does (vdbPrefetchVector): an expansion's distances in one
-  ** call, not a chain of three calls each. */
+  ** call, not a chain of three calls each. Set whenever xCodeWalk is. */
   void (*xCodeWalkMany)(const VdbHnswSpace*, const void *pQueryCode, const void *const *apCode,
                         int n, double *aDist);
 };
