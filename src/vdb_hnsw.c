@@ -246,6 +246,26 @@ static VdbHnswHit vdbHeapPop(VdbHeap *h){
   return top;
 }
 
+/* Put hit in the top's place and return the top: a pop and a push with
+** one sift instead of two, for a full bounded heap whose top hit leaves
+** because a better one came (the beam's, the reserve's). hit must not
+** sit above the top, so the returned hit is the one a push and a pop
+** would have returned. */
+static VdbHnswHit vdbHeapReplaceTop(VdbHeap *h, VdbHnswHit hit){
+  VdbHnswHit top = h->a[0];
+  int i = 0;
+  for(;;){
+    int c = 2*i+1;
+    if( c>=h->n ) break;
+    if( c+1<h->n && vdbHeapAbove(h, &h->a[c+1], &h->a[c]) ) c++;
+    if( !vdbHeapAbove(h, &h->a[c], &hit) ) break;
+    h->a[i] = h->a[c];
+    i = c;
+  }
+  h->a[i] = hit;
+  return top;
+}
+
 /* Sort hits nearest first (ties by nid: a total order, so the result is
 ** the one qsort gives). Typed, with the comparison inlined: an insert
 ** sorts its beam of ef_construction hits once or twice per layer, and
@@ -544,8 +564,8 @@ static double vdbWalkDist(VdbHnsw *p, const VdbLayerSearch *s, const void *pVec,
 static int vdbReserveOffer(const VdbLayerSearch *s, VdbHnswHit h){
   VdbHeap *r = s->pReserve;
   if( r->n>=s->nReserve ){
-    if( !vdbHitLess(&h, &r->a[0]) ) return SQLITE_OK;
-    vdbHeapPop(r);
+    if( vdbHitLess(&h, &r->a[0]) ) vdbHeapReplaceTop(r, h);
+    return SQLITE_OK;
   }
   return vdbHeapPush(r, h);
 }
@@ -641,9 +661,10 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
         rc = vdbHeapPush(&cand, h);
         if( p->access.xPrefetchCandidate ) p->access.xPrefetchCandidate(p->access.pCtx, h.nid);
         if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
-          rc = vdbHeapPush(pW, h);
-          if( rc==SQLITE_OK && pW->n>s->ef ){
-            VdbHnswHit out = vdbHeapPop(pW);
+          if( pW->n<s->ef ){
+            rc = vdbHeapPush(pW, h);
+          }else{
+            VdbHnswHit out = vdbHeapReplaceTop(pW, h);
             if( s->pReserve ) rc = vdbReserveOffer(s, out);
           }
         }
