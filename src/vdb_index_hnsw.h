@@ -268,6 +268,7 @@ struct VdbCNode {
   unsigned char isRemoved;
   unsigned char isNew;              /* created since the last flush: its vector is new */
   unsigned char isReferenced;       /* used since the clock hand last passed */
+  unsigned char isPooled;           /* private: its memory is the index's node pool's */
   unsigned int txnStamp;            /* private: the connection's transaction count when last written */
   unsigned int opStamp;             /* private: the write operation that last changed it */
   VdbCNode *pDirtyNext;
