@@ -24,19 +24,17 @@ static double nowSeconds(void){
 ** (f32Range, then f32Levels), as every query and every node a walk meets
 ** for the first time is coded. */
 typedef enum { K_F32_L2, K_F32_DOT, K_F32_COS, K_F32_L1, K_F32_GRID, K_I8_L2, K_I8_DOT, K_U8I8_DOT,
-               K_U8I8_SPLIT, K_BIT_HAM, K_COUNT } KernelId;
+               K_U7I8_DOT, K_BIT_HAM, K_COUNT } KernelId;
 static const char *azKernel[K_COUNT] = {
   "f32 l2sq", "f32 dot", "f32 cosine", "f32 l1", "int8 coding", "int8 l2sq", "int8 dot", "u8 x i8 dot",
-  "u8 x i8 split", "bit hamming"
+  "u7 x i8 dot", "bit hamming"
 };
 static unsigned char aLevels[8192];
-/* The query's split for "u8 x i8 split" (its top 7 bits, then its low bit). */
-static unsigned char aSplit[2*8192];
 
 /* Bytes of one vector of d dimensions for the kernel. */
 static size_t vectorBytes(KernelId id, size_t d){
   if( id<=K_F32_GRID ) return d*4;
-  if( id<=K_U8I8_SPLIT ) return d;
+  if( id<=K_U7I8_DOT ) return d;
   return d/8;
 }
 
@@ -64,9 +62,7 @@ static void onePass(const VdbKernels *k, KernelId id, const void *q, const void 
       case K_I8_L2:   acc += (double)k->i8L2Sq((const int8_t*)q, (const int8_t*)b, d); break;
       case K_I8_DOT:  acc += (double)k->i8Dot((const int8_t*)q, (const int8_t*)b, d); break;
       case K_U8I8_DOT: acc += (double)k->u8i8Dot((const uint8_t*)q, (const int8_t*)b, d); break;
-      case K_U8I8_SPLIT:
-        acc += (double)k->u8i8DotSplit(aSplit, aSplit + d, (const int8_t*)b, d);
-        break;
+      case K_U7I8_DOT: acc += (double)k->u7i8Dot((const uint8_t*)q, (const int8_t*)b, d); break;
       default:        acc += (double)k->bitHamming((const uint8_t*)q, (const uint8_t*)b, d/8); break;
     }
   }
@@ -128,7 +124,8 @@ int main(void){
       }else{
         for(i=0; i<nb; i++) q[i] = (unsigned char)rand();
         for(i=0; i<nb*NBASE; i++) base[i] = (unsigned char)rand();
-        for(i=0; i<d && id==K_U8I8_SPLIT; i++){ aSplit[i] = q[i]>>1; aSplit[d+i] = q[i]&1; }
+        /* A query's levels for u7i8Dot: 0..127. */
+        for(i=0; i<d && id==K_U7I8_DOT; i++) q[i] >>= 1;
       }
       printf("%-13s %5zu", azKernel[id], d);
       for(l=0; l<nLevel; l++){

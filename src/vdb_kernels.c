@@ -75,14 +75,6 @@ static int64_t vdbScalarU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
   return sum;
 }
 
-static int64_t vdbScalarU8I8DotSplit(const uint8_t *hi, const uint8_t *lo, const int8_t *b,
-                                     size_t n){
-  int64_t sum = 0;
-  size_t i;
-  for(i=0; i<n; i++) sum += (2*(int)hi[i] + (int)lo[i])*(int)b[i];
-  return sum;
-}
-
 /* Byte at a time with a bit-twiddling count: no POPCNT instruction. */
 static uint64_t vdbScalarBitHamming(const uint8_t *a, const uint8_t *b, size_t nByte){
   uint64_t sum = 0;
@@ -128,7 +120,7 @@ const VdbKernels vdbKernelsScalar = {
   "scalar",
   vdbScalarF32L2Sq, vdbScalarF32Dot, vdbScalarF32L1, vdbScalarF32Cos,
   vdbScalarI8L2Sq, vdbScalarI8Dot, vdbScalarI8L1, vdbScalarI8Cos,
-  vdbScalarBitHamming, vdbScalarU8I8Dot, vdbScalarU8I8DotSplit, 0,
+  vdbScalarBitHamming, vdbScalarU8I8Dot, vdbScalarU8I8Dot,
   vdbScalarF32Range, vdbScalarF32Levels
 };
 

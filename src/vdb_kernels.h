@@ -45,19 +45,16 @@ typedef struct VdbKernels {
   int64_t (*i8L1)(const int8_t *a, const int8_t *b, size_t n);
   VdbCosParts (*i8Cos)(const int8_t *a, const int8_t *b, size_t n);
   uint64_t (*bitHamming)(const uint8_t *a, const uint8_t *b, size_t nByte);
-  /* Sum of a[i]*b[i] with a unsigned and b signed bytes: the int8 code
-  ** distance (vdb_quant.h), one VNNI instruction per 64 pairs. */
+  /* Sum of a[i]*b[i] with a unsigned and b signed bytes, one VNNI
+  ** instruction per 64 pairs. */
   int64_t (*u8i8Dot)(const uint8_t *a, const int8_t *b, size_t n);
-  /* The same sum with a split into its top 7 bits and its low bit,
-  ** hi[i] = a[i]>>1 and lo[i] = a[i]&1: the sum of (2*hi[i] + lo[i])*b[i].
-  ** Without VNNI, vpmaddubsw multiplies 32 byte pairs and adds each two
-  ** into an int16 in one instruction, but a full u8 side could saturate it
-  ** (2*255*128 > 32767); a 7-bit side cannot (2*127*128), nor a 1-bit one.
-  ** u8i8SplitFaster is 1 where this form beats u8i8Dot (the AVX2 and
-  ** AVX-512 levels without VNNI), so a query is coded in both forms
-  ** (vdb_quant.c) and the walk uses the faster. */
-  int64_t (*u8i8DotSplit)(const uint8_t *hi, const uint8_t *lo, const int8_t *b, size_t n);
-  int u8i8SplitFaster;
+  /* The same sum for a[i] <= 127: a query's 7-bit levels against a
+  ** vector's int8 code, the walk's distance (vdb_quant.c). Without VNNI,
+  ** vpmaddubsw multiplies 32 byte pairs and adds each two into an int16 in
+  ** one instruction, which a full u8 side could saturate (2*255*128 >
+  ** 32767) but a 7-bit side cannot (2*127*128). The levels with VNNI, and
+  ** the 128-bit level (SSE2 has no vpmaddubsw), use u8i8Dot. */
+  int64_t (*u7i8Dot)(const uint8_t *a, const int8_t *b, size_t n);
   /* The int8 code's grid (vdb_quant.c). f32Range: the smallest and the
   ** largest of x[0..n-1], n >= 1, into *pLo and *pHi; returns 0 if an
   ** element is NaN or infinite (the two are then meaningless), else 1.

@@ -341,59 +341,56 @@ static int64_t vdbU8I8Dot(const uint8_t *a, const int8_t *b, size_t n){
 }
 #endif
 
-/* The u8 x s8 sum from the query's split (vdb_kernels.h): vpmaddubsw on
-** full registers, the 7-bit side's pair sums widened to int32 by vpmaddwd
-** at once, the 1-bit side's kept in int16 lanes, which gain at most
-** 2*128 a step, so 127 steps fit before they are widened. One vpmaddubsw
-** and about three other instructions per side per register of bytes,
-** against two widenings, a vpmaddwd and an add per half register in
-** vdbU8I8Dot without VNNI. A 16-byte block takes most of the rest (784
-** dimensions are 24 steps of 32 and one of 16). The 128-bit level has no
-** vpmaddubsw in SSE2 (simde emulates it), so it keeps the plain kernel. */
-#define VDB_SPLIT_BYTES (2*VDB_I8_STEP)
-#define VDB_SPLIT_FLUSH 127
-static int64_t vdbU8I8DotSplit(const uint8_t *hi, const uint8_t *lo, const int8_t *b, size_t n){
+/* The u7 x s8 sum (vdb_kernels.h) with vpmaddubsw on full registers, its
+** pair sums widened to int32 at once by vpmaddwd: one vpmaddubsw and
+** three other instructions per register of bytes, against two widenings,
+** a vpmaddwd and an add per half register in vdbU8I8Dot without VNNI, and
+** half the work of the split of 8-bit levels into 7 bits and 1 this
+** replaced. A 16-byte block takes most of the rest (784 dimensions are 24
+** steps of 32 and one of 16). An int32 lane gains at most 4*127*128 a
+** step (two pair sums), so VDB_U7_FLUSH steps fit before it is added up. */
+#if (defined(__AVX2__) || defined(__AVX512BW__)) && !defined(__AVX512VNNI__)
+#define VDB_U7_BYTES (2*VDB_I8_STEP)
+#define VDB_U7_FLUSH 32768
+static int64_t vdbU7I8Dot(const uint8_t *a, const int8_t *b, size_t n){
   const VdbI ones = vdbISet1_16(1);
   int64_t total = 0;
   size_t i = 0;
-  size_t nStep = n/VDB_SPLIT_BYTES;
+  size_t nStep = n/VDB_U7_BYTES;
   /* Each flush's step count is known before its loop, which then tests one
-  ** index only: with a count in the loop condition as well, gcc 12 kept two
-  ** counters, 18 instructions a step against 14 (AVX2). */
+  ** index only (with a count in the condition too, gcc 12 kept two). */
   while( nStep>0 ){
-    size_t nChunk = nStep<VDB_SPLIT_FLUSH ? nStep : VDB_SPLIT_FLUSH;
-    size_t iEnd = i + nChunk*VDB_SPLIT_BYTES;
-    VdbI accHi = vdbIZero(), accLo = vdbIZero();
-    for(; i<iEnd; i+=VDB_SPLIT_BYTES){
-      VdbI c = vdbILoad(b+i);
-      accHi = vdbIAdd32(accHi, vdbIMadd16(vdbIMaddubs(vdbILoad(hi+i), c), ones));
-      accLo = vdbIAdd16(accLo, vdbIMaddubs(vdbILoad(lo+i), c));
+    size_t nChunk = nStep<VDB_U7_FLUSH ? nStep : VDB_U7_FLUSH;
+    size_t iEnd = i + nChunk*VDB_U7_BYTES;
+    VdbI acc = vdbIZero();
+    for(; i<iEnd; i+=VDB_U7_BYTES){
+      acc = vdbIAdd32(acc, vdbIMadd16(vdbIMaddubs(vdbILoad(a+i), vdbILoad(b+i)), ones));
     }
     nStep -= nChunk;
-    /* A flush's int32 lanes hold at most 127*2*32512 from the 7-bit side:
-    ** doubled and added to the 1-bit side's they still fit. */
-    total += vdbReduceI32(vdbIAdd32(vdbIAdd32(accHi, accHi), vdbIMadd16(accLo, ones)));
+    total += vdbReduceI32(acc);
   }
-#if VDB_SPLIT_BYTES>16
+#if VDB_U7_BYTES>16
   /* The rest in 16-byte blocks: one with AVX2, up to three with AVX-512. */
   if( i+16<=n ){
-    const simde__m128i ones = simde_mm_set1_epi16(1), twos = simde_mm_set1_epi16(2);
+    const simde__m128i ones16 = simde_mm_set1_epi16(1);
     simde__m128i acc = simde_mm_setzero_si128();
     int32_t lane[4];
     for(; i+16<=n; i+=16){
-      simde__m128i c = simde_mm_loadu_si128((const void*)(b+i));
-      simde__m128i sHi = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(hi+i)), c);
-      simde__m128i sLo = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(lo+i)), c);
-      acc = simde_mm_add_epi32(acc, simde_mm_add_epi32(simde_mm_madd_epi16(sHi, twos),
-                                                       simde_mm_madd_epi16(sLo, ones)));
+      simde__m128i p = simde_mm_maddubs_epi16(simde_mm_loadu_si128((const void*)(a+i)),
+                                              simde_mm_loadu_si128((const void*)(b+i)));
+      acc = simde_mm_add_epi32(acc, simde_mm_madd_epi16(p, ones16));
     }
     simde_mm_storeu_si128((void*)lane, acc);
     total += (int64_t)lane[0] + lane[1] + lane[2] + lane[3];
   }
 #endif
-  for(; i<n; i++) total += (2*(int)hi[i] + (int)lo[i])*(int)b[i];
+  for(; i<n; i++) total += (int)a[i]*(int)b[i];
   return total;
 }
+# define VDB_U7I8_DOT vdbU7I8Dot
+#else
+# define VDB_U7I8_DOT vdbU8I8Dot        /* VNNI's vpdpbusd, or SSE2's widening */
+#endif
 
 static int64_t vdbI8L1(const int8_t *a, const int8_t *b, size_t n){
   const VdbI ones = vdbISet1_16(1);
@@ -564,16 +561,10 @@ static int64_t vdbF32Levels(const float *x, size_t n, float lo, float inv, uint8
   return sum;
 }
 
-#if defined(__AVX512VNNI__) || !defined(__AVX2__)
-# define VDB_SPLIT_FASTER 0
-#else
-# define VDB_SPLIT_FASTER 1
-#endif
-
 const VdbKernels VDB_KERNEL_TABLE = {
   VDB_KERNEL_NAME,
   vdbF32L2Sq, vdbF32Dot, vdbF32L1, vdbF32Cos,
   vdbI8L2Sq, vdbI8Dot, vdbI8L1, vdbI8Cos,
-  vdbBitHamming, vdbU8I8Dot, vdbU8I8DotSplit, VDB_SPLIT_FASTER,
+  vdbBitHamming, vdbU8I8Dot, VDB_U7I8_DOT,
   vdbF32Range, vdbF32Levels
 };

@@ -46,8 +46,8 @@
 ** (int8, so base = lo + 128*scale). nCodeBytes is 24 + dim rounded up to 8.
 ** A query's code, never stored, has its own 40-byte header instead (the
 ** terms every distance from it needs, VdbQueryHead in vdb_quant.c), then
-** u = v (uint8) and u's split for the kernels without VNNI
-** (vdb_kernels.h), u>>1 and u&1, each padded the same way.
+** its dim levels u (uint8) on a grid of 128 levels, 0..127, which the
+** kernels without VNNI multiply with vpmaddubsw (vdb_kernels.h, u7i8Dot).
 */
 #ifndef VDB_QUANT_H
 #define VDB_QUANT_H

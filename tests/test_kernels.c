@@ -16,9 +16,8 @@
 ** float alignment, but misaligned for every vector width. */
 static _Alignas(64) unsigned char bufA[MAXN*4 + 64];
 static _Alignas(64) unsigned char bufB[MAXN*4 + 64];
-static _Alignas(64) unsigned char bufSplit[MAXN*2 + 64];
-#define splitHi (bufSplit + 3)
-#define splitLo (bufSplit + MAXN + 9)
+static _Alignas(64) unsigned char bufU7[MAXN + 64];
+#define u7Levels (bufU7 + 3)
 
 static int closeTo(double got, double want, double scale){
   return fabs(got - want) <= 1e-5 * scale + 1e-30;
@@ -76,9 +75,10 @@ static void checkI8(const VdbKernels *k, size_t n){
     int64_t udot = 0;
     for(i=0; i<n; i++) udot += (int)u[i]*b[i];
     CHECK(k->u8i8Dot(u, b, n)==udot, "%s u8i8Dot n=%zu", k->zName, n);
-    /* The same sum from u's split, planes at odd offsets (no alignment). */
-    for(i=0; i<n; i++){ splitHi[i] = (uint8_t)(u[i]>>1); splitLo[i] = (uint8_t)(u[i]&1); }
-    CHECK(k->u8i8DotSplit(splitHi, splitLo, b, n)==udot, "%s u8i8DotSplit n=%zu", k->zName, n);
+    /* u's top 7 bits, at an odd offset (no alignment), for u7i8Dot. */
+    udot = 0;
+    for(i=0; i<n; i++){ u7Levels[i] = (uint8_t)(u[i]>>1); udot += (int)u7Levels[i]*b[i]; }
+    CHECK(k->u7i8Dot(u7Levels, b, n)==udot, "%s u7i8Dot n=%zu", k->zName, n);
   }
   {
     VdbCosParts c = k->i8Cos(a, b, n);
@@ -121,23 +121,25 @@ static void checkU8I8Extremes(const VdbKernels *k){
     CHECK(k->u8i8Dot(a, b, n)==-(int64_t)n*255*128, "%s u8i8Dot extremes", k->zName);
     for(i=0; i<n; i++) b[i] = 127;
     CHECK(k->u8i8Dot(a, b, n)==(int64_t)n*255*127, "%s u8i8Dot extremes", k->zName);
-    /* The split of 255 (127 and 1) against -128 and 127: the 7-bit side's
-    ** products at their largest over many flushes of the int16 lanes. */
-    {
-      uint8_t *hi = (uint8_t*)malloc(n), *lo = (uint8_t*)malloc(n);
-      CHECK(hi && lo, "malloc");
-      if( hi && lo ){
-        memset(hi, 127, n);
-        memset(lo, 1, n);
-        CHECK(k->u8i8DotSplit(hi, lo, b, n)==(int64_t)n*255*127, "%s u8i8DotSplit extremes",
-              k->zName);
-        for(i=0; i<n; i++) b[i] = -128;
-        CHECK(k->u8i8DotSplit(hi, lo, b, n)==-(int64_t)n*255*128, "%s u8i8DotSplit extremes",
-              k->zName);
-      }
-      free(hi);
-      free(lo);
-    }
+  }
+  free(a);
+  free(b);
+}
+
+/* u7i8Dot at its extremes, 127 against -128 and 127, over more steps than
+** an int32 lane holds before it is added up (VDB_U7_FLUSH steps of 64
+** bytes at most, vdb_kernels_simd.c). */
+static void checkU7I8Extremes(const VdbKernels *k){
+  size_t n = 2*32768*64 + 17;
+  uint8_t *a = (uint8_t*)malloc(n);
+  int8_t *b = (int8_t*)malloc(n);
+  CHECK(a && b, "malloc");
+  if( a && b ){
+    memset(a, 127, n);
+    memset(b, -128, n);
+    CHECK(k->u7i8Dot(a, b, n)==-(int64_t)n*127*128, "%s u7i8Dot extremes", k->zName);
+    memset(b, 127, n);
+    CHECK(k->u7i8Dot(a, b, n)==(int64_t)n*127*127, "%s u7i8Dot extremes", k->zName);
   }
   free(a);
   free(b);
@@ -203,7 +205,7 @@ int main(void){
     checkGrid(k, MAXN);
     for(n=1; n<=1024; n++) checkBits(k, n);
     for(n=1025; n<=MAXN; n += 1 + (size_t)(tuRand() % 97)){ checkF32(k, n); checkI8(k, n); checkBits(k, n); }
-    checkF32(k, MAXN); checkI8(k, MAXN); checkI8Extremes(k); checkU8I8Extremes(k);
+    checkF32(k, MAXN); checkI8(k, MAXN); checkI8Extremes(k); checkU8I8Extremes(k); checkU7I8Extremes(k);
     printf("kernel level %s checked\n", k->zName);
   }
   CHECK(vdbKernelsAt(VDB_KLEVEL_SCALAR)!=0 && vdbKernelsAt(VDB_KLEVEL_BASE)!=0, "scalar and base always exist");
