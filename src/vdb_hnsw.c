@@ -231,28 +231,9 @@ static int vdbHeapPush(VdbHeap *h, VdbHnswHit hit){
   return SQLITE_OK;
 }
 
-static VdbHnswHit vdbHeapPop(VdbHeap *h){
-  VdbHnswHit top = h->a[0], last = h->a[--h->n];
-  int i = 0;
-  for(;;){
-    int c = 2*i+1;
-    if( c>=h->n ) break;
-    if( c+1<h->n && vdbHeapAbove(h, &h->a[c+1], &h->a[c]) ) c++;
-    if( !vdbHeapAbove(h, &h->a[c], &last) ) break;
-    h->a[i] = h->a[c];
-    i = c;
-  }
-  if( h->n>0 ) h->a[i] = last;
-  return top;
-}
-
-/* Put hit in the top's place and return the top: a pop and a push with
-** one sift instead of two, for a full bounded heap whose top hit leaves
-** because a better one came (the beam's, the reserve's). hit must not
-** sit above the top, so the returned hit is the one a push and a pop
-** would have returned. */
-static VdbHnswHit vdbHeapReplaceTop(VdbHeap *h, VdbHnswHit hit){
-  VdbHnswHit top = h->a[0];
+/* Place hit at the root of h's h->n hits (the old root gone) and sift it
+** down to where it belongs. */
+static void vdbHeapSiftDown(VdbHeap *h, VdbHnswHit hit){
   int i = 0;
   for(;;){
     int c = 2*i+1;
@@ -263,6 +244,22 @@ static VdbHnswHit vdbHeapReplaceTop(VdbHeap *h, VdbHnswHit hit){
     i = c;
   }
   h->a[i] = hit;
+}
+
+static VdbHnswHit vdbHeapPop(VdbHeap *h){
+  VdbHnswHit top = h->a[0], last = h->a[--h->n];
+  if( h->n>0 ) vdbHeapSiftDown(h, last);
+  return top;
+}
+
+/* Put hit in the top's place and return the top: a pop and a push with
+** one sift instead of two, for a full bounded heap whose top hit leaves
+** because a better one came (the beam's, the reserve's). hit must not
+** sit above the top, so the returned hit is the one a push and a pop
+** would have returned. */
+static VdbHnswHit vdbHeapReplaceTop(VdbHeap *h, VdbHnswHit hit){
+  VdbHnswHit top = h->a[0];
+  vdbHeapSiftDown(h, hit);
   return top;
 }
 

@@ -367,13 +367,14 @@ static size_t vdbCodeRoom(const VdbHnswIndex *p){
 ** records' slabs (doubling from VDB_POOL_SLAB_MIN to VDB_POOL_SLAB_MAX).
 ** A node's size is rounded up to VDB_POOL_GRAIN; a freed node goes to its
 ** size's free list, and the next node of that size reuses it (nearly all
-** nodes have one of a few sizes: one per level). The slabs are freed
-** with the index (vdbPoolFree): the memory of nodes evicted stays with the
-** connection for the nodes that replace them, as the allocator's heap
-** kept it too, until a discard of the whole cache (a ROLLBACK, another
-** connection's commit) frees them. Only the connection's own thread allocates and frees
-** nodes (the link threads never do). Nodes larger than the largest class
-** (a level above about 10 with a large M) are malloc'd. */
+** nodes have one of a few sizes: one per level). The memory of evicted
+** nodes stays with the connection for the nodes that replace them, as the
+** allocator's heap kept it too; the slabs are freed when the whole cache
+** is dropped (vdbDiscardNow: a ROLLBACK, another connection's commit
+** answered by a full reload) and with the index. Only the connection's
+** own thread allocates and frees nodes (the link threads never do).
+** Nodes larger than the largest class (a level above about 10 with a
+** large M) are malloc'd. */
 static void *vdbPoolAlloc(VdbNodePool *pool, size_t nByte){
   size_t nRound = (nByte + VDB_POOL_GRAIN-1) & ~(size_t)(VDB_POOL_GRAIN-1);
   int iClass = (int)(nRound/VDB_POOL_GRAIN) - 1;
