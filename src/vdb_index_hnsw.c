@@ -187,8 +187,10 @@ struct VdbHnswIndex {
   int nThreads;                     /* the threads setting; 0: one per core */
   sqlite3_int64 *aPending;          /* their nids, ascending */
   int nPending, nPendingAlloc;
+  struct VdbLinkJob *pJob;          /* a round linking in the background (vdbLinkStart) */
+  sqlite3_int64 nJobCover;          /* while it runs, inserts may take nids below this */
   sqlite3_int64 nLinkJobs;          /* parallel links run */
-  sqlite3_int64 nLinkRounds;        /* their rounds (vdbLinkRound) */
+  sqlite3_int64 nLinkRounds;        /* their rounds (vdbLinkRoundFinish) */
   sqlite3_int64 nLinkedByThreads;   /* nodes they linked */
   sqlite3_int64 nSharedHits, nSharedMisses;   /* this walk's, added to the copy's after it */
 };
@@ -200,6 +202,8 @@ struct VdbHnswIndex {
 static int vdbHnswFlush(VdbIndex*);
 static void vdbHnswDiscard(VdbIndex*);
 static int vdbLinkPending(VdbHnswIndex *p);
+static int vdbLinkJoin(VdbHnswIndex *p);
+static int vdbLinkJoinAs(VdbHnswIndex *p, int bCancel);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -565,7 +569,8 @@ static int vdbCodeStore(VdbHnswIndex *p, VdbCNode *c, const void *pCode){
   pKept = vdbRecordsPublish(&p->codes, nid, pCode, 0, 0, &nNew);
   p->cacheBytes += nNew;
   if( pKept==0 ) return SQLITE_NOMEM;
-  p->codes.aUsed[nid >> VDB_REC_PAGE_SHIFT] = 1;
+  /* Atomic: linking threads may mark the same page (vdbCodeKept). */
+  __atomic_store_n(&p->codes.aUsed[nid >> VDB_REC_PAGE_SHIFT], 1, __ATOMIC_RELAXED);
   c->node.pCode = pKept;
   return SQLITE_OK;
 }
@@ -1674,9 +1679,20 @@ typedef struct VdbLinkWorker {
 
 struct VdbLinkJob {
   VdbHnswIndex *p;
+  int nThread;                      /* threads that link: this one and nThread-1 started */
+  int nStarted;                     /* of those, running the round under way */
+  /* The round's waiting nodes: p->aPending's first nNid, or aBatch's
+  ** copy of them while a round runs in the background (the inserts
+  ** meanwhile append to p->aPending, which may move it). */
+  sqlite3_int64 *aNid;
+  int nNid;
+  sqlite3_int64 *aBatch;
   int nNext;                        /* the next waiting node to take (atomic) */
-  int stop;                         /* take no more: a thread failed (atomic) */
+  int stop;                         /* take no more: a thread failed, or a cancel (atomic) */
   unsigned char *aDone;             /* per waiting node: linked */
+  int nDoneAlloc;
+  sqlite3_int64 *aMiss;             /* nThread*VDB_LINK_MAX_MISSES, shared out to the workers */
+  VdbLinkWorker aWorker[VDB_HNSW_MAX_THREADS];
   pthread_mutex_t writeLock;
   /* Per stripe of nids, a count of link changes, odd while one is under
   ** way (a sequence lock): a search copies a node's links without a lock
@@ -1783,10 +1799,34 @@ static int vdbLinkDirty(void *pCtx, VdbHnswNode *pNode){
   return vdbAccessDirty(vdbLinkJobOf(pCtx)->p, pNode);
 }
 
+/* The write lock is held for one insert's link changes, tens of
+** microseconds. A waiter put to sleep by the mutex took 70 us on average
+** to get it (a 2-thread build of 100,000 x 128: 12,000 waits, 0.8 s), so
+** it first spins, trying the lock every VDB_LINK_SPIN_PAUSES pauses, up
+** to VDB_LINK_SPIN_TRIES times (about 50 us), and only then sleeps: with
+** more threads than cores a spinning waiter holds a core the holder may
+** need. */
+#define VDB_LINK_SPIN_TRIES  100
+#define VDB_LINK_SPIN_PAUSES 32
+static void vdbCpuRelax(void){
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 static void vdbLinkWriteLock(void *pCtx, int bLock){
   VdbLinkJob *j = vdbLinkJobOf(pCtx);
-  if( bLock ) pthread_mutex_lock(&j->writeLock);
-  else pthread_mutex_unlock(&j->writeLock);
+  int nTry, i;
+  if( !bLock ){
+    pthread_mutex_unlock(&j->writeLock);
+    return;
+  }
+  for(nTry=0; nTry<VDB_LINK_SPIN_TRIES; nTry++){
+    if( pthread_mutex_trylock(&j->writeLock)==0 ) return;
+    for(i=0; i<VDB_LINK_SPIN_PAUSES; i++) vdbCpuRelax();
+  }
+  pthread_mutex_lock(&j->writeLock);
 }
 
 static unsigned int *vdbLinkSeq(VdbLinkJob *j, sqlite3_int64 nid){
@@ -1835,8 +1875,8 @@ static void *vdbLinkWorkerMain(void *pArg){
     int i = __atomic_fetch_add(&j->nNext, 1, __ATOMIC_RELAXED);
     VdbHnswNode *pNode;
     int rc;
-    if( i>=j->p->nPending ) break;
-    rc = vdbLinkGet(w, j->p->aPending[i], &pNode);
+    if( i>=j->nNid ) break;
+    rc = vdbLinkGet(w, j->aNid[i], &pNode);
     if( rc==SQLITE_OK ) rc = vdbHnswLink(&w->graph, pNode);
     if( rc==SQLITE_OK ){
       j->aDone[i] = 1;
@@ -1848,62 +1888,45 @@ static void *vdbLinkWorkerMain(void *pArg){
   return 0;
 }
 
-/* One round: link the waiting nodes with nThread threads (this one and
-** nThread-1 more) as far as the cache lets them; the nodes linked leave
-** aPending, and each thread's aMiss lists nodes it missed. Returns an
-** error a thread met; a miss is not one. */
-static int vdbLinkRound(VdbLinkJob *j, VdbLinkWorker *aWorker, int nThread, int *pnLinked){
-  VdbHnswIndex *p = j->p;
-  int i, n, nStarted = 1, rc = SQLITE_OK;
-  j->nNext = 0;
-  j->stop = 0;
-  memset(j->aDone, 0, (size_t)p->nPending);
-  for(i=0; i<nThread; i++){
-    aWorker[i].rc = SQLITE_OK;
-    aWorker[i].nMiss = 0;
-  }
-  /* A thread that cannot be started leaves its share to the others. */
-  for(i=1; i<nThread; i++){
-    if( pthread_create(&aWorker[i].thread, 0, vdbLinkWorkerMain, &aWorker[i])!=0 ) break;
-    nStarted++;
-  }
-  vdbLinkWorkerMain(&aWorker[0]);
-  for(i=1; i<nStarted; i++) pthread_join(aWorker[i].thread, 0);
-  for(i=0; i<nStarted && rc==SQLITE_OK; i++) rc = aWorker[i].rc;
-  for(i=n=0; i<p->nPending; i++){
-    if( !j->aDone[i] ) p->aPending[n++] = p->aPending[i];
-  }
-  *pnLinked = p->nPending - n;
-  p->nLinkedByThreads += *pnLinked;
-  p->nPending = n;
-  return rc;
+/* The threads that link n waiting nodes: the setting, but none with fewer
+** than VDB_LINK_PER_THREAD nodes to take. */
+static int vdbLinkThreadsFor(const VdbHnswIndex *p, int n){
+  int nThread = vdbLinkThreads(p);
+  return nThread > n/VDB_LINK_PER_THREAD ? n/VDB_LINK_PER_THREAD : nThread;
 }
 
-/* Link the waiting nodes with nThread threads, in rounds, reading what a
-** round missed before the next; what is left stays in aPending. */
-static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
-  VdbLinkWorker aWorker[VDB_HNSW_MAX_THREADS];
-  sqlite3_int64 *aMiss;
-  VdbLinkJob *j;
-  int i, k, nMiss = 0, nLinked = 0, iRound, rc = SQLITE_OK;
-  /* The threads never grow the flat nid table: it covers every node now. */
-  if( !vdbNidTableCover(p, p->nextNid-1) ) return SQLITE_OK;
-  j = (VdbLinkJob*)sqlite3_malloc(sizeof(*j));
-  aMiss = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)nThread*VDB_LINK_MAX_MISSES);
-  if( j ) memset(j, 0, sizeof(*j));
-  if( j ) j->aDone = (unsigned char*)sqlite3_malloc(p->nPending);
-  if( j==0 || aMiss==0 || j->aDone==0 ){
-    if( j ) sqlite3_free(j->aDone);
+static void vdbLinkJobFree(VdbLinkJob *j){
+  int i;
+  if( j==0 ) return;
+  for(i=0; i<j->nThread; i++){
+    j->p->graph.nDistance += j->aWorker[i].graph.nDistance;
+    vdbHnswFree(&j->aWorker[i].graph);
+  }
+  pthread_mutex_destroy(&j->writeLock);
+  sqlite3_free(j->aDone);
+  sqlite3_free(j->aBatch);
+  sqlite3_free(j->aMiss);
+  sqlite3_free(j);
+}
+
+/* A job for nThread threads (2 or more); NULL when memory ran out. */
+static VdbLinkJob *vdbLinkJobNew(VdbHnswIndex *p, int nThread){
+  VdbLinkJob *j = (VdbLinkJob*)sqlite3_malloc(sizeof(*j));
+  int i;
+  if( j==0 ) return 0;
+  memset(j, 0, sizeof(*j));
+  j->aMiss = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)nThread*VDB_LINK_MAX_MISSES);
+  if( j->aMiss==0 ){
     sqlite3_free(j);
-    sqlite3_free(aMiss);
-    return SQLITE_NOMEM;
+    return 0;
   }
   j->p = p;
+  j->nThread = nThread;
   pthread_mutex_init(&j->writeLock, 0);
   for(i=0; i<nThread; i++){
     VdbHnswAccess access;
     memset(&access, 0, sizeof(access));
-    access.pCtx = &aWorker[i];
+    access.pCtx = &j->aWorker[i];
     access.xGet = vdbLinkGet;
     access.xVector = vdbLinkVector;
     access.xCode = vdbLinkCode;
@@ -1915,74 +1938,224 @@ static int vdbLinkParallel(VdbHnswIndex *p, int nThread){
     access.xWriteLock = vdbLinkWriteLock;
     access.xEdit = vdbLinkEdit;
     access.xLinksCopy = vdbLinkCopy;
-    aWorker[i].pJob = j;
-    aWorker[i].aMiss = aMiss + (size_t)i*VDB_LINK_MAX_MISSES;
-    aWorker[i].nMiss = 0;
-    vdbHnswWorkerInit(&aWorker[i].graph, &p->graph, &access);
+    j->aWorker[i].pJob = j;
+    j->aWorker[i].aMiss = j->aMiss + (size_t)i*VDB_LINK_MAX_MISSES;
+    vdbHnswWorkerInit(&j->aWorker[i].graph, &p->graph, &access);
   }
-  for(iRound=0; rc==SQLITE_OK && p->nPending>0 && iRound<VDB_LINK_MAX_ROUNDS; iRound++){
-    /* Between rounds (and before the first): this thread reads what the
-    ** last round missed, and the waiting nodes' own vectors, into the
-    ** cache, and notes where they are for the threads. */
-    for(k=0; rc==SQLITE_OK && k<=nThread; k++){
-      const sqlite3_int64 *aNid = k<nThread ? aWorker[k].aMiss : p->aPending;
-      int n = k<nThread ? aWorker[k].nMiss : p->nPending;
-      for(i=0; rc==SQLITE_OK && i<n; i++){
-        VdbHnswNode *pNode;
-        rc = vdbAccessGet(p, aNid[i], &pNode);
-        if( rc==SQLITE_OK ) vdbRememberVector(p, aNid[i], pNode->pVec, pNode->aux);
-      }
+  return j;
+}
+
+/* Before a round: this thread reads what the last round missed, and the
+** waiting nodes aNid[0..n-1] themselves, into the cache, and notes where
+** their vectors are for the threads (vdbNidReady). */
+static int vdbLinkReadMisses(VdbLinkJob *j, const sqlite3_int64 *aNid, int n){
+  VdbHnswIndex *p = j->p;
+  int i, k, rc = SQLITE_OK;
+  for(k=0; rc==SQLITE_OK && k<=j->nThread; k++){
+    const sqlite3_int64 *a = k<j->nThread ? j->aWorker[k].aMiss : aNid;
+    int nA = k<j->nThread ? j->aWorker[k].nMiss : n;
+    for(i=0; rc==SQLITE_OK && i<nA; i++){
+      VdbHnswNode *pNode;
+      rc = vdbAccessGet(p, a[i], &pNode);
+      if( rc==SQLITE_OK ) vdbRememberVector(p, a[i], pNode->pVec, pNode->aux);
     }
-    if( rc!=SQLITE_OK ) break;
-    rc = vdbLinkRound(j, aWorker, nThread, &nLinked);
-    for(nMiss=k=0; k<nThread; k++) nMiss += aWorker[k].nMiss;
-    p->nLinkRounds++;
-    if( nLinked==0 && nMiss==0 ) break;
   }
-  for(i=0; i<nThread; i++){
-    p->graph.nDistance += aWorker[i].graph.nDistance;
-    vdbHnswFree(&aWorker[i].graph);
-  }
-  p->nLinkJobs++;
-  pthread_mutex_destroy(&j->writeLock);
-  sqlite3_free(j->aDone);
-  sqlite3_free(j);
-  sqlite3_free(aMiss);
   return rc;
 }
 
-/* Link every waiting node: in parallel while the cache allows, then one by
-** one, in nid order, reading what the threads could not reach. */
-static int vdbLinkPending(VdbHnswIndex *p){
-  int nThread, nDone = 0, rc = SQLITE_OK;
-  if( p->nPending==0 ) return SQLITE_OK;       /* every search passes here */
-  nThread = vdbLinkThreads(p);
-  if( nThread > p->nPending/VDB_LINK_PER_THREAD ) nThread = p->nPending/VDB_LINK_PER_THREAD;
-  vdbWriteBegin(p);
-  if( nThread>1 ) rc = vdbLinkParallel(p, nThread);
-  while( rc==SQLITE_OK && nDone<p->nPending ){
+/* Start a round over aNid[0..nNid-1]: nThread-1 threads begin taking
+** nodes; vdbLinkRoundFinish has this thread take its share and waits for
+** them. A thread that cannot be started leaves its share to the others. */
+static int vdbLinkRoundStart(VdbLinkJob *j, sqlite3_int64 *aNid, int nNid){
+  int i;
+  if( nNid>j->nDoneAlloc ){
+    unsigned char *aNew = (unsigned char*)sqlite3_realloc(j->aDone, nNid);
+    if( aNew==0 ) return SQLITE_NOMEM;
+    j->aDone = aNew;
+    j->nDoneAlloc = nNid;
+  }
+  memset(j->aDone, 0, (size_t)nNid);
+  j->aNid = aNid;
+  j->nNid = nNid;
+  j->nNext = 0;
+  j->stop = 0;
+  for(i=0; i<j->nThread; i++){
+    j->aWorker[i].rc = SQLITE_OK;
+    j->aWorker[i].nMiss = 0;
+  }
+  j->nStarted = 1;
+  for(i=1; i<j->nThread; i++){
+    if( pthread_create(&j->aWorker[i].thread, 0, vdbLinkWorkerMain, &j->aWorker[i])!=0 ) break;
+    j->nStarted++;
+  }
+  return SQLITE_OK;
+}
+
+/* End the round: this thread links its share (none after a cancel), the
+** others are waited for, and the nodes linked leave the list they came
+** from, aList[0..*pnList-1], whose first j->nNid were the round's (any
+** after them keep their order). Returns an error a thread met; a miss is
+** not one. */
+static int vdbLinkRoundFinish(VdbLinkJob *j, sqlite3_int64 *aList, int *pnList, int *pnLinked){
+  VdbHnswIndex *p = j->p;
+  int i, n, rc = SQLITE_OK;
+  vdbLinkWorkerMain(&j->aWorker[0]);
+  for(i=1; i<j->nStarted; i++) pthread_join(j->aWorker[i].thread, 0);
+  for(i=0; i<j->nStarted && rc==SQLITE_OK; i++) rc = j->aWorker[i].rc;
+  j->nStarted = 0;
+  for(i=n=0; i<j->nNid; i++){
+    if( !j->aDone[i] ) aList[n++] = aList[i];
+  }
+  *pnLinked = j->nNid - n;
+  memmove(aList + n, aList + j->nNid, sizeof(sqlite3_int64)*(size_t)(*pnList - j->nNid));
+  *pnList -= *pnLinked;
+  p->nLinkedByThreads += *pnLinked;
+  p->nLinkRounds++;
+  return rc;
+}
+
+/* Link aList[0..*pnList-1] now: with nThread threads in rounds while the
+** cache allows, then one by one, in nid order, on this thread, reading
+** what the threads could not reach. What is left (after an error) stays
+** at the list's front. */
+static int vdbLinkList(VdbHnswIndex *p, int nThread, sqlite3_int64 *aList, int *pnList){
+  int nDone = 0, nLinked, nMiss, iRound, k, rc = SQLITE_OK;
+  /* The threads never grow the flat nid table: it covers every node now. */
+  if( nThread>1 && vdbNidTableCover(p, p->nextNid-1) ){
+    VdbLinkJob *j = vdbLinkJobNew(p, nThread);
+    if( j==0 ) return SQLITE_NOMEM;
+    p->nLinkJobs++;
+    for(iRound=0; rc==SQLITE_OK && *pnList>0 && iRound<VDB_LINK_MAX_ROUNDS; iRound++){
+      rc = vdbLinkReadMisses(j, aList, *pnList);
+      if( rc==SQLITE_OK ) rc = vdbLinkRoundStart(j, aList, *pnList);
+      if( rc!=SQLITE_OK ) break;
+      rc = vdbLinkRoundFinish(j, aList, pnList, &nLinked);
+      for(nMiss=k=0; k<nThread; k++) nMiss += j->aWorker[k].nMiss;
+      if( nLinked==0 && nMiss==0 ) break;
+    }
+    vdbLinkJobFree(j);
+  }
+  while( rc==SQLITE_OK && nDone<*pnList ){
     VdbHnswNode *pNode;
-    rc = vdbAccessGet(p, p->aPending[nDone], &pNode);
+    rc = vdbAccessGet(p, aList[nDone], &pNode);
     if( rc==SQLITE_OK ) rc = vdbHnswLink(&p->graph, pNode);
     if( rc==SQLITE_OK ) nDone++;
   }
-  p->nPending -= nDone;
-  memmove(p->aPending, p->aPending + nDone, sizeof(sqlite3_int64)*(size_t)p->nPending);
+  *pnList -= nDone;
+  memmove(aList, aList + nDone, sizeof(sqlite3_int64)*(size_t)*pnList);
+  return rc;
+}
+
+/* ---- a round in the background ---------------------------------------------------
+** On one thread a bulk insert alternates: SQLite writes rows (and this
+** module creates and codes their nodes) while the other cores wait, then
+** every core links. A 2-thread build of 100,000 x 128 spent 9% of its
+** time so, with one core idle. So a batch's first round runs in the
+** background (vdbLinkStart): its nThread-1 threads link while this thread
+** returns to SQLite for the next batch's rows, and takes its share of the
+** round when the next batch is full or anything else needs the graph
+** (vdbLinkJoin, at the start of every operation but an insert).
+**
+** Meanwhile this thread only creates nodes, which no link reaches until
+** they are linked themselves, so the threads and it share little: the
+** dirty list (its lock, the job's write lock), the nid table and the code
+** records, which the threads read and the new nodes' entries are written
+** into. Those two never grow during the round: vdbLinkStart covers nids
+** up to VDB_LINK_AHEAD beyond the next one, and an insert past that joins
+** the round first. Nothing is evicted during the round (an insert over
+** the budget joins it before flushing), a ROLLBACK or a close cancels it,
+** and its nodes' links are sorted when it is joined (vdbWriteEnd). */
+#define VDB_LINK_AHEAD (4*VDB_LINK_BATCH)
+
+/* Join the round in the background, if one runs: with bCancel, take no
+** more nodes (a ROLLBACK or close follows). What the threads missed is
+** read for the next round; nodes not linked stay waiting. */
+static int vdbLinkJoinAs(VdbHnswIndex *p, int bCancel){
+  VdbLinkJob *j = p->pJob;
+  int nLinked, rc, rc2 = SQLITE_OK;
+  if( j==0 ) return SQLITE_OK;
+  p->pJob = 0;
+  if( bCancel ) __atomic_store_n(&j->stop, 1, __ATOMIC_RELEASE);
+  rc = vdbLinkRoundFinish(j, p->aPending, &p->nPending, &nLinked);
+  if( !bCancel ) rc2 = vdbLinkReadMisses(j, 0, 0);
+  vdbWriteEndThreads(p, j->nThread);
+  vdbLinkJobFree(j);
+  return rc!=SQLITE_OK ? rc : rc2;
+}
+static int vdbLinkJoin(VdbHnswIndex *p){
+  return vdbLinkJoinAs(p, 0);
+}
+
+/* Link every waiting node now. */
+static int vdbLinkPending(VdbHnswIndex *p){
+  int nThread, rc;
+  if( p->pJob==0 && p->nPending==0 ) return SQLITE_OK;   /* every search passes here */
+  rc = vdbLinkJoin(p);
+  if( rc!=SQLITE_OK || p->nPending==0 ) return rc;
+  nThread = vdbLinkThreadsFor(p, p->nPending);
+  vdbWriteBegin(p);
+  rc = vdbLinkList(p, nThread, p->aPending, &p->nPending);
   vdbWriteEndThreads(p, nThread);
   return rc;
+}
+
+/* A batch is waiting: join the round in the background (if any), then
+** start the waiting nodes' first round in the background. Where that
+** cannot be (one thread, a node id beyond the nid table's reach, no
+** memory for the job), they are linked now instead. */
+static int vdbLinkStart(VdbHnswIndex *p){
+  sqlite3_int64 cover;
+  VdbLinkJob *j = 0;
+  int nThread, rc = vdbLinkJoin(p);
+  if( rc!=SQLITE_OK ) return rc;
+  nThread = vdbLinkThreadsFor(p, p->nPending);
+  cover = p->nextNid + VDB_LINK_AHEAD;
+  if( nThread>1 && vdbNidTableCover(p, cover-1)
+   && (p->nCodeBytes==0 || vdbRecordsCover(&p->codes, cover)==SQLITE_OK) ){
+    j = vdbLinkJobNew(p, nThread);
+  }
+  if( j ) j->aBatch = (sqlite3_int64*)sqlite3_malloc64(sizeof(sqlite3_int64)*(sqlite3_uint64)p->nPending);
+  if( j==0 || j->aBatch==0 ){
+    vdbLinkJobFree(j);
+    return vdbLinkPending(p);
+  }
+  memcpy(j->aBatch, p->aPending, sizeof(sqlite3_int64)*(size_t)p->nPending);
+  vdbWriteBegin(p);
+  rc = vdbLinkReadMisses(j, j->aBatch, p->nPending);
+  if( rc==SQLITE_OK ) rc = vdbLinkRoundStart(j, j->aBatch, p->nPending);
+  if( rc!=SQLITE_OK ){
+    vdbWriteEnd(p);
+    vdbLinkJobFree(j);
+    return rc;
+  }
+  p->pJob = j;
+  p->nJobCover = cover;
+  p->nLinkJobs++;
+  /* No thread started: this one links the round now. */
+  return j->nStarted>1 ? SQLITE_OK : vdbLinkJoin(p);
 }
 
 /* An insert with threads > 1: the node now, its links later. The node is
 ** dirty from the start, so it is never evicted before it is linked. */
 static int vdbDeferLink(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec){
   VdbHnswNode *pNode;
-  int rc = vdbIdListAdd(&p->aPending, &p->nPending, &p->nPendingAlloc, nid);
+  int rc = SQLITE_OK;
+  /* Beyond what the round in the background covers: join it first. */
+  if( p->pJob && nid>=p->nJobCover ) rc = vdbLinkJoin(p);
+  if( rc==SQLITE_OK ) rc = vdbIdListAdd(&p->aPending, &p->nPending, &p->nPendingAlloc, nid);
   if( rc==SQLITE_OK ){
     rc = vdbAccessCreate(p, nid, vdbHnswLevel(&p->graph.params, nid), pVec, &pNode);
     if( rc!=SQLITE_OK ) p->nPending--;
   }
-  if( rc==SQLITE_OK ) vdbMarkDirty(p, (VdbCNode*)pNode);
-  if( rc==SQLITE_OK && p->nPending>=VDB_LINK_BATCH ) rc = vdbLinkPending(p);
+  if( rc==SQLITE_OK ){
+    /* The threads of a round in the background change the dirty list too. */
+    if( p->pJob ) pthread_mutex_lock(&p->pJob->writeLock);
+    vdbMarkDirty(p, (VdbCNode*)pNode);
+    if( p->pJob ) pthread_mutex_unlock(&p->pJob->writeLock);
+  }
+  if( rc==SQLITE_OK && p->nPending - (p->pJob ? p->pJob->nNid : 0)>=VDB_LINK_BATCH ){
+    rc = vdbLinkStart(p);
+  }
   return rc;
 }
 
@@ -2643,6 +2816,7 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
 static void vdbHnswClose(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   if( p==0 ) return;
+  vdbLinkJoinAs(p, 1);
   vdbDiscardNow(p);
   sqlite3_blob_close(p->pChunkBlob);
   vdbSharedRelease(p->pShared);
@@ -2674,6 +2848,8 @@ static void vdbHnswClose(VdbIndex *pIdx){
 
 static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  int rc = vdbLinkJoin(p);            /* a new budget may evict */
+  if( rc!=SQLITE_OK ) return rc;
   if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_EF].zName)==0 ){
     p->efSearch = v;
   }else if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_CACHE_MB].zName)==0 ){
@@ -2697,7 +2873,12 @@ static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
 
 static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  int rc = SQLITE_OK;
+  /* Called as each statement starts: a round in the background goes on
+  ** through the statements of a bulk insert. (Another connection cannot
+  ** commit while this one has inserts waiting; were it to, the round
+  ** ends before anything is refreshed.) */
+  int rc = bOtherCommit ? vdbLinkJoin(p) : SQLITE_OK;
+  if( rc!=SQLITE_OK ) return rc;
   /* Another connection committed: what is cached may be stale. Our own
   ** pending changes cannot coexist with that (we would hold the write
   ** lock), so nothing dirty is lost. Nothing loaded: nothing to refresh. */
@@ -3133,6 +3314,13 @@ static void vdbEnter(VdbHnswIndex *p){
   p->nActive++;
 }
 
+/* Enter an operation other than an insert: it reads or changes the graph
+** as a whole, so a round linking in the background ends first. */
+static int vdbEnterJoined(VdbHnswIndex *p){
+  vdbEnter(p);
+  return vdbLinkJoin(p);
+}
+
 static int vdbLeave(VdbHnswIndex *p, int rc){
   if( --p->nActive==0 ){
     /* No handle outlives the operation: an open one would keep the
@@ -3149,6 +3337,7 @@ static int vdbLeave(VdbHnswIndex *p, int rc){
 
 static void vdbHnswDiscard(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  vdbLinkJoinAs(p, 1);
   if( p->nActive>0 ){
     p->discardPending = 1;
   }else{
@@ -3158,8 +3347,8 @@ static void vdbHnswDiscard(VdbIndex *pIdx){
 
 static int vdbHnswFlush(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbEnter(p);
-  return vdbLeave(p, vdbFlushOp(p));
+  int rc = vdbEnterJoined(p);
+  return vdbLeave(p, rc==SQLITE_OK ? vdbFlushOp(p) : rc);
 }
 
 static int vdbHnswInsertRow(VdbIndex *pIdx, sqlite3_int64 rowid, const VdbSlot *pSlot, const void *pVec){
@@ -3170,26 +3359,26 @@ static int vdbHnswInsertRow(VdbIndex *pIdx, sqlite3_int64 rowid, const VdbSlot *
 
 static int vdbHnswDeleteRow(VdbIndex *pIdx, sqlite3_int64 rowid){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbEnter(p);
-  return vdbLeave(p, vdbDeleteOp(p, rowid));
+  int rc = vdbEnterJoined(p);
+  return vdbLeave(p, rc==SQLITE_OK ? vdbDeleteOp(p, rowid) : rc);
 }
 
 static int vdbHnswMoveRowid(VdbIndex *pIdx, sqlite3_int64 oldRowid, sqlite3_int64 newRowid){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbEnter(p);
-  return vdbLeave(p, vdbMoveRowidOp(p, oldRowid, newRowid));
+  int rc = vdbEnterJoined(p);
+  return vdbLeave(p, rc==SQLITE_OK ? vdbMoveRowidOp(p, oldRowid, newRowid) : rc);
 }
 
 static int vdbHnswSearchRows(VdbIndex *pIdx, VdbKnnQuery *q, int ef, VdbHit **paHit, int *pnHit){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbEnter(p);
-  return vdbLeave(p, vdbSearchOp(p, q, ef, paHit, pnHit));
+  int rc = vdbEnterJoined(p);
+  return vdbLeave(p, rc==SQLITE_OK ? vdbSearchOp(p, q, ef, paHit, pnHit) : rc);
 }
 
 static int vdbHnswCheckIndex(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbEnter(p);
-  return vdbLeave(p, vdbCheckOp(p));
+  int rc = vdbEnterJoined(p);
+  return vdbLeave(p, rc==SQLITE_OK ? vdbCheckOp(p) : rc);
 }
 
 /* The stored graph's shape (after writing what is pending): nodes per
@@ -3235,9 +3424,8 @@ static int vdbShapeOp(VdbHnswIndex *p, VdbStatFn xAdd, void *pCtx){
 
 static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  int rc;
-  vdbEnter(p);
-  rc = vdbLoadInfo(p);
+  int rc = vdbEnterJoined(p);
+  if( rc==SQLITE_OK ) rc = vdbLoadInfo(p);
   if( rc==SQLITE_OK ) rc = vdbShapeOp(p, xAdd, pCtx);
   rc = vdbLeave(p, rc);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "entry_nid", 0, p->graph.hasEntry ? (double)p->graph.entryNid : 0.0);
@@ -3302,6 +3490,7 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
 
 static void vdbHnswEndTransaction(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
+  vdbLinkJoinAs(p, 1);                /* none: the commit flushed, a rollback cancelled */
   p->txnDirty = 0;
   p->txnNoCopy = 0;
   p->txnCount++;

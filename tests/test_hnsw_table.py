@@ -750,6 +750,54 @@ def test_rows_waiting_to_be_linked_are_seen_and_rolled_back():
             assert knn(d, v, 1, table="w")[0] == (r, 0.0), r
 
 
+def test_rows_linked_in_the_background_are_seen_and_rolled_back():
+    """More rows than a batch (1,024): a batch's first round links in the
+    background while the next rows are inserted. A query, a delete, a
+    savepoint's rollback and a close in the middle of such a round each
+    end it first (or cancel it), and ROLLBACK leaves nothing of it."""
+    n = min(2600, N - 200)
+    if n < 2100:
+        print(f"skipped: {N} rows are too few for two batches")
+        return
+    path = os.path.join(TMP, "background.db")
+    d = connect(EXT, path)
+    build(d, ROWS[:200], "g", DECL2)
+    before = digest(d, "g")
+    rows = ROWS[200:200 + n]
+    ins = "INSERT INTO g(rowid, e, label) VALUES (?, ?, 0)"
+    d.execute("BEGIN")
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[:1100]))          # a round starts at 1,024
+    assert knn(d, rows[5][1], 1, table="g")[0] == (rows[5][0], 0.0)
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[1100:]))
+    d.execute("ROLLBACK")
+    assert digest(d, "g") == before
+    integrity(d, "g")
+    d.execute("BEGIN")
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[:1500]))
+    d.execute("DELETE FROM g WHERE rowid BETWEEN 1300 AND 1349")   # rows of the round under way
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[1500:2100]))
+    d.execute("SAVEPOINT s")
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[2100:]))   # another round starts, then goes
+    d.execute("ROLLBACK TO s")
+    d.execute("RELEASE s")
+    d.execute("COMMIT")
+    st = stats(d, "g")
+    assert st["parallel_links"] >= 2 and st["nodes_linked_in_parallel"] >= 1500, st
+    integrity(d, "g")
+    want = {r for r, _ in ROWS[:200]} | {r for r, _ in rows[:2100]} - set(range(1300, 1350))
+    assert {r for (r,) in d.execute("SELECT rowid FROM g")} == want
+    for r, v in rows[:2100:41]:
+        if r in want:
+            assert knn(d, v, 1, table="g")[0] == (r, 0.0), r
+    # A connection closed with a round under way: the rows roll back with it.
+    d.execute("BEGIN")
+    d.executemany(ins, ((r, v.tobytes()) for r, v in ROWS[200 + n:200 + n + 1100]))
+    d.close()
+    e = connect(EXT, path)
+    assert {r for (r,) in e.execute("SELECT rowid FROM g")} == want
+    integrity(e, "g")
+
+
 def test_parallel_link_reads_what_the_cache_lacks_between_rounds():
     """A bulk insert into a table this connection has not cached: the
     threads note the nodes they miss, and the calling thread reads them

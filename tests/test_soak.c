@@ -894,6 +894,101 @@ static void soakRun(const char *zPath, int nGen, int nRead, int nReader, int cac
   free(pInit);
 }
 
+/* ---- a bulk load linked in the background ---------------------------------------
+** With threads=2 a batch's first round links on another thread while this
+** one inserts the next rows (vdbLinkStart). Under ThreadSanitizer
+** (tsan-soak) this checks that the inserts and the round share nothing
+** unguarded; everywhere it checks that a query, a delete, a savepoint's
+** rollback, a ROLLBACK and a close in the middle of a round leave the
+** table and its graph as the statements that stand say. */
+#define BULK_ROWS 3000
+#define BULK_MORE 1500
+
+static void soakBulkVector(int r, float *v){
+  unsigned int x = 2654435761u*(unsigned)r + 1;
+  int i;
+  for(i=0; i<DIM; i++){
+    x = x*1664525u + 1013904223u;
+    v[i] = (float)(x >> 8)/(float)(1u << 24);
+  }
+}
+
+/* Insert rows iFirst..iLast; after row iKnn (0: none) the nearest row to
+** row 7's vector must be row 7. */
+static int soakBulkInsert(sqlite3 *db, int iFirst, int iLast, int iKnn){
+  sqlite3_stmt *pIns = 0, *pKnn = 0;
+  float v[DIM];
+  int r, rc;
+  rc = sqlite3_prepare_v2(db, "INSERT INTO b(rowid, e) VALUES (?1, ?2)", -1, &pIns, 0);
+  if( rc==SQLITE_OK ) rc = sqlite3_prepare_v2(db, "SELECT rowid FROM b WHERE e MATCH ?1 AND k = 1", -1, &pKnn, 0);
+  for(r=iFirst; rc==SQLITE_OK && r<=iLast; r++){
+    soakBulkVector(r, v);
+    sqlite3_bind_int(pIns, 1, r);
+    sqlite3_bind_blob(pIns, 2, v, (int)sizeof(v), SQLITE_STATIC);
+    sqlite3_step(pIns);
+    rc = sqlite3_reset(pIns);
+    if( rc==SQLITE_OK && r==iKnn ){
+      soakBulkVector(7, v);
+      sqlite3_bind_blob(pKnn, 1, v, (int)sizeof(v), SQLITE_STATIC);
+      CHECK(sqlite3_step(pKnn)==SQLITE_ROW && sqlite3_column_int(pKnn, 0)==7,
+            "bulk load: a query in the middle of a round finds row 7");
+      rc = sqlite3_reset(pKnn);
+    }
+  }
+  sqlite3_finalize(pIns);
+  sqlite3_finalize(pKnn);
+  return rc;
+}
+
+static void soakBulkCheck(sqlite3 *db, const char *zWhen){
+  const int nWant = BULK_ROWS - 50;
+  char *z = soakText(db, "SELECT count(*) FROM b");
+  CHECK(atoi(z)==nWant, "bulk load, %s: %s rows, want %d", zWhen, z, nWant);
+  sqlite3_free(z);
+  z = soakText(db, "SELECT vectordb_check('b')");
+  CHECK(strcmp(z, "ok")==0, "bulk load, %s: vectordb_check: %s", zWhen, z);
+  sqlite3_free(z);
+}
+
+static void soakBulk(const char *zPath){
+  sqlite3 *db;
+  char zAux[300];
+  char *z;
+  int rc;
+  unlink(zPath);
+  snprintf(zAux, sizeof(zAux), "%s-journal", zPath);
+  unlink(zAux);
+  db = soakOpen(zPath);
+  if( db==0 ) return;
+  rc = soakExec(db, "CREATE VIRTUAL TABLE b USING vectordb(e float[16] INDEXED BY"
+                    " hnsw(m=8, ef_construction=32, threads=2)); BEGIN");
+  if( rc==SQLITE_OK ) rc = soakBulkInsert(db, 1, 2600, 1500);   /* rounds start at 1,024 and 2,524 */
+  if( rc==SQLITE_OK ) rc = soakExec(db, "DELETE FROM b WHERE rowid BETWEEN 100 AND 149");
+  if( rc==SQLITE_OK ) rc = soakBulkInsert(db, 2601, BULK_ROWS, 0);
+  if( rc==SQLITE_OK ) rc = soakExec(db, "SAVEPOINT s");
+  if( rc==SQLITE_OK ) rc = soakBulkInsert(db, BULK_ROWS+1, BULK_ROWS+BULK_MORE, 0);
+  if( rc==SQLITE_OK ) rc = soakExec(db, "ROLLBACK TO s; RELEASE s; COMMIT");
+  CHECK(rc==SQLITE_OK, "bulk load: %s", sqlite3_errmsg(db));
+  z = soakText(db, "SELECT value FROM vectordb_stats('b') WHERE key='parallel_links'");
+  CHECK(atoi(z)>=2, "bulk load: %s parallel links", z);
+  sqlite3_free(z);
+  soakBulkCheck(db, "committed");
+  rc = soakExec(db, "BEGIN");
+  if( rc==SQLITE_OK ) rc = soakBulkInsert(db, BULK_ROWS+1, BULK_ROWS+BULK_MORE, 0);
+  if( rc==SQLITE_OK ) rc = soakExec(db, "ROLLBACK");
+  CHECK(rc==SQLITE_OK, "bulk load, rolled back: %s", sqlite3_errmsg(db));
+  soakBulkCheck(db, "after a ROLLBACK");
+  rc = soakExec(db, "BEGIN");
+  if( rc==SQLITE_OK ) rc = soakBulkInsert(db, BULK_ROWS+1, BULK_ROWS+BULK_MORE, 0);
+  CHECK(rc==SQLITE_OK, "bulk load, left open: %s", sqlite3_errmsg(db));
+  sqlite3_close(db);                       /* a round under way: cancelled, rolled back */
+  db = soakOpen(zPath);
+  if( db==0 ) return;
+  soakBulkCheck(db, "after a close with a transaction open");
+  sqlite3_close(db);
+  unlink(zPath);
+}
+
 int main(int argc, char **argv){
   int nGen = argc>1 ? atoi(argv[1]) : 300;
   int nRead = argc>2 ? atoi(argv[2]) : 400;
@@ -909,6 +1004,7 @@ int main(int argc, char **argv){
   snprintf(zPath, sizeof(zPath), "%s/vectordb-soak-%d.db", zTmp ? zTmp : "/tmp", (int)getpid());
   CHECK(sqlite3_threadsafe()!=0, "SQLite is built thread-safe");
   sqlite3_auto_extension((void(*)(void))sqlite3_vectordb_init);
+  soakBulk(zPath);
   soakRun(zPath, nGen, nRead, 1, 0, 1);
   soakRun(zPath, nGen, nRead, 2, 0, 1);
   soakRun(zPath, nGen, nRead, nMax, 1, 1);
