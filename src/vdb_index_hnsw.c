@@ -192,6 +192,8 @@ struct VdbHnswIndex {
   sqlite3_int64 nLinkJobs;          /* parallel links run */
   sqlite3_int64 nLinkRounds;        /* their rounds (vdbLinkRoundFinish) */
   sqlite3_int64 nLinkedByThreads;   /* nodes they linked */
+  sqlite3_int64 nLinkBackground;    /* rounds started in the background (vdbLinkStart) */
+  sqlite3_int64 nLinkCancelled;     /* ... of which a ROLLBACK or a close cancelled */
   sqlite3_int64 nSharedHits, nSharedMisses;   /* this walk's, added to the copy's after it */
 };
 
@@ -204,6 +206,8 @@ static void vdbHnswDiscard(VdbIndex*);
 static int vdbLinkPending(VdbHnswIndex *p);
 static int vdbLinkJoin(VdbHnswIndex *p);
 static int vdbLinkJoinAs(VdbHnswIndex *p, int bCancel);
+static int vdbEnterJoined(VdbHnswIndex *p);
+static int vdbLeave(VdbHnswIndex *p, int rc);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -1366,6 +1370,7 @@ static int vdbAfterWrite(VdbHnswIndex *p){
 
 static void vdbDiscardNow(VdbHnswIndex *p){
   int i;
+  vdbLinkJoinAs(p, 1);                /* no thread may walk what is freed */
   vdbChunkFreeAll(p);
   for(i=0; i<p->nHash; i++){
     if( p->aHash[i].nid ) vdbFreeCNode(p, p->aHash[i].pNode);
@@ -1803,7 +1808,9 @@ static int vdbLinkDirty(void *pCtx, VdbHnswNode *pNode){
 ** microseconds. A waiter put to sleep by the mutex took 70 us on average
 ** to get it (a 2-thread build of 100,000 x 128: 12,000 waits, 0.8 s), so
 ** it first spins, trying the lock every VDB_LINK_SPIN_PAUSES pauses, up
-** to VDB_LINK_SPIN_TRIES times (about 50 us), and only then sleeps: with
+** to VDB_LINK_SPIN_TRIES times (a pause takes from a few to about 140
+** cycles, by CPU: tens to a couple of hundred microseconds in all), and
+** only then sleeps: with
 ** more threads than cores a spinning waiter holds a core the holder may
 ** need. */
 #define VDB_LINK_SPIN_TRIES  100
@@ -2075,7 +2082,10 @@ static int vdbLinkJoinAs(VdbHnswIndex *p, int bCancel){
   int nLinked, rc, rc2 = SQLITE_OK;
   if( j==0 ) return SQLITE_OK;
   p->pJob = 0;
-  if( bCancel ) __atomic_store_n(&j->stop, 1, __ATOMIC_RELEASE);
+  if( bCancel ){
+    __atomic_store_n(&j->stop, 1, __ATOMIC_RELEASE);
+    p->nLinkCancelled++;
+  }
   rc = vdbLinkRoundFinish(j, p->aPending, &p->nPending, &nLinked);
   if( !bCancel ) rc2 = vdbLinkReadMisses(j, 0, 0);
   vdbWriteEndThreads(p, j->nThread);
@@ -2131,6 +2141,7 @@ static int vdbLinkStart(VdbHnswIndex *p){
   p->pJob = j;
   p->nJobCover = cover;
   p->nLinkJobs++;
+  p->nLinkBackground++;
   /* No thread started: this one links the round now. */
   return j->nStarted>1 ? SQLITE_OK : vdbLinkJoin(p);
 }
@@ -2848,7 +2859,7 @@ static void vdbHnswClose(VdbIndex *pIdx){
 
 static int vdbHnswConfigure(VdbIndex *pIdx, const char *zParam, int v){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  int rc = vdbLinkJoin(p);            /* a new budget may evict */
+  int rc = vdbLeave(p, vdbEnterJoined(p));   /* a new budget may evict */
   if( rc!=SQLITE_OK ) return rc;
   if( sqlite3_stricmp(zParam, vdbHnswParams[VDB_HNSW_P_EF].zName)==0 ){
     p->efSearch = v;
@@ -2877,8 +2888,11 @@ static int vdbHnswSync(VdbIndex *pIdx, int bOtherCommit){
   ** through the statements of a bulk insert. (Another connection cannot
   ** commit while this one has inserts waiting; were it to, the round
   ** ends before anything is refreshed.) */
-  int rc = bOtherCommit ? vdbLinkJoin(p) : SQLITE_OK;
-  if( rc!=SQLITE_OK ) return rc;
+  int rc = SQLITE_OK;
+  if( bOtherCommit ){
+    rc = vdbLeave(p, vdbEnterJoined(p));
+    if( rc!=SQLITE_OK ) return rc;
+  }
   /* Another connection committed: what is cached may be stale. Our own
   ** pending changes cannot coexist with that (we would hold the write
   ** lock), so nothing dirty is lost. Nothing loaded: nothing to refresh. */
@@ -3485,6 +3499,8 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "parallel_links", 0, (double)p->nLinkJobs);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "parallel_link_rounds", 0, (double)p->nLinkRounds);
   if( rc==SQLITE_OK ) rc = xAdd(pCtx, "nodes_linked_in_parallel", 0, (double)p->nLinkedByThreads);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "background_link_rounds", 0, (double)p->nLinkBackground);
+  if( rc==SQLITE_OK ) rc = xAdd(pCtx, "background_rounds_cancelled", 0, (double)p->nLinkCancelled);
   return rc;
 }
 

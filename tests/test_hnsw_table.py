@@ -755,43 +755,47 @@ def test_rows_linked_in_the_background_are_seen_and_rolled_back():
     background while the next rows are inserted. A query, a delete, a
     savepoint's rollback and a close in the middle of such a round each
     end it first (or cancel it), and ROLLBACK leaves nothing of it."""
-    n = min(2600, N - 200)
-    if n < 2100:
-        print(f"skipped: {N} rows are too few for two batches")
-        return
+    n = 3400
+    # Random rows of 32 dimensions, whatever N is: the rounds, not the data, are under test.
+    vecs = np.random.default_rng(11).random((200 + n + 1100, 32), dtype=np.float32)
+    all_rows = [(i + 1, vecs[i]) for i in range(len(vecs))]
     path = os.path.join(TMP, "background.db")
     d = connect(EXT, path)
-    build(d, ROWS[:200], "g", DECL2)
+    build(d, all_rows[:200], "g", "e float[32] INDEXED BY hnsw(m=8, ef_construction=32, threads=2), label integer")
     before = digest(d, "g")
-    rows = ROWS[200:200 + n]
+    rows = all_rows[200:200 + n]
     ins = "INSERT INTO g(rowid, e, label) VALUES (?, ?, 0)"
     d.execute("BEGIN")
     d.executemany(ins, ((r, v.tobytes()) for r, v in rows[:1100]))          # a round starts at 1,024
-    assert knn(d, rows[5][1], 1, table="g")[0] == (rows[5][0], 0.0)
-    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[1100:]))
+    assert knn(d, rows[5][1], 1, table="g")[0] == (rows[5][0], 0.0)      # ends it
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[1100:2600]))     # another starts at 1,100
     d.execute("ROLLBACK")
     assert digest(d, "g") == before
     integrity(d, "g")
     d.execute("BEGIN")
     d.executemany(ins, ((r, v.tobytes()) for r, v in rows[:1500]))
-    d.execute("DELETE FROM g WHERE rowid BETWEEN 1300 AND 1349")   # rows of the round under way
+    d.execute("DELETE FROM g WHERE rowid BETWEEN 1000 AND 1049")   # rows the round under way links
     d.executemany(ins, ((r, v.tobytes()) for r, v in rows[1500:2100]))
     d.execute("SAVEPOINT s")
-    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[2100:]))   # another round starts, then goes
-    d.execute("ROLLBACK TO s")
+    d.executemany(ins, ((r, v.tobytes()) for r, v in rows[2100:]))   # 1,300 rows: a round starts
+    d.execute("ROLLBACK TO s")                                        # and is cancelled
     d.execute("RELEASE s")
     d.execute("COMMIT")
     st = stats(d, "g")
-    assert st["parallel_links"] >= 2 and st["nodes_linked_in_parallel"] >= 1500, st
+    assert st["background_link_rounds"] >= 3 and st["background_rounds_cancelled"] >= 1, st
+    assert st["nodes_linked_in_parallel"] >= 1500, st
     integrity(d, "g")
-    want = {r for r, _ in ROWS[:200]} | {r for r, _ in rows[:2100]} - set(range(1300, 1350))
+    want = {r for r, _ in all_rows[:200]} | {r for r, _ in rows[:2100]} - set(range(1000, 1050))
     assert {r for (r,) in d.execute("SELECT rowid FROM g")} == want
     for r, v in rows[:2100:41]:
         if r in want:
             assert knn(d, v, 1, table="g")[0] == (r, 0.0), r
     # A connection closed with a round under way: the rows roll back with it.
+    started = st["background_link_rounds"]
     d.execute("BEGIN")
-    d.executemany(ins, ((r, v.tobytes()) for r, v in ROWS[200 + n:200 + n + 1100]))
+    d.executemany(ins, ((r, v.tobytes()) for r, v in all_rows[200 + n:]))
+    assert stats(d, "g")["background_link_rounds"] == started + 1     # vectordb_stats ends it
+    d.executemany(ins, ((r + 100000, v.tobytes()) for r, v in all_rows[200 + n:]))
     d.close()
     e = connect(EXT, path)
     assert {r for (r,) in e.execute("SELECT rowid FROM g")} == want

@@ -969,8 +969,11 @@ static void soakBulk(const char *zPath){
   if( rc==SQLITE_OK ) rc = soakBulkInsert(db, BULK_ROWS+1, BULK_ROWS+BULK_MORE, 0);
   if( rc==SQLITE_OK ) rc = soakExec(db, "ROLLBACK TO s; RELEASE s; COMMIT");
   CHECK(rc==SQLITE_OK, "bulk load: %s", sqlite3_errmsg(db));
-  z = soakText(db, "SELECT value FROM vectordb_stats('b') WHERE key='parallel_links'");
-  CHECK(atoi(z)>=2, "bulk load: %s parallel links", z);
+  z = soakText(db, "SELECT value FROM vectordb_stats('b') WHERE key='background_link_rounds'");
+  CHECK(atoi(z)>=2, "bulk load: %s rounds in the background", z);
+  sqlite3_free(z);
+  z = soakText(db, "SELECT value FROM vectordb_stats('b') WHERE key='background_rounds_cancelled'");
+  CHECK(atoi(z)>=1, "bulk load: %s background rounds cancelled (ROLLBACK TO)", z);
   sqlite3_free(z);
   soakBulkCheck(db, "committed");
   rc = soakExec(db, "BEGIN");
