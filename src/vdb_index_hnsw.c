@@ -1822,18 +1822,18 @@ static void vdbCpuRelax(void){
   __asm__ __volatile__("yield");
 #endif
 }
-static void vdbLinkWriteLock(void *pCtx, int bLock){
-  VdbLinkJob *j = vdbLinkJobOf(pCtx);
+static void vdbLinkLock(VdbLinkJob *j){
   int nTry, i;
-  if( !bLock ){
-    pthread_mutex_unlock(&j->writeLock);
-    return;
-  }
   for(nTry=0; nTry<VDB_LINK_SPIN_TRIES; nTry++){
     if( pthread_mutex_trylock(&j->writeLock)==0 ) return;
     for(i=0; i<VDB_LINK_SPIN_PAUSES; i++) vdbCpuRelax();
   }
   pthread_mutex_lock(&j->writeLock);
+}
+static void vdbLinkWriteLock(void *pCtx, int bLock){
+  VdbLinkJob *j = vdbLinkJobOf(pCtx);
+  if( bLock ) vdbLinkLock(j);
+  else pthread_mutex_unlock(&j->writeLock);
 }
 
 static unsigned int *vdbLinkSeq(VdbLinkJob *j, sqlite3_int64 nid){
@@ -2160,7 +2160,7 @@ static int vdbDeferLink(VdbHnswIndex *p, sqlite3_int64 nid, const void *pVec){
   }
   if( rc==SQLITE_OK ){
     /* The threads of a round in the background change the dirty list too. */
-    if( p->pJob ) pthread_mutex_lock(&p->pJob->writeLock);
+    if( p->pJob ) vdbLinkLock(p->pJob);
     vdbMarkDirty(p, (VdbCNode*)pNode);
     if( p->pJob ) pthread_mutex_unlock(&p->pJob->writeLock);
   }
@@ -2827,7 +2827,6 @@ static int vdbHnswOpen(VdbStore *pStore, int iVec, const VdbKernels *pK, VdbInde
 static void vdbHnswClose(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
   if( p==0 ) return;
-  vdbLinkJoinAs(p, 1);
   vdbDiscardNow(p);
   sqlite3_blob_close(p->pChunkBlob);
   vdbSharedRelease(p->pShared);
@@ -3351,7 +3350,6 @@ static int vdbLeave(VdbHnswIndex *p, int rc){
 
 static void vdbHnswDiscard(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbLinkJoinAs(p, 1);
   if( p->nActive>0 ){
     p->discardPending = 1;
   }else{
@@ -3506,7 +3504,9 @@ static int vdbHnswStats(VdbIndex *pIdx, VdbStatFn xAdd, void *pCtx){
 
 static void vdbHnswEndTransaction(VdbIndex *pIdx){
   VdbHnswIndex *p = (VdbHnswIndex*)pIdx;
-  vdbLinkJoinAs(p, 1);                /* none: the commit flushed, a rollback cancelled */
+  /* None runs (the commit flushed, a rollback discarded): a guard, as the
+  ** threads read txnCount. */
+  vdbLinkJoinAs(p, 1);
   p->txnDirty = 0;
   p->txnNoCopy = 0;
   p->txnCount++;
