@@ -317,7 +317,10 @@ int vdbHnswInit(VdbHnsw *p, const VdbHnswParams *pParams, const VdbHnswSpace *pS
 void vdbHnswFree(VdbHnsw *p){
   vdbVisitedFree(p->pVisited);
   sqlite3_free(p->pQueryCode);
+  sqlite3_free(p->aBeamDone);
   p->pQueryCode = 0;
+  p->aBeamDone = 0;
+  p->nBeamDone = 0;
   p->pVisited = 0;
 }
 
@@ -567,88 +570,98 @@ static int vdbReserveOffer(const VdbLayerSearch *s, VdbHnswHit h){
   return vdbHeapPush(r, h);
 }
 
-/* Beam search from the entry hits aEp[0..nEp-1] (already in the visited set
-** by the caller's reset). Results end in *pW as a max-heap of <= ef hits. */
-static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
-  VdbHeap cand;
-  const void *apFreshVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
-  float aFreshAux[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
-  double aFreshDist[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
-  sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+/* The links of node nid on the walk's layer that the walk has not visited
+** yet, marked visited now, and their distances from the query, into
+** aNid[] and aDist[] (room for the layer-0 capacity); *pn of them. nidNext
+** (0: none), the node the walk will likely expand next, has its links
+** asked for while these are measured: an expansion otherwise starts with
+** a cache miss. */
+static int vdbExpand(VdbHnsw *p, VdbLayerSearch *s, sqlite3_int64 nid, sqlite3_int64 nidNext,
+                     sqlite3_int64 *aNid, double *aDist, int *pn){
+  const void *apVec[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  float aAux[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   sqlite3_int64 aLinkCopy[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
-  int i, nFresh, nLink, rc = SQLITE_OK;
   const unsigned int *aLink32;
   const sqlite3_int64 *aLink64;
+  VdbHnswNode *pNode;
+  int i, nLink, n = 0, rc = SQLITE_OK;
+  *pn = 0;
+  if( nidNext && p->access.xPrefetch ) p->access.xPrefetch(p->access.pCtx, nidNext);
+  /* The node's links: on layer 0 from the access layer's compact record
+  ** when it has one (32-bit ids next to the codes), else from the node. */
+  if( s->layer==0 && p->access.xLinks0
+   && p->access.xLinks0(p->access.pCtx, nid, &aLink32, &nLink) ){
+    aLink64 = 0;
+  }else{
+    rc = p->access.xGet(p->access.pCtx, nid, &pNode);
+    if( rc!=SQLITE_OK ) return rc;
+    if( s->layer>pNode->level ) return SQLITE_OK;
+    aLink32 = 0;
+    if( p->access.xLinksCopy ){
+      nLink = p->access.xLinksCopy(p->access.pCtx, pNode, s->layer, aLinkCopy);
+      aLink64 = aLinkCopy;
+    }else{
+      aLink64 = pNode->aaLink[s->layer];
+      nLink = pNode->anLink[s->layer];
+    }
+  }
+  /* First find the unvisited neighbours, asking for the first line of
+  ** each one's code as it is found, so that their cache misses overlap;
+  ** then resolve them, then compute their distances. */
+  for(i=0; i<nLink; i++){
+    sqlite3_int64 nidLink = aLink32 ? (sqlite3_int64)aLink32[i] : aLink64[i];
+    int isNew = vdbVisitedAdd(p->pVisited, nidLink);
+    if( isNew<0 ) return SQLITE_NOMEM;
+    if( !isNew ) continue;
+    if( s->isCode && p->access.xPrefetchCode ) p->access.xPrefetchCode(p->access.pCtx, nidLink);
+    aNid[n++] = nidLink;
+  }
+  if( s->isCode && p->access.xCodes ){
+    rc = p->access.xCodes(p->access.pCtx, aNid, n, apVec);
+  }else{
+    for(i=0; rc==SQLITE_OK && i<n; i++) rc = vdbWalkForm(p, s, aNid[i], &apVec[i], &aAux[i]);
+  }
+  if( rc!=SQLITE_OK ) return rc;
+  if( s->isCode ){
+    /* Codes have no aux value: aAux is the vectors'. */
+    p->space.xCodeWalkMany(&p->space, s->pQuery, apVec, n, aDist);
+    p->nDistance += n;
+  }else{
+    /* A few vectors ahead (VDB_PREFETCH_AHEAD), not all at once. */
+    for(i=0; i<VDB_PREFETCH_AHEAD && i<n; i++) vdbPrefetchVector(apVec[i], p->space.nVecBytes);
+    for(i=0; i<n; i++){
+      if( i+VDB_PREFETCH_AHEAD<n ) vdbPrefetchVector(apVec[i+VDB_PREFETCH_AHEAD], p->space.nVecBytes);
+      aDist[i] = vdbWalkDist(p, s, apVec[i], aAux[i]);
+    }
+  }
+  *pn = n;
+  return SQLITE_OK;
+}
+
+/* Algorithm 2 with a filter: the walk passes through nodes the filter
+** rejects, so its candidates (a min-heap) are more than its results (the
+** max-heap *pW). Results end in *pW nearest first. */
+static int vdbSearchLayerFiltered(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp,
+                                  VdbHeap *pW){
+  VdbHeap cand;
+  double aFreshDist[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  int i, nFresh, rc = SQLITE_OK;
   memset(&cand, 0, sizeof(cand));
-  pW->n = 0;
   pW->isMax = 1;
   for(i=0; rc==SQLITE_OK && i<nEp; i++){
     if( vdbVisitedAdd(p->pVisited, aEp[i].nid)<0 ){ rc = SQLITE_NOMEM; break; }
     rc = vdbHeapPush(&cand, aEp[i]);
-    if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, aEp[i].nid)) ){
+    if( rc==SQLITE_OK && s->xFilter(s->pFilterArg, aEp[i].nid) ){
       rc = vdbHeapPush(pW, aEp[i]);
       if( rc==SQLITE_OK && pW->n>s->ef ) vdbHeapPop(pW);
     }
   }
   while( rc==SQLITE_OK && cand.n>0 ){
     VdbHnswHit c = vdbHeapPop(&cand);
-    VdbHnswNode *pNode;
     if( pW->n>=s->ef && vdbHitLess(&pW->a[0], &c) ) break;
     if( s->maxVisit>0 && s->nVisited>=s->maxVisit ) break;
-    /* The likely next candidate's links load while this one's neighbours
-    ** are measured: an expansion otherwise starts with a cache miss. */
-    if( cand.n>0 && p->access.xPrefetch ) p->access.xPrefetch(p->access.pCtx, cand.a[0].nid);
-    /* The node's links: on layer 0 from the access layer's compact
-    ** record when it has one (32-bit ids next to the codes), else from
-    ** the node. */
-    if( s->layer==0 && p->access.xLinks0
-     && p->access.xLinks0(p->access.pCtx, c.nid, &aLink32, &nLink) ){
-      aLink64 = 0;
-    }else{
-      rc = p->access.xGet(p->access.pCtx, c.nid, &pNode);
-      if( rc!=SQLITE_OK ) break;
-      if( s->layer>pNode->level ) continue;
-      aLink32 = 0;
-      if( p->access.xLinksCopy ){
-        nLink = p->access.xLinksCopy(p->access.pCtx, pNode, s->layer, aLinkCopy);
-        aLink64 = aLinkCopy;
-      }else{
-        aLink64 = pNode->aaLink[s->layer];
-        nLink = pNode->anLink[s->layer];
-      }
-    }
-    /* First find the unvisited neighbours, asking for the first line of
-    ** each one's code as it is found, so that their cache misses overlap;
-    ** then resolve them, then compute their distances. */
-    nFresh = 0;
-    for(i=0; i<nLink; i++){
-      sqlite3_int64 nid = aLink32 ? (sqlite3_int64)aLink32[i] : aLink64[i];
-      int isNew = vdbVisitedAdd(p->pVisited, nid);
-      if( isNew<0 ){ rc = SQLITE_NOMEM; break; }
-      if( !isNew ) continue;
-      if( s->isCode && p->access.xPrefetchCode ) p->access.xPrefetchCode(p->access.pCtx, nid);
-      aFreshNid[nFresh++] = nid;
-    }
-    if( s->isCode && p->access.xCodes ){
-      rc = p->access.xCodes(p->access.pCtx, aFreshNid, nFresh, apFreshVec);
-    }else{
-      for(i=0; rc==SQLITE_OK && i<nFresh; i++){
-        rc = vdbWalkForm(p, s, aFreshNid[i], &apFreshVec[i], &aFreshAux[i]);
-      }
-    }
-    if( rc!=SQLITE_OK ) break;
-    if( s->isCode ){
-      /* Codes have no aux value: aFreshAux is the vectors'. */
-      p->space.xCodeWalkMany(&p->space, s->pQuery, apFreshVec, nFresh, aFreshDist);
-      p->nDistance += nFresh;
-    }else{
-      /* A few vectors ahead (VDB_PREFETCH_AHEAD), not all at once. */
-      for(i=0; i<VDB_PREFETCH_AHEAD && i<nFresh; i++) vdbPrefetchVector(apFreshVec[i], p->space.nVecBytes);
-      for(i=0; i<nFresh; i++){
-        if( i+VDB_PREFETCH_AHEAD<nFresh ) vdbPrefetchVector(apFreshVec[i+VDB_PREFETCH_AHEAD], p->space.nVecBytes);
-        aFreshDist[i] = vdbWalkDist(p, s, apFreshVec[i], aFreshAux[i]);
-      }
-    }
+    rc = vdbExpand(p, s, c.nid, cand.n>0 ? cand.a[0].nid : 0, aFreshNid, aFreshDist, &nFresh);
     for(i=0; rc==SQLITE_OK && i<nFresh; i++){
       VdbHnswHit h;
       h.nid = aFreshNid[i];
@@ -657,7 +670,7 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
         if( p->access.xPrefetchCandidate ) p->access.xPrefetchCandidate(p->access.pCtx, h.nid);
-        if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
+        if( rc==SQLITE_OK && s->xFilter(s->pFilterArg, h.nid) ){
           if( pW->n<s->ef ){
             rc = vdbHeapPush(pW, h);
           }else{
@@ -667,13 +680,117 @@ static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, 
         }
       }else if( s->pReserve
              && (s->pReserve->n<s->nReserve || vdbHitLess(&h, &s->pReserve->a[0]))
-             && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
+             && s->xFilter(s->pFilterArg, h.nid) ){
         rc = vdbReserveOffer(s, h);
       }
     }
   }
   sqlite3_free(cand.a);
+  if( rc==SQLITE_OK && pW->n>1 ) vdbHnswHitSort(pW->a, pW->n);
   return rc;
+}
+
+/* Where hit h belongs among the n sorted hits a[]: how many sit before it. */
+static int vdbBeamPosition(const VdbHnswHit *a, int n, const VdbHnswHit *h){
+  int lo = 0, hi = n;
+  while( lo<hi ){
+    int mid = (lo+hi)/2;
+    if( vdbHitLess(&a[mid], h) ) lo = mid+1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* Put hit h at its place among the beam's n sorted hits (there is room
+** for one more), not expanded; returns its position. */
+static int vdbBeamInsert(VdbHnswHit *a, unsigned char *aDone, int n, VdbHnswHit h){
+  int pos = vdbBeamPosition(a, n, &h);
+  memmove(&a[pos+1], &a[pos], sizeof(VdbHnswHit)*(size_t)(n-pos));
+  memmove(&aDone[pos+1], &aDone[pos], (size_t)(n-pos));
+  a[pos] = h;
+  aDone[pos] = 0;
+  return pos;
+}
+
+/* Algorithm 2 without a filter, on one sorted array: the beam, the ef
+** best hits so far nearest first, each flagged once expanded. Every node
+** that enters the results is a candidate, and a candidate that left them
+** is farther than all of them, where the paper's walk stops; so the
+** paper's two heaps (candidates, and results with the farthest on top)
+** hold nothing the beam does not, and expanding the beam's nearest
+** unexpanded hit until none is left takes the heaps' order and visits the
+** same nodes. A fresh neighbour farther than a full beam's last costs one
+** comparison (most do); a nearer one a binary search and a move of the
+** hits after it, where the heaps paid a push and a sift down, each
+** comparison a branch taken at random. DiskANN's search keeps its
+** candidates this way too. Results end in *pW nearest first. */
+static int vdbSearchLayerBeam(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp,
+                              VdbHeap *pW){
+  double aFreshDist[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
+  VdbHnswHit *a;
+  unsigned char *aDone;
+  int ef = s->ef, n = 0, iNext = 0, i, nFresh, rc = SQLITE_OK;
+  if( pW->nAlloc<ef+1 ){
+    a = (VdbHnswHit*)sqlite3_realloc64(pW->a, sizeof(VdbHnswHit)*(sqlite3_uint64)(ef+1));
+    if( a==0 ) return SQLITE_NOMEM;
+    pW->a = a;
+    pW->nAlloc = ef+1;
+  }
+  if( p->nBeamDone<ef+1 ){
+    aDone = (unsigned char*)sqlite3_realloc64(p->aBeamDone, (sqlite3_uint64)(ef+1));
+    if( aDone==0 ) return SQLITE_NOMEM;
+    p->aBeamDone = aDone;
+    p->nBeamDone = ef+1;
+  }
+  a = pW->a;
+  aDone = p->aBeamDone;
+  for(i=0; i<nEp; i++){
+    if( vdbVisitedAdd(p->pVisited, aEp[i].nid)<0 ) return SQLITE_NOMEM;
+    if( n>=ef ){
+      if( !vdbHitLess(&aEp[i], &a[n-1]) ) continue;
+      n--;
+    }
+    vdbBeamInsert(a, aDone, n++, aEp[i]);
+  }
+  while( rc==SQLITE_OK && iNext<n ){
+    int iAt = iNext;
+    if( s->maxVisit>0 && s->nVisited>=s->maxVisit ) break;
+    aDone[iAt] = 1;
+    while( iNext<n && aDone[iNext] ) iNext++;
+    rc = vdbExpand(p, s, a[iAt].nid, iNext<n ? a[iNext].nid : 0, aFreshNid, aFreshDist, &nFresh);
+    for(i=0; rc==SQLITE_OK && i<nFresh; i++){
+      VdbHnswHit h;
+      int pos;
+      h.nid = aFreshNid[i];
+      h.dist = aFreshDist[i];
+      s->nVisited++;
+      if( n>=ef && !vdbHitLess(&h, &a[n-1]) ){
+        if( s->pReserve && (s->pReserve->n<s->nReserve || vdbHitLess(&h, &s->pReserve->a[0])) ){
+          rc = vdbReserveOffer(s, h);
+        }
+        continue;
+      }
+      if( p->access.xPrefetchCandidate ) p->access.xPrefetchCandidate(p->access.pCtx, h.nid);
+      if( n>=ef ){
+        n--;
+        if( s->pReserve ) rc = vdbReserveOffer(s, a[n]);
+      }
+      pos = vdbBeamInsert(a, aDone, n++, h);
+      if( pos<iNext ) iNext = pos;
+    }
+  }
+  pW->n = rc==SQLITE_OK ? n : 0;
+  pW->isMax = 0;
+  return rc;
+}
+
+/* Beam search on one layer from the entry hits aEp[0..nEp-1] (put in the
+** visited set here). Results end in *pW, at most ef hits, nearest first. */
+static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
+  pW->n = 0;
+  if( s->xFilter ) return vdbSearchLayerFiltered(p, s, aEp, nEp, pW);
+  return vdbSearchLayerBeam(p, s, aEp, nEp, pW);
 }
 
 /* Greedy descent (ef = 1) from the entry point down to layer `stop`+1,
@@ -1047,7 +1164,6 @@ int vdbHnswLink(VdbHnsw *p, VdbHnswNode *pNew){
     if( rc==SQLITE_OK && vdbVisitedAdd(p->pVisited, pNew->nid)<0 ) rc = SQLITE_NOMEM;
     if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, aEp, nEp, &w);
     if( rc!=SQLITE_OK ) break;
-    if( w.n>1 ) vdbHnswHitSort(w.a, w.n);
     /* The whole beam seeds the next layer down. */
     nEp = w.n;
     memcpy(aEp, w.a, sizeof(VdbHnswHit)*(size_t)w.n);
@@ -1123,10 +1239,7 @@ static int vdbRelink(VdbHnsw *p, VdbHnswNode *pNode, int layer){
   s.pFilterArg = &filter;
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
-  if( rc==SQLITE_OK ){
-    if( w.n>1 ) vdbHnswHitSort(w.a, w.n);
-    rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
-  }
+  if( rc==SQLITE_OK ) rc = vdbSelectNeighbors(p, w.a, w.n, p->params.m, &nChosen);
   if( rc==SQLITE_OK ) rc = vdbConnectAll(p, pNode, w.a, nChosen, layer);
   sqlite3_free(w.a);
   return rc;
@@ -1277,7 +1390,6 @@ static int vdbKeepConnected(VdbHnsw *p, const sqlite3_int64 *aNid, int n){
     if( rc==SQLITE_OK && !reached ){
       /* Any member will do: one with room may take an edge that another,
       ** full again after the repair, cannot. */
-      if( w.n>1 ) vdbHnswHitSort(w.a, w.n);
       linked = 0;
       for(i=0; rc==SQLITE_OK && !linked && i<n; i++){
         VdbHnswNode *pMember;
@@ -1475,19 +1587,29 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
   }
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
-  for(i=0; rc==SQLITE_OK && i<reserve.n; i++) rc = vdbHeapPush(&w, reserve.a[i]);
+  /* The reserve joins the beam, which is nearest first, as is the whole
+  ** after the sort. */
+  if( rc==SQLITE_OK && reserve.n>0 ){
+    if( w.nAlloc<w.n+reserve.n ){
+      VdbHnswHit *a = (VdbHnswHit*)sqlite3_realloc64(w.a, sizeof(VdbHnswHit)*(sqlite3_uint64)(w.n+reserve.n));
+      if( a==0 ) rc = SQLITE_NOMEM;
+      else{ w.a = a; w.nAlloc = w.n+reserve.n; }
+    }
+    if( rc==SQLITE_OK ){
+      memcpy(&w.a[w.n], reserve.a, sizeof(VdbHnswHit)*(size_t)reserve.n);
+      w.n += reserve.n;
+      vdbHnswHitSort(w.a, w.n);
+    }
+  }
   sqlite3_free(reserve.a);
   if( rc==SQLITE_OK && s.isCode ){
     int nRerank = VDB_RERANK_FACTOR*k;
-    if( w.n>nRerank ){
-      vdbHnswHitSort(w.a, w.n);
-      w.n = nRerank;
-    }
+    if( w.n>nRerank ) w.n = nRerank;
     rc = vdbRerank(p, pQuery, queryAux, &w);
+    if( rc==SQLITE_OK && w.n>1 ) vdbHnswHitSort(w.a, w.n);
   }
   if( rc==SQLITE_OK ){
     int resort = 0;
-    if( w.n>1 ) vdbHnswHitSort(w.a, w.n);
     for(i=0; rc==SQLITE_OK && i<w.n && n<k; i++){
       if( p->space.xReport==0 || isinf(w.a[i].dist) ){
         /* Measure again: the walk's distance is not the metric's own, or

@@ -217,6 +217,8 @@ struct VdbHnsw {
   int entryChanged;               /* set when the entry point moved; the owner persists it */
   VdbHnswVisited *pVisited;       /* scratch, reused across operations */
   void *pQueryCode;               /* scratch: the query's code (space.nQueryCodeBytes) */
+  unsigned char *aBeamDone;       /* scratch: the beam's expanded flags (vdbSearchLayer) */
+  int nBeamDone;                  /* their room */
   sqlite3_uint64 nDistance;       /* distance evaluations, for benchmarks */
   sqlite3_uint64 nRepairSearch;   /* deletes' repairs that had to search the graph */
   /* A worker's graph (vdbHnswWorkerInit): the graph whose entry point it
