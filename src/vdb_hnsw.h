@@ -121,6 +121,10 @@ static inline float vdbHnswAux(const VdbHnswSpace *pSpace, const void *pVec){
 typedef struct VdbHnswNode {
   sqlite3_int64 nid;
   int level;
+  /* The access layer's count of changes to the links, odd while one is
+  ** under way (xEdit, xLinksCopy); in the node's first line, which a
+  ** search reads anyway for anLink. */
+  unsigned int linkSeq;
   const void *pVec;               /* the node's vector, in the space's form */
   float aux;                      /* vdbHnswAux(pVec), set by the access layer */
   const void *pCode;              /* its code when the space has codes (else NULL) */
@@ -190,7 +194,7 @@ typedef struct VdbHnswAccess {
   ** with xLinksCopy (returns how many), which gives a list as it was
   ** between two changes, never one torn by a change. */
   void (*xWriteLock)(void *pCtx, int bLock);
-  void (*xEdit)(void *pCtx, const VdbHnswNode *pNode, int bBegin);
+  void (*xEdit)(void *pCtx, VdbHnswNode *pNode, int bBegin);
   int (*xLinksCopy)(void *pCtx, const VdbHnswNode *pNode, int layer, sqlite3_int64 *aOut);
 } VdbHnswAccess;
 

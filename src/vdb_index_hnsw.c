@@ -1653,10 +1653,11 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
 ** what it must. Each layer's search and neighbour choice run
 ** concurrently; the changes to links and to the entry point take a write
 ** lock, one thread at a time, and every change to a node's links is
-** bracketed by its stripe's change count, which a search reads before and
-** after copying them, copying again if a change came between (a sequence
-** lock: hnswlib takes a mutex per node instead, and so did we, at two
-** atomic read-modify-writes per node a search expands).
+** bracketed by the node's change count (VdbHnswNode.linkSeq), which a
+** search reads before and after copying them, copying again if a change
+** came between (a sequence lock: hnswlib takes a mutex per node instead,
+** and so did we, at two atomic read-modify-writes per node a search
+** expands).
 **
 ** Nothing is written to the table until the batch is linked and flushed,
 ** inside the user's transaction, so a ROLLBACK, a failed statement or a
@@ -1668,7 +1669,6 @@ static int vdbAccessTopNode(void *pCtx, sqlite3_int64 nidExcluded, sqlite3_int64
 
 #define VDB_LINK_BATCH      1024        /* waiting nodes that start a link */
 #define VDB_LINK_PER_THREAD 16          /* waiting nodes per thread, at least */
-#define VDB_LINK_STRIPES    1024        /* link change counters, by nid */
 #define VDB_LINK_MAX_ROUNDS 64
 #define VDB_LINK_MAX_MISSES 1024        /* noted per thread and round */
 
@@ -1699,13 +1699,6 @@ struct VdbLinkJob {
   sqlite3_int64 *aMiss;             /* nThread*VDB_LINK_MAX_MISSES, shared out to the workers */
   VdbLinkWorker aWorker[VDB_HNSW_MAX_THREADS];
   pthread_mutex_t writeLock;
-  /* Per stripe of nids, a count of link changes, odd while one is under
-  ** way (a sequence lock): a search copies a node's links without a lock
-  ** and tries again if the count moved. Only the write section changes
-  ** links, one thread at a time, so the counts have one writer. Readers
-  ** used to take a mutex per stripe, two atomic read-modify-writes per
-  ** node expanded, whose lines then moved between the cores. */
-  unsigned int aSeq[VDB_LINK_STRIPES];
 };
 
 /* Cores online, counted once. */
@@ -1836,31 +1829,31 @@ static void vdbLinkWriteLock(void *pCtx, int bLock){
   else pthread_mutex_unlock(&j->writeLock);
 }
 
-static unsigned int *vdbLinkSeq(VdbLinkJob *j, sqlite3_int64 nid){
-  return &j->aSeq[(vdbFibHash(nid) >> 32) & (VDB_LINK_STRIPES-1)];
-}
-
-/* Under the write lock: the count goes odd before the node's links
-** change and even again, with release, once they have. The link stores
-** are release stores (vdbLinkStoreAt), so none is seen before the odd
-** count. (Fences would say the same, but ThreadSanitizer cannot follow
-** them.) */
-static void vdbLinkEdit(void *pCtx, const VdbHnswNode *pNode, int bBegin){
-  unsigned int *pSeq = vdbLinkSeq(vdbLinkJobOf(pCtx), pNode->nid);
-  unsigned int v = __atomic_load_n(pSeq, __ATOMIC_RELAXED);
-  __atomic_store_n(pSeq, v+1, bBegin ? __ATOMIC_RELAXED : __ATOMIC_RELEASE);
+/* Under the write lock: the node's change count goes odd before its
+** links change and even again, with release, once they have. Only the
+** write section changes links, one thread at a time, so the count has
+** one writer. The link stores are release stores (vdbLinkStoreAt), so
+** none is seen before the odd count. (Fences would say the same, but
+** ThreadSanitizer cannot follow them.) The count lives in the node, not
+** in a table of counts by nid: a search reads the node's first line
+** anyway, while a table's lines, changed by every other thread's links,
+** moved between the cores at each node expanded. */
+static void vdbLinkEdit(void *pCtx, VdbHnswNode *pNode, int bBegin){
+  unsigned int v = __atomic_load_n(&pNode->linkSeq, __ATOMIC_RELAXED);
+  (void)pCtx;
+  __atomic_store_n(&pNode->linkSeq, v+1, bBegin ? __ATOMIC_RELAXED : __ATOMIC_RELEASE);
 }
 
 /* The node's links on a layer as they were between two changes: copied
 ** with acquire loads (plain loads on x86), which keep the second read of
-** the stripe's count after them, and copied again if the count was odd
+** the node's change count after them, and copied again if the count was odd
 ** or moved meanwhile. A count beyond the layer's capacity can only be a
 ** torn read and is retried the same way. A change takes nanoseconds, but
 ** its thread may lose its core (more threads than cores): after a few
 ** tries the reader yields. */
 static int vdbLinkCopy(void *pCtx, const VdbHnswNode *pNode, int layer, sqlite3_int64 *aOut){
   VdbLinkJob *j = vdbLinkJobOf(pCtx);
-  const unsigned int *pSeq = vdbLinkSeq(j, pNode->nid);
+  const unsigned int *pSeq = &pNode->linkSeq;
   const int cap = vdbCap(j->p, layer);
   int nTry;
   for(nTry=1; ; nTry++){
