@@ -199,7 +199,8 @@ static int vdbVisitedHas(const VdbHnswVisited *v, sqlite3_int64 nid){
 typedef struct VdbHeap {
   VdbHnswHit *a;
   int n, nAlloc;
-  int isMax;                      /* max-heap (worst on top) or min-heap */
+  int isMax;                      /* max-heap (worst on top) or min-heap; 0 also for
+                                  ** a walk's results, a sorted array (nearest first) */
 } VdbHeap;
 
 static int vdbHitLess(const VdbHnswHit *x, const VdbHnswHit *y){
@@ -254,7 +255,7 @@ static VdbHnswHit vdbHeapPop(VdbHeap *h){
 
 /* Put hit in the top's place and return the top: a pop and a push with
 ** one sift instead of two, for a full bounded heap whose top hit leaves
-** because a better one came (the beam's, the reserve's). hit must not
+** because a better one came (a walk's results, the reserve). hit must not
 ** sit above the top, so the returned hit is the one a push and a pop
 ** would have returned. */
 static VdbHnswHit vdbHeapReplaceTop(VdbHeap *h, VdbHnswHit hit){
@@ -264,8 +265,8 @@ static VdbHnswHit vdbHeapReplaceTop(VdbHeap *h, VdbHnswHit hit){
 }
 
 /* Sort hits nearest first (ties by nid: a total order, so the result is
-** the one qsort gives). Typed, with the comparison inlined: an insert
-** sorts its beam of ef_construction hits once or twice per layer, and
+** the one qsort gives). Typed, with the comparison inlined: when inserts
+** sorted their beam of ef_construction hits once or twice per layer,
 ** qsort's indirect calls and merge buffer were 6% of a single-threaded
 ** build. Quicksort on the median of three, insertion sort below 16. */
 static void vdbHnswHitSort(VdbHnswHit *a, int n){
@@ -526,7 +527,6 @@ typedef struct VdbLayerSearch {
   int ef;                         /* result width */
   VdbHnswFilter xFilter;          /* which nodes may be results */
   void *pFilterArg;
-  int maxVisit;                   /* 0: unbounded */
   int nVisited;
   /* With codes: the best nReserve results the beam let go (or never took),
   ** a max-heap; they are re-ranked with the beam (see vdbRerank). */
@@ -638,11 +638,12 @@ static int vdbExpand(VdbHnsw *p, VdbLayerSearch *s, sqlite3_int64 nid, sqlite3_i
   return SQLITE_OK;
 }
 
-/* Algorithm 2 with a filter: the walk passes through nodes the filter
-** rejects, so its candidates (a min-heap) are more than its results (the
-** max-heap *pW). Results end in *pW nearest first. */
-static int vdbSearchLayerFiltered(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp,
-                                  VdbHeap *pW){
+/* Algorithm 2 as the paper has it: the candidates a min-heap, the results
+** the max-heap *pW of at most ef. With a filter the walk passes through
+** nodes the filter rejects, so its candidates are more than its results.
+** Results end in *pW nearest first. */
+static int vdbSearchLayerHeaps(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp,
+                               VdbHeap *pW){
   VdbHeap cand;
   double aFreshDist[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
   sqlite3_int64 aFreshNid[VDB_HNSW_LAYER0_FACTOR*VDB_HNSW_MAX_M];
@@ -652,7 +653,7 @@ static int vdbSearchLayerFiltered(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHi
   for(i=0; rc==SQLITE_OK && i<nEp; i++){
     if( vdbVisitedAdd(p->pVisited, aEp[i].nid)<0 ){ rc = SQLITE_NOMEM; break; }
     rc = vdbHeapPush(&cand, aEp[i]);
-    if( rc==SQLITE_OK && s->xFilter(s->pFilterArg, aEp[i].nid) ){
+    if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, aEp[i].nid)) ){
       rc = vdbHeapPush(pW, aEp[i]);
       if( rc==SQLITE_OK && pW->n>s->ef ) vdbHeapPop(pW);
     }
@@ -660,7 +661,6 @@ static int vdbSearchLayerFiltered(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHi
   while( rc==SQLITE_OK && cand.n>0 ){
     VdbHnswHit c = vdbHeapPop(&cand);
     if( pW->n>=s->ef && vdbHitLess(&pW->a[0], &c) ) break;
-    if( s->maxVisit>0 && s->nVisited>=s->maxVisit ) break;
     rc = vdbExpand(p, s, c.nid, cand.n>0 ? cand.a[0].nid : 0, aFreshNid, aFreshDist, &nFresh);
     for(i=0; rc==SQLITE_OK && i<nFresh; i++){
       VdbHnswHit h;
@@ -670,7 +670,7 @@ static int vdbSearchLayerFiltered(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHi
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
         if( p->access.xPrefetchCandidate ) p->access.xPrefetchCandidate(p->access.pCtx, h.nid);
-        if( rc==SQLITE_OK && s->xFilter(s->pFilterArg, h.nid) ){
+        if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
           if( pW->n<s->ef ){
             rc = vdbHeapPush(pW, h);
           }else{
@@ -680,13 +680,14 @@ static int vdbSearchLayerFiltered(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHi
         }
       }else if( s->pReserve
              && (s->pReserve->n<s->nReserve || vdbHitLess(&h, &s->pReserve->a[0]))
-             && s->xFilter(s->pFilterArg, h.nid) ){
+             && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
         rc = vdbReserveOffer(s, h);
       }
     }
   }
   sqlite3_free(cand.a);
   if( rc==SQLITE_OK && pW->n>1 ) vdbHnswHitSort(pW->a, pW->n);
+  pW->isMax = 0;
   return rc;
 }
 
@@ -759,7 +760,6 @@ static int vdbSearchLayerBeam(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *a
   }
   while( rc==SQLITE_OK && iNext<n ){
     int iAt = iNext;
-    if( s->maxVisit>0 && s->nVisited>=s->maxVisit ) break;
     aDone[iAt] = 1;
     while( iNext<n && aDone[iNext] ) iNext++;
     rc = vdbExpand(p, s, a[iAt].nid, iNext<n ? a[iNext].nid : 0, aFreshNid, aFreshDist, &nFresh);
@@ -790,10 +790,13 @@ static int vdbSearchLayerBeam(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *a
 }
 
 /* Beam search on one layer from the entry hits aEp[0..nEp-1] (put in the
-** visited set here). Results end in *pW, at most ef hits, nearest first. */
+** visited set here). Results end in *pW, at most ef hits, nearest first.
+** A walk with a filter, or wider than VDB_BEAM_MAX_EF, keeps the heaps;
+** the others the sorted array, which visits the same nodes
+** (test_hnsw's testWalkForms compares the two). */
 static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
   pW->n = 0;
-  if( s->xFilter ) return vdbSearchLayerFiltered(p, s, aEp, nEp, pW);
+  if( s->xFilter || s->ef<1 || s->ef>VDB_BEAM_MAX_EF ) return vdbSearchLayerHeaps(p, s, aEp, nEp, pW);
   return vdbSearchLayerBeam(p, s, aEp, nEp, pW);
 }
 

@@ -268,6 +268,65 @@ static int keepSevenths(void *pArg, sqlite3_int64 nid){ (void)pArg; return nid%7
 
 /* ---- tests ------------------------------------------------------------------- */
 
+static int keepAll(void *pArg, sqlite3_int64 nid){ (void)pArg; (void)nid; return 1; }
+
+/* A walk without a filter keeps one sorted beam, a walk with one (or wider
+** than VDB_BEAM_MAX_EF) the paper's two heaps; they must visit the same
+** nodes and return the same hits: a filter that keeps every node makes
+** the same search take the heaps. Over float32 vectors and over codes
+** (whose walk also keeps a reserve for the re-rank). And walks wider than
+** the graph, on either side of VDB_BEAM_MAX_EF, visit all of it and
+** return the exact top K. */
+static void testWalkForms(const float *aBase, const float *aQuery){
+  static const int aEf[] = { 1, 8, 10, 64, 200 };
+  int iQuant, i, qi, n = 2000, nSame = 0, nCase = 0;
+  for(iQuant=0; iQuant<2; iQuant++){
+    VdbHnsw h;
+    MemGraph g;
+    int e;
+    openIndexQ(&h, &g, VDB_METRIC_L2, 16, 100, iQuant ? VDB_QUANT_INT8 : VDB_QUANT_NONE);
+    for(i=0; i<n; i++){
+      if( vdbHnswInsert(&h, i+1, aBase + (size_t)i*DIM)!=SQLITE_OK ){ CHECK(0, "insert %d", i); break; }
+    }
+    for(e=0; e<(int)(sizeof(aEf)/sizeof(aEf[0])); e++){
+      for(qi=0; qi<NQUERY/4; qi++){
+        const float *q = aQuery + (size_t)qi*DIM;
+        VdbHnswHit *aBeam = 0, *aHeaps = 0;
+        int nBeam = 0, nHeaps = 0, nVisitedBeam = 0, nVisitedHeaps = 0, same;
+        int rc1 = vdbHnswSearch(&h, q, K, aEf[e], 0, 0, &aBeam, &nBeam, &nVisitedBeam);
+        int rc2 = vdbHnswSearch(&h, q, K, aEf[e], keepAll, 0, &aHeaps, &nHeaps, &nVisitedHeaps);
+        same = rc1==SQLITE_OK && rc2==SQLITE_OK && nBeam==nHeaps && nVisitedBeam==nVisitedHeaps;
+        for(i=0; same && i<nBeam; i++){
+          same = aBeam[i].nid==aHeaps[i].nid && aBeam[i].dist==aHeaps[i].dist;
+        }
+        nSame += same;
+        nCase++;
+        sqlite3_free(aBeam);
+        sqlite3_free(aHeaps);
+      }
+    }
+    closeIndex(&h, &g);
+  }
+  {
+    /* Wider than the graph, the widest beam and the narrowest heaps: every
+    ** node is visited, the answer is exact. */
+    VdbHnsw h;
+    MemGraph g;
+    int e, nWide = VDB_BEAM_MAX_EF<n ? VDB_BEAM_MAX_EF : n;
+    openIndex(&h, &g, VDB_METRIC_L2, 16, 100);
+    for(i=0; i<nWide; i++){
+      if( vdbHnswInsert(&h, i+1, aBase + (size_t)i*DIM)!=SQLITE_OK ){ CHECK(0, "insert %d", i); break; }
+    }
+    for(e=0; e<2; e++){
+      double r = recallAt(&h, &g, aQuery, NQUERY/10, VDB_BEAM_MAX_EF+e, 0);
+      CHECK(r==1.0, "a walk of ef %d over %d nodes: recall %.4f, not 1", VDB_BEAM_MAX_EF+e, nWide, r);
+    }
+    closeIndex(&h, &g);
+  }
+  printf("walk forms: %d of %d searches the same with the beam and with the heaps\n", nSame, nCase);
+  CHECK(nSame==nCase, "%d of %d searches differ between the beam and the heaps", nCase-nSame, nCase);
+}
+
 static void testBuildSearchChurn(int n, const float *aBase, const float *aExtra, const float *aQuery){
   VdbHnsw h, fresh;
   MemGraph g, gFresh;
@@ -722,6 +781,7 @@ int main(int argc, char **argv){
     testRecordSlabs();
     testInitLimits();
     testDeterminism(aBase);
+    testWalkForms(aBase, aQuery);
     testDeleteEverything(aBase);
     testOutliers(aBase);
     testOtherMetrics(aBase, aQuery);
