@@ -28,13 +28,20 @@ import datasets  # noqa: E402
 SQLITE_RUN = "build/bench/sqlite_run"
 
 
+def run_driver(args):
+    """sqlite_run's stdout; on failure, exit naming the command and what it printed on stderr."""
+    res = subprocess.run(args, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"ab.py: {' '.join(args[:2])} failed (exit {res.returncode}): {res.stderr.strip()}")
+    return res.stdout
+
+
 def search(ext, db, data, settings, nq, pass_s):
-    out = subprocess.run([SQLITE_RUN, "search", f"ext={os.path.abspath(ext)}", f"db={db}",
+    out = run_driver([SQLITE_RUN, "search", f"ext={os.path.abspath(ext)}", f"db={db}",
                           f"queries={data['queries']}", f"truth={data['truth']}", f"truthk={data['truth_k']}",
                           f"dim={data['dim']}", f"nq={nq}", "repeats=1", "threads=1", f"pass_s={pass_s}",
                           "settings=" + ",".join(map(str, settings)),
-                          "sql=SELECT rowid FROM t WHERE e MATCH ?1 AND k = 10 AND ef_search = %d"],
-                         capture_output=True, text=True, check=True).stdout
+                          "sql=SELECT rowid FROM t WHERE e MATCH ?1 AND k = 10 AND ef_search = %d"])
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     result = {r["setting"]: (r["qps"], r["recall"]) for r in rows if "setting" in r}
     result["rss"] = next((r["peak_rss_mb"] for r in rows if "peak_rss_mb" in r), float("nan"))
@@ -48,18 +55,19 @@ def build(ext, data, rows, out, threads):
             g.write(f.read(rows * data["dim"] * 4))
     if os.path.exists(out):
         os.remove(out)
-    res = subprocess.run([SQLITE_RUN, "build", f"ext={os.path.abspath(ext)}", f"db={out}", f"base={base}",
+    res = run_driver([SQLITE_RUN, "build", f"ext={os.path.abspath(ext)}", f"db={out}", f"base={base}",
                           f"dim={data['dim']}",
                           f"setup=CREATE VIRTUAL TABLE t USING vectordb(e float[{data['dim']}] "
                           f"INDEXED BY hnsw(m=16, ef_construction=200, threads={threads})); INSERT INTO t(t) VALUES ('cache_mb=4096');"
-                          " PRAGMA cache_size=-1048576;"],
-                         capture_output=True, text=True, check=True).stdout
+                          " PRAGMA cache_size=-1048576;"])
     os.remove(out)
     return next(json.loads(line)["build_s"] for line in res.splitlines() if '"build_s"' in line)
 
 
 def main():
     a, b, db = sys.argv[1:4]
+    if not os.path.exists(db):
+        sys.exit(f"ab.py: no database {db} (build one with build/bench/sqlite_run build)")
     opts = dict(zip(sys.argv[4::2], sys.argv[5::2]))
     rounds = int(opts.get("--rounds", 5))
     settings = [int(x) for x in opts.get("--settings", "16,64").split(",")]
