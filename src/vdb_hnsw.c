@@ -793,10 +793,13 @@ static int vdbSearchLayerBeam(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *a
 ** visited set here). Results end in *pW, at most ef hits, nearest first.
 ** A walk with a filter, or wider than VDB_BEAM_MAX_EF, keeps the heaps;
 ** the others the sorted array, which visits the same nodes
-** (test_hnsw's testWalkForms compares the two). */
+** (test_hnsw's testWalkForms compares the two). A walk of no width finds
+** nothing (no caller asks for one: ef_construction and a search's beam
+** are at least 1). */
 static int vdbSearchLayer(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *aEp, int nEp, VdbHeap *pW){
   pW->n = 0;
-  if( s->xFilter || s->ef<1 || s->ef>VDB_BEAM_MAX_EF ) return vdbSearchLayerHeaps(p, s, aEp, nEp, pW);
+  if( s->ef<1 ) return SQLITE_OK;
+  if( s->xFilter || s->ef>VDB_BEAM_MAX_EF ) return vdbSearchLayerHeaps(p, s, aEp, nEp, pW);
   return vdbSearchLayerBeam(p, s, aEp, nEp, pW);
 }
 
