@@ -1597,20 +1597,10 @@ int vdbHnswSearch(VdbHnsw *p, const void *pQuery, int k, int ef,
   }
   if( rc==SQLITE_OK ) rc = vdbVisitedReset(&p->pVisited);
   if( rc==SQLITE_OK ) rc = vdbSearchLayer(p, &s, &ep, 1, &w);
-  /* The reserve joins the beam, which is nearest first, as is the whole
-  ** after the sort. */
-  if( rc==SQLITE_OK && reserve.n>0 ){
-    if( w.nAlloc<w.n+reserve.n ){
-      VdbHnswHit *a = (VdbHnswHit*)sqlite3_realloc64(w.a, sizeof(VdbHnswHit)*(sqlite3_uint64)(w.n+reserve.n));
-      if( a==0 ) rc = SQLITE_NOMEM;
-      else{ w.a = a; w.nAlloc = w.n+reserve.n; }
-    }
-    if( rc==SQLITE_OK ){
-      memcpy(&w.a[w.n], reserve.a, sizeof(VdbHnswHit)*(size_t)reserve.n);
-      w.n += reserve.n;
-      vdbHnswHitSort(w.a, w.n);
-    }
-  }
+  /* The reserve joins the beam (nearest first, so a valid min-heap for
+  ** the pushes), and the whole is sorted again. */
+  for(i=0; rc==SQLITE_OK && i<reserve.n; i++) rc = vdbHeapPush(&w, reserve.a[i]);
+  if( rc==SQLITE_OK && reserve.n>0 ) vdbHnswHitSort(w.a, w.n);
   sqlite3_free(reserve.a);
   if( rc==SQLITE_OK && s.isCode ){
     int nRerank = VDB_RERANK_FACTOR*k;
