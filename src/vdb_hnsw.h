@@ -115,6 +115,12 @@ struct VdbHnswSpace {
 #ifndef VDB_PREFETCH_AHEAD
 # define VDB_PREFETCH_AHEAD 3
 #endif
+/* How much of a fresh neighbour's code record the walk asks for when it
+** finds the neighbour (VdbHnswAccess.xPrefetchCode; why: vdb_index_hnsw.c,
+** vdbSharedAccessPrefetchCode). */
+#ifndef VDB_PREFETCH_CODE_BYTES
+# define VDB_PREFETCH_CODE_BYTES 256
+#endif
 static inline void vdbPrefetchVector(const void *pVec, int nByte){
   const char *z = (const char*)pVec;
   int i;
