@@ -638,6 +638,11 @@ static int vdbExpand(VdbHnsw *p, VdbLayerSearch *s, sqlite3_int64 nid, sqlite3_i
   return SQLITE_OK;
 }
 
+/* May node nid be one of the walk's results (no filter: every node)? */
+static int vdbWalkKeeps(const VdbLayerSearch *s, sqlite3_int64 nid){
+  return s->xFilter==0 || s->xFilter(s->pFilterArg, nid);
+}
+
 /* Algorithm 2 as the paper has it: the candidates a min-heap, the results
 ** the max-heap *pW of at most ef. With a filter the walk passes through
 ** nodes the filter rejects, so its candidates are more than its results.
@@ -653,7 +658,7 @@ static int vdbSearchLayerHeaps(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *
   for(i=0; rc==SQLITE_OK && i<nEp; i++){
     if( vdbVisitedAdd(p->pVisited, aEp[i].nid)<0 ){ rc = SQLITE_NOMEM; break; }
     rc = vdbHeapPush(&cand, aEp[i]);
-    if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, aEp[i].nid)) ){
+    if( rc==SQLITE_OK && vdbWalkKeeps(s, aEp[i].nid) ){
       rc = vdbHeapPush(pW, aEp[i]);
       if( rc==SQLITE_OK && pW->n>s->ef ) vdbHeapPop(pW);
     }
@@ -670,7 +675,7 @@ static int vdbSearchLayerHeaps(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *
       if( pW->n<s->ef || vdbHitLess(&h, &pW->a[0]) ){
         rc = vdbHeapPush(&cand, h);
         if( p->access.xPrefetchCandidate ) p->access.xPrefetchCandidate(p->access.pCtx, h.nid);
-        if( rc==SQLITE_OK && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
+        if( rc==SQLITE_OK && vdbWalkKeeps(s, h.nid) ){
           if( pW->n<s->ef ){
             rc = vdbHeapPush(pW, h);
           }else{
@@ -680,7 +685,7 @@ static int vdbSearchLayerHeaps(VdbHnsw *p, VdbLayerSearch *s, const VdbHnswHit *
         }
       }else if( s->pReserve
              && (s->pReserve->n<s->nReserve || vdbHitLess(&h, &s->pReserve->a[0]))
-             && (!s->xFilter || s->xFilter(s->pFilterArg, h.nid)) ){
+             && vdbWalkKeeps(s, h.nid) ){
         rc = vdbReserveOffer(s, h);
       }
     }

@@ -2625,9 +2625,7 @@ static void vdbSharedAccessPrefetchCode(void *pCtx, sqlite3_int64 nid){
   VdbHnswIndex *p = (VdbHnswIndex*)pCtx;
   const VdbRecords *a = &p->pShared->recs;
   const char *z = (const char*)vdbRecordsAddress(a, nid);
-  int i, n = a->iLinks<VDB_PREFETCH_CODE_BYTES ? a->iLinks : VDB_PREFETCH_CODE_BYTES;
-  if( z==0 ) return;
-  for(i=0; i<n; i+=64) __builtin_prefetch(z+i);
+  if( z ) vdbPrefetchLines(z, a->iLinks<VDB_PREFETCH_CODE_BYTES ? a->iLinks : VDB_PREFETCH_CODE_BYTES);
 }
 
 /* A private-cache miss inside a transaction that changed the graph: copy
